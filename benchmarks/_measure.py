@@ -1,0 +1,33 @@
+"""Helpers for benchmarks: run a Python snippet in a fresh process and report time and peak RSS.
+
+Peak memory is reported as the child's own peak RSS plus the peak RSS of its largest
+sub-process (a worker); with W workers the resident total is bounded by main + W x worker.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+_WRAP = """
+import json, resource, time
+t0 = time.perf_counter()
+{body}
+wall = time.perf_counter() - t0
+self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print("@@RESULT@@" + json.dumps({{"wall_s": wall, "main_mb": self_kb / 1024, "worker_mb": child_kb / 1024,
+                                "extra": globals().get("extra", {{}})}}))
+"""
+
+
+def measure(body: str) -> dict:
+    """Run ``body`` in a new interpreter; return wall_s, main_mb, worker_mb and ``extra`` (a dict the body may set)."""
+    code = _WRAP.format(body=textwrap.dedent(body))
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(p.stderr[-2000:])
+    line = [ln for ln in p.stdout.splitlines() if ln.startswith("@@RESULT@@")][-1]
+    return json.loads(line[len("@@RESULT@@"):])

@@ -1,0 +1,118 @@
+"""Streaming checks and statistics over a whole field, one row block at a time.
+
+:func:`scan_field` reads each image once in strips of bounded size (default 16 Mpix, i.e.
+about 200 MB of float32 working memory for img + rms + true), so it runs on 25k^2 fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field as dc_field
+
+import numpy as np
+from astropy.stats import sigma_clipped_stats
+
+from astrostatlearn.errors import InputError
+from astrostatlearn.field.field import Field
+from astrostatlearn.field.windows import Window, row_blocks
+
+
+@dataclass
+class FieldReport:
+    """What one pass over a field found. Counts are in pixels unless named otherwise."""
+
+    shape: tuple[int, int]
+    n_pixels: int
+    n_nonfinite: int = 0
+    n_objects: int | None = None
+    n_foreground: int | None = None
+    max_id: int | None = None
+    ids: np.ndarray | None = dc_field(default=None, repr=False)
+
+    @property
+    def foreground_fraction(self) -> float | None:
+        return None if self.n_foreground is None else self.n_foreground / self.n_pixels
+
+
+def scan_field(field: Field, block_pixels: int = 1 << 24, progress: bool = False) -> FieldReport:
+    """Check every pixel of ``field`` in bounded memory; raise :class:`InputError` on bad data.
+
+    Non-finite image pixels are counted (they are masked downstream); it is fatal only when
+    every pixel is non-finite. The rms must be finite and > 0 wherever the image is finite.
+    The truth map must be integral and non-negative.
+    """
+    report = FieldReport(field.shape, field.shape[0] * field.shape[1])
+    blocks = list(row_blocks(field.shape, block_pixels))
+    ids = np.zeros(0, dtype=np.int64)
+    n_fg = 0
+    iterator = blocks
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(blocks, desc="scanning field", unit="block", leave=False)
+    for w in iterator:
+        img = field.read_img(w)
+        finite = np.isfinite(img)
+        report.n_nonfinite += int(finite.size - np.count_nonzero(finite))
+        if field.rms is not None:
+            _check_rms(field, w, field.read_rms(w), finite)
+        if field.true is not None:
+            raw = field.true.read(w)
+            _check_truth(field, w, raw)
+            lab = raw.astype(np.int64, copy=False)
+            fg = lab > 0
+            n_fg += int(np.count_nonzero(fg))
+            if fg.any():
+                ids = np.union1d(ids, np.unique(lab[fg]))
+    if report.n_nonfinite == report.n_pixels:
+        raise InputError("every pixel is non-finite (NaN or inf)", field.img.path)
+    if field.true is not None:
+        report.n_foreground = n_fg
+        report.n_objects = int(ids.size)
+        report.max_id = int(ids.max()) if ids.size else 0
+        report.ids = ids
+    return report
+
+
+def _first_bad(mask: np.ndarray, w: Window) -> str:
+    y, x = np.argwhere(mask)[0]
+    return f"first at y={w.y0 + y}, x={w.x0 + x}"
+
+
+def _check_rms(field: Field, w: Window, rms: np.ndarray, finite: np.ndarray) -> None:
+    bad = finite & ~(np.isfinite(rms) & (rms > 0))
+    if bad.any():
+        raise InputError(
+            f"{int(bad.sum())} pixels in rows {w.y0}-{w.y1 - 1} have rms <= 0 or non-finite where "
+            f"the image is finite ({_first_bad(bad, w)})", field.rms.path)  # type: ignore[union-attr]
+
+
+def _check_truth(field: Field, w: Window, raw: np.ndarray) -> None:
+    path = field.true.path  # type: ignore[union-attr]
+    if raw.dtype.kind == "f":
+        nonint = ~np.isfinite(raw) | (raw != np.round(raw))
+        if nonint.any():
+            raise InputError(f"truth map is not integer: {int(nonint.sum())} pixels with non-integral "
+                             f"values in rows {w.y0}-{w.y1 - 1} ({_first_bad(nonint, w)})", path)
+    neg = raw < 0
+    if neg.any():
+        raise InputError(f"truth map has negative IDs (min {raw.min():g}, {_first_bad(neg, w)})", path)
+
+
+def robust_stats(field: Field, max_pixels: int = 4_000_000, sigma: float = 3.0) -> tuple[float, float, float]:
+    """Sigma-clipped (mean, median, std) of the finite image pixels.
+
+    On large fields a regular subsample of whole rows (at most ``max_pixels`` pixels) is used,
+    so the cost is bounded whatever the field size.
+    """
+    ny, nx = field.shape
+    n_rows = max(1, min(ny, max_pixels // max(nx, 1)))
+    step = max(1, ny // n_rows)
+    rows = []
+    for y in range(0, ny, step):
+        block = field.read_img(Window(y, y + 1, 0, nx))
+        rows.append(block[np.isfinite(block)])
+    values = np.concatenate(rows) if rows else np.zeros(0, np.float32)
+    if values.size == 0:
+        raise InputError("every pixel is non-finite (NaN or inf)", field.img.path)
+    mean, median, std = sigma_clipped_stats(values, sigma=sigma, maxiters=10)
+    return float(mean), float(median), float(std)

@@ -1,0 +1,177 @@
+"""The :class:`Field`: a science image, its optional noise map and optional truth map.
+
+A field directory holds ``img.fits`` and optionally ``rms.fits``, ``true.fits`` and
+``truth.ecsv`` (``.fits.fz`` tile-compressed names are also found). Files are memory-mapped
+and read by window; nothing reads a whole image unless asked to.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from astrostatlearn.errors import InputError
+from astrostatlearn.field.fitsio import ImageFile, open_image
+from astrostatlearn.field.windows import Window
+
+FIELD_FILES = {"img": "img", "rms": "rms", "true": "true"}
+CATALOG_NAME = "truth.ecsv"
+
+
+def _find(directory: Path, stem: str) -> Path | None:
+    for suffix in (".fits", ".fits.fz", ".fz", ".fits.gz", ".fit"):
+        p = directory / f"{stem}{suffix}"
+        if p.exists():
+            return p
+    return None
+
+
+class Field:
+    """A survey field: ``img`` (required), ``rms`` and ``true`` (optional), all the same shape.
+
+    Pixel windows are read lazily with :meth:`read_img`, :meth:`read_rms` and :meth:`read_true`.
+    Arrays are ``[y, x]``, 0-based. Use :meth:`open` to build one; close it (or use ``with``).
+    """
+
+    def __init__(self, img: ImageFile, rms: ImageFile | None = None, true: ImageFile | None = None,
+                 catalog: Path | None = None) -> None:
+        self.img, self.rms, self.true, self.catalog = img, rms, true, catalog
+        for other in (rms, true):
+            if other is not None and other.shape != img.shape:
+                raise InputError(
+                    f"shape {other.shape[0]}x{other.shape[1]} differs from "
+                    f"{img.path.name} {img.shape[0]}x{img.shape[1]}", other.path)
+        if true is not None and not true.is_integer and true.dtype.kind != "f":
+            raise InputError(f"truth map has unsupported dtype {true.dtype}", true.path)
+
+    @classmethod
+    def open(cls, path: str | Path | None = None, *, img: str | Path | None = None,
+             rms: str | Path | None = None, true: str | Path | None = None,
+             catalog: str | Path | None = None) -> "Field":
+        """Open a field directory ``path``, or explicit ``img``/``rms``/``true`` files.
+
+        Explicit files override those found in the directory. Raises :class:`InputError` with a
+        one-line message naming the file for every kind of bad input.
+        """
+        found: dict[str, Path | None] = {"img": None, "rms": None, "true": None, "catalog": None}
+        if path is not None:
+            d = Path(path)
+            if not d.exists():
+                raise InputError("field not found", d)
+            if d.is_file():
+                found["img"] = d
+            else:
+                for key, stem in FIELD_FILES.items():
+                    found[key] = _find(d, stem)
+                found["catalog"] = d / CATALOG_NAME if (d / CATALOG_NAME).exists() else None
+                if found["img"] is None:
+                    raise InputError("field directory has no img.fits", d)
+        for key, value in (("img", img), ("rms", rms), ("true", true), ("catalog", catalog)):
+            if value is not None:
+                found[key] = Path(value)
+        if found["img"] is None:
+            raise InputError("no image given: pass a field directory or an img file")
+        opened: list[ImageFile] = []
+        try:
+            im = open_image(found["img"], role="image")
+            opened.append(im)
+            rm = open_image(found["rms"], role="rms") if found["rms"] else None
+            if rm:
+                opened.append(rm)
+            tr = open_image(found["true"], role="truth") if found["true"] else None
+            if tr:
+                opened.append(tr)
+            if found["catalog"] is not None and not Path(found["catalog"]).exists():
+                raise InputError("catalogue file not found", found["catalog"])
+            return cls(im, rm, tr, found["catalog"])
+        except Exception:
+            for f in opened:
+                f.close()
+            raise
+
+    # -- geometry and metadata -------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.img.shape
+
+    @property
+    def full(self) -> Window:
+        return Window(0, self.shape[0], 0, self.shape[1])
+
+    @property
+    def header(self) -> fits.Header:
+        return self.img.header
+
+    @property
+    def wcs(self) -> WCS | None:
+        return self.img.wcs()
+
+    @property
+    def pixel_scale(self) -> float | None:
+        """Pixel scale in arcsec/pixel from the WCS, or None."""
+        w = self.wcs
+        if w is None:
+            return None
+        from astropy.wcs.utils import proj_plane_pixel_scales
+
+        return float(np.mean(proj_plane_pixel_scales(w)) * 3600.0)
+
+    # -- lazy pixel access ------------------------------------------------------------------
+    def read_img(self, window: Window | None = None) -> np.ndarray:
+        """Image pixels of ``window`` as float32 (non-finite values kept as they are)."""
+        return self.img.read(window).astype(np.float32, copy=False)
+
+    def read_rms(self, window: Window | None = None) -> np.ndarray | None:
+        """Noise-map pixels of ``window`` as float32, or None when the field has no rms map."""
+        return None if self.rms is None else self.rms.read(window).astype(np.float32, copy=False)
+
+    def read_true(self, window: Window | None = None) -> np.ndarray | None:
+        """Truth IDs of ``window`` as int32 (0 = background), or None without a truth map."""
+        if self.true is None:
+            return None
+        data = self.true.read(window)
+        if data.dtype.kind == "f":
+            data = np.nan_to_num(data, nan=0.0)
+        return data.astype(np.int32, copy=False)
+
+    def read_masked(self, window: Window | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(img, valid)``: the image with non-finite pixels set to 0, and the mask of finite ones."""
+        img = self.read_img(window)
+        valid = np.isfinite(img)
+        if not valid.all():
+            img = np.where(valid, img, np.float32(0.0))
+        return img, valid
+
+    def truth_table(self) -> Any:
+        """The truth catalogue (astropy Table) or None."""
+        if self.catalog is None:
+            return None
+        from astropy.table import Table
+
+        try:
+            return Table.read(self.catalog, format="ascii.ecsv")
+        except Exception as exc:
+            raise InputError(f"unreadable ECSV catalogue ({exc})", self.catalog) from None
+
+    def close(self) -> None:
+        for f in (self.img, self.rms, self.true):
+            if f is not None:
+                f.close()
+
+    def __enter__(self) -> "Field":
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        parts = [f"img={self.img.path}"]
+        if self.rms:
+            parts.append(f"rms={self.rms.path}")
+        if self.true:
+            parts.append(f"true={self.true.path}")
+        return f"Field({self.shape[0]}x{self.shape[1]}, {', '.join(parts)})"

@@ -1,0 +1,335 @@
+"""FITS reading and writing for fields too large to hold in memory.
+
+Reading: :func:`open_image` finds the image HDU (primary, any extension, or tile-compressed
+``CompImageHDU``), checks the file is complete, and returns an :class:`ImageFile` that reads
+windows lazily through ``hdu.section`` (memory-mapped for plain images, per-tile decompression
+for compressed ones).
+
+Writing: every output is written to a temporary file in the destination folder and renamed into
+place, so a crash never leaves a half-written file under the final name. :class:`FitsImageWriter`
+streams windows into a pre-sized file with ``os.pwrite`` so several processes can fill disjoint
+windows of one 25k^2 image without any of them holding it in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+from astropy.utils.exceptions import AstropyWarning
+from astropy.wcs import WCS, FITSFixedWarning
+
+from astrostatlearn.errors import InputError, OutputExistsError
+from astrostatlearn.field.windows import Window
+
+# Keywords that describe the data layout of an HDU rather than the sky; never copied to outputs.
+_STRUCTURAL = {
+    "SIMPLE", "XTENSION", "BITPIX", "NAXIS", "EXTEND", "PCOUNT", "GCOUNT", "BSCALE", "BZERO",
+    "BLANK", "CHECKSUM", "DATASUM", "EXTNAME", "EXTVER", "ZIMAGE", "ZBITPIX", "ZCMPTYPE",
+    "ZTENSION", "ZPCOUNT", "ZGCOUNT", "ZQUANTIZ", "ZDITHER0", "ZSIMPLE", "ZEXTEND", "ZHECKSUM",
+    "ZDATASUM", "ZBLANK", "THEAP", "TFIELDS", "END",
+}
+_STRUCTURAL_PREFIXES = ("NAXIS", "ZNAXIS", "ZTILE", "ZNAME", "ZVAL", "TTYPE", "TFORM", "TUNIT")
+
+FITS_BLOCK = 2880
+
+
+class ImageFile:
+    """One 2-D image HDU of a FITS file, read lazily by window.
+
+    Attributes: ``path``, ``hdu_index``, ``shape`` (ny, nx), ``dtype`` (as read, after BSCALE),
+    ``header`` (the image header, decompressed view for tile-compressed HDUs).
+    """
+
+    def __init__(self, path: Path, hdul: fits.HDUList, hdu_index: int) -> None:
+        self.path = path
+        self._hdul = hdul
+        self.hdu_index = hdu_index
+        self._hdu = hdul[hdu_index]
+        self.header: fits.Header = self._hdu.header
+        self.shape: tuple[int, int] = tuple(int(n) for n in self._hdu.shape[-2:])  # type: ignore[assignment]
+        self.compressed = isinstance(self._hdu, fits.CompImageHDU)
+        # Files are opened unscaled (so they can be memory-mapped); BSCALE/BZERO/BLANK are
+        # applied per window in read().
+        self._bscale = float(self.header.get("BSCALE", 1.0))
+        self._bzero = float(self.header.get("BZERO", 0.0))
+        blank = self.header.get("BLANK")
+        self._blank = None if blank is None else int(blank)
+        lead = (0,) * (len(self._hdu.shape) - 2)
+        try:  # probing one pixel gives the stored dtype and catches unreadable data early
+            probe = self._hdu.section[lead + (slice(0, 1), slice(0, 1))]
+        except Exception as exc:
+            raise InputError(f"corrupt FITS data ({_first_line(exc)})", path) from None
+        stored = np.dtype(probe.dtype).newbyteorder("=")
+        self._scaled = self._bscale != 1.0 or self._bzero != 0.0 or (
+            self._blank is not None and stored.kind in "iu")
+        if not self._scaled:
+            self.dtype: np.dtype = stored
+        elif stored.kind in "iu" and self._bscale == 1.0 and float(self._bzero).is_integer() \
+                and self._blank is None:
+            self.dtype = np.dtype(np.int64)  # e.g. unsigned ints stored with BZERO = 2**15
+        else:
+            self.dtype = np.dtype(np.float64 if stored == np.float64 else np.float32)
+
+    @property
+    def is_integer(self) -> bool:
+        return np.issubdtype(self.dtype, np.integer)
+
+    def read(self, window: Window | None = None) -> np.ndarray:
+        """Pixels of ``window`` (whole image if None) as a native-endian array of ``self.dtype``."""
+        w = window or Window(0, self.shape[0], 0, self.shape[1])
+        lead = (0,) * (len(self._hdu.shape) - 2)
+        try:
+            data = np.asarray(self._hdu.section[lead + w.slices])
+        except (OSError, ValueError, TypeError, IndexError) as exc:
+            raise InputError(f"corrupt FITS data ({_first_line(exc)})", self.path) from None
+        if not self._scaled:
+            return data.astype(self.dtype, copy=False)
+        blank = data == self._blank if self._blank is not None and data.dtype.kind in "iu" else None
+        out = data.astype(self.dtype) if self.dtype.kind in "iu" else data.astype(np.float64)
+        out = out * self._bscale + self._bzero if self.dtype.kind == "f" else out + int(self._bzero)
+        out = out.astype(self.dtype, copy=False)
+        if blank is not None and blank.any():
+            out[blank] = np.nan
+        return out
+
+    def wcs(self) -> WCS | None:
+        """The celestial WCS of the header, or None when the header has none."""
+        return header_wcs(self.header)
+
+    def close(self) -> None:
+        self._hdul.close()
+
+    def __repr__(self) -> str:
+        kind = "compressed " if self.compressed else ""
+        return f"ImageFile({self.path}, hdu={self.hdu_index}, {kind}{self.shape[0]}x{self.shape[1]} {self.dtype})"
+
+
+def header_wcs(header: fits.Header) -> WCS | None:
+    """A celestial WCS from ``header``, or None when it has no usable celestial WCS."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        try:
+            wcs = WCS(header, naxis=2)
+        except Exception:  # astropy raises many types for malformed WCS keywords
+            return None
+    return wcs if wcs.has_celestial else None
+
+
+def open_image(path: str | Path, hdu: int | None = None, role: str = "image") -> ImageFile:
+    """Open the 2-D image HDU of a FITS file, memory-mapped, and check it is complete.
+
+    ``hdu`` picks an HDU by index; by default the first HDU holding a 2-D image is used
+    (primary, image extension or tile-compressed image). Raises :class:`InputError` naming the
+    file for: missing file, not FITS, truncated or corrupt file, no image HDU.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{role} file not found", p)
+    if p.is_dir():
+        raise InputError(f"expected a FITS file for the {role}, got a directory", p)
+    with open(p, "rb") as fh:
+        first = fh.read(30)
+    if not first.startswith(b"SIMPLE  ="):
+        raise InputError("not a FITS file (no SIMPLE card at the start)", p)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AstropyWarning)  # truncation etc. are reported below
+            warnings.simplefilter("error", fits.verify.VerifyWarning)
+            warnings.filterwarnings("ignore", message=".*(non-standard|Card is too long|fixed).*")
+            hdul = fits.open(p, memmap=True, lazy_load_hdus=False, do_not_scale_image_data=True)
+    except Exception as exc:  # astropy raises OSError/ValueError/VerifyWarning for damaged files
+        raise InputError(f"corrupt or truncated FITS file ({_first_line(exc)})", p) from None
+    try:
+        index = _pick_image_hdu(hdul, hdu, p)
+        _check_complete(hdul, index, p)
+        return ImageFile(p, hdul, index)
+    except Exception:
+        hdul.close()
+        raise
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _pick_image_hdu(hdul: fits.HDUList, hdu: int | None, path: Path) -> int:
+    def is_image(h: Any) -> bool:
+        if not isinstance(h, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)):
+            return False
+        shape = h.shape
+        return len(shape) >= 2 and all(n == 1 for n in shape[:-2]) and min(shape[-2:]) > 0
+
+    if hdu is not None:
+        if not 0 <= hdu < len(hdul):
+            raise InputError(f"HDU {hdu} does not exist (file has {len(hdul)})", path)
+        if not is_image(hdul[hdu]):
+            raise InputError(f"HDU {hdu} is not a 2-D image", path)
+        return hdu
+    for i, h in enumerate(hdul):
+        if is_image(h):
+            return i
+    raise InputError("no 2-D image HDU in file", path)
+
+
+def _check_complete(hdul: fits.HDUList, index: int, path: Path) -> None:
+    info = hdul.fileinfo(index)
+    if info is None:
+        return
+    size = path.stat().st_size
+    needed = int(info["datLoc"]) + int(info["datSpan"])
+    if isinstance(hdul[index], fits.CompImageHDU):
+        # The decompressed size is not on disk; the binary table must be there in full.
+        needed = int(info["datLoc"]) + int(info["datSpan"])
+    if size < needed:
+        raise InputError(f"truncated FITS file: {size} bytes on disk, header says {needed}", path)
+
+
+def output_header(header: fits.Header | None, **cards: Any) -> fits.Header:
+    """A copy of ``header`` without data-layout keywords, plus ``cards``; WCS and metadata survive."""
+    out = fits.Header()
+    if header is not None:
+        for card in header.cards:
+            key = card.keyword
+            if key in _STRUCTURAL or key.startswith(_STRUCTURAL_PREFIXES) or key == "":
+                continue
+            if key in ("COMMENT", "HISTORY"):
+                out.add_comment(card.value) if key == "COMMENT" else out.add_history(card.value)
+                continue
+            try:
+                out.append(card.copy() if hasattr(card, "copy") else (key, card.value, card.comment))
+            except (ValueError, fits.verify.VerifyError):
+                continue
+    for key, value in cards.items():
+        out[key.upper()[:8]] = value
+    return out
+
+
+def check_writable(path: str | Path, overwrite: bool) -> Path:
+    """Refuse an existing ``path`` unless ``overwrite``; make its folder. Returns the Path."""
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise OutputExistsError(p)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _temp_beside(path: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def write_image(path: str | Path, data: np.ndarray, header: fits.Header | None = None,
+                overwrite: bool = False) -> Path:
+    """Write ``data`` as the primary HDU of ``path`` atomically (temp file + rename)."""
+    p = check_writable(path, overwrite)
+    tmp = _temp_beside(p)
+    try:
+        fits.PrimaryHDU(data=np.ascontiguousarray(data), header=header).writeto(tmp, overwrite=True)
+        os.replace(tmp, p)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return p
+
+
+def atomic_write_bytes(path: str | Path, payload: bytes, overwrite: bool = False) -> Path:
+    """Write ``payload`` to ``path`` atomically (temp file + rename)."""
+    p = check_writable(path, overwrite)
+    tmp = _temp_beside(p)
+    try:
+        tmp.write_bytes(payload)
+        os.replace(tmp, p)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return p
+
+
+_BITPIX = {np.dtype(np.float32): -32, np.dtype(np.float64): -64, np.dtype(np.int32): 32,
+           np.dtype(np.int16): 16, np.dtype(np.uint8): 8, np.dtype(np.int64): 64}
+
+
+class FitsImageWriter:
+    """Stream windows into a new 2-D FITS image without holding it in memory.
+
+    The file is created under a temporary name with its header and a zero-filled (sparse) data
+    unit of the final size; :meth:`write` puts a window of pixels in place with ``os.pwrite``;
+    :meth:`commit` renames it to ``path``. Writes to disjoint windows may come from several
+    processes at once: pass :attr:`target` to :func:`write_window` in the worker.
+    Use as a context manager: leaving the block with an exception deletes the temporary file.
+    """
+
+    def __init__(self, path: str | Path, shape: tuple[int, int], dtype: Any,
+                 header: fits.Header | None = None, overwrite: bool = False) -> None:
+        self.path = check_writable(path, overwrite)
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in _BITPIX:
+            raise ValueError(f"unsupported FITS dtype {self.dtype}")
+        hdr = fits.Header()
+        hdr["SIMPLE"] = True
+        hdr["BITPIX"] = _BITPIX[self.dtype]
+        hdr["NAXIS"] = 2
+        hdr["NAXIS1"] = self.shape[1]
+        hdr["NAXIS2"] = self.shape[0]
+        hdr["EXTEND"] = True
+        if header is not None:
+            for card in output_header(header).cards:
+                hdr.append(card)
+        head = hdr.tostring().encode("ascii")
+        nbytes = self.shape[0] * self.shape[1] * self.dtype.itemsize
+        padded = -(-nbytes // FITS_BLOCK) * FITS_BLOCK
+        self.tmp = _temp_beside(self.path)
+        with open(self.tmp, "r+b") as fh:
+            fh.write(head)
+            fh.truncate(len(head) + padded)
+        self.target = (str(self.tmp), len(head), self.shape, self.dtype.str)
+        self._done = False
+
+    def write(self, window: Window, data: np.ndarray) -> None:
+        write_window(self.target, window, data)
+
+    def commit(self) -> Path:
+        os.replace(self.tmp, self.path)
+        self._done = True
+        return self.path
+
+    def abort(self) -> None:
+        if not self._done:
+            self.tmp.unlink(missing_ok=True)
+            self._done = True
+
+    def __enter__(self) -> "FitsImageWriter":
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is None and not self._done:
+            self.commit()
+        else:
+            self.abort()
+
+
+def write_window(target: tuple[str, int, tuple[int, int], str], window: Window, data: np.ndarray) -> None:
+    """Write ``data`` (shape = window.shape) into the FITS data unit described by ``target``."""
+    fname, offset, shape, dtype = target
+    if data.shape != window.shape:
+        raise ValueError(f"data shape {data.shape} does not match window {window.shape}")
+    be = np.ascontiguousarray(data, dtype=np.dtype(dtype).newbyteorder(">"))
+    item = be.dtype.itemsize
+    nx = shape[1]
+    fd = os.open(fname, os.O_WRONLY)
+    try:
+        if window.x0 == 0 and window.x1 == nx:
+            os.pwrite(fd, be.tobytes(), offset + window.y0 * nx * item)
+        else:
+            for row in range(window.shape[0]):
+                pos = offset + ((window.y0 + row) * nx + window.x0) * item
+                os.pwrite(fd, be[row].tobytes(), pos)
+    finally:
+        os.close(fd)

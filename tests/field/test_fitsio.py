@@ -1,0 +1,105 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from astrostatlearn.errors import InputError, OutputExistsError
+from astrostatlearn.field import FitsImageWriter, Window, open_image, output_header, write_image
+
+
+def _wcs_header() -> fits.Header:
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [10.0, 20.0]
+    w.wcs.crpix = [5.0, 5.0]
+    w.wcs.cdelt = [-1e-4, 1e-4]
+    h = w.to_header()
+    h["OBSERVER"] = "someone"
+    return h
+
+
+def test_reads_windows_from_any_hdu_and_compressed(tmp_path: Path) -> None:
+    data = np.arange(40 * 30, dtype=np.float32).reshape(40, 30)
+    plain = tmp_path / "ext.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, header=_wcs_header())]).writeto(plain)
+    comp = tmp_path / "comp.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data, compression_type="GZIP_2")]).writeto(comp)
+    for path in (plain, comp):
+        f = open_image(path)
+        assert f.hdu_index == 1 and f.shape == (40, 30)
+        np.testing.assert_array_equal(f.read(Window(3, 9, 4, 20)), data[3:9, 4:20])
+        f.close()
+    assert open_image(plain).wcs() is not None
+    assert open_image(comp).compressed
+
+
+def test_scaled_int16_is_read_with_bscale(tmp_path: Path) -> None:
+    raw = np.arange(100, dtype=np.int16).reshape(10, 10)
+    hdu = fits.PrimaryHDU(raw)
+    hdu.header["BSCALE"] = 0.5
+    hdu.header["BZERO"] = 10.0
+    hdu.writeto(tmp_path / "s.fits")
+    f = open_image(tmp_path / "s.fits")
+    np.testing.assert_allclose(f.read(), raw * 0.5 + 10.0)
+    assert f.dtype == np.float32
+
+
+@pytest.mark.parametrize("case", ["missing", "directory", "not_fits", "truncated", "corrupt_header", "no_image"])
+def test_bad_files_raise_one_line_errors_naming_the_file(tmp_path: Path, case: str) -> None:
+    path = tmp_path / "bad.fits"
+    if case == "directory":
+        path.mkdir()
+    elif case == "not_fits":
+        path.write_text("hello, not a FITS file\n" * 200)
+    elif case == "truncated":
+        fits.PrimaryHDU(np.zeros((200, 200), np.float32)).writeto(path)
+        path.write_bytes(path.read_bytes()[: 2880 + 50000])
+    elif case == "corrupt_header":
+        path.write_bytes(b"SIMPLE  =                    T" + b"\x00\xff" * 3000)
+    elif case == "no_image":
+        table = fits.BinTableHDU.from_columns([fits.Column(name="a", format="E", array=np.zeros(3))])
+        fits.HDUList([fits.PrimaryHDU(), table]).writeto(path)
+    with pytest.raises(InputError) as err:
+        open_image(path)
+    msg = str(err.value)
+    assert "\n" not in msg and str(path) in msg
+    expected = {"missing": "not found", "directory": "directory", "not_fits": "not a FITS file",
+                "truncated": "truncated", "corrupt_header": "corrupt", "no_image": "no 2-D image"}[case]
+    assert expected in msg
+
+
+def test_output_header_keeps_wcs_and_drops_layout() -> None:
+    h = _wcs_header()
+    h["BSCALE"] = 2.0
+    h["NAXIS1"] = 9
+    out = output_header(h, content="segmentation")
+    assert "BSCALE" not in out and "NAXIS1" not in out
+    assert out["OBSERVER"] == "someone" and out["CONTENT"] == "segmentation"
+    assert WCS(out).wcs.crval[0] == pytest.approx(10.0)
+
+
+def test_write_image_is_atomic_and_refuses_overwrite(tmp_path: Path) -> None:
+    p = tmp_path / "out" / "a.fits"
+    write_image(p, np.ones((4, 4), np.int32), output_header(_wcs_header()))
+    assert fits.getheader(p)["CTYPE1"] == "RA---TAN"
+    with pytest.raises(OutputExistsError):
+        write_image(p, np.zeros((4, 4), np.int32))
+    np.testing.assert_array_equal(fits.getdata(p), 1)
+    write_image(p, np.zeros((4, 4), np.int32), overwrite=True)
+    np.testing.assert_array_equal(fits.getdata(p), 0)
+    assert [q.name for q in p.parent.iterdir()] == ["a.fits"]  # no temp files left
+
+
+def test_streaming_writer_fills_windows_and_cleans_up_on_error(tmp_path: Path) -> None:
+    data = np.random.default_rng(0).normal(size=(37, 53)).astype(np.float32)
+    with FitsImageWriter(tmp_path / "s.fits", data.shape, np.float32, _wcs_header()) as w:
+        for win in (Window(0, 20, 0, 53), Window(20, 37, 0, 10), Window(20, 37, 10, 53)):
+            w.write(win, data[win.slices])
+    np.testing.assert_array_equal(fits.getdata(tmp_path / "s.fits"), data)
+    assert fits.getheader(tmp_path / "s.fits")["OBSERVER"] == "someone"
+    with pytest.raises(RuntimeError):
+        with FitsImageWriter(tmp_path / "t.fits", (8, 8), np.int32):
+            raise RuntimeError("boom")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.fits"]

@@ -1,0 +1,111 @@
+"""The command line: readable output, one-line errors with exit code 2 for bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from typer.testing import CliRunner
+
+from astrostatlearn.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *needles: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output
+    for n in needles:
+        assert n in lines[0]
+
+
+def test_every_command_has_help() -> None:
+    for cmd in ("info", "simulate"):
+        r = run(cmd, "--help")
+        assert r.exit_code == 0 and "Usage" in r.output
+
+
+def test_info_describes_a_simulated_field(sim_field: Path) -> None:
+    r = run("info", sim_field)
+    assert r.exit_code == 0, r.output
+    assert "512 x 512" in r.output and "WCS        yes" in r.output and "foreground fraction" in r.output
+    js = json.loads(run("info", sim_field, "--json").output)
+    true = fits.getdata(sim_field / "true.fits")
+    assert js["n_objects"] == len(np.unique(true)) - 1
+    assert js["foreground_fraction"] == pytest.approx((true > 0).mean())
+    assert js["sigma_clipped_std"] == pytest.approx(0.55, rel=0.15)
+
+
+def test_simulate_then_refuse_overwrite(tmp_path: Path) -> None:
+    r = run("simulate", tmp_path / "f", "--size", "128", "--seed", "2", "--workers", "1")
+    assert r.exit_code == 0, r.output and "objects" in r.output
+    assert_one_line_error(run("simulate", tmp_path / "f", "--size", "128"), "already exists", "--overwrite")
+    assert run("simulate", tmp_path / "f", "--size", "128", "--overwrite", "--workers", "1").exit_code == 0
+    assert_one_line_error(run("simulate", tmp_path / "g", "--preset", "nope"), "unknown preset")
+
+
+def _field(tmp_path: Path, img=None, rms=None, true=None) -> Path:
+    shape = (32, 32)
+    arrays = {"img": np.zeros(shape, np.float32) if img is None else img,
+              "rms": np.ones(shape, np.float32) if rms is None else rms,
+              "true": np.zeros(shape, np.int32) if true is None else true}
+    for name, arr in arrays.items():
+        fits.PrimaryHDU(arr).writeto(tmp_path / f"{name}.fits", overwrite=True)
+    return tmp_path
+
+
+@pytest.mark.parametrize("case,needle", [
+    ("missing", "not found"),
+    ("not_fits", "not a FITS file"),
+    ("truncated", "truncated"),
+    ("no_image", "no 2-D image"),
+    ("shape", "differs"),
+    ("all_nan", "non-finite"),
+    ("rms_zero", "rms <= 0"),
+    ("truth_float", "not integer"),
+    ("truth_negative", "negative IDs"),
+])
+def test_info_bad_input(tmp_path: Path, case: str, needle: str) -> None:
+    d = _field(tmp_path)
+    if case == "missing":
+        (d / "img.fits").unlink()
+        target = d / "img.fits"
+        assert_one_line_error(run("info", target), needle, "img.fits")
+        return
+    if case == "not_fits":
+        (d / "img.fits").write_text("plain text")
+    elif case == "truncated":
+        fits.PrimaryHDU(np.zeros((300, 300), np.float32)).writeto(d / "img.fits", overwrite=True)
+        (d / "img.fits").write_bytes((d / "img.fits").read_bytes()[:10000])
+    elif case == "no_image":
+        fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(
+            [fits.Column(name="a", format="E", array=np.zeros(2))])]).writeto(d / "img.fits", overwrite=True)
+    elif case == "shape":
+        fits.PrimaryHDU(np.ones((31, 32), np.float32)).writeto(d / "rms.fits", overwrite=True)
+    elif case == "all_nan":
+        _field(d, img=np.full((32, 32), np.nan, np.float32))
+    elif case == "rms_zero":
+        rms = np.ones((32, 32), np.float32)
+        rms[4, 4] = 0
+        _field(d, rms=rms)
+    elif case == "truth_float":
+        _field(d, true=np.full((32, 32), 0.25, np.float32))
+    elif case == "truth_negative":
+        _field(d, true=np.full((32, 32), -1, np.int32))
+    assert_one_line_error(run("info", d), needle)
+
+
+def test_console_script_exit_code_without_traceback(tmp_path: Path) -> None:
+    exe = Path(sys.executable).parent / "astrostatlearn"
+    p = subprocess.run([str(exe), "info", str(tmp_path / "nothing")], capture_output=True, text=True)
+    assert p.returncode == 2
+    assert p.stderr.strip().count("\n") == 0 and p.stderr.startswith("error:")
