@@ -29,7 +29,7 @@ def assert_one_line_error(result, *needles: str) -> None:
 
 
 def test_every_command_has_help() -> None:
-    for cmd in ("info", "simulate"):
+    for cmd in ("info", "simulate", "evaluate"):
         r = run(cmd, "--help")
         assert r.exit_code == 0 and "Usage" in r.output
 
@@ -109,3 +109,27 @@ def test_console_script_exit_code_without_traceback(tmp_path: Path) -> None:
     p = subprocess.run([str(exe), "info", str(tmp_path / "nothing")], capture_output=True, text=True)
     assert p.returncode == 2
     assert p.stderr.strip().count("\n") == 0 and p.stderr.startswith("error:")
+
+
+def test_evaluate_prints_table_and_writes_json(sim_field: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ev.json"
+    r = run("evaluate", "--true", sim_field / "true.fits", "--pred", sim_field / "true.fits",
+            "--catalog", sim_field / "truth.ecsv", "--json", out)
+    assert r.exit_code == 0, r.output
+    assert "completeness  1.000" in r.output and "PQ" in r.output and "AP50" in r.output
+    js = json.loads(out.read_text())
+    assert js["panoptic"]["galaxy"]["pq"] == 1.0 and js["pixel_global"]["iou"] == 1.0
+    assert js["binned"]["mag"]["completeness"][5] in (1.0, None)
+    assert_one_line_error(run("evaluate", "--true", sim_field / "true.fits", "--pred", sim_field / "true.fits",
+                              "--json", out), "already exists")
+
+
+def test_evaluate_bad_input(sim_field: Path, tmp_path: Path) -> None:
+    small = tmp_path / "small.fits"
+    fits.PrimaryHDU(np.zeros((10, 10), np.int32)).writeto(small)
+    assert_one_line_error(run("evaluate", "--true", sim_field / "true.fits", "--pred", small), "differs")
+    assert_one_line_error(run("evaluate", "--true", sim_field / "true.fits", "--pred", tmp_path / "none.fits"),
+                          "not found")
+    assert_one_line_error(run("evaluate", "--true", sim_field / "true.fits", "--pred", sim_field / "true.fits",
+                              "--region", "a:b"), "--region")
+    assert not (tmp_path / "x.json").exists()
