@@ -29,7 +29,7 @@ def assert_one_line_error(result, *needles: str) -> None:
 
 
 def test_every_command_has_help() -> None:
-    for cmd in ("info", "simulate", "evaluate"):
+    for cmd in ("info", "simulate", "evaluate", "preprocess", "dataset"):
         r = run(cmd, "--help")
         assert r.exit_code == 0 and "Usage" in r.output
 
@@ -133,3 +133,20 @@ def test_evaluate_bad_input(sim_field: Path, tmp_path: Path) -> None:
     assert_one_line_error(run("evaluate", "--true", sim_field / "true.fits", "--pred", sim_field / "true.fits",
                               "--region", "a:b"), "--region")
     assert not (tmp_path / "x.json").exists()
+
+
+def test_preprocess_and_dataset_commands(sim_field: Path, tmp_path: Path) -> None:
+    r = run("preprocess", sim_field, "--variant", "soft+rms+log", "--out", tmp_path / "v.fits")
+    assert r.exit_code == 0, r.output
+    assert fits.getdata(tmp_path / "v.fits").shape == (2, 512, 512) and (tmp_path / "v.png").exists()
+    assert_one_line_error(run("preprocess", sim_field, "--variant", "nope", "--out", tmp_path / "w.fits"),
+                          "unknown variant")
+    r = run("dataset", sim_field, "--variant", "norm", "--out", tmp_path / "ds", "--patch", "64",
+            "--split", "0.6,0.2,0.2", "--guard", "16")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "ds" / "coco" / "instances_test.json").exists()
+    assert (tmp_path / "ds" / "coco" / "panoptic_test.json").exists()
+    assert_one_line_error(run("dataset", sim_field, "--variant", "norm", "--out", tmp_path / "ds"), "already exists")
+    assert_one_line_error(run("dataset", sim_field, "--variant", "norm", "--out", tmp_path / "ds2", "--split", "1,2"),
+                          "--split")
+    assert not (tmp_path / "ds2").exists()

@@ -265,25 +265,28 @@ class FitsImageWriter:
     Use as a context manager: leaving the block with an exception deletes the temporary file.
     """
 
-    def __init__(self, path: str | Path, shape: tuple[int, int], dtype: Any,
+    def __init__(self, path: str | Path, shape: tuple[int, ...], dtype: Any,
                  header: fits.Header | None = None, overwrite: bool = False) -> None:
+        """``shape`` is (ny, nx) for an image or (C, ny, nx) for a cube."""
         self.path = check_writable(path, overwrite)
-        self.shape = (int(shape[0]), int(shape[1]))
+        if len(shape) not in (2, 3):
+            raise ValueError(f"shape must be (ny, nx) or (C, ny, nx), got {shape}")
+        self.shape = tuple(int(n) for n in shape)
         self.dtype = np.dtype(dtype)
         if self.dtype not in _BITPIX:
             raise ValueError(f"unsupported FITS dtype {self.dtype}")
         hdr = fits.Header()
         hdr["SIMPLE"] = True
         hdr["BITPIX"] = _BITPIX[self.dtype]
-        hdr["NAXIS"] = 2
-        hdr["NAXIS1"] = self.shape[1]
-        hdr["NAXIS2"] = self.shape[0]
+        hdr["NAXIS"] = len(self.shape)
+        for axis, n in enumerate(reversed(self.shape), start=1):
+            hdr[f"NAXIS{axis}"] = n
         hdr["EXTEND"] = True
         if header is not None:
             for card in output_header(header).cards:
                 hdr.append(card)
         head = hdr.tostring().encode("ascii")
-        nbytes = self.shape[0] * self.shape[1] * self.dtype.itemsize
+        nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
         padded = -(-nbytes // FITS_BLOCK) * FITS_BLOCK
         self.tmp = _temp_beside(self.path)
         with open(self.tmp, "r+b") as fh:
@@ -315,21 +318,26 @@ class FitsImageWriter:
             self.abort()
 
 
-def write_window(target: tuple[str, int, tuple[int, int], str], window: Window, data: np.ndarray) -> None:
-    """Write ``data`` (shape = window.shape) into the FITS data unit described by ``target``."""
+def write_window(target: tuple[str, int, tuple[int, ...], str], window: Window, data: np.ndarray) -> None:
+    """Write ``data`` into the FITS data unit described by ``target``.
+
+    ``data`` is ``window.shape`` for an image, or ``(C,) + window.shape`` for a cube.
+    """
     fname, offset, shape, dtype = target
-    if data.shape != window.shape:
-        raise ValueError(f"data shape {data.shape} does not match window {window.shape}")
-    be = np.ascontiguousarray(data, dtype=np.dtype(dtype).newbyteorder(">"))
+    planes = data[None] if data.ndim == 2 else data
+    if planes.shape[1:] != window.shape or (len(shape) == 3 and planes.shape[0] != shape[0]):
+        raise ValueError(f"data shape {data.shape} does not match window {window.shape} of {shape}")
+    be = np.ascontiguousarray(planes, dtype=np.dtype(dtype).newbyteorder(">"))
     item = be.dtype.itemsize
-    nx = shape[1]
+    ny, nx = shape[-2:]
     fd = os.open(fname, os.O_WRONLY)
     try:
-        if window.x0 == 0 and window.x1 == nx:
-            os.pwrite(fd, be.tobytes(), offset + window.y0 * nx * item)
-        else:
+        for c in range(be.shape[0]):
+            base = offset + c * ny * nx * item
+            if window.x0 == 0 and window.x1 == nx:
+                os.pwrite(fd, be[c].tobytes(), base + window.y0 * nx * item)
+                continue
             for row in range(window.shape[0]):
-                pos = offset + ((window.y0 + row) * nx + window.x0) * item
-                os.pwrite(fd, be[row].tobytes(), pos)
+                os.pwrite(fd, be[c, row].tobytes(), base + ((window.y0 + row) * nx + window.x0) * item)
     finally:
         os.close(fd)

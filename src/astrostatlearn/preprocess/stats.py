@@ -1,0 +1,78 @@
+"""Global (whole-field) statistics for the input variants, from a bounded row subsample.
+
+Every variant is computed with these field-wide numbers, never per patch, so a pixel gets the
+same value whether it is processed in a 256^2 patch, a 4096^2 tile or the whole field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from astropy.stats import sigma_clipped_stats
+
+from astrostatlearn.errors import InputError
+from astrostatlearn.field import Field, Window
+
+
+@dataclass(frozen=True)
+class GlobalStats:
+    """Robust statistics of a field's image and rms (image units).
+
+    ``img_lo``/``img_hi`` and ``rms_lo``/``rms_hi`` are the 0.5 and 99.5 (image) / 0.5 and 99.5
+    (rms) percentiles of the finite pixels of the subsample. ``has_rms`` is False when the rms
+    was estimated as the constant ``img_std``.
+    """
+
+    img_median: float
+    img_std: float
+    img_lo: float
+    img_hi: float
+    img_max: float
+    rms_median: float
+    rms_lo: float
+    rms_hi: float
+    has_rms: bool
+    n_sampled: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def sample_rows(field: Field, max_pixels: int = 4_000_000) -> list[Window]:
+    """A regular subsample of whole rows with at most ``max_pixels`` pixels."""
+    ny, nx = field.shape
+    n_rows = max(1, min(ny, max_pixels // max(nx, 1)))
+    step = max(1, ny // n_rows)
+    return [Window(y, y + 1, 0, nx) for y in range(0, ny, step)]
+
+
+def global_stats(field: Field, max_pixels: int = 4_000_000) -> GlobalStats:
+    """Field-wide robust statistics (bounded cost: at most ``max_pixels`` pixels are read)."""
+    rows = sample_rows(field, max_pixels)
+    imgs, rmss = [], []
+    for w in rows:
+        img = field.read_img(w)
+        ok = np.isfinite(img)
+        imgs.append(img[ok])
+        if field.rms is not None:
+            rms = field.read_rms(w)
+            rmss.append(rms[ok & np.isfinite(rms)])
+    values = np.concatenate(imgs)
+    if values.size == 0:
+        raise InputError("every pixel is non-finite (NaN or inf)", field.img.path)
+    _, median, std = sigma_clipped_stats(values, sigma=3.0, maxiters=10)
+    std = float(std) if std > 0 else float(np.std(values)) or 1.0
+    lo, hi = np.percentile(values, [0.5, 99.5])
+    if rmss:
+        r = np.concatenate(rmss)
+        r_med = float(np.median(r))
+        r_lo, r_hi = (float(v) for v in np.percentile(r, [0.5, 99.5]))
+        has_rms = True
+    else:
+        r_med = r_lo = r_hi = std
+        has_rms = False
+    if r_hi <= r_lo:
+        r_hi = r_lo + max(abs(r_lo), 1e-12) * 1e-3
+    return GlobalStats(float(median), std, float(lo), float(hi), float(values.max()), r_med, r_lo, r_hi,
+                       has_rms, int(values.size))

@@ -1,0 +1,140 @@
+"""The named input variants, computed pixel by pixel from global statistics.
+
+| name           | channels        | definition |
+| -------------- | --------------- | ---------- |
+| ``raw``        | img             | the image as read (non-finite pixels set to 0) |
+| ``norm``       | img             | linear normalisation to [0, 1] on the robust interval [p0.5, p99.5] |
+| ``soft``       | img             | "software" stretch: black point median - 1 sigma, white point median + 100 sigma, then asinh (a = 0.02, default), log, sqrt or power, to [0, 1] |
+| ``soft+rms``   | img, rms        | ``soft`` plus rms normalised linearly on its robust interval |
+| ``soft+rms+log``| img, rms       | ``soft`` plus rms normalised then log-stretched |
+| ``snr``        | snr             | (img - global sigma-clipped median) / rms |
+| ``summed``     | img             | the seed's single channel: norm(norm(img) + norm(rms)) |
+
+``soft`` is a reproducible stand-in for the seed's manual FITS Liberator 3 step. All stretches
+are astropy.visualization objects. Output is float32 ``[C, y, x]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field as dc_field
+from typing import Any
+
+import numpy as np
+from astropy.visualization import (
+    AsinhStretch,
+    BaseStretch,
+    LinearStretch,
+    LogStretch,
+    ManualInterval,
+    PowerStretch,
+    SqrtStretch,
+)
+
+from astrostatlearn.errors import InputError
+from astrostatlearn.field import Field, Window
+from astrostatlearn.preprocess.stats import GlobalStats, global_stats
+
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "raw": ("img",),
+    "norm": ("img",),
+    "soft": ("img",),
+    "soft+rms": ("img", "rms"),
+    "soft+rms+log": ("img", "rms"),
+    "snr": ("snr",),
+    "summed": ("img+rms",),
+}
+STRETCHES = ("asinh", "log", "sqrt", "power", "linear")
+
+
+def _stretch(name: str, a: float) -> BaseStretch:
+    if name == "asinh":
+        return AsinhStretch(a=a)
+    if name == "log":
+        return LogStretch(a=1.0 / max(a, 1e-6))
+    if name == "sqrt":
+        return SqrtStretch()
+    if name == "power":
+        return PowerStretch(a=a)
+    if name == "linear":
+        return LinearStretch()
+    raise InputError(f"unknown stretch {name!r}; choose from {', '.join(STRETCHES)}")
+
+
+def _scaled(x: np.ndarray, lo: float, hi: float, stretch: BaseStretch) -> np.ndarray:
+    """Clip to [lo, hi], map to [0, 1], apply ``stretch``."""
+    unit = ManualInterval(lo, hi)(x, clip=True)
+    return np.asarray(stretch(unit, clip=True), dtype=np.float32)
+
+
+@dataclass
+class Preprocessor:
+    """A fitted variant: global statistics plus parameters; :meth:`apply` works on any window.
+
+    Build with :func:`fit_variant`. ``params`` (with the statistics) go in output metadata.
+    """
+
+    variant: str
+    stats: GlobalStats
+    stretch: str = "asinh"
+    stretch_a: float = 0.02
+    white_sigma: float = 100.0
+    log_a: float = 1000.0
+    params: dict[str, Any] = dc_field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise InputError(f"unknown variant {self.variant!r}; choose from {', '.join(VARIANTS)}")
+        s = self.stats
+        black = s.img_median - 1.0 * s.img_std
+        white = min(s.img_median + self.white_sigma * s.img_std, s.img_max)
+        if white <= black:
+            white = black + max(s.img_std, 1e-12)
+        self.params = {
+            "variant": self.variant, "channels": list(self.channels), "stretch": self.stretch,
+            "stretch_a": self.stretch_a, "white_sigma": self.white_sigma, "log_a": self.log_a, "norm_interval": [s.img_lo, s.img_hi],
+            "soft_black": black, "soft_white": white, "rms_interval": [s.rms_lo, s.rms_hi],
+            "background": s.img_median, "stats": s.as_dict(),
+        }
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return VARIANTS[self.variant]
+
+    def apply(self, img: np.ndarray, rms: np.ndarray | None = None) -> np.ndarray:
+        """Variant of an image window (and its rms window): float32 ``[C, y, x]``."""
+        img = np.where(np.isfinite(img), img, np.float32(self.stats.img_median)).astype(np.float32, copy=False)
+        if rms is None:
+            rms = np.full(img.shape, self.stats.rms_median, np.float32)
+        else:
+            rms = np.where(np.isfinite(rms) & (rms > 0), rms, np.float32(self.stats.rms_median)).astype(np.float32, copy=False)
+        p = self.params
+        v = self.variant
+        if v == "raw":
+            out = [img]
+        elif v == "norm":
+            out = [_scaled(img, *p["norm_interval"], LinearStretch())]
+        elif v.startswith("soft"):
+            out = [_scaled(img, p["soft_black"], p["soft_white"], _stretch(self.stretch, self.stretch_a))]
+            if v == "soft+rms":
+                out.append(_scaled(rms, *p["rms_interval"], LinearStretch()))
+            elif v == "soft+rms+log":
+                out.append(_scaled(rms, *p["rms_interval"], LogStretch(a=self.log_a)))
+        elif v == "snr":
+            out = [((img - p["background"]) / rms).astype(np.float32)]
+        else:  # summed: the seed's norm(norm(img) + norm(rms))
+            s = _scaled(img, *p["norm_interval"], LinearStretch()) + _scaled(rms, *p["rms_interval"], LinearStretch())
+            out = [_scaled(s, 0.0, 2.0, LinearStretch())]
+        return np.stack(out).astype(np.float32, copy=False)
+
+    def read(self, field: Field, window: Window) -> np.ndarray:
+        """Read ``window`` of ``field`` and apply the variant."""
+        return self.apply(field.read_img(window), field.read_rms(window))
+
+
+def fit_variant(field: Field, variant: str, stretch: str = "asinh", stretch_a: float = 0.02,
+                stats: GlobalStats | None = None) -> Preprocessor:
+    """Compute the global statistics of ``field`` (unless given) and return the fitted variant."""
+    if variant not in VARIANTS:
+        raise InputError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    _stretch(stretch, stretch_a)  # validate early
+    return Preprocessor(variant, stats or global_stats(field), stretch=stretch, stretch_a=stretch_a)

@@ -1,0 +1,81 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from astrostatlearn.errors import InputError
+from astrostatlearn.field import Field, Window, tile_grid
+from astrostatlearn.preprocess import VARIANTS, fit_variant, preprocess_field
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_tile_by_tile_equals_whole_field(sim_field: Path, variant: str) -> None:
+    with Field.open(sim_field) as f:
+        pre = fit_variant(f, variant)
+        whole = pre.read(f, f.full)
+        assert whole.shape == (len(VARIANTS[variant]), 512, 512) and whole.dtype == np.float32
+        tiled = np.zeros_like(whole)
+        for w in tile_grid(f.shape, 100):  # ragged tiles
+            tiled[(slice(None),) + w.slices] = pre.read(f, w)
+        np.testing.assert_array_equal(whole, tiled)
+
+
+def test_definitions(sim_field: Path) -> None:
+    with Field.open(sim_field) as f:
+        img, rms = f.read_img(), f.read_rms()
+        s = fit_variant(f, "soft").stats
+        snr = fit_variant(f, "snr").read(f, f.full)[0]
+        np.testing.assert_allclose(snr, (img - s.img_median) / rms, rtol=1e-5, atol=1e-5)
+        norm = fit_variant(f, "norm").read(f, f.full)[0]
+        assert norm.min() == 0.0 and norm.max() == 1.0
+        np.testing.assert_allclose(norm, np.clip((img - s.img_lo) / (s.img_hi - s.img_lo), 0, 1), atol=1e-6)
+        summed = fit_variant(f, "summed").read(f, f.full)[0]
+        nr = np.clip((rms - s.rms_lo) / (s.rms_hi - s.rms_lo), 0, 1)
+        np.testing.assert_allclose(summed, (norm + nr) / 2, atol=1e-6)
+        two = fit_variant(f, "soft+rms+log").read(f, f.full)
+        lin = fit_variant(f, "soft+rms").read(f, f.full)
+        np.testing.assert_array_equal(two[0], lin[0])
+        np.testing.assert_allclose(lin[1], nr, atol=1e-6)
+        assert np.all(two[1] >= lin[1] - 1e-6)  # the log stretch lifts the low end
+        soft = lin[0]
+        assert np.all(np.diff(soft.ravel()[np.argsort(img.ravel())]) >= -1e-6)  # monotonic in img
+
+
+def test_statistics_are_global_not_per_patch(sim_field: Path) -> None:
+    with Field.open(sim_field) as f:
+        pre = fit_variant(f, "norm")
+        a = pre.read(f, Window(0, 32, 0, 32))
+        b = pre.apply(f.read_img(Window(0, 32, 0, 32)))
+        np.testing.assert_array_equal(a, b)
+        assert a.max() < 1.0 or a.min() > 0.0  # a per-patch min-max would span exactly [0, 1]
+
+
+def test_without_rms_uses_global_std(sim_field: Path) -> None:
+    with Field.open(img=sim_field / "img.fits") as f:
+        pre = fit_variant(f, "snr")
+        assert not pre.stats.has_rms and pre.stats.rms_median == pytest.approx(pre.stats.img_std)
+
+
+def test_writes_cube_with_header_and_preview(sim_field: Path, tmp_path: Path) -> None:
+    with Field.open(sim_field) as f:
+        pre = fit_variant(f, "soft+rms")
+        res = preprocess_field(f, pre, tmp_path / "v.fits", block_pixels=512 * 100)
+        with pytest.raises(InputError, match="already exists"):
+            preprocess_field(f, pre, tmp_path / "v.fits")
+    data = fits.getdata(res["fits"])
+    np.testing.assert_array_equal(data, pre.read(Field.open(sim_field), Window(0, 512, 0, 512)))
+    h = fits.getheader(res["fits"])
+    assert h["NAXIS"] == 3 and h["CHNAME1"] == "img" and h["CHNAME2"] == "rms" and h["VARIANT"] == "soft+rms"
+    assert WCS(h, naxis=2).has_celestial
+    assert h["SOFTBLK"] == pytest.approx(pre.params["soft_black"])
+    assert Path(res["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_unknown_variant_and_stretch(sim_field: Path) -> None:
+    with Field.open(sim_field) as f:
+        with pytest.raises(InputError, match="unknown variant"):
+            fit_variant(f, "fancy")
+        with pytest.raises(InputError, match="unknown stretch"):
+            fit_variant(f, "soft", stretch="curvy")
