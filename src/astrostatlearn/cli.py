@@ -219,6 +219,89 @@ def dataset(
                        f"({sum(a['cut'] for a in inst['annotations'])} cut by a patch edge)")
 
 
+@app.command()
+@user_errors
+def segment(
+    field: Path = typer.Argument(..., help="Field directory or image file."),
+    method: str = typer.Option(..., "--method", "-m", help="photutils, sep, kmeans or forest."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: segmentation.fits, score.fits, catalog.ecsv, run.json."),
+    model: Optional[Path] = typer.Option(None, help="A fitted model saved by `train` (needed by forest; kmeans fits on the field without one)."),
+    variant: str = typer.Option("raw", "--variant", "-v", help="Input variant the method sees."),
+    rms: Optional[Path] = typer.Option(None, help="Noise map, overriding the field directory's rms.fits."),
+    tile: int = typer.Option(1024, help="Tile core size in pixels."),
+    halo: Optional[int] = typer.Option(None, help="Halo around each tile core; must exceed the largest object (default 128)."),
+    scheduler: Optional[str] = typer.Option(None, help="'processes' (default), 'threads', or a dask.distributed scheduler address."),
+    workers: int = typer.Option(0, help="Local workers (0 = all cores)."),
+    score: bool = typer.Option(True, "--score/--no-score", help="Write score.fits when the method has a score."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+) -> None:
+    """Segment a whole field of any size, tile by tile, with seamless stitching.
+
+    Each object is kept by the tile whose core holds its centroid and gets one global ID.
+    Outputs carry the input's header and WCS.
+    """
+    from astrostatlearn.field import Field, scan_field
+    from astrostatlearn.methods import load_segmenter, make_segmenter
+    from astrostatlearn.segment import region_tiles, segment_field
+
+    seg = load_segmenter(model) if model else make_segmenter(method)
+    if model and seg.name != method:
+        raise InputError(f"model is a {seg.name!r} model, not {method!r}", model)
+    with Field.open(field, rms=rms) as f:
+        scan_field(f)
+        from astrostatlearn.preprocess import fit_variant
+        from astrostatlearn.segment import BackgroundMesh
+
+        pre = fit_variant(f, variant)
+        mesh = BackgroundMesh.from_field(f, pre)
+        if seg.needs_fit and not seg.is_fitted:
+            if seg.supervised:
+                raise InputError(f"method {method!r} is supervised: train it first (astrostatlearn train) and pass --model")
+            seg.fit(list(region_tiles(f, pre, mesh, f.full, tile=512))[:16])
+        res = segment_field(f, seg, out, variant=variant, tile=tile, halo=halo, scheduler=scheduler,
+                            workers=workers or None, score=score, overwrite=overwrite,
+                            progress=sys.stderr.isatty(), pre=pre, mesh=mesh,
+                            model_path=str(model) if model else None)
+    t = res.timings
+    typer.echo(f"wrote {out}: {res.n_objects} objects, {res.run['n_tiles']} tiles, "
+               f"{res.run['mpix_per_s']:.2f} Mpix/s ({t['total']:.1f} s)")
+    if "warning" in res.run:
+        typer.echo("warning: " + res.run["warning"], err=True)
+
+
+@app.command()
+@user_errors
+def train(
+    method: str = typer.Argument(..., help="Method to train: forest or kmeans."),
+    field: Path = typer.Option(..., "--field", "-f", help="Training field with a truth map (for supervised methods)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to save the fitted model."),
+    variant: str = typer.Option("raw", "--variant", "-v", help="Input variant."),
+    split: str = typer.Option("0.7,0.15,0.15", help="Train,val,test fractions; only the train band is used."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model file."),
+) -> None:
+    """Fit a method on the training split of a field and save it."""
+    from astrostatlearn.datasets import leak_free_splits
+    from astrostatlearn.field import Field, check_writable
+    from astrostatlearn.methods import make_segmenter
+    from astrostatlearn.preprocess import fit_variant
+    from astrostatlearn.segment import BackgroundMesh, region_tiles
+
+    check_writable(out, overwrite)
+    seg = make_segmenter(method)
+    if not seg.needs_fit:
+        raise InputError(f"method {method!r} has nothing to train")
+    with Field.open(field) as f:
+        if seg.supervised and f.true is None:
+            raise InputError(f"method {method!r} is supervised: the field needs a truth map", field)
+        plan = leak_free_splits(f, _fractions(split))
+        pre = fit_variant(f, variant)
+        mesh = BackgroundMesh.from_field(f, pre)
+        tiles = list(region_tiles(f, pre, mesh, plan.regions["train"], tile=512, with_truth=f.true is not None))
+        seg.fit(tiles)
+    seg.save(out)
+    typer.echo(f"wrote {out}: {method} fitted on the train split {plan.regions['train']} ({len(tiles)} tiles)")
+
+
 def parse_region(text: str | None) -> "Window | None":
     """Parse ``y0:y1,x0:x1`` (0-based, half-open) into a Window."""
     from astrostatlearn.field import Window

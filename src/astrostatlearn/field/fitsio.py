@@ -66,6 +66,11 @@ class ImageFile:
         except Exception as exc:
             raise InputError(f"corrupt FITS data ({_first_line(exc)})", path) from None
         stored = np.dtype(probe.dtype).newbyteorder("=")
+        info = hdul.fileinfo(hdu_index)
+        # Plain images are memory-mapped per window (see read); tile-compressed ones go through
+        # astropy's section, which decompresses only the tiles a window touches.
+        self._raw = None if self.compressed or info is None else (
+            int(info["datLoc"]), np.dtype(probe.dtype).newbyteorder(">"), tuple(self._hdu.shape))
         self._scaled = self._bscale != 1.0 or self._bzero != 0.0 or (
             self._blank is not None and stored.kind in "iu")
         if not self._scaled:
@@ -85,7 +90,15 @@ class ImageFile:
         w = window or Window(0, self.shape[0], 0, self.shape[1])
         lead = (0,) * (len(self._hdu.shape) - 2)
         try:
-            data = np.asarray(self._hdu.section[lead + w.slices])
+            if self._raw is not None:
+                # A fresh map per window, dropped after the copy: pages read for one window do not
+                # stay resident, so reading a 25k^2 image strip by strip keeps RSS bounded.
+                offset, dtype, full = self._raw
+                mm = np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=full)
+                data = np.array(mm[lead + w.slices])
+                del mm
+            else:
+                data = np.asarray(self._hdu.section[lead + w.slices])
         except (OSError, ValueError, TypeError, IndexError) as exc:
             raise InputError(f"corrupt FITS data ({_first_line(exc)})", self.path) from None
         if not self._scaled:

@@ -1,0 +1,17 @@
+"""Segmentation methods behind one interface (:class:`Segmenter`), found by name in a registry.
+
+Classical: ``photutils``, ``sep``, ``kmeans``, ``forest``.
+"""
+
+from astrostatlearn.methods.base import (
+    SEGMENTERS,
+    Prediction,
+    Segmenter,
+    Tile,
+    load_segmenter,
+    make_segmenter,
+    register,
+)
+from astrostatlearn.methods import forest, kmeans, photutils_method, sep_method  # noqa: F401  (registration)
+
+__all__ = ["SEGMENTERS", "Prediction", "Segmenter", "Tile", "load_segmenter", "make_segmenter", "register"]

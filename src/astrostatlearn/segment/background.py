@@ -1,0 +1,77 @@
+"""A whole-field background and noise mesh for channel 0 of an input variant.
+
+photutils' ``Background2D`` (SExtractor estimator, 3-sigma clipping) measures one mesh row per
+strip of ``box`` rows, so the field is read once in bounded memory. The mesh is median-filtered
+(3x3, like SExtractor's BACK_FILTERSIZE) and interpolated bilinearly at each pixel from global
+coordinates, so a pixel gets the same background in every tile that holds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from astropy.stats import SigmaClip
+from photutils.background import Background2D, SExtractorBackground, StdBackgroundRMS
+from scipy import ndimage
+
+from astrostatlearn.field import Field, Window
+from astrostatlearn.preprocess import Preprocessor
+
+
+@dataclass
+class BackgroundMesh:
+    """Background and rms of channel 0 on a grid of ``box`` x ``box`` cells (variant units)."""
+
+    box: int
+    bkg: np.ndarray
+    rms: np.ndarray
+    shape: tuple[int, int]
+
+    @classmethod
+    def from_field(cls, field: Field, pre: Preprocessor, box: int = 64, filter_size: int = 3,
+                   progress: bool = False) -> "BackgroundMesh":
+        ny, nx = field.shape
+        box = int(min(box, ny, nx))
+        rows_b, rows_r = [], []
+        starts = range(0, ny, box)
+        if progress:
+            from tqdm import tqdm
+
+            starts = tqdm(starts, desc="background mesh", unit="row", leave=False)
+        for y0 in starts:
+            w = Window(y0, min(y0 + box, ny), 0, nx)
+            ch0 = pre.read(field, w)[0]
+            valid = np.isfinite(field.read_img(w))
+            try:
+                b = Background2D(ch0, (w.shape[0], box), filter_size=1, mask=~valid,
+                                 sigma_clip=SigmaClip(sigma=3.0, maxiters=10), bkg_estimator=SExtractorBackground(),
+                                 bkg_rms_estimator=StdBackgroundRMS(), exclude_percentile=50.0)
+                rows_b.append(np.atleast_2d(b.background_mesh)[0])
+                rows_r.append(np.atleast_2d(b.background_rms_mesh)[0])
+            except ValueError:  # a strip with too few valid pixels: filled in below
+                n = int(np.ceil(nx / box))
+                rows_b.append(np.full(n, np.nan))
+                rows_r.append(np.full(n, np.nan))
+        bkg, rms = np.vstack(rows_b), np.vstack(rows_r)
+        for m in (bkg, rms):
+            bad = ~np.isfinite(m)
+            if bad.all():
+                m[:] = 0.0
+            elif bad.any():
+                m[bad] = np.nanmedian(m)
+        if filter_size > 1:
+            bkg = ndimage.median_filter(bkg, filter_size, mode="nearest")
+            rms = ndimage.median_filter(rms, filter_size, mode="nearest")
+        rms = np.where(rms > 0, rms, np.median(rms[rms > 0]) if (rms > 0).any() else 1.0)
+        return cls(box, bkg, rms, (ny, nx))
+
+    def at(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """(background, rms) of ``window``, float32, interpolated from the mesh cell centres."""
+        yy = (np.arange(window.y0, window.y1) - (self.box - 1) / 2.0) / self.box
+        xx = (np.arange(window.x0, window.x1) - (self.box - 1) / 2.0) / self.box
+        gy, gx = np.meshgrid(yy, xx, indexing="ij")
+        coords = np.array([gy, gx])
+        b = ndimage.map_coordinates(self.bkg, coords, order=1, mode="nearest")
+        r = ndimage.map_coordinates(self.rms, coords, order=1, mode="nearest")
+        return b.astype(np.float32), r.astype(np.float32)

@@ -1,0 +1,80 @@
+"""Ownership of objects at tile seams.
+
+A tile is read with a halo around its core. Objects are grouped into *footprints*: connected
+regions of detected pixels (8-connectivity), so the deblended children of one blend stay
+together. Each footprint has a reference pixel, its rounded centroid; the tile keeps exactly the
+footprints whose reference pixel lies in its core, with all their objects. A footprint no larger
+than the halo is whole in the tile that keeps it, and a local method segments it identically in
+every tile that sees it whole, so each object is kept once and never cut. Footprints that reach
+the inner edge of the halo may be cut: their objects are counted so the run can warn that the
+halo is too small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from astrostatlearn.field import Window
+
+
+@dataclass
+class OwnedObjects:
+    """The objects a tile keeps: ``labels`` (window-sized, IDs 1..n in reference-pixel order),
+    their reference pixels (field coordinates), how many of them lie in footprints that touch
+    the halo's edge, and the largest kept footprint's extent in pixels."""
+
+    labels: np.ndarray
+    ref_y: np.ndarray
+    ref_x: np.ndarray
+    n_at_edge: int
+    max_extent: int
+
+
+def own_objects(labels: np.ndarray, window: Window, core: Window, field_shape: tuple[int, int]) -> OwnedObjects:
+    """Keep the objects of ``labels`` (covering ``window``) whose footprint's reference pixel is in ``core``."""
+    ids = np.unique(labels)
+    ids = ids[ids > 0]
+    empty = OwnedObjects(np.zeros(labels.shape, np.int32), np.zeros(0, np.int64), np.zeros(0, np.int64), 0, 0)
+    if ids.size == 0:
+        return empty
+    foot, n_foot = ndimage.label(labels > 0, structure=np.ones((3, 3), bool))
+    fids = np.arange(1, n_foot + 1)
+    fcom = np.asarray(ndimage.center_of_mass(np.ones(labels.shape), foot, fids)).reshape(-1, 2)
+    fy = np.floor(fcom[:, 0] + 0.5).astype(np.int64) + window.y0
+    fx = np.floor(fcom[:, 1] + 0.5).astype(np.int64) + window.x0
+    owned_foot = np.zeros(n_foot + 1, bool)
+    owned_foot[1:] = (fy >= core.y0) & (fy < core.y1) & (fx >= core.x0) & (fx < core.x1)
+    # Footprints touching a window edge that is not the field edge may extend beyond the window.
+    edges = []
+    if window.y0 > 0:
+        edges.append(foot[0])
+    if window.y1 < field_shape[0]:
+        edges.append(foot[-1])
+    if window.x0 > 0:
+        edges.append(foot[:, 0])
+    if window.x1 < field_shape[1]:
+        edges.append(foot[:, -1])
+    at_edge = np.zeros(n_foot + 1, bool)
+    if edges:
+        at_edge[np.unique(np.concatenate(edges))] = True
+    at_edge[0] = False
+    keep_pix = owned_foot[foot]
+    kept_ids = np.unique(labels[keep_pix])
+    kept_ids = kept_ids[kept_ids > 0]
+    if kept_ids.size == 0:
+        return empty
+    com = np.asarray(ndimage.center_of_mass(np.ones(labels.shape), labels, kept_ids)).reshape(-1, 2)
+    ry = np.floor(com[:, 0] + 0.5).astype(np.int64) + window.y0
+    rx = np.floor(com[:, 1] + 0.5).astype(np.int64) + window.x0
+    order = np.lexsort((rx, ry))
+    kept_ids, ry, rx = kept_ids[order], ry[order], rx[order]
+    lut = np.zeros(int(labels.max()) + 1, np.int32)
+    lut[kept_ids] = np.arange(1, kept_ids.size + 1, dtype=np.int32)
+    kept = np.where(keep_pix, lut[labels], 0).astype(np.int32)
+    n_edge = int(np.unique(labels[keep_pix & at_edge[foot]]).size)
+    boxes = ndimage.find_objects(np.where(keep_pix, foot, 0))
+    extent = max((max(b[0].stop - b[0].start, b[1].stop - b[1].start) for b in boxes if b is not None), default=0)
+    return OwnedObjects(kept, ry, rx, n_edge, int(extent))
