@@ -29,7 +29,7 @@ def assert_one_line_error(result, *needles: str) -> None:
 
 
 def test_every_command_has_help() -> None:
-    for cmd in ("info", "simulate", "evaluate", "preprocess", "dataset"):
+    for cmd in ("info", "simulate", "evaluate", "preprocess", "dataset", "segment", "train"):
         r = run(cmd, "--help")
         assert r.exit_code == 0 and "Usage" in r.output
 
@@ -150,3 +150,21 @@ def test_preprocess_and_dataset_commands(sim_field: Path, tmp_path: Path) -> Non
     assert_one_line_error(run("dataset", sim_field, "--variant", "norm", "--out", tmp_path / "ds2", "--split", "1,2"),
                           "--split")
     assert not (tmp_path / "ds2").exists()
+
+
+def test_segment_and_train_commands(sim_field: Path, tmp_path: Path) -> None:
+    r = run("segment", sim_field, "--method", "sep", "--out", tmp_path / "s", "--tile", "256", "--scheduler", "threads")
+    assert r.exit_code == 0, r.output
+    assert "objects" in r.output and (tmp_path / "s" / "catalog.ecsv").exists()
+    assert_one_line_error(run("segment", sim_field, "--method", "sep", "--out", tmp_path / "s"), "already exists")
+    assert_one_line_error(run("segment", sim_field, "--method", "forest", "--out", tmp_path / "f"), "supervised")
+    assert_one_line_error(run("segment", sim_field, "--method", "nope", "--out", tmp_path / "n"), "unknown method")
+    assert_one_line_error(run("segment", sim_field, "--method", "sep", "--out", tmp_path / "h", "--halo", "3"), "halo")
+    r = run("train", "forest", "--field", sim_field, "--out", tmp_path / "forest.joblib", "--split", "0.6,0.2,0.2")
+    assert r.exit_code == 0, r.output
+    r = run("segment", sim_field, "--method", "forest", "--model", tmp_path / "forest.joblib", "--out", tmp_path / "f2",
+            "--scheduler", "threads", "--tile", "256")
+    assert r.exit_code == 0, r.output
+    assert_one_line_error(run("segment", sim_field, "--method", "sep", "--model", tmp_path / "forest.joblib",
+                              "--out", tmp_path / "f3"), "not 'sep'")
+    assert_one_line_error(run("train", "sep", "--field", sim_field, "--out", tmp_path / "x.joblib"), "nothing to train")

@@ -223,10 +223,10 @@ def dataset(
 @user_errors
 def segment(
     field: Path = typer.Argument(..., help="Field directory or image file."),
-    method: str = typer.Option(..., "--method", "-m", help="photutils, sep, kmeans or forest."),
+    method: str = typer.Option(..., "--method", "-m", help="photutils, sep, kmeans, forest or unet."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: segmentation.fits, score.fits, catalog.ecsv, run.json."),
-    model: Optional[Path] = typer.Option(None, help="A fitted model saved by `train` (needed by forest; kmeans fits on the field without one)."),
-    variant: str = typer.Option("raw", "--variant", "-v", help="Input variant the method sees."),
+    model: Optional[Path] = typer.Option(None, help="A model saved by `train` (forest needs one; kmeans fits on the field; unet defaults to the shipped model)."),
+    variant: Optional[str] = typer.Option(None, "--variant", "-v", help="Input variant (default: the model's own, else raw)."),
     rms: Optional[Path] = typer.Option(None, help="Noise map, overriding the field directory's rms.fits."),
     tile: int = typer.Option(1024, help="Tile core size in pixels."),
     halo: Optional[int] = typer.Option(None, help="Halo around each tile core; must exceed the largest object (default 128)."),
@@ -244,9 +244,17 @@ def segment(
     from astrostatlearn.methods import load_segmenter, make_segmenter
     from astrostatlearn.segment import region_tiles, segment_field
 
-    seg = load_segmenter(model) if model else make_segmenter(method)
-    if model and seg.name != method:
+    if model:
+        seg = load_segmenter(model)
+    elif method == "unet":
+        from astrostatlearn.methods.unet import UNetSegmenter
+
+        seg = UNetSegmenter.shipped()
+    else:
+        seg = make_segmenter(method)
+    if seg.name != method:
         raise InputError(f"model is a {seg.name!r} model, not {method!r}", model)
+    variant = variant or getattr(seg, "variant", None) or "raw"
     with Field.open(field, rms=rms) as f:
         scan_field(f)
         from astrostatlearn.preprocess import fit_variant
@@ -272,14 +280,37 @@ def segment(
 @app.command()
 @user_errors
 def train(
-    method: str = typer.Argument(..., help="Method to train: forest or kmeans."),
-    field: Path = typer.Option(..., "--field", "-f", help="Training field with a truth map (for supervised methods)."),
+    method: str = typer.Argument(..., help="Method to train: unet, forest or kmeans."),
+    field: list[Path] = typer.Option(..., "--field", "-f", help="Training field(s) with a truth map; repeat for several (unet)."),
     out: Path = typer.Option(..., "--out", "-o", help="Where to save the fitted model."),
     variant: str = typer.Option("raw", "--variant", "-v", help="Input variant."),
-    split: str = typer.Option("0.7,0.15,0.15", help="Train,val,test fractions; only the train band is used."),
+    split: str = typer.Option("0.7,0.15,0.15", help="Train,val,test fractions; train and val bands are used."),
+    epochs: int = typer.Option(30, help="unet: maximum epochs (early stopping on validation IoU)."),
+    batch: int = typer.Option(16, help="unet: batch size."),
+    steps: int = typer.Option(0, help="unet: batches per epoch (0 = all)."),
+    lr: float = typer.Option(3e-3, help="unet: peak learning rate (AdamW, one-cycle)."),
+    width: int = typer.Option(16, help="unet: channels of the first level."),
+    depth: int = typer.Option(4, help="unet: number of down-sampling levels."),
+    patch: int = typer.Option(256, help="unet: dataset patch size."),
+    crop: int = typer.Option(128, help="unet: random training crop (0 = whole patches)."),
+    device: Optional[str] = typer.Option(None, help="unet: torch device (default cuda when available, else cpu)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    resume: bool = typer.Option(False, "--resume", help="unet: continue from OUT.ckpt."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model file."),
 ) -> None:
-    """Fit a method on the training split of a field and save it."""
+    """Fit a method on the training split of a field (or several) and save it.
+
+    unet: patch datasets are built beside OUT (OUT.datasets/), then the shared loop trains with
+    augmentation, AdamW, early stopping on validation IoU, a checkpoint per epoch (OUT.ckpt) and
+    a CSV log (OUT with suffix .csv). The best model goes to OUT.
+    """
+    if method == "unet":
+        _train_unet(field, out, variant, _fractions(split), epochs, batch, steps, lr, width, depth, patch, crop,
+                    device, seed, resume, overwrite)
+        return
+    if len(field) != 1:
+        raise InputError(f"method {method!r} trains on one field")
+    field_path = field[0]
     from astrostatlearn.datasets import leak_free_splits
     from astrostatlearn.field import Field, check_writable
     from astrostatlearn.methods import make_segmenter
@@ -290,9 +321,9 @@ def train(
     seg = make_segmenter(method)
     if not seg.needs_fit:
         raise InputError(f"method {method!r} has nothing to train")
-    with Field.open(field) as f:
+    with Field.open(field_path) as f:
         if seg.supervised and f.true is None:
-            raise InputError(f"method {method!r} is supervised: the field needs a truth map", field)
+            raise InputError(f"method {method!r} is supervised: the field needs a truth map", field_path)
         plan = leak_free_splits(f, _fractions(split))
         pre = fit_variant(f, variant)
         mesh = BackgroundMesh.from_field(f, pre)
@@ -300,6 +331,31 @@ def train(
         seg.fit(tiles)
     seg.save(out)
     typer.echo(f"wrote {out}: {method} fitted on the train split {plan.regions['train']} ({len(tiles)} tiles)")
+
+
+def _train_unet(fields: list[Path], out: Path, variant: str, fractions: tuple[float, float, float], epochs: int,
+                batch: int, steps: int, lr: float, width: int, depth: int, patch: int, crop: int,
+                device: str | None, seed: int, resume: bool, overwrite: bool) -> None:
+    from astrostatlearn.datasets import build_dataset
+    from astrostatlearn.field import Field, check_writable
+    from astrostatlearn.training import TrainConfig, train_unet
+
+    if not resume:
+        check_writable(out, overwrite)
+    work = out.with_name(out.name + ".datasets")
+    dirs = []
+    for k, fp in enumerate(fields):
+        d = work / f"ds{k}"
+        if not (resume and (d / "manifest.json").exists()):
+            with Field.open(fp) as f:
+                build_dataset(f, variant, d, patch=patch, fractions=fractions, seed=seed, overwrite=True)
+        dirs.append(d)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch, lr=lr, seed=seed, steps_per_epoch=steps or None, device=device)
+    hist = train_unet(dirs, out, cfg, width=width, depth=depth, crop=crop or None, resume=resume,
+                      progress=True)
+    best = max(hist, key=lambda h: h.val_iou)
+    typer.echo(f"wrote {out}: best validation IoU {best.val_iou:.3f} at epoch {best.epoch + 1}; "
+               f"log {out.with_suffix('.csv')}")
 
 
 def parse_region(text: str | None) -> "Window | None":

@@ -1,6 +1,6 @@
 """Segmentation methods behind one interface (:class:`Segmenter`), found by name in a registry.
 
-Classical: ``photutils``, ``sep``, ``kmeans``, ``forest``.
+Classical: ``photutils``, ``sep``, ``kmeans``, ``forest``; learned: ``unet``.
 """
 
 from astrostatlearn.methods.base import (
@@ -12,6 +12,6 @@ from astrostatlearn.methods.base import (
     make_segmenter,
     register,
 )
-from astrostatlearn.methods import forest, kmeans, photutils_method, sep_method  # noqa: F401  (registration)
+from astrostatlearn.methods import forest, kmeans, photutils_method, sep_method, unet  # noqa: F401  (registration)
 
 __all__ = ["SEGMENTERS", "Prediction", "Segmenter", "Tile", "load_segmenter", "make_segmenter", "register"]

@@ -122,13 +122,17 @@ def load_segmenter(path: str | Path) -> Segmenter:
     p = Path(path)
     if not p.exists():
         raise InputError("model file not found", p)
+    with open(p, "rb") as fh:
+        magic = fh.read(2)
+    if magic == b"PK":  # torch.save archives are zip files
+        return SEGMENTERS["unet"].load_file(p)  # type: ignore[attr-defined]
     try:
         blob = joblib.load(p)
-        seg = make_segmenter(blob["method"], **blob["params"])
-    except InputError:
-        raise
-    except Exception as exc:
+    except Exception as exc:  # joblib/pickle raise many types for foreign files
         raise InputError(f"not a saved astrostatlearn model ({type(exc).__name__})", p) from None
+    if not isinstance(blob, dict) or not {"method", "params", "state"} <= set(blob):
+        raise InputError("not a saved astrostatlearn model", p)
+    seg = make_segmenter(blob["method"], **blob["params"])
     for k, v in blob["state"].items():
         setattr(seg, k, v)
     return seg

@@ -67,11 +67,23 @@ class BackgroundMesh:
         return cls(box, bkg, rms, (ny, nx))
 
     def at(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
-        """(background, rms) of ``window``, float32, interpolated from the mesh cell centres."""
-        yy = (np.arange(window.y0, window.y1) - (self.box - 1) / 2.0) / self.box
-        xx = (np.arange(window.x0, window.x1) - (self.box - 1) / 2.0) / self.box
-        gy, gx = np.meshgrid(yy, xx, indexing="ij")
-        coords = np.array([gy, gx])
-        b = ndimage.map_coordinates(self.bkg, coords, order=1, mode="nearest")
-        r = ndimage.map_coordinates(self.rms, coords, order=1, mode="nearest")
-        return b.astype(np.float32), r.astype(np.float32)
+        """(background, rms) of ``window``, float32, bilinear between the mesh cell centres
+        (constant beyond the outermost centres). Separable: two 1-D interpolations."""
+        wy = _linear_weights(np.arange(window.y0, window.y1), self.box, self.bkg.shape[0])
+        wx = _linear_weights(np.arange(window.x0, window.x1), self.box, self.bkg.shape[1])
+        return _apply(self.bkg, wy, wx), _apply(self.rms, wy, wx)
+
+
+def _linear_weights(pix: np.ndarray, box: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices i0, i1 and weight of i1 for linear interpolation of pixel centres between cell centres."""
+    pos = np.clip((pix - (box - 1) / 2.0) / box, 0.0, n - 1.0)
+    i0 = np.floor(pos).astype(np.int64)
+    i1 = np.minimum(i0 + 1, n - 1)
+    return i0, i1, (pos - i0).astype(np.float64)
+
+
+def _apply(mesh: np.ndarray, wy: tuple, wx: tuple) -> np.ndarray:
+    y0, y1, fy = wy
+    x0, x1, fx = wx
+    rows = mesh[y0] * (1.0 - fy)[:, None] + mesh[y1] * fy[:, None]
+    return (rows[:, x0] * (1.0 - fx)[None, :] + rows[:, x1] * fx[None, :]).astype(np.float32)

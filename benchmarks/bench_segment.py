@@ -1,0 +1,95 @@
+"""Whole-field segmentation side by side with the peers, on one simulated field.
+
+Methods: ``astrostatlearn segment --method sep`` and ``--method photutils`` (all cores, through
+Dask), SExtractor 2.25 (Debian ``source-extractor``, installed by this script when missing) and
+NoiseChisel + Segment (Debian ``gnuastro``). Each runs as its own process on the same field;
+the script prints wall time, peak RSS, pixel IoU, instance F1 and PQ for each, scored against
+the exact truth with ``astrostatlearn.metrics``.
+
+Usage: python benchmarks/bench_segment.py [--size 8192] [--field DIR] [--scratch DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import peers
+
+
+def timed(cmds: list[list[str]]) -> tuple[float, float]:
+    """Run commands one after another in child processes: (wall s, peak RSS MB of any child)."""
+    t0 = time.perf_counter()
+    for cmd in cmds:
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RuntimeError(f"{cmd[0]} failed: {p.stderr[-800:]}")
+    wall = time.perf_counter() - t0
+    return wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def score(true_path: Path, pred_path: Path) -> dict:
+    from astrostatlearn.field import open_image
+    from astrostatlearn.metrics import evaluate
+
+    ev = evaluate(open_image(true_path), open_image(pred_path), coco=False)
+    return {"iou": ev.pixel["iou"], "f1": ev.detection["f1"], "pq": ev.panoptic["galaxy"]["pq"],
+            "completeness": ev.detection["completeness"], "purity": ev.detection["purity"], "n": ev.detection["n_pred"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--size", type=int, default=8192)
+    ap.add_argument("--field", type=Path, default=None)
+    ap.add_argument("--scratch", type=Path, default=None)
+    args = ap.parse_args()
+    scratch = args.scratch or Path(tempfile.mkdtemp(prefix="bench-segment-"))
+    field = args.field or scratch / f"field{args.size}"
+    if not (field / "true.fits").exists():
+        from astrostatlearn.simulate import simulate_field
+
+        print(f"simulating a {args.size}^2 field ...", flush=True)
+        simulate_field(field, args.size, seed=1, overwrite=True, progress=False)
+    have = peers.ensure_installed()
+    exe = [sys.executable, "-m", "astrostatlearn.cli"]
+    runs: list[tuple[str, list[list[str]], Path]] = []
+    for m in ("sep", "photutils"):
+        out = scratch / f"out_{m}"
+        runs.append((f"astrostatlearn {m}", [exe + ["segment", str(field), "--method", m, "--out", str(out),
+                                                    "--overwrite", "--no-score"]], out / "segmentation.fits"))
+    if have["sextractor"]:
+        runs.append(("SExtractor 2.25", [peers.sextractor_command(field, scratch / "sex")], scratch / "sex" / "sex_seg.fits"))
+    if have["noisechisel"]:
+        runs.append(("NoiseChisel+Segment", peers.noisechisel_commands(field, scratch / "nc"), scratch / "nc" / "nc_objects.fits"))
+    ny = nx = args.size
+    print(f"field {field} ({ny}x{nx}, {ny * nx / 1e6:.0f} Mpix), 2 cores")
+    print(f"{'method':<22} {'wall s':>7} {'Mpix/s':>7} {'peak MB':>8} {'objects':>8} {'pixel IoU':>9} {'inst F1':>8} {'PQ':>6}")
+    results = {}
+    for name, cmds, seg in runs:
+        # Each tool in a fresh measuring process, so peak RSS is its own.
+        code = ("import sys, json, resource; sys.path.insert(0, %r); import bench_segment as b, peers; "
+                "w, m = b.timed(json.loads(sys.argv[1])); print(json.dumps([w, m]))") % str(Path(__file__).parent)
+        p = subprocess.run([sys.executable, "-c", code, json.dumps(cmds)], capture_output=True, text=True)
+        if p.returncode != 0:
+            print(f"{name:<22} failed: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else '?'}")
+            continue
+        wall, mem = json.loads(p.stdout.strip().splitlines()[-1])
+        if name.startswith("NoiseChisel"):
+            seg = peers.noisechisel_objects(scratch / "nc")
+        s = score(field / "true.fits", seg)
+        results[name] = dict(s, wall_s=wall, peak_mb=mem)
+        print(f"{name:<22} {wall:>7.1f} {ny * nx / 1e6 / wall:>7.2f} {mem:>8.0f} {s['n']:>8} {s['iou']:>9.3f} "
+              f"{s['f1']:>8.3f} {s['pq']:>6.3f}", flush=True)
+    (scratch / "bench_segment.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Run the peer tools on a field: SExtractor (Debian ``source-extractor``) and NoiseChisel + Segment
+(Debian ``gnuastro``). Each returns the path of an int32 segmentation map aligned with the field.
+
+``ensure_installed`` installs the Debian packages when missing and running as root.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+SEX_CONF = Path("/usr/share/source-extractor")
+
+
+def ensure_installed() -> dict[str, bool]:
+    """Install source-extractor and gnuastro with apt-get if they are missing (root only)."""
+    need = [pkg for exe, pkg in (("source-extractor", "source-extractor"), ("astnoisechisel", "gnuastro"))
+            if shutil.which(exe) is None]
+    if need and os.geteuid() == 0:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-qq"], check=False, env=env, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *need], check=False, env=env, capture_output=True)
+    return {"sextractor": shutil.which("source-extractor") is not None,
+            "noisechisel": shutil.which("astnoisechisel") is not None}
+
+
+def sextractor_command(field: Path, work: Path, thresh: float = 1.0) -> list[str]:
+    """SExtractor on img.fits with rms.fits as MAP_RMS weight; writes work/sex_seg.fits and a catalogue."""
+    work.mkdir(parents=True, exist_ok=True)
+    param = work / "sex.param"
+    param.write_text("NUMBER\nX_IMAGE\nY_IMAGE\nFLUX_AUTO\nFLUX_ISO\nISOAREA_IMAGE\nFLAGS\n")
+    return [
+        "source-extractor", str(field / "img.fits"), "-c", str(SEX_CONF / "default.sex"),
+        "-CATALOG_NAME", str(work / "sex.cat"), "-CATALOG_TYPE", "ASCII_HEAD", "-PARAMETERS_NAME", str(param),
+        "-DETECT_THRESH", str(thresh), "-ANALYSIS_THRESH", str(thresh), "-DETECT_MINAREA", "5",
+        "-FILTER", "Y", "-FILTER_NAME", str(SEX_CONF / "gauss_2.0_5x5.conv"),
+        "-DEBLEND_NTHRESH", "32", "-DEBLEND_MINCONT", "0.005", "-CLEAN", "Y",
+        "-WEIGHT_TYPE", "MAP_RMS", "-WEIGHT_IMAGE", str(field / "rms.fits"),
+        "-BACK_SIZE", "64", "-BACK_FILTERSIZE", "3",
+        "-CHECKIMAGE_TYPE", "SEGMENTATION", "-CHECKIMAGE_NAME", str(work / "sex_seg.fits"),
+        "-STARNNW_NAME", str(SEX_CONF / "default.nnw"), "-VERBOSE_TYPE", "QUIET",
+        "-MEMORY_BUFSIZE", "4096", "-MEMORY_OBJSTACK", "30000", "-MEMORY_PIXSTACK", "3000000",
+    ]
+
+
+def noisechisel_commands(field: Path, work: Path) -> list[list[str]]:
+    """NoiseChisel detection then Segment; the OBJECTS extension is the instance map."""
+    work.mkdir(parents=True, exist_ok=True)
+    nc = work / "nc.fits"
+    return [
+        ["astnoisechisel", str(field / "img.fits"), "--hdu=0", f"--output={nc}", "--quiet", "--numthreads=2"],
+        ["astsegment", str(nc), f"--output={work / 'nc_seg.fits'}", "--quiet", "--numthreads=2"],
+    ]
+
+
+def noisechisel_objects(work: Path) -> Path:
+    """Write the OBJECTS HDU of Segment's output as a plain int32 FITS beside it."""
+    with fits.open(work / "nc_seg.fits") as h:
+        data = np.asarray(h["OBJECTS"].data, np.int32)
+    out = work / "nc_objects.fits"
+    fits.PrimaryHDU(data).writeto(out, overwrite=True)
+    return out

@@ -1,0 +1,227 @@
+"""``unet``: an instance-aware U-Net (PyTorch) with tiled, smoothly blended inference.
+
+The network predicts two maps per pixel: the foreground probability and a *centre-ness* map (the
+distance to the object's edge, normalised to 1 at its centre). Touching galaxies are split by a
+watershed on the centre-ness inside the foreground: each basin is one object.
+
+The model file (``torch.save``) holds the architecture, the input variant and the weights, so
+``segment --method unet --model FILE`` needs nothing else. A small model trained on simulated
+fields ships inside the package and is the default.
+"""
+
+from __future__ import annotations
+
+import io
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import ndimage
+from torch import nn
+
+from astrostatlearn.errors import InputError
+from astrostatlearn.methods.base import Prediction, Segmenter, Tile, register
+from astrostatlearn.methods.instances import watershed_instances
+
+SHIPPED_MODEL = "unet-default.pt"
+
+
+class ConvBlock(nn.Sequential):
+    def __init__(self, cin: int, cout: int, dropout: float) -> None:
+        super().__init__(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.Dropout2d(dropout) if dropout > 0 else nn.Identity(),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        )
+
+
+class UNet(nn.Module):
+    """U-Net with BatchNorm and dropout. Input ``[N, C, H, W]`` (H, W multiples of 2**depth after
+    padding); output ``[N, 2, H, W]`` logits: foreground and centre-ness.
+
+    ``input_scale``: inputs are compressed as ``asinh(x / input_scale)`` first, so S/N maps from
+    shallow and deep data share one dynamic range.
+    """
+
+    def __init__(self, in_channels: int = 1, out_channels: int = 2, width: int = 16, depth: int = 4,
+                 dropout: float = 0.1, input_scale: float = 3.0) -> None:
+        super().__init__()
+        self.config = {"in_channels": in_channels, "out_channels": out_channels, "width": width, "depth": depth,
+                       "dropout": dropout, "input_scale": input_scale}
+        self.input_scale = input_scale
+        chans = [width * 2**i for i in range(depth + 1)]
+        self.down = nn.ModuleList([ConvBlock(in_channels, chans[0], 0.0)] +
+                                  [ConvBlock(chans[i], chans[i + 1], dropout if i + 1 >= depth - 1 else 0.0)
+                                   for i in range(depth)])
+        self.pool = nn.MaxPool2d(2)
+        self.up = nn.ModuleList([nn.ConvTranspose2d(chans[i + 1], chans[i], 2, stride=2) for i in reversed(range(depth))])
+        self.dec = nn.ModuleList([ConvBlock(2 * chans[i], chans[i], 0.0) for i in reversed(range(depth))])
+        self.head = nn.Conv2d(chans[0], out_channels, 1)
+
+    @property
+    def multiple(self) -> int:
+        return 2 ** self.config["depth"]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.asinh(x / self.input_scale)
+        skips = []
+        for i, block in enumerate(self.down):
+            x = block(x if i == 0 else self.pool(x))
+            skips.append(x)
+        x = skips.pop()
+        for up, dec in zip(self.up, self.dec):
+            x = dec(torch.cat([up(x), skips.pop()], dim=1))
+        return self.head(x)
+
+
+def instance_targets(instances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(foreground, centre-ness) training targets from an instance map.
+
+    Centre-ness is each object's distance transform (borders between touching objects count as
+    edges), divided by its maximum within the object: 1 at the centre, ~0 at the edge.
+    """
+    fg = instances > 0
+    edge = np.zeros_like(fg)
+    for axis in (0, 1):
+        d = np.diff(instances, axis=axis) != 0
+        if axis == 0:
+            edge[1:] |= d
+            edge[:-1] |= d
+        else:
+            edge[:, 1:] |= d
+            edge[:, :-1] |= d
+    dist = ndimage.distance_transform_edt(fg & ~edge) + fg
+    ids = np.unique(instances[fg])
+    cen = np.zeros(instances.shape, np.float32)
+    if ids.size:
+        peak = np.asarray(ndimage.maximum(dist, instances, ids), float)
+        lut = np.zeros(int(instances.max()) + 1)
+        lut[ids] = peak
+        cen[fg] = dist[fg] / np.maximum(lut[instances[fg]], 1.0)
+    return fg.astype(np.float32), cen
+
+
+def blend_window(size: int, overlap: int) -> np.ndarray:
+    """2-D weights that fall smoothly (sin^2) to ~0 over ``overlap`` pixels at each edge."""
+    ramp = np.ones(size)
+    if overlap > 0:
+        t = (np.arange(overlap) + 0.5) / overlap
+        ramp[:overlap] = np.sin(t * np.pi / 2) ** 2
+        ramp[-overlap:] = ramp[:overlap][::-1]
+    return np.outer(ramp, ramp).astype(np.float32)
+
+
+@register
+class UNetSegmenter(Segmenter):
+    """Segmenter around a trained :class:`UNet`. ``model_state`` holds config + weights (None: the shipped model)."""
+
+    name = "unet"
+
+    def __init__(self, variant: str = "snr", window: int = 256, overlap: int = 64, batch_size: int = 8,
+                 threshold: float = 0.5, min_area: int = 5, min_distance: int = 2, min_peak: float = 0.35,
+                 device: str | None = None, halo: int = 64) -> None:
+        self.variant, self.window, self.overlap, self.batch_size = variant, window, overlap, batch_size
+        self.threshold, self.min_area, self.min_distance, self.min_peak = threshold, min_area, min_distance, min_peak
+        self.device, self.halo = device, halo
+        self.net_: UNet | None = None
+
+    # -- model handling ---------------------------------------------------------------------
+    @classmethod
+    def from_network(cls, net: UNet, variant: str, **params: Any) -> "UNetSegmenter":
+        seg = cls(variant=variant, **params)
+        seg.net_ = net.eval()
+        return seg
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.net_ is not None
+
+    def save(self, path: str | Path) -> Path:
+        from astrostatlearn.field import atomic_write_bytes
+
+        if self.net_ is None:
+            raise InputError("unet has no network to save")
+        buf = io.BytesIO()
+        torch.save({"format": "astrostatlearn-unet-1", "params": self.get_params(), "config": self.net_.config,
+                    # float16 halves the file; weights are cast back to float32 on load.
+                    "state_dict": {k: (v.half() if v.is_floating_point() else v).cpu()
+                                   for k, v in self.net_.state_dict().items()}}, buf)
+        return atomic_write_bytes(path, buf.getvalue(), overwrite=True)
+
+    @classmethod
+    def load_file(cls, source: Any) -> "UNetSegmenter":
+        try:
+            blob = torch.load(source, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise InputError(f"not a saved U-Net model ({type(exc).__name__})", source if isinstance(source, (str, Path)) else None) from None
+        if not isinstance(blob, dict) or blob.get("format") != "astrostatlearn-unet-1":
+            raise InputError("not an astrostatlearn U-Net model file", source if isinstance(source, (str, Path)) else None)
+        net = UNet(**blob["config"])
+        net.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()})
+        params = {k: v for k, v in blob["params"].items() if k in cls().get_params()}
+        return cls.from_network(net, **params)
+
+    @classmethod
+    def shipped(cls) -> "UNetSegmenter":
+        """The small model trained on simulated fields that ships with the package."""
+        ref = resources.files("astrostatlearn.data") / SHIPPED_MODEL
+        if not ref.is_file():
+            raise InputError("the shipped U-Net model is missing from this installation")
+        with ref.open("rb") as fh:
+            return cls.load_file(io.BytesIO(fh.read()))
+
+    # -- inference ---------------------------------------------------------------------------
+    def _device(self) -> torch.device:
+        if self.device:
+            return torch.device(self.device)
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    def predict_maps(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(foreground probability, centre-ness) for ``image`` [C, y, x], by overlapping windows
+        blended with a smooth weight, batched, in inference mode."""
+        if self.net_ is None:
+            raise InputError("unet is not fitted: pass --model or use the shipped model")
+        net = self.net_
+        dev = self._device()
+        net.to(dev).eval()
+        c, ny, nx = image.shape
+        win = self.window
+        m = net.multiple
+        win = max(m, (win // m) * m)
+        py, px = max(win - ny, 0), max(win - nx, 0)
+        img = np.pad(image, ((0, 0), (0, py), (0, px)), mode="reflect" if min(ny, nx) > 1 else "edge")
+        H, W = img.shape[1:]
+        stride = max(1, win - self.overlap)
+        ys = list(range(0, max(H - win, 0) + 1, stride))
+        xs = list(range(0, max(W - win, 0) + 1, stride))
+        if ys[-1] + win < H:
+            ys.append(H - win)
+        if xs[-1] + win < W:
+            xs.append(W - win)
+        weight = blend_window(win, self.overlap)
+        acc = np.zeros((2, H, W), np.float32)
+        wsum = np.zeros((H, W), np.float32)
+        boxes = [(y, x) for y in ys for x in xs]
+        with torch.inference_mode():
+            for b0 in range(0, len(boxes), self.batch_size):
+                chunk = boxes[b0:b0 + self.batch_size]
+                batch = torch.from_numpy(np.stack([img[:, y:y + win, x:x + win] for y, x in chunk])).float().to(dev)
+                with torch.autocast(dev.type, enabled=dev.type == "cuda"):
+                    out = torch.sigmoid(net(batch)).float().cpu().numpy()
+                for (y, x), o in zip(chunk, out):
+                    acc[:, y:y + win, x:x + win] += o * weight
+                    wsum[y:y + win, x:x + win] += weight
+        maps = acc / np.maximum(wsum, 1e-6)
+        return maps[0, :ny, :nx], maps[1, :ny, :nx]
+
+    def postprocess(self, prob: np.ndarray, centre: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Instances: foreground = prob > threshold, split at the basins of the centre-ness."""
+        fg = (prob > self.threshold) & valid
+        return watershed_instances(fg, centre * (prob > self.threshold), self.min_area, self.min_distance, self.min_peak)
+
+    def predict(self, tile: Tile) -> Prediction:
+        prob, centre = self.predict_maps(np.where(tile.valid[None], tile.image, 0.0).astype(np.float32))
+        prob = np.where(tile.valid, prob, 0.0).astype(np.float32)
+        return Prediction(self.postprocess(prob, centre, tile.valid), prob)
