@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-import peers
+from astrostatlearn.benchmark import peers
 
 
 def timed(cmds: list[list[str]]) -> tuple[float, float]:
@@ -75,7 +75,7 @@ def main() -> None:
     results = {}
     for name, cmds, seg in runs:
         # Each tool in a fresh measuring process, so peak RSS is its own.
-        code = ("import sys, json, resource; sys.path.insert(0, %r); import bench_segment as b, peers; "
+        code = ("import sys, json, resource; sys.path.insert(0, %r); import bench_segment as b; "
                 "w, m = b.timed(json.loads(sys.argv[1])); print(json.dumps([w, m]))") % str(Path(__file__).parent)
         p = subprocess.run([sys.executable, "-c", code, json.dumps(cmds)], capture_output=True, text=True)
         if p.returncode != 0:

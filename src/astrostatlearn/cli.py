@@ -358,6 +358,38 @@ def _train_unet(fields: list[Path], out: Path, variant: str, fractions: tuple[fl
                f"log {out.with_suffix('.csv')}")
 
 
+@app.command()
+@user_errors
+def benchmark(
+    field: Path = typer.Option(..., "--field", "-f", help="Field directory with img.fits, rms.fits, true.fits (truth.ecsv)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder for results and the report."),
+    methods: str = typer.Option(",".join(("sep", "photutils", "kmeans", "forest", "unet")), help="Comma-separated methods."),
+    variants: str = typer.Option("raw,norm,soft,soft+rms,soft+rms+log,snr", help="Comma-separated input variants."),
+    split: str = typer.Option("0.7,0.15,0.15", help="Train,val,test fractions (horizontal bands with guard bands)."),
+    unet_model: Optional[Path] = typer.Option(None, help="U-Net model to benchmark (default: the shipped one)."),
+    peers: bool = typer.Option(True, "--peers/--no-peers", help="Add SExtractor and NoiseChisel rows when installed."),
+    tile: int = typer.Option(1024, help="Tile core size for segmentation."),
+    workers: int = typer.Option(0, help="Workers (0 = all cores)."),
+    scheduler: Optional[str] = typer.Option(None, help="'processes' (default), 'threads' or a dask.distributed address."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing results."),
+) -> None:
+    """Run every method x variant on the same held-out test region and write the report.
+
+    Methods that learn are trained on the train split. Writes results.csv, results.json,
+    report.md (pixel, instance and cost tables) and a self-contained report.html with figures.
+    """
+    from astrostatlearn.benchmark import run_benchmark
+
+    fr = _fractions(split)
+    if fr[2] <= 0:
+        raise InputError("--split needs a non-empty test fraction")
+    res = run_benchmark(field, out, [m.strip() for m in methods.split(",") if m.strip()],
+                        [v.strip() for v in variants.split(",") if v.strip()], tile=tile, workers=workers or None,
+                        scheduler=scheduler, peers_too=peers, unet_model=str(unet_model) if unet_model else None,
+                        overwrite=overwrite, log=typer.echo)
+    typer.echo(f"report: {res['report_html']} (summary {res['report_md']})")
+
+
 def parse_region(text: str | None) -> "Window | None":
     """Parse ``y0:y1,x0:x1`` (0-based, half-open) into a Window."""
     from astrostatlearn.field import Window

@@ -62,3 +62,24 @@ def test_unknown_split(small_dataset: Path) -> None:
 
     with pytest.raises(InputError, match="unknown split"):
         PatchDataset(small_dataset, "holdout")
+
+
+def test_flux_scaling_leaves_snr_inputs_unchanged(sim_field: Path, tmp_path: Path) -> None:
+    """S/N is unitless: flux scaling (about the sky level) must not change an snr input, even with a sky."""
+    from astropy.io import fits
+
+    from astrostatlearn.datasets import build_dataset
+    from astrostatlearn.field import Field
+
+    sky = tmp_path / "sky"
+    sky.mkdir()
+    for name in ("rms", "true"):
+        (sky / f"{name}.fits").write_bytes((sim_field / f"{name}.fits").read_bytes())
+    fits.PrimaryHDU(fits.getdata(sim_field / "img.fits") + np.float32(100.0)).writeto(sky / "img.fits")
+    with Field.open(sky) as f:
+        build_dataset(f, "snr", tmp_path / "ds", patch=64, fractions=(0.6, 0.2, 0.2), guard=16)
+    ds = PatchDataset(tmp_path / "ds", "train", augment=True, flux_scale=(0.3, 3.0), seed=2)
+    for i in range(4):
+        raw, item = ds.raw(i), ds[i]
+        k = _which_k(item["instances"].numpy(), raw["instances"]) if raw["instances"].any() else 0
+        np.testing.assert_allclose(item["image"].numpy(), dihedral(raw["inputs"], k), atol=1e-3)

@@ -2,7 +2,9 @@
 
 * the 8 dihedral transforms (rotations by 90 degrees and flips: the sky has no preferred axis);
 * optional extra noise: ``img + noise * rms * N(0, 1)``, with the rms channel scaled to match;
-* optional flux scaling: ``img, rms -> s img, s rms`` with ``s`` log-uniform in ``flux_scale``.
+* optional flux scaling about the sky level: ``img -> bkg + s (img - bkg)``, ``rms -> s rms``,
+  with ``s`` log-uniform in ``flux_scale`` and ``bkg`` the field's global background (scaling the
+  sky itself would put an offset into background-subtracted variants that real data never has).
 
 With noise or flux augmentation the variant is recomputed from the stored raw ``img``/``rms`` using
 the dataset's *global* variant parameters, so intensities stay consistent with the whole field.
@@ -95,7 +97,8 @@ class PatchDataset(Dataset):
             lo, hi = self.flux_scale
             scale = float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) if hi > lo else lo
             if self.noise > 0 or scale != 1.0:
-                img = scale * img + self.noise * scale * rms * rng.standard_normal(img.shape).astype(np.float32)
+                bkg = np.float32(self._pre.stats.img_median)
+                img = bkg + scale * (img - bkg) + self.noise * scale * rms * rng.standard_normal(img.shape).astype(np.float32)
                 rms = scale * rms * np.float32(np.sqrt(1.0 + self.noise**2))
                 image = self._pre.apply(img.astype(np.float32), rms.astype(np.float32))
             k = int(rng.integers(8))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ _STRUCTURAL = {
 _STRUCTURAL_PREFIXES = ("NAXIS", "ZNAXIS", "ZTILE", "ZNAME", "ZVAL", "TTYPE", "TFORM", "TUNIT")
 
 FITS_BLOCK = 2880
+_DECOMPRESS_LOCK = threading.Lock()
 
 
 class ImageFile:
@@ -98,7 +100,8 @@ class ImageFile:
                 data = np.array(mm[lead + w.slices])
                 del mm
             else:
-                data = np.asarray(self._hdu.section[lead + w.slices])
+                with _DECOMPRESS_LOCK:  # cfitsio's decoders (e.g. HCOMPRESS) keep global state
+                    data = np.asarray(self._hdu.section[lead + w.slices])
         except (OSError, ValueError, TypeError, IndexError) as exc:
             raise InputError(f"corrupt FITS data ({_first_line(exc)})", self.path) from None
         if not self._scaled:
@@ -117,6 +120,9 @@ class ImageFile:
 
     def close(self) -> None:
         self._hdul.close()
+
+    def __getstate__(self) -> dict:
+        raise TypeError("ImageFile is not picklable; pass its path and reopen it in the worker")
 
     def __repr__(self) -> str:
         kind = "compressed " if self.compressed else ""

@@ -115,13 +115,14 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
                   halo: int | None = None, scheduler: str | None = None, workers: int | None = None,
                   score: bool = True, overwrite: bool = False, progress: bool = False,
                   pre: Preprocessor | None = None, mesh: BackgroundMesh | None = None,
-                  model_path: str | None = None) -> SegmentResult:
+                  model_path: str | None = None, region: Window | None = None) -> SegmentResult:
     """Segment ``field`` with ``segmenter`` (fitted if it needs to be) into folder ``out``.
 
     ``halo`` (default: max(128, the method's own halo)) must be at least the size of the largest
     object, or objects may be cut at tile seams; the run counts objects that reach the halo edge
     and reports them. ``scheduler``: None/'processes' (default), 'threads', 'synchronous', or the
-    address of a dask.distributed scheduler.
+    address of a dask.distributed scheduler. ``region``: segment only this window (tiles still
+    read their halo from the surrounding image); the maps keep the field's shape, zero outside.
     """
     import dask
 
@@ -151,7 +152,11 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
             model_path = str(segmenter.save(tmpdir / "model.joblib"))
         model = (model_path, os.path.getmtime(model_path))
         paths = (str(field.img.path), None if field.rms is None else str(field.rms.path))
-        cores = tile_grid(field.shape, tile)
+        region = region or field.full
+        if region.intersect(field.full) != region:
+            raise InputError(f"region {region} lies outside the {field.shape[0]}x{field.shape[1]} field")
+        cores = [Window(c.y0 + region.y0, c.y1 + region.y0, c.x0 + region.x0, c.x1 + region.x0)
+                 for c in tile_grid(region.shape, tile)]
         tasks = [dask.delayed(_segment_tile, pure=False)(i, paths, model, pre, mesh, c, c.grow(halo, field.shape),
                                                           pre.stats.img_median, score)
                  for i, c in enumerate(cores)]
@@ -209,6 +214,7 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
             "variant": pre.variant, "variant_params": pre.params, "version": __version__,
             "field": {"img": paths[0], "rms": paths[1], "shape": list(field.shape)},
             "tile": tile, "halo": halo, "scheduler": scheduler or "processes", "workers": workers,
+            "region": [region.y0, region.y1, region.x0, region.x1],
             "n_tiles": len(cores), "n_objects": next_id, "objects_at_halo_edge": n_edge,
             "largest_object_extent_px": max_extent,
         }
@@ -222,7 +228,7 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
         timings["catalog"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - t_start
         run["timings_s"] = timings
-        run["mpix_per_s"] = field.shape[0] * field.shape[1] / 1e6 / max(timings["segment"], 1e-9)
+        run["mpix_per_s"] = region.size / 1e6 / max(timings["segment"], 1e-9)
         atomic_write_bytes(out / "run.json", json.dumps(run, indent=2, default=_jsonable).encode(), overwrite=overwrite)
         return SegmentResult(out, next_id, n_edge, timings, run)
     finally:

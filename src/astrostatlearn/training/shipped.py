@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=Path("src/astrostatlearn/data/unet-default.pt"))
     ap.add_argument("--work", type=Path, default=Path("build/shipped-unet"))
     ap.add_argument("--size", type=int, default=2048, help="size of each simulated training field")
-    ap.add_argument("--epochs", type=int, default=24)
+    ap.add_argument("--epochs", type=int, default=45)
     ap.add_argument("--steps", type=int, default=40, help="batches per epoch")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--width", type=int, default=16)
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
                 build_dataset(f, "snr", ds_dir, patch=256, overwrite=True)
         dirs.append(ds_dir)
         print(f"dataset {k}: {name} {over} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, steps_per_epoch=args.steps, lr=3e-3, patience=8,
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, steps_per_epoch=args.steps, lr=2e-3, patience=12,
                       seed=0, device=args.device)
     train_unet(dirs, args.out, cfg, width=args.width, crop=128, resume=args.resume)
     print(f"saved {args.out} ({args.out.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.0f} s")

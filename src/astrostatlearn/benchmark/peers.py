@@ -1,5 +1,6 @@
-"""Run the peer tools on a field: SExtractor (Debian ``source-extractor``) and NoiseChisel + Segment
-(Debian ``gnuastro``). Each returns the path of an int32 segmentation map aligned with the field.
+"""The peer tools: SExtractor (Debian ``source-extractor``) and NoiseChisel + Segment (Debian
+``gnuastro``), run on a field as they are configured here, each giving an int32 segmentation map
+aligned with the field.
 
 ``ensure_installed`` installs the Debian packages when missing and running as root.
 """

@@ -1,0 +1,82 @@
+"""The shipped U-Net on a fresh simulated field (a seed never used in training), beside SExtractor
+and sep on the same held-out test band, plus inference throughput and training time.
+
+Prints pixel IoU, Dice, instance F1 and PQ per row, the targets (pixel IoU >= 0.80 and
+PQ >= 1.5 x SExtractor's) and whether they are met; U-Net inference Mpix/s on CPU (and GPU when
+present); and the training time from the shipped model's log.
+
+Usage: python benchmarks/bench_unet.py [--size 4096] [--seed 7] [--scratch DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import tempfile
+import time
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+
+def throughput(device: str, size: int = 1024, repeats: int = 2) -> float:
+    from astrostatlearn.methods.unet import UNetSegmenter
+
+    seg = UNetSegmenter.shipped()
+    seg.device = device
+    img = np.random.default_rng(0).normal(size=(1, size, size)).astype(np.float32)
+    seg.predict_maps(img[:, :256, :256])  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        seg.predict_maps(img)
+    return repeats * size * size / 1e6 / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--size", type=int, default=4096)
+    ap.add_argument("--seed", type=int, default=7, help="training used seeds 1000-1007")
+    ap.add_argument("--scratch", type=Path, default=None)
+    args = ap.parse_args()
+    scratch = args.scratch or Path(tempfile.mkdtemp(prefix="bench-unet-"))
+    from astrostatlearn.benchmark import run_benchmark
+    from astrostatlearn.simulate import simulate_field
+
+    field = scratch / f"field{args.size}-seed{args.seed}"
+    if not (field / "true.fits").exists():
+        simulate_field(field, args.size, seed=args.seed, overwrite=True, progress=False)
+    res = run_benchmark(field, scratch / "bench", ["sep", "unet"], ["raw", "snr"], overwrite=True, log=lambda m: None)
+    rows = [r for r in res["rows"] if r.evaluation is not None]
+    print(f"fresh field {field} ({args.size}^2, seed {args.seed}); test band {res['meta']['test_region']}")
+    print(f"{'method':<12} {'variant':<8} {'pixel IoU':>9} {'Dice':>6} {'inst F1':>8} {'PQ':>6} {'AP50':>6}")
+    for r in rows:
+        e = r.evaluation
+        print(f"{r.method:<12} {r.variant:<8} {e.pixel['iou']:>9.3f} {e.pixel['dice']:>6.3f} {e.detection['f1']:>8.3f} "
+              f"{e.panoptic['galaxy']['pq']:>6.3f} {e.coco['segm']['AP50']:>6.3f}")
+    unet = next((r for r in rows if r.method == "unet"), None)
+    sex = next((r for r in rows if r.method == "SExtractor"), None)
+    if unet is not None:
+        iou = unet.evaluation.pixel["iou"]
+        print(f"target pixel IoU >= 0.80: {iou:.3f} -> {'met' if iou >= 0.80 else 'NOT met'}")
+        if sex is not None:
+            ratio = unet.evaluation.panoptic["galaxy"]["pq"] / sex.evaluation.panoptic["galaxy"]["pq"]
+            print(f"target PQ >= 1.5 x SExtractor: {ratio:.2f} x -> {'met' if ratio >= 1.5 else 'NOT met'}")
+    import torch
+
+    print(f"\nU-Net inference throughput (1024^2, window 256, overlap 64): CPU {throughput('cpu'):.2f} Mpix/s "
+          f"({torch.get_num_threads()} threads)")
+    if torch.cuda.is_available():
+        print(f"U-Net inference throughput: GPU {throughput('cuda'):.2f} Mpix/s ({torch.cuda.get_device_name()})")
+    log = resources.files("astrostatlearn.data") / "unet-default.csv"
+    if log.is_file():
+        with log.open() as fh:
+            hist = list(csv.DictReader(fh))
+        best = max(hist, key=lambda h: float(h["val_iou"]))
+        t_best = sum(float(h["seconds"]) for h in hist if int(h["epoch"]) <= int(best["epoch"]))
+        print(f"shipped model training (CPU, 2 cores): {len(hist)} epochs, {sum(float(h['seconds']) for h in hist):.0f} s; "
+              f"best val IoU {float(best['val_iou']):.3f} at epoch {int(best['epoch']) + 1} after {t_best:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""The benchmark matrix: every method x variant trained on the train split and scored on the
+same held-out test region, plus the peers (SExtractor, NoiseChisel) as reference rows.
+
+Splits come from :func:`astrostatlearn.datasets.leak_free_splits` (guard bands, no object in two
+splits). Methods that learn are fitted on tiles of the train region only; every row is scored on
+the test region with :func:`astrostatlearn.metrics.evaluate`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass, field as dc_field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from astrostatlearn.benchmark import peers
+from astrostatlearn.benchmark.memory import PeakMemory
+from astrostatlearn.datasets import leak_free_splits
+from astrostatlearn.errors import InputError
+from astrostatlearn.field import Field, Window, open_image
+from astrostatlearn.methods import make_segmenter
+from astrostatlearn.metrics import Evaluation, evaluate
+from astrostatlearn.preprocess import VARIANTS, fit_variant
+from astrostatlearn.segment import BackgroundMesh, region_tiles, segment_field
+
+DEFAULT_METHODS = ("sep", "photutils", "kmeans", "forest", "unet")
+DEFAULT_VARIANTS = ("raw", "norm", "soft", "soft+rms", "soft+rms+log", "snr")
+
+
+@dataclass
+class Row:
+    """One method x variant: its evaluation and costs."""
+
+    method: str
+    variant: str
+    evaluation: Evaluation | None
+    train_s: float = 0.0
+    segment_s: float = 0.0
+    mpix_per_s: float = float("nan")
+    peak_mb: float = float("nan")
+    seg_path: str | None = None
+    score_path: str | None = None
+    note: str = ""
+    reference: bool = False
+    extra: dict[str, Any] = dc_field(default_factory=dict)
+
+    def flat(self) -> dict[str, Any]:
+        """One flat record for results.csv."""
+        out: dict[str, Any] = {"method": self.method, "variant": self.variant, "reference": self.reference,
+                               "train_s": self.train_s, "segment_s": self.segment_s, "mpix_per_s": self.mpix_per_s,
+                               "peak_mb": self.peak_mb, "note": self.note}
+        ev = self.evaluation
+        if ev is None:
+            return out
+        for k, v in ev.pixel.items():
+            out[f"pixel_{k}"] = v
+        for k, v in ev.pixel_patch_mean.items():
+            if not k.startswith("n_patches"):
+                out[f"patchmean_{k}"] = v
+        for k in ("completeness", "purity", "f1", "n_true", "n_pred"):
+            out[f"inst_{k}"] = ev.detection[k]
+        for k in ("pq", "sq", "rq"):
+            out[k] = ev.panoptic["galaxy"][k]
+            out[f"void_{k}"] = ev.panoptic["void"][k]
+        if ev.coco:
+            for k in ("AP", "AP50", "AP75", "AR_max"):
+                out[f"segm_{k}"] = ev.coco["segm"][k]
+                out[f"bbox_{k}"] = ev.coco["bbox"][k]
+        return out
+
+
+
+
+def run_matrix(field_dir: str | Path, out: str | Path, methods: tuple[str, ...] = DEFAULT_METHODS,
+               variants: tuple[str, ...] = DEFAULT_VARIANTS, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+               tile: int = 1024, workers: int | None = None, scheduler: str | None = None, peers_too: bool = True,
+               unet_model: str | None = None, log=print) -> tuple[list[Row], dict[str, Any]]:
+    """Run the matrix on a field with truth; write per-run outputs under ``out/runs``."""
+    out = Path(out)
+    runs = out / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    field_dir = Path(field_dir)
+    for v in variants:
+        if v not in VARIANTS:
+            raise InputError(f"unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
+    rows: list[Row] = []
+    with Field.open(field_dir) as f:
+        if f.true is None:
+            raise InputError("the benchmark needs a field with a truth map (true.fits)", field_dir)
+        plan = leak_free_splits(f, fractions)
+        test = plan.regions["test"]
+        catalog = f.truth_table()
+        true_path = f.true.path
+        meta = {"field": str(field_dir), "shape": list(f.shape), "splits": plan.as_dict(),
+                "test_region": [test.y0, test.y1, test.x0, test.x1], "methods": list(methods), "variants": list(variants)}
+        for method in methods:
+            make_segmenter(method)  # validates the name early
+        for method in methods:
+            for variant in variants:
+                row = _run_one(f, method, variant, plan, runs, tile, workers, scheduler, unet_model, log)
+                if row is not None:
+                    if row.seg_path:
+                        row.evaluation = _score(true_path, row.seg_path, row.score_path, catalog, test)
+                    rows.append(row)
+                    _log_row(row, log)
+    if peers_too:
+        rows += run_peers(field_dir, runs, true_path, catalog, test, log)
+    return rows, meta
+
+
+def _score(true_path: Path, seg_path: str, score_path: str | None, catalog: Any, region: Window) -> Evaluation:
+    score = open_image(score_path) if score_path and Path(score_path).exists() else None
+    return evaluate(open_image(true_path), open_image(seg_path), catalog=catalog, score=score, region=region)
+
+
+def _run_one(f: Field, method: str, variant: str, plan, runs: Path, tile: int, workers: int | None,
+             scheduler: str | None, unet_model: str | None, log) -> Row | None:
+    test, train = plan.regions["test"], plan.regions["train"]
+    seg = make_segmenter(method)
+    train_s = 0.0
+    if method == "unet":
+        from astrostatlearn.methods import load_segmenter
+        from astrostatlearn.methods.unet import UNetSegmenter
+
+        seg = load_segmenter(unet_model) if unet_model else UNetSegmenter.shipped()
+        if variant != seg.variant:
+            return None  # a U-Net is trained for one variant; train others with `astrostatlearn train unet`
+    pre = fit_variant(f, variant)
+    mesh = BackgroundMesh.from_field(f, pre)
+    if seg.needs_fit and not seg.is_fitted:
+        t0 = time.perf_counter()
+        tiles = list(region_tiles(f, pre, mesh, train, tile=512, with_truth=seg.supervised))
+        if not seg.supervised:
+            tiles = tiles[:: max(1, len(tiles) // 16)]
+        seg.fit(tiles)
+        train_s = time.perf_counter() - t0
+    out = runs / f"{method}__{variant.replace('+', '_')}"
+    # Segment the test band plus a margin, so objects straddling its edge are whole, as they are
+    # for the peers that run on the whole field; scoring then crops to the band itself.
+    margin = max(128, seg.halo)
+    with PeakMemory() as mem:
+        res = segment_field(f, seg, out, variant=variant, tile=tile, workers=workers, scheduler=scheduler,
+                            overwrite=True, pre=pre, mesh=mesh, region=test.grow(margin, f.shape))
+    score = out / "score.fits"
+    return Row(method, variant, None, train_s, res.timings["segment"], res.run["mpix_per_s"], mem.peak_mb,
+               str(out / "segmentation.fits"), str(score) if score.exists() else None,
+               note="shipped model" if method == "unet" and not unet_model else "")
+
+
+def run_peers(field_dir: Path, runs: Path, true_path: Path, catalog: Any, test: Window, log) -> list[Row]:
+    """SExtractor and NoiseChisel on the whole field (as users run them), scored on the test region."""
+    have = peers.ensure_installed()
+    rows = []
+    ny, nx = open_image(true_path).shape
+    if have["sextractor"]:
+        work = runs / "sextractor"
+        t0 = time.perf_counter()
+        with PeakMemory() as mem:
+            p = subprocess.run(peers.sextractor_command(field_dir, work), capture_output=True, text=True)
+        dt = time.perf_counter() - t0
+        if p.returncode == 0:
+            r = Row("SExtractor", "raw", None, 0.0, dt, ny * nx / 1e6 / dt, mem.peak_mb, str(work / "sex_seg.fits"),
+                    note="SExtractor 2.25, whole field, DETECT_THRESH 1.0, gauss 2.0 5x5, rms map", reference=True)
+            r.evaluation = _score(true_path, r.seg_path, None, catalog, test)
+            rows.append(r)
+            _log_row(r, log)
+        else:
+            log(f"SExtractor failed: {p.stderr.strip()[-300:]}")
+    if have["noisechisel"] and ny * nx <= 70_000_000:
+        work = runs / "noisechisel"
+        t0 = time.perf_counter()
+        ok = True
+        with PeakMemory() as mem:
+            for cmd in peers.noisechisel_commands(field_dir, work):
+                p = subprocess.run(cmd, capture_output=True, text=True)
+                ok = ok and p.returncode == 0
+        dt = time.perf_counter() - t0
+        if ok:
+            seg = peers.noisechisel_objects(work)
+            r = Row("NoiseChisel", "raw", None, 0.0, dt, ny * nx / 1e6 / dt, mem.peak_mb, str(seg),
+                    note="Gnuastro 0.19 NoiseChisel + Segment, default configuration", reference=True)
+            r.evaluation = _score(true_path, r.seg_path, None, catalog, test)
+            rows.append(r)
+            _log_row(r, log)
+    return rows
+
+
+def _log_row(r: Row, log) -> None:
+    ev = r.evaluation
+    if ev is None:
+        log(f"{r.method:<12} {r.variant:<13} (no evaluation)")
+        return
+    log(f"{r.method:<12} {r.variant:<13} IoU {ev.pixel['iou']:.3f}  F1 {ev.detection['f1']:.3f}  "
+        f"PQ {ev.panoptic['galaxy']['pq']:.3f}  AP50 {ev.coco['segm']['AP50'] if ev.coco else float('nan'):.3f}  "
+        f"{r.mpix_per_s:.2f} Mpix/s")
+
+
+def write_results(rows: list[Row], meta: dict[str, Any], out: Path) -> None:
+    """results.csv (one flat row each) and results.json (everything, including binned curves)."""
+    import csv
+
+    from astrostatlearn.field import atomic_write_bytes
+
+    flat = [r.flat() for r in rows]
+    keys: list[str] = []
+    for d in flat:
+        keys += [k for k in d if k not in keys]
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows(flat)
+    atomic_write_bytes(out / "results.csv", buf.getvalue().encode(), overwrite=True)
+    payload = {"meta": meta, "rows": [dict(r.flat(), evaluation=r.evaluation.as_dict() if r.evaluation else None)
+                                      for r in rows]}
+    atomic_write_bytes(out / "results.json", json.dumps(payload, indent=2, default=_jsonable).encode(), overwrite=True)
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)

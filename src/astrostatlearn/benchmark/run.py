@@ -1,0 +1,66 @@
+"""``astrostatlearn benchmark``: the matrix, results files, figures and report in one call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from astrostatlearn.benchmark import figures
+from astrostatlearn.benchmark.matrix import DEFAULT_METHODS, DEFAULT_VARIANTS, Row, run_matrix, write_results
+from astrostatlearn.benchmark.report import write_report
+from astrostatlearn.field import Field, Window, check_writable
+
+
+def run_benchmark(field_dir: str | Path, out: str | Path, methods: Sequence[str] = DEFAULT_METHODS,
+                  variants: Sequence[str] = DEFAULT_VARIANTS, tile: int = 1024, workers: int | None = None,
+                  scheduler: str | None = None, peers_too: bool = True, unet_model: str | None = None,
+                  overwrite: bool = False, log=print) -> dict[str, Any]:
+    """Run everything and write results.csv, results.json, report.md and report.html into ``out``."""
+    out = Path(out)
+    for name in ("results.csv", "results.json", "report.md", "report.html"):
+        check_writable(out / name, overwrite)
+    rows, meta = run_matrix(field_dir, out, tuple(methods), tuple(variants), tile=tile, workers=workers,
+                            scheduler=scheduler, peers_too=peers_too, unet_model=unet_model, log=log)
+    write_results(rows, meta, out)
+    records = [r.flat() for r in rows if r.evaluation is not None]
+    figs = make_figures(Path(field_dir), rows, meta)
+    notes = [f"{r.method}: {r.note}" for r in rows if r.note]
+    if "unet" in methods and not any(r.method == "unet" for r in rows):
+        notes.append("unet: no row; the U-Net model was trained for another variant than those asked for")
+    md, html_path = write_report(out, records, meta, figs, notes)
+    return {"rows": rows, "meta": meta, "report_md": md, "report_html": html_path}
+
+
+def make_figures(field_dir: Path, rows: Sequence[Row], meta: dict[str, Any]) -> dict[str, bytes]:
+    test = Window(*meta["test_region"])
+    true_path = str(field_dir / "true.fits")
+    with Field.open(field_dir) as f:
+        true = f.read_true(test)
+        img_path = str(f.img.path)
+    windows = [Window(w.y0 + test.y0, w.y1 + test.y0, w.x0 + test.x0, w.x1 + test.x0)
+               for w in figures.pick_patches(true, Window(0, test.shape[0], 0, test.shape[1]))]
+    scored = [r for r in rows if r.evaluation is not None]
+    # One prediction per method in the example panel: its best variant by PQ.
+    best: dict[str, Row] = {}
+    for r in scored:
+        pq = r.evaluation.panoptic["galaxy"]["pq"]
+        if r.method not in best or pq > best[r.method].evaluation.panoptic["galaxy"]["pq"]:
+            best[r.method] = r
+    figs = {
+        "Example test patches: image | truth | each method (its best variant)":
+            figures.example_patches(img_path, true_path, [(f"{m} ({r.variant})", r.seg_path) for m, r in best.items()],
+                                    windows),
+        "Pixel IoU, instance F1 and PQ per variant": figures.metric_bars([r.flat() for r in scored]),
+    }
+    curves = [(f"{m} ({r.variant})", r.evaluation.binned["mag"]) for m, r in best.items()
+              if r.evaluation.binned and "mag" in r.evaluation.binned]
+    if curves:
+        figs["Completeness and purity against true magnitude"] = figures.completeness_purity(curves)
+    prs = []
+    for m, r in best.items():
+        if r.score_path:
+            p, rec, ap = figures.pixel_pr(true_path, r.score_path, test)
+            prs.append((f"{m} ({r.variant})", p, rec, ap))
+    if prs:
+        figs["Pixel precision-recall curves (methods with a score)"] = figures.pr_curves(prs)
+    return figs

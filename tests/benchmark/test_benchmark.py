@@ -1,0 +1,57 @@
+import csv
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from astrostatlearn.benchmark import run_benchmark
+from astrostatlearn.benchmark.browser import check_report, find_chromium
+from astrostatlearn.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def bench(sim_field: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("bench")
+    res = run_benchmark(sim_field, out, ["sep", "kmeans"], ["raw", "snr"], tile=256, peers_too=False,
+                        scheduler="threads", log=lambda m: None)
+    return dict(res, out=out)
+
+
+def test_results_cover_every_method_and_variant_on_one_region(bench: dict) -> None:
+    out = bench["out"]
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert {(r["method"], r["variant"]) for r in rows} == {("sep", "raw"), ("sep", "snr"), ("kmeans", "raw"), ("kmeans", "snr")}
+    js = json.loads((out / "results.json").read_text())
+    regions = {tuple(r["evaluation"]["region"].values()) for r in js["rows"]}
+    assert len(regions) == 1  # every row scored on the same test region
+    y0, y1, x0, x1 = js["meta"]["test_region"]
+    assert regions == {(y0, y1, x0, x1)}
+    train = js["meta"]["splits"]["regions"]["train"]
+    assert train[1] <= y0  # train and test bands are disjoint
+    for r in rows:
+        assert 0 <= float(r["pixel_iou"]) <= 1 and float(r["pq"]) >= 0 and float(r["mpix_per_s"]) > 0
+        assert "patchmean_iou" in r and "segm_AP50" in r
+
+
+def test_report_tables_and_figures(bench: dict) -> None:
+    md = Path(bench["report_md"]).read_text()
+    for title in ("## Pixel metrics", "## Instance metrics", "## Cost"):
+        assert title in md
+    html = Path(bench["report_html"]).read_text()
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) == 4
+    assert "http://" not in html and "https://" not in html  # self-contained
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="Debian chromium not installed (.ci/run installs it)")
+def test_report_in_headless_chromium(bench: dict) -> None:
+    res = check_report(bench["report_html"])
+    assert res["total"] == 4 and res["loaded"] == 4 and res["broken_links"] == []
+
+
+def test_bad_benchmark_input(sim_field: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="unknown variant"):
+        run_benchmark(sim_field, tmp_path / "a", ["sep"], ["shiny"], peers_too=False)
+    with pytest.raises(InputError, match="unknown method"):
+        run_benchmark(sim_field, tmp_path / "b", ["magic"], ["raw"], peers_too=False)
