@@ -25,3 +25,15 @@ def real_dir() -> Path:
     if not REAL.exists():
         pytest.skip(f"real data not found at {REAL}")
     return REAL
+
+
+@pytest.fixture(scope="session")
+def small_dataset(sim_field: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A soft+rms patch dataset (64^2 patches, 60/20/20 splits) of the simulated field."""
+    from astrostatlearn.datasets import build_dataset
+    from astrostatlearn.field import Field
+
+    out = tmp_path_factory.mktemp("ds") / "ds"
+    with Field.open(sim_field) as f:
+        build_dataset(f, "soft+rms", out, patch=64, fractions=(0.6, 0.2, 0.2), guard=16, shard_size=10)
+    return out

@@ -425,7 +425,7 @@ def evaluate(
     """
     from astropy.table import Table
 
-    from astrostatlearn.field import atomic_write_bytes, check_writable, open_image
+    from astrostatlearn.field import atomic_write_json, check_writable, open_image
     from astrostatlearn.metrics import evaluate as run_evaluate
 
     if json_out is not None:
@@ -449,18 +449,8 @@ def evaluate(
     typer.echo(ev.table())
     if json_out is not None:
         payload = ev.as_dict() | {"true": str(true), "pred": str(pred)}
-        atomic_write_bytes(json_out, json.dumps(payload, indent=2, default=_json_default).encode(), overwrite)
+        atomic_write_json(json_out, payload, overwrite)
         typer.echo(f"wrote {json_out}")
-
-
-def _json_default(o: Any) -> Any:
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o).__name__)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -8,7 +8,6 @@ the test region with :func:`astrostatlearn.metrics.evaluate`.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from dataclasses import dataclass, field as dc_field
@@ -203,7 +202,7 @@ def write_results(rows: list[Row], meta: dict[str, Any], out: Path) -> None:
     """results.csv (one flat row each) and results.json (everything, including binned curves)."""
     import csv
 
-    from astrostatlearn.field import atomic_write_bytes
+    from astrostatlearn.field import atomic_write_bytes, atomic_write_json
 
     flat = [r.flat() for r in rows]
     keys: list[str] = []
@@ -218,12 +217,5 @@ def write_results(rows: list[Row], meta: dict[str, Any], out: Path) -> None:
     atomic_write_bytes(out / "results.csv", buf.getvalue().encode(), overwrite=True)
     payload = {"meta": meta, "rows": [dict(r.flat(), evaluation=r.evaluation.as_dict() if r.evaluation else None)
                                       for r in rows]}
-    atomic_write_bytes(out / "results.json", json.dumps(payload, indent=2, default=_jsonable).encode(), overwrite=True)
+    atomic_write_json(out / "results.json", payload, overwrite=True)
 
-
-def _jsonable(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)

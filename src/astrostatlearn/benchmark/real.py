@@ -8,7 +8,6 @@ against SExtractor's FLUX_AUTO), and draws an overlay.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from astropy.io import ascii
 from astropy.table import Table
 from scipy.spatial import cKDTree
 
-from astrostatlearn.field import Field, FitsImageWriter, Window, atomic_write_bytes, row_blocks
+from astrostatlearn.field import Field, FitsImageWriter, Window, atomic_write_json, row_blocks
 from astrostatlearn.field.fitsio import output_header
 from astrostatlearn.methods import load_segmenter, make_segmenter
 from astrostatlearn.preprocess import fit_variant
@@ -78,7 +77,7 @@ def compare_with_sextractor(kids_dir: Path, out: Path, method: str = "sep", radi
         "flux_ratio_mad": float(np.median(np.abs(ratio[good] - np.median(ratio[good])))) if good.any() else float("nan"),
         "overlay": str(overlay), "shape": list(shape), "segment_s": res.timings["total"],
     }
-    atomic_write_bytes(out / "comparison.json", json.dumps(result, indent=2).encode(), overwrite=True)
+    atomic_write_json(out / "comparison.json", result, overwrite=True)
     return result
 
 

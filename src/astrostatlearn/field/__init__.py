@@ -6,6 +6,7 @@ from astrostatlearn.field.fitsio import (
     FitsImageWriter,
     ImageFile,
     atomic_write_bytes,
+    atomic_write_json,
     check_writable,
     header_wcs,
     open_image,
@@ -15,7 +16,7 @@ from astrostatlearn.field.fitsio import (
 from astrostatlearn.field.windows import Window, row_blocks, tile_grid
 
 __all__ = [
-    "Field", "FieldReport", "FitsImageWriter", "ImageFile", "Window", "atomic_write_bytes",
+    "Field", "FieldReport", "FitsImageWriter", "ImageFile", "Window", "atomic_write_bytes", "atomic_write_json",
     "check_writable", "header_wcs", "open_image", "output_header", "robust_stats", "row_blocks",
     "scan_field", "tile_grid", "write_image",
 ]

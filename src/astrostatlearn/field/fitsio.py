@@ -270,6 +270,21 @@ def atomic_write_bytes(path: str | Path, payload: bytes, overwrite: bool = False
     return p
 
 
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def atomic_write_json(path: str | Path, payload: Any, overwrite: bool = False) -> Path:
+    """Write ``payload`` as indented JSON (numpy scalars and arrays converted) atomically."""
+    import json
+
+    return atomic_write_bytes(path, json.dumps(payload, indent=2, default=_json_default).encode(), overwrite)
+
+
 _BITPIX = {np.dtype(np.float32): -32, np.dtype(np.float64): -64, np.dtype(np.int32): 32,
            np.dtype(np.int16): 16, np.dtype(np.uint8): 8, np.dtype(np.int64): 64}
 

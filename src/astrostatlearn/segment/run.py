@@ -16,7 +16,6 @@ arrays, ~0.5 GB at tile 1024 for the classical methods.
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 import tempfile
@@ -30,7 +29,7 @@ import numpy as np
 
 from astrostatlearn import __version__
 from astrostatlearn.errors import InputError
-from astrostatlearn.field import Field, FitsImageWriter, Window, atomic_write_bytes, check_writable, tile_grid
+from astrostatlearn.field import Field, FitsImageWriter, Window, atomic_write_bytes, atomic_write_json, check_writable, tile_grid
 from astrostatlearn.field.fitsio import output_header, write_window
 from astrostatlearn.methods import Segmenter, load_segmenter
 from astrostatlearn.preprocess import Preprocessor, fit_variant
@@ -229,7 +228,7 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
         timings["total"] = time.perf_counter() - t_start
         run["timings_s"] = timings
         run["mpix_per_s"] = region.size / 1e6 / max(timings["segment"], 1e-9)
-        atomic_write_bytes(out / "run.json", json.dumps(run, indent=2, default=_jsonable).encode(), overwrite=overwrite)
+        atomic_write_json(out / "run.json", run, overwrite=overwrite)
         return SegmentResult(out, next_id, n_edge, timings, run)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
@@ -244,10 +243,3 @@ def _merge_labels(writer: FitsImageWriter, window: Window, labels: np.ndarray, o
     new = np.where((labels > 0) & (current == 0), labels + offset, current).astype(np.int32)
     write_window(writer.target, window, new)
 
-
-def _jsonable(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
