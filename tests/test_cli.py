@@ -168,3 +168,16 @@ def test_segment_and_train_commands(sim_field: Path, tmp_path: Path) -> None:
     assert_one_line_error(run("segment", sim_field, "--method", "sep", "--model", tmp_path / "forest.joblib",
                               "--out", tmp_path / "f3"), "not 'sep'")
     assert_one_line_error(run("train", "sep", "--field", sim_field, "--out", tmp_path / "x.joblib"), "nothing to train")
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["segment", "somewhere"], "Missing option '--method'"),
+    (["bogus"], "No such command"),
+    (["simulate", "x", "--size", "abc"], "Invalid value for '--size'"),
+])
+def test_usage_errors_are_one_line_with_exit_code_2(args: list[str], needle: str) -> None:
+    exe = Path(sys.executable).parent / "astrostatlearn"
+    p = subprocess.run([str(exe), *args], capture_output=True, text=True)
+    assert p.returncode == 2 and p.stdout == ""
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]

@@ -453,9 +453,24 @@ def evaluate(
         typer.echo(f"wrote {json_out}")
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: like ``app()``, but usage errors are one line (``error: ...``, exit 2)."""
+    try:  # recent Typer vendors its own copy of Click
+        from typer._click import exceptions as click_exc  # type: ignore[import-not-found]
+    except ImportError:  # pragma: no cover - older Typer on top of Click
+        from click import exceptions as click_exc
+
+    try:
+        rv = app(args=argv, standalone_mode=False)
+    except click_exc.UsageError as exc:
+        hint = f" (see: astrostatlearn {exc.ctx.command_path.split(' ', 1)[1]} --help)" if exc.ctx and " " in exc.ctx.command_path else ""
+        typer.echo(f"error: {exc.format_message()}{hint}", err=True)
+        raise SystemExit(2) from None
+    except click_exc.Abort:
+        typer.echo("aborted", err=True)
+        raise SystemExit(1) from None
+    raise SystemExit(rv if isinstance(rv, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()
