@@ -103,3 +103,15 @@ def test_streaming_writer_fills_windows_and_cleans_up_on_error(tmp_path: Path) -
         with FitsImageWriter(tmp_path / "t.fits", (8, 8), np.int32):
             raise RuntimeError("boom")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.fits"]
+
+
+def test_outputs_get_normal_permissions(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        p = write_image(tmp_path / "p.fits", np.zeros((2, 2), np.float32))
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o644

@@ -240,8 +240,12 @@ def check_writable(path: str | Path, overwrite: bool) -> Path:
 
 
 def _temp_beside(path: Path) -> Path:
+    """An empty temporary file next to ``path``, with the permissions a normal new file gets."""
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)
     return Path(name)
 
 

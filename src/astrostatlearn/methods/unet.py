@@ -120,7 +120,7 @@ class UNetSegmenter(Segmenter):
     name = "unet"
 
     def __init__(self, variant: str = "snr", window: int = 256, overlap: int = 64, batch_size: int = 8,
-                 threshold: float = 0.5, min_area: int = 5, min_distance: int = 2, min_peak: float = 0.35,
+                 threshold: float = 0.5, min_area: int = 5, min_distance: int = 3, min_peak: float = 0.35,
                  device: str | None = None, halo: int = 64) -> None:
         self.variant, self.window, self.overlap, self.batch_size = variant, window, overlap, batch_size
         self.threshold, self.min_area, self.min_distance, self.min_peak = threshold, min_area, min_distance, min_peak
