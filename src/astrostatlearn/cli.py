@@ -230,7 +230,7 @@ def segment(
     rms: Optional[Path] = typer.Option(None, help="Noise map, overriding the field directory's rms.fits."),
     tile: int = typer.Option(1024, help="Tile core size in pixels."),
     halo: Optional[int] = typer.Option(None, help="Halo around each tile core; must exceed the largest object (default 128)."),
-    scheduler: Optional[str] = typer.Option(None, help="'processes' (default), 'threads', or a dask.distributed scheduler address."),
+    scheduler: Optional[str] = typer.Option(None, help="'processes', 'threads', or a dask.distributed scheduler address (default: processes; threads for unet)."),
     workers: int = typer.Option(0, help="Local workers (0 = all cores)."),
     score: bool = typer.Option(True, "--score/--no-score", help="Write score.fits when the method has a score."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),

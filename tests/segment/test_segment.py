@@ -106,3 +106,20 @@ def test_runs_on_a_distributed_local_cluster(sim_field: Path, tmp_path: Path) ->
     assert res.n_objects == ref.n_objects > 0
     np.testing.assert_array_equal(fits.getdata(tmp_path / "d" / "segmentation.fits"),
                                   fits.getdata(tmp_path / "t" / "segmentation.fits"))
+
+
+def test_process_pool_after_torch_has_run_does_not_hang(sim_field: Path, tmp_path: Path) -> None:
+    """Workers must not be forked from a process holding live torch/OpenMP thread pools."""
+    import torch
+
+    from astrostatlearn.methods.unet import UNetSegmenter
+
+    seg = UNetSegmenter.shipped()
+    seg.predict_maps(np.zeros((1, 64, 64), np.float32))  # torch thread pools now exist here
+    assert torch.get_num_threads() >= 1
+    with Field.open(sim_field) as f:
+        a = segment_field(f, seg, tmp_path / "p", variant="snr", tile=256, scheduler="processes", workers=2)
+        b = segment_field(f, seg, tmp_path / "t", variant="snr", tile=256)
+    assert b.run["scheduler"] == "threads" and a.n_objects == b.n_objects > 20
+    np.testing.assert_array_equal(fits.getdata(tmp_path / "p" / "segmentation.fits"),
+                                  fits.getdata(tmp_path / "t" / "segmentation.fits"))

@@ -55,10 +55,12 @@ class Segmenter:
 
     ``halo`` (pixels) is the context a tile needs around its core for the method's filters.
     ``needs_fit``: the method must be fitted before predicting (supervised or not).
-    ``supervised``: fitting needs truth labels.
+    ``supervised``: fitting needs truth labels. ``default_scheduler``: how the whole-field driver
+    runs tiles unless told otherwise ("processes", or "threads" for methods that parallelise inside).
     """
 
     name: ClassVar[str] = ""
+    default_scheduler: ClassVar[str] = "processes"
     needs_fit: ClassVar[bool] = False
     supervised: ClassVar[bool] = False
     halo: int = 32

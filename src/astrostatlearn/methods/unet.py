@@ -118,6 +118,7 @@ class UNetSegmenter(Segmenter):
     """Segmenter around a trained :class:`UNet`. ``model_state`` holds config + weights (None: the shipped model)."""
 
     name = "unet"
+    default_scheduler = "threads"  # torch parallelises inside each tile and releases the GIL
 
     def __init__(self, variant: str = "snr", window: int = 256, overlap: int = 64, batch_size: int = 8,
                  threshold: float = 0.5, min_area: int = 5, min_distance: int = 3, min_peak: float = 0.35,

@@ -94,9 +94,14 @@ def _scheduler_context(scheduler: str | None, workers: int):
     import dask
 
     if scheduler in (None, "processes"):
+        import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        pool = ProcessPoolExecutor(max_workers=workers)
+        # forkserver: workers fork from a clean server process, never from this one, which may
+        # hold live OpenMP/torch thread pools (forking those deadlocks the child).
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["astrostatlearn.segment.run"])
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
         return (lambda tasks: dask.compute(*tasks, scheduler="processes", pool=pool)), pool.shutdown
     if scheduler in ("threads", "synchronous", "single-threaded"):
         kw = {"num_workers": workers} if scheduler == "threads" else {}
@@ -119,8 +124,10 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
 
     ``halo`` (default: max(128, the method's own halo)) must be at least the size of the largest
     object, or objects may be cut at tile seams; the run counts objects that reach the halo edge
-    and reports them. ``scheduler``: None/'processes' (default), 'threads', 'synchronous', or the
-    address of a dask.distributed scheduler. ``region``: segment only this window (tiles still
+    and reports them. ``scheduler``: 'processes', 'threads', 'synchronous', or the address of a
+    dask.distributed scheduler; default: the method's own (processes; threads for the U-Net).
+    Local processes start from a forkserver, so a script that calls this with the processes
+    scheduler needs the usual ``if __name__ == "__main__":`` guard. ``region``: segment only this window (tiles still
     read their halo from the surrounding image); the maps keep the field's shape, zero outside.
     """
     import dask
@@ -133,6 +140,7 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
         check_writable(out / name, overwrite)
     if segmenter.needs_fit and not segmenter.is_fitted:
         raise InputError(f"method {segmenter.name!r} must be fitted first (pass --model)")
+    scheduler = scheduler or segmenter.default_scheduler
     halo = max(128, segmenter.halo) if halo is None else int(halo)
     if halo < segmenter.halo:
         raise InputError(f"--halo {halo} is smaller than the context method {segmenter.name!r} needs ({segmenter.halo} px)")
@@ -212,7 +220,7 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
             "method": segmenter.name, "params": segmenter.get_params(), "model": model_path if "model.joblib" not in str(model_path) else None,
             "variant": pre.variant, "variant_params": pre.params, "version": __version__,
             "field": {"img": paths[0], "rms": paths[1], "shape": list(field.shape)},
-            "tile": tile, "halo": halo, "scheduler": scheduler or "processes", "workers": workers,
+            "tile": tile, "halo": halo, "scheduler": scheduler, "workers": workers,
             "region": [region.y0, region.y1, region.x0, region.x1],
             "n_tiles": len(cores), "n_objects": next_id, "objects_at_halo_edge": n_edge,
             "largest_object_extent_px": max_extent,
