@@ -20,7 +20,7 @@ from astrostatlearn.simulate import simulate_field
 
 DEMO_METHODS = ("sep", "photutils", "kmeans", "forest", "unet")
 DEMO_VARIANTS = ("raw", "soft", "soft+rms", "snr")
-REAL_KIDS = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "real" / "kids-r"
+REAL_KIDS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "kids-r"
 
 
 def main(argv: list[str] | None = None) -> None:
