@@ -79,3 +79,17 @@ def test_shipped_model_segments_an_unseen_field(sim_field: Path) -> None:
     pred = seg.predict(tile)
     ev = evaluate(fits.getdata(sim_field / "true.fits"), pred.labels, coco=False)
     assert ev.pixel["iou"] > 0.7 and ev.detection["f1"] > 0.6, (ev.pixel, ev.detection)
+
+
+def test_core_seeding_keeps_large_objects_whole_and_splits_touching_ones() -> None:
+    from astrostatlearn.methods.instances import core_seeded_instances
+
+    y, x = np.mgrid[:80, :120]
+    big = np.hypot(y - 40, x - 30) < 25
+    centre = np.clip(1 - np.hypot(y - 40, x - 30) / 25, 0, 1)
+    centre += 0.05 * np.sin(x / 2.0) * big  # a bumpy plateau with many local maxima
+    pair = (np.hypot(y - 40, x - 80) < 10) | (np.hypot(y - 40, x - 98) < 10)
+    centre = np.where(pair, np.maximum(1 - np.hypot(y - 40, x - 80) / 10, 1 - np.hypot(y - 40, x - 98) / 10), centre)
+    lab = core_seeded_instances(big | pair, np.clip(centre, 0, 1), core_level=0.5)
+    assert len(np.unique(lab[big])) == 1  # the large object is one instance
+    assert len(np.unique(lab[pair])) == 2  # the touching pair is split

@@ -2,7 +2,8 @@
 
 The network predicts two maps per pixel: the foreground probability and a *centre-ness* map (the
 distance to the object's edge, normalised to 1 at its centre). Touching galaxies are split by a
-watershed on the centre-ness inside the foreground: each basin is one object.
+watershed on the centre-ness inside the foreground, seeded by the connected cores where the
+centre-ness exceeds ``core_level``: each core is one object.
 
 The model file (``torch.save``) holds the architecture, the input variant and the weights, so
 ``segment --method unet --model FILE`` needs nothing else. A small model trained on simulated
@@ -23,7 +24,7 @@ from torch import nn
 
 from astrostatlearn.errors import InputError
 from astrostatlearn.methods.base import Prediction, Segmenter, Tile, register
-from astrostatlearn.methods.instances import watershed_instances
+from astrostatlearn.methods.instances import core_seeded_instances
 
 SHIPPED_MODEL = "unet-default.pt"
 
@@ -121,10 +122,10 @@ class UNetSegmenter(Segmenter):
     default_scheduler = "threads"  # torch parallelises inside each tile and releases the GIL
 
     def __init__(self, variant: str = "snr", window: int = 256, overlap: int = 64, batch_size: int = 8,
-                 threshold: float = 0.5, min_area: int = 5, min_distance: int = 3, min_peak: float = 0.35,
+                 threshold: float = 0.5, core_level: float = 0.5, min_area: int = 5,
                  device: str | None = None, halo: int = 64) -> None:
         self.variant, self.window, self.overlap, self.batch_size = variant, window, overlap, batch_size
-        self.threshold, self.min_area, self.min_distance, self.min_peak = threshold, min_area, min_distance, min_peak
+        self.threshold, self.core_level, self.min_area = threshold, core_level, min_area
         self.device, self.halo = device, halo
         self.net_: UNet | None = None
 
@@ -218,9 +219,10 @@ class UNetSegmenter(Segmenter):
         return maps[0, :ny, :nx], maps[1, :ny, :nx]
 
     def postprocess(self, prob: np.ndarray, centre: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """Instances: foreground = prob > threshold, split at the basins of the centre-ness."""
+        """Instances: foreground = prob > threshold, split by a watershed on the centre-ness seeded by
+        its connected cores (centre-ness > core_level), so large objects are not shattered."""
         fg = (prob > self.threshold) & valid
-        return watershed_instances(fg, centre * (prob > self.threshold), self.min_area, self.min_distance, self.min_peak)
+        return core_seeded_instances(fg, centre * fg, self.core_level, self.min_area)
 
     def predict(self, tile: Tile) -> Prediction:
         prob, centre = self.predict_maps(np.where(tile.valid[None], tile.image, 0.0).astype(np.float32))
