@@ -15,7 +15,6 @@ import itertools
 import tempfile
 from pathlib import Path
 
-import numpy as np
 
 
 def main() -> None:

@@ -3,7 +3,6 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from astrostatlearn.benchmark import run_benchmark

@@ -4,7 +4,6 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 from PIL import Image
-from pycocotools import mask as pycoco_mask
 from pycocotools.coco import COCO
 
 from astrostatlearn.datasets import SPLITS, decode_panoptic, export_instances, export_panoptic, iter_shards

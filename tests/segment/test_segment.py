@@ -3,7 +3,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import ndimage
 from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import subprocess
 import time
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from astrostatlearn.benchmark import peers
 from astrostatlearn.benchmark.memory import PeakMemory
@@ -45,7 +44,6 @@ class Row:
     score_path: str | None = None
     note: str = ""
     reference: bool = False
-    extra: dict[str, Any] = dc_field(default_factory=dict)
 
     def flat(self) -> dict[str, Any]:
         """One flat record for results.csv."""

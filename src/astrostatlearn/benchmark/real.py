@@ -18,7 +18,7 @@ from scipy.spatial import cKDTree
 
 from astrostatlearn.field import Field, FitsImageWriter, Window, atomic_write_json, row_blocks
 from astrostatlearn.field.fitsio import output_header
-from astrostatlearn.methods import load_segmenter, make_segmenter
+from astrostatlearn.methods import make_segmenter
 from astrostatlearn.preprocess import fit_variant
 from astrostatlearn.segment import BackgroundMesh, segment_field
 

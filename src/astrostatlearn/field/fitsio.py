@@ -202,10 +202,7 @@ def _check_complete(hdul: fits.HDUList, index: int, path: Path) -> None:
     if info is None:
         return
     size = path.stat().st_size
-    needed = int(info["datLoc"]) + int(info["datSpan"])
-    if isinstance(hdul[index], fits.CompImageHDU):
-        # The decompressed size is not on disk; the binary table must be there in full.
-        needed = int(info["datLoc"]) + int(info["datSpan"])
+    needed = int(info["datLoc"]) + int(info["datSpan"])  # for a CompImageHDU: its binary table
     if size < needed:
         raise InputError(f"truncated FITS file: {size} bytes on disk, header says {needed}", path)
 

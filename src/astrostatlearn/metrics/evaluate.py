@@ -118,7 +118,7 @@ def _block_rows(width: int, patch: int, block_pixels: int) -> int:
     return max(patch, (block_pixels // max(width, 1)) // patch * patch)
 
 
-def _score_block(true: WindowSource, pred: WindowSource, w: Window, region: Window, patch: int):
+def _score_block(true: WindowSource, pred: WindowSource, w: Window, patch: int):
     t = np.asarray(true.read(w))
     p = np.asarray(pred.read(w))
     if p.dtype.kind == "f":
@@ -162,7 +162,7 @@ def evaluate(true: Any, pred: Any, *, catalog: Any = None, score: Any = None, re
     blocks = [Window(y, min(y + rows, region.y1), region.x0, region.x1) for y in range(region.y0, region.y1, rows)]
     it: Any
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        it = pool.map(lambda w: _score_block(t_src, p_src, w, region, patch), blocks)
+        it = pool.map(lambda w: _score_block(t_src, p_src, w, patch), blocks)
         if progress:
             from tqdm import tqdm
 

@@ -154,6 +154,7 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
     timings["background"] = time.perf_counter() - t0
 
     tmpdir = Path(tempfile.mkdtemp(prefix=".segment-", dir=out.parent if out.parent.exists() else None))
+    user_model = model_path
     try:
         if model_path is None:
             model_path = str(segmenter.save(tmpdir / "model.joblib"))
@@ -217,7 +218,7 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
                 score_writer.abort()
         t0 = time.perf_counter()
         run = {
-            "method": segmenter.name, "params": segmenter.get_params(), "model": model_path if "model.joblib" not in str(model_path) else None,
+            "method": segmenter.name, "params": segmenter.get_params(), "model": user_model,
             "variant": pre.variant, "variant_params": pre.params, "version": __version__,
             "field": {"img": paths[0], "rms": paths[1], "shape": list(field.shape)},
             "tile": tile, "halo": halo, "scheduler": scheduler, "workers": workers,

@@ -8,7 +8,6 @@ images go straight to disk with ``os.pwrite``. A 25000^2 field stays well below 
 from __future__ import annotations
 
 import io
-import math
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import ExitStack
