@@ -237,8 +237,10 @@ def segment(
 ) -> None:
     """Segment a whole field of any size, tile by tile, with seamless stitching.
 
-    Each object is kept by the tile whose core holds its centroid and gets one global ID.
-    Outputs carry the input's header and WCS.
+    Each footprint (an object, or a blend with its deblended children) is kept by the tile
+    whose core holds its centroid; every object gets exactly one global ID. The halo must
+    exceed the largest footprint: the run warns when one reaches it. Outputs carry the
+    input's header and WCS.
     """
     from astrostatlearn.field import Field, scan_field
     from astrostatlearn.methods import load_segmenter, make_segmenter
