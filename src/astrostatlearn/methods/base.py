@@ -107,11 +107,15 @@ def register(cls: type[Segmenter]) -> type[Segmenter]:
     return cls
 
 
+BUILTIN_METHODS = ("forest", "kmeans", "photutils", "sep", "unet")
+
+
 def make_segmenter(name: str, **params: Any) -> Segmenter:
     """A new, unfitted segmenter by registry name."""
-    _load_builtin()
+    _load_builtin(name)
     if name not in SEGMENTERS:
-        raise InputError(f"unknown method {name!r}; choose from {', '.join(sorted(SEGMENTERS))}")
+        known = sorted(set(SEGMENTERS) | set(BUILTIN_METHODS))
+        raise InputError(f"unknown method {name!r}; choose from {', '.join(known)}")
     try:
         return SEGMENTERS[name](**params)
     except TypeError as exc:
@@ -120,14 +124,15 @@ def make_segmenter(name: str, **params: Any) -> Segmenter:
 
 def load_segmenter(path: str | Path) -> Segmenter:
     """Load a segmenter saved with :meth:`Segmenter.save` (or a method's own format)."""
-    _load_builtin()
     p = Path(path)
     if not p.exists():
         raise InputError("model file not found", p)
     with open(p, "rb") as fh:
         magic = fh.read(2)
     if magic == b"PK":  # torch.save archives are zip files
+        _load_builtin("unet")
         return SEGMENTERS["unet"].load_file(p)  # type: ignore[attr-defined]
+    _load_builtin()
     try:
         blob = joblib.load(p)
     except Exception as exc:  # joblib/pickle raise many types for foreign files
@@ -140,6 +145,9 @@ def load_segmenter(path: str | Path) -> Segmenter:
     return seg
 
 
-def _load_builtin() -> None:
-    # Importing the package registers every built-in method.
+def _load_builtin(name: str | None = None) -> None:
+    """Register the built-in methods; the U-Net (and torch) only when ``name`` asks for it."""
     import astrostatlearn.methods  # noqa: F401
+
+    if name == "unet":
+        import astrostatlearn.methods.unet  # noqa: F401

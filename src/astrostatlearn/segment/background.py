@@ -8,6 +8,7 @@ coordinates, so a pixel gets the same background in every tile that holds it.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,16 +31,12 @@ class BackgroundMesh:
 
     @classmethod
     def from_field(cls, field: Field, pre: Preprocessor, box: int = 64, filter_size: int = 3,
-                   progress: bool = False) -> "BackgroundMesh":
+                   progress: bool = False, workers: int = 2) -> "BackgroundMesh":
         ny, nx = field.shape
         box = int(min(box, ny, nx))
-        rows_b, rows_r = [], []
-        starts = range(0, ny, box)
-        if progress:
-            from tqdm import tqdm
+        starts = list(range(0, ny, box))
 
-            starts = tqdm(starts, desc="background mesh", unit="row", leave=False)
-        for y0 in starts:
+        def strip(y0: int) -> tuple[np.ndarray, np.ndarray]:
             w = Window(y0, min(y0 + box, ny), 0, nx)
             ch0 = pre.read(field, w)[0]
             valid = np.isfinite(field.read_img(w))
@@ -47,12 +44,21 @@ class BackgroundMesh:
                 b = Background2D(ch0, (w.shape[0], box), filter_size=1, mask=~valid,
                                  sigma_clip=SigmaClip(sigma=3.0, maxiters=10), bkg_estimator=SExtractorBackground(),
                                  bkg_rms_estimator=StdBackgroundRMS(), exclude_percentile=50.0)
-                rows_b.append(np.atleast_2d(b.background_mesh)[0])
-                rows_r.append(np.atleast_2d(b.background_rms_mesh)[0])
+                return np.atleast_2d(b.background_mesh)[0], np.atleast_2d(b.background_rms_mesh)[0]
             except ValueError:  # a strip with too few valid pixels: filled in below
                 n = int(np.ceil(nx / box))
-                rows_b.append(np.full(n, np.nan))
-                rows_r.append(np.full(n, np.nan))
+                return np.full(n, np.nan), np.full(n, np.nan)
+
+        # Strips are independent; two threads overlap reading with numpy's clipping work.
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = pool.map(strip, starts)
+            if progress:
+                from tqdm import tqdm
+
+                results = tqdm(results, total=len(starts), desc="background mesh", unit="row", leave=False)
+            rows = list(results)
+        rows_b = [r[0] for r in rows]
+        rows_r = [r[1] for r in rows]
         bkg, rms = np.vstack(rows_b), np.vstack(rows_r)
         for m in (bkg, rms):
             bad = ~np.isfinite(m)

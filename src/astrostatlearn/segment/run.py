@@ -184,7 +184,7 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
         t0 = time.perf_counter()
         has_score = False
         try:
-            batch = max(1, 2 * workers)
+            batch = max(1, 8 * workers)
             for b0 in range(0, len(tasks), batch):
                 for res in compute(tasks[b0:b0 + batch]):
                     n = int(res.labels.max()) if res.labels.size else 0
