@@ -109,3 +109,21 @@ def test_real_compressed_kids_frame(real_dir: Path) -> None:
         assert f.img.compressed and f.shape == (2600, 2600)
         assert scan_field(f).n_objects == 2688
         assert f.read_img(Window(100, 110, 100, 110)).shape == (10, 10)
+
+
+def test_concurrent_reads_of_a_compressed_image_are_safe(real_dir: Path) -> None:
+    """cfitsio's HCOMPRESS decoder keeps global state: threads (each with its own handle) must not
+    decode at once, including the one-pixel probe when a file is opened."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = real_dir / "kids-r" / "r.fits"
+    windows = [Window(y, y + 300, x, x + 300) for y in (0, 700, 1400) for x in (0, 900, 1800)]
+    with Field.open(img=path) as f:
+        serial = [f.read_img(w) for w in windows]
+
+    def job(k: int) -> bool:
+        with Field.open(img=path) as g:  # a fresh open (and probe) in every thread
+            return all(np.array_equal(g.read_img(w), s) for w, s in zip(windows[k % 3:], serial[k % 3:]))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(job, range(12)))

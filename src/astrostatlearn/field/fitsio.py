@@ -64,7 +64,8 @@ class ImageFile:
         self._blank = None if blank is None else int(blank)
         lead = (0,) * (len(self._hdu.shape) - 2)
         try:  # probing one pixel gives the stored dtype and catches unreadable data early
-            probe = self._hdu.section[lead + (slice(0, 1), slice(0, 1))]
+            with _DECOMPRESS_LOCK:  # a compressed probe decodes a tile, like any read
+                probe = self._hdu.section[lead + (slice(0, 1), slice(0, 1))]
         except Exception as exc:
             raise InputError(f"corrupt FITS data ({_first_line(exc)})", path) from None
         stored = np.dtype(probe.dtype).newbyteorder("=")
