@@ -8,7 +8,7 @@
 4. ``segmentation.fits`` (int32, input header + WCS), ``score.fits`` (optional),
    ``catalog.ecsv`` and ``run.json`` are written atomically into the output folder.
 
-Memory: the driver holds at most ``2 x workers`` tile results (about 10 bytes per window pixel,
+Memory: the driver holds at most ``8 x workers`` tile results (about 10 bytes per window pixel,
 ~15 MB at tile 1024 + halo 128); each worker holds one tile's inputs and the method's work
 arrays, ~0.5 GB at tile 1024 for the classical methods.
 """
