@@ -57,9 +57,9 @@ def iter_patches(field: Field, pre: Preprocessor, plan: SplitPlan, patch: int = 
         for y0 in range(reg.y0, reg.y1 - patch + 1, patch):
             strip = Window(y0, y0 + patch, reg.x0, reg.x1)
             big = strip.grow(1, (ny, nx))
-            inputs = pre.read(field, strip)
             img = field.read_img(strip)
             rms = field.read_rms(strip)
+            inputs = pre.apply(img, rms)
             if rms is None:
                 rms = np.full(img.shape, pre.stats.rms_median, np.float32)
             true_big = field.read_true(big)

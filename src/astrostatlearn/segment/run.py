@@ -36,7 +36,7 @@ from astrostatlearn.preprocess import Preprocessor, fit_variant
 from astrostatlearn.segment.background import BackgroundMesh
 from astrostatlearn.segment.catalog import finish_catalog, measure
 from astrostatlearn.segment.stitch import own_objects
-from astrostatlearn.segment.tiles import make_tile
+from astrostatlearn.segment.tiles import tile_from_arrays
 
 OUTPUTS = ("segmentation.fits", "score.fits", "catalog.ecsv", "run.json")
 
@@ -76,12 +76,11 @@ def _segment_tile(index: int, paths: tuple[str, str | None], model: tuple[str, f
                   mesh: BackgroundMesh, core: Window, window: Window, background: float, with_score: bool) -> _TileOutput:
     field = _cached_field(*paths)
     seg = _cached_model(*model)
-    tile = make_tile(field, pre, mesh, window)
+    img, rms = field.read_img(window), field.read_rms(window)
+    tile = tile_from_arrays(pre, mesh, window, img, rms)
     pred = seg.predict(tile)
     owned = own_objects(pred.labels, window, core, field.shape)
-    img = field.read_img(window)
     data = np.where(tile.valid, img - background, 0.0)
-    rms = field.read_rms(window)
     cat = measure(owned.labels, data, None if rms is None else np.where(tile.valid, rms, 0.0), window, pred.score)
     score = None
     if with_score and pred.score is not None:

@@ -30,8 +30,13 @@ def channel0_noise(pre: Preprocessor, img: np.ndarray, rms: np.ndarray | None, m
 
 def make_tile(field: Field, pre: Preprocessor, mesh: BackgroundMesh, window: Window, with_truth: bool = False) -> Tile:
     """Read ``window`` and build the method's view of it."""
-    img = field.read_img(window)
-    rms = field.read_rms(window)
+    truth = field.read_true(window) if with_truth else None
+    return tile_from_arrays(pre, mesh, window, field.read_img(window), field.read_rms(window), truth)
+
+
+def tile_from_arrays(pre: Preprocessor, mesh: BackgroundMesh, window: Window, img: np.ndarray,
+                     rms: np.ndarray | None, truth: np.ndarray | None = None) -> Tile:
+    """The method's view of ``window`` from its raw image and rms, already read."""
     valid = np.isfinite(img)
     if rms is not None:
         valid &= np.isfinite(rms) & (rms > 0)
@@ -40,7 +45,6 @@ def make_tile(field: Field, pre: Preprocessor, mesh: BackgroundMesh, window: Win
     safe_img = np.where(valid, img, 0.0).astype(np.float32)
     safe_rms = None if rms is None else np.where(valid, rms, np.nanmedian(rms[valid]) if valid.any() else 1.0).astype(np.float32)
     err = channel0_noise(pre, safe_img, safe_rms, mesh_rms)
-    truth = field.read_true(window) if with_truth else None
     return Tile(image, bkg, err, valid, window, pre.channels, truth)
 
 
