@@ -181,3 +181,17 @@ def test_usage_errors_are_one_line_with_exit_code_2(args: list[str], needle: str
     assert p.returncode == 2 and p.stdout == ""
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
+
+
+def test_failed_commands_leave_nothing_on_disk(sim_field: Path, tmp_path: Path) -> None:
+    cases = [
+        ("benchmark", "--field", sim_field, "--out", tmp_path / "b", "--methods", "magic", "--no-peers"),
+        ("benchmark", "--field", sim_field, "--out", tmp_path / "c", "--variants", "shiny", "--no-peers"),
+        ("segment", sim_field, "--method", "sep", "--out", tmp_path / "s", "--halo", "3"),
+        ("evaluate", "--true", sim_field / "true.fits", "--pred", tmp_path / "none.fits", "--json", tmp_path / "e" / "o.json"),
+        ("train", "unet", "--field", sim_field, "--out", tmp_path / "t" / "m.pt", "--variant", "nope"),
+        ("preprocess", sim_field, "--variant", "nope", "--out", tmp_path / "p" / "x.fits"),
+    ]
+    for args in cases:
+        assert_one_line_error(run(*args))
+    assert list(tmp_path.iterdir()) == []

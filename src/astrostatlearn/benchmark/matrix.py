@@ -79,11 +79,12 @@ def run_matrix(field_dir: str | Path, out: str | Path, methods: tuple[str, ...] 
     """Run the matrix on a field with truth; write per-run outputs under ``out/runs``."""
     out = Path(out)
     runs = out / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
     field_dir = Path(field_dir)
     for v in variants:
         if v not in VARIANTS:
             raise InputError(f"unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
+    for method in methods:
+        make_segmenter(method)  # validates the name before anything is written
     rows: list[Row] = []
     with Field.open(field_dir) as f:
         if f.true is None:
@@ -94,8 +95,7 @@ def run_matrix(field_dir: str | Path, out: str | Path, methods: tuple[str, ...] 
         true_path = f.true.path
         meta = {"field": str(field_dir), "shape": list(f.shape), "splits": plan.as_dict(),
                 "test_region": [test.y0, test.y1, test.x0, test.x1], "methods": list(methods), "variants": list(variants)}
-        for method in methods:
-            make_segmenter(method)  # validates the name early
+        runs.mkdir(parents=True, exist_ok=True)
         for method in methods:
             for variant in variants:
                 row = _run_one(f, method, variant, plan, runs, tile, workers, scheduler, unet_model, log)

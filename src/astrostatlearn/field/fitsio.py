@@ -229,16 +229,21 @@ def output_header(header: fits.Header | None, **cards: Any) -> fits.Header:
 
 
 def check_writable(path: str | Path, overwrite: bool) -> Path:
-    """Refuse an existing ``path`` unless ``overwrite``; make its folder. Returns the Path."""
+    """Refuse an existing ``path`` unless ``overwrite``. Returns the Path.
+
+    Only checks: folders are made when a file is written (see ``_temp_beside``), so a command
+    that fails its later checks leaves nothing on disk.
+    """
     p = Path(path)
     if p.exists() and not overwrite:
         raise OutputExistsError(p)
-    p.parent.mkdir(parents=True, exist_ok=True)
     return p
 
 
 def _temp_beside(path: Path) -> Path:
-    """An empty temporary file next to ``path``, with the permissions a normal new file gets."""
+    """An empty temporary file next to ``path`` (its folder made if needed), with the permissions a
+    normal new file gets."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     umask = os.umask(0)

@@ -85,6 +85,7 @@ class Segmenter:
         from astrostatlearn.field import check_writable
 
         p = check_writable(path, overwrite=True)
+        p.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v for k, v in vars(self).items() if k.endswith("_")}
         joblib.dump({"method": self.name, "params": self.get_params(), "state": state}, p)
         return p
