@@ -245,6 +245,7 @@ def segment(
     from astrostatlearn.field import Field, scan_field
     from astrostatlearn.methods import load_segmenter, make_segmenter
     from astrostatlearn.segment import region_tiles, segment_field
+    from astrostatlearn.segment.run import check_segment_args
 
     if model:
         seg = load_segmenter(model)
@@ -257,6 +258,9 @@ def segment(
     if seg.name != method:
         raise InputError(f"model is a {seg.name!r} model, not {method!r}", model)
     variant = variant or getattr(seg, "variant", None) or "raw"
+    check_segment_args(seg, out, tile, halo, overwrite)  # before the field is scanned
+    if seg.needs_fit and not seg.is_fitted and seg.supervised:
+        raise InputError(f"method {method!r} is supervised: train it first (astrostatlearn train) and pass --model")
     with Field.open(field, rms=rms) as f:
         scan_field(f)
         from astrostatlearn.preprocess import fit_variant
@@ -264,10 +268,8 @@ def segment(
 
         pre = fit_variant(f, variant)
         mesh = BackgroundMesh.from_field(f, pre)
-        if seg.needs_fit and not seg.is_fitted:
-            if seg.supervised:
-                raise InputError(f"method {method!r} is supervised: train it first (astrostatlearn train) and pass --model")
-            seg.fit(list(region_tiles(f, pre, mesh, f.full, tile=512))[:16])
+        if seg.needs_fit and not seg.is_fitted:  # unsupervised (kmeans): fit on a sample of this field
+            seg.fit(list(region_tiles(f, pre, mesh, f.full, tile=512, max_tiles=16)))
         res = segment_field(f, seg, out, variant=variant, tile=tile, halo=halo, scheduler=scheduler,
                             workers=workers or None, score=score, overwrite=overwrite,
                             progress=sys.stderr.isatty(), pre=pre, mesh=mesh,
@@ -329,7 +331,8 @@ def train(
         plan = leak_free_splits(f, _fractions(split))
         pre = fit_variant(f, variant)
         mesh = BackgroundMesh.from_field(f, pre)
-        tiles = list(region_tiles(f, pre, mesh, plan.regions["train"], tile=512, with_truth=f.true is not None))
+        tiles = list(region_tiles(f, pre, mesh, plan.regions["train"], tile=512, with_truth=f.true is not None,
+                                  max_tiles=64))
         seg.fit(tiles)
     seg.save(out)
     typer.echo(f"wrote {out}: {method} fitted on the train split {plan.regions['train']} ({len(tiles)} tiles)")

@@ -122,3 +122,18 @@ def test_process_pool_after_torch_has_run_does_not_hang(sim_field: Path, tmp_pat
     assert b.run["scheduler"] == "threads" and a.n_objects == b.n_objects > 20
     np.testing.assert_array_equal(fits.getdata(tmp_path / "p" / "segmentation.fits"),
                                   fits.getdata(tmp_path / "t" / "segmentation.fits"))
+
+
+def test_region_tiles_samples_windows_before_reading(sim_field: Path) -> None:
+    from astrostatlearn.preprocess import fit_variant
+    from astrostatlearn.segment import BackgroundMesh, region_tiles
+
+    with Field.open(sim_field) as f:
+        pre = fit_variant(f, "raw")
+        mesh = BackgroundMesh.from_field(f, pre)
+        all_tiles = list(region_tiles(f, pre, mesh, f.full, tile=64))
+        some = list(region_tiles(f, pre, mesh, f.full, tile=64, max_tiles=5))
+    assert len(all_tiles) == 64 and len(some) == 5
+    starts = [t.window for t in some]
+    assert starts[0] == all_tiles[0].window and starts[-1] == all_tiles[-1].window  # evenly spread, ends included
+    assert len(set(starts)) == 5

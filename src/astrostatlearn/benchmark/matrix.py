@@ -130,9 +130,8 @@ def _run_one(f: Field, method: str, variant: str, plan, runs: Path, tile: int, w
     mesh = BackgroundMesh.from_field(f, pre)
     if seg.needs_fit and not seg.is_fitted:
         t0 = time.perf_counter()
-        tiles = list(region_tiles(f, pre, mesh, train, tile=512, with_truth=seg.supervised))
-        if not seg.supervised:
-            tiles = tiles[:: max(1, len(tiles) // 16)]
+        tiles = list(region_tiles(f, pre, mesh, train, tile=512, with_truth=seg.supervised,
+                                  max_tiles=64 if seg.supervised else 16))
         seg.fit(tiles)
         train_s = time.perf_counter() - t0
     out = runs / f"{method}__{variant.replace('+', '_')}"

@@ -114,6 +114,21 @@ def _scheduler_context(scheduler: str | None, workers: int):
     return (lambda tasks: client.gather(client.compute(list(tasks)))), client.close
 
 
+def check_segment_args(segmenter: Segmenter, out: Path, tile: int, halo: int | None, overwrite: bool) -> int:
+    """Check the output folder, tile and halo before any work; returns the halo to use
+    (default: max(128, the method's own))."""
+    if out.exists() and not out.is_dir():
+        raise InputError("output exists and is not a directory", out)
+    for name in OUTPUTS:
+        check_writable(out / name, overwrite)
+    halo = max(128, segmenter.halo) if halo is None else int(halo)
+    if halo < segmenter.halo:
+        raise InputError(f"--halo {halo} is smaller than the context method {segmenter.name!r} needs ({segmenter.halo} px)")
+    if tile < 64:
+        raise InputError(f"--tile must be at least 64 pixels, got {tile}")
+    return halo
+
+
 def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: str = "raw", tile: int = 1024,
                   halo: int | None = None, scheduler: str | None = None, workers: int | None = None,
                   score: bool = True, overwrite: bool = False, progress: bool = False,
@@ -133,18 +148,10 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
 
     t_start = time.perf_counter()
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError("output exists and is not a directory", out)
-    for name in OUTPUTS:
-        check_writable(out / name, overwrite)
+    halo = check_segment_args(segmenter, out, tile, halo, overwrite)
     if segmenter.needs_fit and not segmenter.is_fitted:
         raise InputError(f"method {segmenter.name!r} must be fitted first (pass --model)")
     scheduler = scheduler or segmenter.default_scheduler
-    halo = max(128, segmenter.halo) if halo is None else int(halo)
-    if halo < segmenter.halo:
-        raise InputError(f"--halo {halo} is smaller than the context method {segmenter.name!r} needs ({segmenter.halo} px)")
-    if tile < 64:
-        raise InputError(f"--tile must be at least 64 pixels, got {tile}")
     workers = workers or os.cpu_count() or 1
     timings: dict[str, float] = {}
     t0 = time.perf_counter()

@@ -49,8 +49,16 @@ def tile_from_arrays(pre: Preprocessor, mesh: BackgroundMesh, window: Window, im
 
 
 def region_tiles(field: Field, pre: Preprocessor, mesh: BackgroundMesh, region: Window, tile: int = 512,
-                 with_truth: bool = False) -> Iterator[Tile]:
-    """Tiles covering ``region`` (e.g. the training split), for fitting."""
-    for w in tile_grid(region.shape, tile):
+                 with_truth: bool = False, max_tiles: int | None = None) -> Iterator[Tile]:
+    """Tiles covering ``region`` (e.g. the training split), for fitting.
+
+    With ``max_tiles``, an evenly spaced subset of at most that many windows is chosen *before*
+    anything is read, so fitting on a 25k^2 field holds only the sample in memory.
+    """
+    windows = tile_grid(region.shape, tile)
+    if max_tiles is not None and len(windows) > max_tiles:
+        pick = np.unique(np.linspace(0, len(windows) - 1, max_tiles).round().astype(int))
+        windows = [windows[i] for i in pick]
+    for w in windows:
         yield make_tile(field, pre, mesh, Window(w.y0 + region.y0, w.y1 + region.y0, w.x0 + region.x0,
                                                    w.x1 + region.x0), with_truth)
