@@ -1,11 +1,8 @@
 """Choose the U-Net post-processing thresholds on a validation field (seed 3000: neither a training
-seed, 1000-1007, nor the test seed, 7). Prints PQ and pixel IoU for a small grid.
+seed, 1000-1007, nor the test seed, 7). Prints PQ and pixel IoU for a small grid of foreground
+threshold, core level and minimum core dynamic (``-``: connected cores, no dynamic test).
 
 Usage: python benchmarks/tune_unet_postprocess.py [--model PATH] [--size 1536]
-
-Measured for the shipped model (1536^2): PQ 0.648 (core 0.3), 0.649 (0.4), 0.652 (0.5), 0.642 (0.6),
-0.657 (0.7) at threshold 0.5; the old peak-marker watershed gave 0.619. 0.5 was kept: the middle of
-a flat, noisy optimum.
 """
 
 from __future__ import annotations
@@ -38,16 +35,17 @@ def main() -> None:
         tile = make_tile(f, pre, BackgroundMesh.from_field(f, pre), f.full)
         truth = f.read_true()
     prob, centre = seg.predict_maps(tile.image)
-    print(f"{'threshold':>9} {'core':>5} {'pixel IoU':>9} {'F1':>6} {'PQ':>6}")
+    print(f"{'threshold':>9} {'core':>5} {'dynamic':>7} {'pixel IoU':>9} {'F1':>6} {'PQ':>6}")
     best = None
-    for thr, core in itertools.product((0.4, 0.5, 0.6), (0.3, 0.4, 0.5, 0.6, 0.7)):
-        seg.threshold, seg.core_level = thr, core
+    for thr, core, dyn in itertools.product((0.4, 0.5, 0.6), (0.3, 0.5, 0.7), (None, 0.2, 0.3, 0.4)):
+        seg.threshold, seg.core_level, seg.min_dynamic = thr, core, dyn
         ev = evaluate(truth, seg.postprocess(prob, centre, tile.valid), coco=False)
         pq = ev.panoptic["galaxy"]["pq"]
-        print(f"{thr:>9} {core:>5} {ev.pixel['iou']:>9.3f} {ev.detection['f1']:>6.3f} {pq:>6.3f}")
+        print(f"{thr:>9} {core:>5} {dyn if dyn is not None else '-':>7} {ev.pixel['iou']:>9.3f} "
+              f"{ev.detection['f1']:>6.3f} {pq:>6.3f}", flush=True)
         if best is None or pq > best[0]:
-            best = (pq, thr, core)
-    print(f"best PQ {best[0]:.3f}: threshold {best[1]}, core_level {best[2]}")
+            best = (pq, thr, core, dyn)
+    print(f"best PQ {best[0]:.3f}: threshold {best[1]}, core_level {best[2]}, min_dynamic {best[3]}")
 
 
 if __name__ == "__main__":

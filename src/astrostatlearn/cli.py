@@ -233,6 +233,7 @@ def segment(
     scheduler: Optional[str] = typer.Option(None, help="'processes', 'threads', or a dask.distributed scheduler address (default: processes; threads for unet)."),
     workers: int = typer.Option(0, help="Local workers (0 = all cores)."),
     score: bool = typer.Option(True, "--score/--no-score", help="Write score.fits when the method has a score."),
+    tta: int = typer.Option(1, help="unet only: average over 1, 2, 4 or 8 dihedral transforms (test-time augmentation; that many times slower)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
 ) -> None:
     """Segment a whole field of any size, tile by tile, with seamless stitching.
@@ -257,6 +258,12 @@ def segment(
         seg = make_segmenter(method)
     if seg.name != method:
         raise InputError(f"model is a {seg.name!r} model, not {method!r}", model)
+    if tta != 1:
+        if seg.name != "unet":
+            raise InputError(f"--tta applies to unet only, not {method!r}")
+        if tta not in (1, 2, 4, 8):
+            raise InputError(f"--tta must be 1, 2, 4 or 8, got {tta}")
+        seg.tta = tta
     variant = variant or getattr(seg, "variant", None) or "raw"
     check_segment_args(seg, out, tile, halo, overwrite)  # before the field is scanned
     if seg.needs_fit and not seg.is_fitted and seg.supervised:
@@ -300,6 +307,7 @@ def train(
     device: Optional[str] = typer.Option(None, help="unet: torch device (default cuda when available, else cpu)."),
     seed: int = typer.Option(0, help="Random seed."),
     resume: bool = typer.Option(False, "--resume", help="unet: continue from OUT.ckpt."),
+    snapshot_every: int = typer.Option(0, help="unet: also save the model after every N-th epoch, as <OUT stem>.epochNNN.pt (0 = never)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model file."),
 ) -> None:
     """Fit a method on the training split of a field (or several) and save it.
@@ -310,7 +318,7 @@ def train(
     """
     if method == "unet":
         _train_unet(field, out, variant, _fractions(split), epochs, batch, steps, lr, width, depth, patch, crop,
-                    device, seed, resume, overwrite)
+                    snapshot_every, device, seed, resume, overwrite)
         return
     if len(field) != 1:
         raise InputError(f"method {method!r} trains on one field")
@@ -339,7 +347,7 @@ def train(
 
 
 def _train_unet(fields: list[Path], out: Path, variant: str, fractions: tuple[float, float, float], epochs: int,
-                batch: int, steps: int, lr: float, width: int, depth: int, patch: int, crop: int,
+                batch: int, steps: int, lr: float, width: int, depth: int, patch: int, crop: int, snapshot_every: int,
                 device: str | None, seed: int, resume: bool, overwrite: bool) -> None:
     from astrostatlearn.datasets import build_dataset
     from astrostatlearn.field import Field, check_writable
@@ -357,7 +365,7 @@ def _train_unet(fields: list[Path], out: Path, variant: str, fractions: tuple[fl
         dirs.append(d)
     cfg = TrainConfig(epochs=epochs, batch_size=batch, lr=lr, seed=seed, steps_per_epoch=steps or None, device=device)
     hist = train_unet(dirs, out, cfg, width=width, depth=depth, crop=crop or None, resume=resume,
-                      progress=True)
+                      progress=True, snapshot_every=snapshot_every)
     best = max(hist, key=lambda h: h.val_iou)
     typer.echo(f"wrote {out}: best validation IoU {best.val_iou:.3f} at epoch {best.epoch + 1}; "
                f"log {out.with_suffix('.csv')}")

@@ -51,6 +51,35 @@ def test_blended_tiled_inference_has_no_seams() -> None:
     assert w.max() == 1.0 and w.min() > 0 and np.all(np.diff(w[32, :32]) >= 0)
 
 
+class ShiftRight(nn.Module):
+    """Not rotation-equivariant: each output pixel is its left neighbour's input (wrapping)."""
+
+    multiple = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = torch.roll(x[:, :1], 1, dims=3)
+        return torch.cat([s, -s], dim=1)
+
+
+def test_tta_maps_every_transform_back() -> None:
+    img = np.random.default_rng(1).normal(size=(1, 64, 64)).astype(np.float32)
+    seg = UNetSegmenter(window=64, overlap=0)
+    seg.net_ = Pointwise()
+    p1, _ = seg.predict_maps(img)
+    seg.tta = 8
+    p8, _ = seg.predict_maps(img)
+    np.testing.assert_allclose(p8, p1, atol=1e-6)  # an equivariant net is unchanged by TTA
+    seg.net_ = ShiftRight()
+    p8, _ = seg.predict_maps(img)
+    sig = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
+    # the eight transforms, mapped back, shift by one pixel in each of the four directions twice
+    expect = np.mean([sig(np.roll(img[0], d, axis=a)) for a in (0, 1) for d in (1, -1)], axis=0)
+    np.testing.assert_allclose(p8, expect, atol=1e-5)
+    seg.tta = 3
+    with pytest.raises(InputError, match="1, 2, 4 or 8"):
+        seg.predict_maps(img)
+
+
 def test_save_load_roundtrip_in_float16(tmp_path: Path) -> None:
     net = UNet(in_channels=1, width=4, depth=2).eval()
     seg = UNetSegmenter.from_network(net, variant="snr", threshold=0.4)
@@ -93,3 +122,25 @@ def test_core_seeding_keeps_large_objects_whole_and_splits_touching_ones() -> No
     lab = core_seeded_instances(big | pair, np.clip(centre, 0, 1), core_level=0.5)
     assert len(np.unique(lab[big])) == 1  # the large object is one instance
     assert len(np.unique(lab[pair])) == 2  # the touching pair is split
+
+
+def test_dynamic_seeding_splits_a_neighbour_whose_centre_merges_above_the_core_level() -> None:
+    from astrostatlearn.methods.instances import core_seeded_instances
+
+    y, x = np.mgrid[:80, :120]
+    big = np.hypot(y - 40, x - 40) < 30
+    small = np.hypot(y - 40, x - 76) < 8
+    # Blurry prediction: the big object's centre-ness stays at 0.6 up to the small one, whose
+    # own peak reaches 1.0, so their cores touch above core_level=0.5.
+    centre = np.where(big, np.clip(1 - np.hypot(y - 40, x - 40) / 75, 0, 1), 0.0)
+    centre += 0.03 * np.sin(x / 2.0) * big  # bumps (dynamic ~0.06) on the plateau
+    centre = np.maximum(centre, np.where(small, 1 - 0.4 * np.hypot(y - 40, x - 76) / 8, 0.0))
+    fg = big | small
+    merged = core_seeded_instances(fg, centre, core_level=0.5)
+    assert len(np.unique(merged[fg])) == 1
+    lab = core_seeded_instances(fg, centre, core_level=0.5, min_dynamic=0.3)
+    assert len(np.unique(lab[fg])) == 2
+    assert np.mean(lab[small] == lab[40, 76]) > 0.8 and lab[40, 40] != lab[40, 76]
+    # and a lone bumpy object is not shattered
+    alone = core_seeded_instances(big, np.where(big, centre, 0), core_level=0.5, min_dynamic=0.3)
+    assert len(np.unique(alone[big])) == 1

@@ -14,8 +14,13 @@ def _cfg(epochs: int) -> TrainConfig:
 
 def test_train_writes_model_log_and_checkpoint_and_resumes(small_dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "m.pt"
-    hist = train_unet([small_dataset], out, _cfg(2), width=4, depth=2, crop=32, progress=False)
+    hist = train_unet([small_dataset], out, _cfg(2), width=4, depth=2, crop=32, progress=False, snapshot_every=1)
     assert len(hist) == 2 and out.exists() and out.with_suffix(".pt.ckpt").exists()
+    assert sorted(p.name for p in tmp_path.glob("m.epoch*.pt")) == ["m.epoch001.pt", "m.epoch002.pt"]
+    last = torch.load(out.with_suffix(".pt.ckpt"), weights_only=False)["model"]
+    snap = load_segmenter(tmp_path / "m.epoch002.pt").net_.state_dict()
+    for k, v in last.items():  # the last snapshot holds the last epoch's weights (stored as float16)
+        torch.testing.assert_close(snap[k].to(v.dtype), v, atol=1e-2, rtol=1e-2)
     rows = list(csv.DictReader(open(out.with_suffix(".csv"))))
     assert [int(r["epoch"]) for r in rows] == [0, 1]
     assert all(0.0 <= float(r["val_iou"]) <= 1.0 and float(r["train_loss"]) > 0 for r in rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 from skimage.feature import peak_local_max
+from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
 
@@ -50,20 +51,33 @@ def watershed_instances(fg: np.ndarray, landscape: np.ndarray, min_area: int = 5
     return remove_small(lab.astype(np.int32), min_area)
 
 
-def core_seeded_instances(fg: np.ndarray, centre: np.ndarray, core_level: float = 0.5, min_area: int = 5) -> np.ndarray:
-    """Split ``fg`` with a watershed on ``centre`` seeded by its connected *cores* (centre > core_level).
+def core_seeded_instances(fg: np.ndarray, centre: np.ndarray, core_level: float = 0.5, min_area: int = 5,
+                          min_dynamic: float | None = None) -> np.ndarray:
+    """Split ``fg`` with a watershed on ``centre`` seeded by its *cores*.
 
-    A large object has one connected core however flat or bumpy its centre-ness plateau, so it is
-    not shattered; touching objects have separate cores. Components without a core stay whole.
+    ``min_dynamic=None``: a core is a connected region where centre > ``core_level``. A large
+    object has one connected core however flat or bumpy its centre-ness plateau, so it is not
+    shattered; touching objects have separate cores.
+
+    ``min_dynamic=h``: a core is a regional maximum of ``centre`` (above ``core_level``) that rises
+    at least ``h`` above the highest saddle joining it to a higher one (an h-maximum). This also
+    splits a small neighbour whose centre-ness merges with a big object's above ``core_level``,
+    while bumps on a plateau (dynamic < h) still do not shatter it.
+
+    Components without a core stay whole.
     """
     comp, n = ndimage.label(fg, structure=np.ones((3, 3), bool))
     if n == 0:
         return comp.astype(np.int32)
-    markers, n_seeds = ndimage.label(fg & (centre > core_level), structure=np.ones((3, 3), bool))
+    landscape = np.where(fg, centre, 0.0).astype(np.float64)
+    cores = fg & (landscape > core_level)
+    if min_dynamic is not None:
+        cores &= h_maxima(landscape, min_dynamic).astype(bool)
+    markers, n_seeds = ndimage.label(cores, structure=np.ones((3, 3), bool))
     has = np.zeros(n + 1, bool)
     has[np.unique(comp[markers > 0])] = True
     missing = np.flatnonzero(~has[1:]) + 1
     if missing.size:
         markers = np.where(np.isin(comp, missing), comp + n_seeds, markers)
-    lab = watershed(-centre, markers, mask=fg, connectivity=2)
+    lab = watershed(-landscape, markers, mask=fg, connectivity=2)
     return remove_small(lab.astype(np.int32), min_area)

@@ -2,8 +2,9 @@
 
 The network predicts two maps per pixel: the foreground probability and a *centre-ness* map (the
 distance to the object's edge, normalised to 1 at its centre). Touching galaxies are split by a
-watershed on the centre-ness inside the foreground, seeded by the connected cores where the
-centre-ness exceeds ``core_level``: each core is one object.
+watershed on the centre-ness inside the foreground, seeded by its cores: regional maxima above
+``core_level`` that stand at least ``min_dynamic`` above the saddle to any higher one (each core is
+one object; plateau bumps smaller than that do not shatter large galaxies).
 
 The model file (``torch.save``) holds the architecture, the input variant and the weights, so
 ``segment --method unet --model FILE`` needs nothing else. A small model trained on simulated
@@ -122,11 +123,11 @@ class UNetSegmenter(Segmenter):
     default_scheduler = "threads"  # torch parallelises inside each tile and releases the GIL
 
     def __init__(self, variant: str = "snr", window: int = 256, overlap: int = 64, batch_size: int = 8,
-                 threshold: float = 0.5, core_level: float = 0.5, min_area: int = 5,
-                 device: str | None = None, halo: int = 64) -> None:
+                 threshold: float = 0.5, core_level: float = 0.5, min_dynamic: float | None = 0.3,
+                 min_area: int = 5, tta: int = 1, device: str | None = None, halo: int = 64) -> None:
         self.variant, self.window, self.overlap, self.batch_size = variant, window, overlap, batch_size
-        self.threshold, self.core_level, self.min_area = threshold, core_level, min_area
-        self.device, self.halo = device, halo
+        self.threshold, self.core_level, self.min_dynamic, self.min_area = threshold, core_level, min_dynamic, min_area
+        self.tta, self.device, self.halo = tta, device, halo
         self.net_: UNet | None = None
 
     # -- model handling ---------------------------------------------------------------------
@@ -182,9 +183,29 @@ class UNetSegmenter(Segmenter):
 
     def predict_maps(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(foreground probability, centre-ness) for ``image`` [C, y, x], by overlapping windows
-        blended with a smooth weight, batched, in inference mode."""
+        blended with a smooth weight, batched, in inference mode.
+
+        ``tta`` (1, 2, 4 or 8) averages the maps over that many of the image's dihedral transforms
+        (identity, flip, then the rotations); inference time grows by the same factor.
+        """
         if self.net_ is None:
             raise InputError("unet is not fitted: pass --model or use the shipped model")
+        if self.tta not in (1, 2, 4, 8):
+            raise InputError(f"tta must be 1, 2, 4 or 8, got {self.tta}")
+        prob = np.zeros(image.shape[1:], np.float32)
+        centre = np.zeros(image.shape[1:], np.float32)
+        for k in range(self.tta):
+            rot, flip = k // 2, k % 2 == 1
+            img = np.rot90(image, rot, axes=(1, 2))
+            img = np.ascontiguousarray(img[:, :, ::-1] if flip else img)
+            p, c = self._predict_maps_once(img)
+            if flip:
+                p, c = p[:, ::-1], c[:, ::-1]
+            prob += np.rot90(p, -rot)
+            centre += np.rot90(c, -rot)
+        return prob / self.tta, centre / self.tta
+
+    def _predict_maps_once(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         net = self.net_
         dev = self._device()
         net.to(dev).eval()
@@ -220,9 +241,9 @@ class UNetSegmenter(Segmenter):
 
     def postprocess(self, prob: np.ndarray, centre: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Instances: foreground = prob > threshold, split by a watershed on the centre-ness seeded by
-        its connected cores (centre-ness > core_level), so large objects are not shattered."""
+        its cores (see :func:`core_seeded_instances`), so large objects are not shattered."""
         fg = (prob > self.threshold) & valid
-        return core_seeded_instances(fg, centre * fg, self.core_level, self.min_area)
+        return core_seeded_instances(fg, centre * fg, self.core_level, self.min_area, self.min_dynamic)
 
     def predict(self, tile: Tile) -> Prediction:
         prob, centre = self.predict_maps(np.where(tile.valid[None], tile.image, 0.0).astype(np.float32))

@@ -65,8 +65,10 @@ class EpochStats:
 def fit(model: nn.Module, loss_fn: Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor],
         train: Dataset, val: Dataset, cfg: TrainConfig, checkpoint: Path, log_csv: Path,
         on_best: Callable[[nn.Module, EpochStats], None], resume: bool = False, progress: bool = True,
-        iou_of: Callable[[torch.Tensor, dict[str, torch.Tensor]], tuple[float, float]] | None = None) -> list[EpochStats]:
-    """Train ``model`` and call ``on_best`` whenever validation IoU improves.
+        iou_of: Callable[[torch.Tensor, dict[str, torch.Tensor]], tuple[float, float]] | None = None,
+        on_epoch: Callable[[nn.Module, EpochStats], None] | None = None) -> list[EpochStats]:
+    """Train ``model`` and call ``on_best`` whenever validation IoU improves (and ``on_epoch``, if
+    given, after every epoch, e.g. to keep snapshots).
 
     ``loss_fn(logits, batch)`` gives the loss; ``iou_of(logits, batch)`` gives (intersection, union)
     foreground pixel counts for the validation IoU (default: channel 0 > 0 vs ``batch['mask']``).
@@ -153,6 +155,9 @@ def fit(model: nn.Module, loss_fn: Callable[[torch.Tensor, dict[str, torch.Tenso
         else:
             stale += 1
         _save_checkpoint(checkpoint, model, opt, epoch, best, stale, history, gen)
+        if on_epoch is not None:
+            on_epoch(model, stats)
+            model.train()
         if progress:
             print(f"epoch {epoch + 1}: train loss {stats.train_loss:.4f}, val loss {stats.val_loss:.4f}, "
                   f"val IoU {stats.val_iou:.4f}{' (best)' if stale == 0 else ''}, {stats.seconds:.0f} s", flush=True)

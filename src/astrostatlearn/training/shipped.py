@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--device", default=None)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--snapshot-every", type=int, default=5, help="also keep the model every N epochs (0 = never)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     dirs = []
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"dataset {k}: {name} {over} ({time.perf_counter() - t0:.0f} s)", flush=True)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, steps_per_epoch=args.steps, lr=2e-3, patience=12,
                       seed=0, device=args.device)
-    train_unet(dirs, args.out, cfg, width=args.width, crop=128, resume=args.resume)
+    train_unet(dirs, args.out, cfg, width=args.width, crop=128, resume=args.resume, snapshot_every=args.snapshot_every)
     print(f"saved {args.out} ({args.out.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.0f} s")
 
 

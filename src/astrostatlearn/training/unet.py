@@ -93,11 +93,13 @@ class _EpochAware(Dataset):
 
 def train_unet(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: TrainConfig | None = None, width: int = 16,
                depth: int = 4, dropout: float = 0.1, crop: int | None = 128, noise: float = 0.3,
-               flux: tuple[float, float] = (0.5, 2.0), resume: bool = False, progress: bool = True) -> list[EpochStats]:
+               flux: tuple[float, float] = (0.5, 2.0), resume: bool = False, progress: bool = True,
+               snapshot_every: int = 0) -> list[EpochStats]:
     """Train a U-Net on ``dataset_dirs`` and save the best model (by validation IoU) to ``out``.
 
     Beside ``out`` go ``out.ckpt`` (last epoch, for ``resume``), ``out.csv`` (one row per epoch)
-    and ``out.json`` (configuration and history).
+    and ``out.json`` (configuration and history); with ``snapshot_every=N``, also the model after
+    every N-th epoch as ``<stem>.epochNNN.pt`` (to measure the training time to a target).
     """
     cfg = cfg or TrainConfig()
     dirs = [Path(d) for d in dataset_dirs]
@@ -111,8 +113,12 @@ def train_unet(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: TrainCo
         UNetSegmenter.from_network(model, variant=variant).save(out)
         model.train()
 
+    def on_epoch(model: torch.nn.Module, stats: EpochStats) -> None:
+        if snapshot_every > 0 and (stats.epoch + 1) % snapshot_every == 0:
+            UNetSegmenter.from_network(model, variant=variant).save(out.with_name(f"{out.stem}.epoch{stats.epoch + 1:03d}.pt"))
+
     history = fit(net, unet_loss, _EpochAware(train), val, cfg, out.with_suffix(out.suffix + ".ckpt"),
-                  out.with_suffix(".csv"), on_best, resume=resume, progress=progress)
+                  out.with_suffix(".csv"), on_best, resume=resume, progress=progress, on_epoch=on_epoch)
     meta = {"variant": variant, "channels": channels, "datasets": [str(d) for d in dirs], "width": width, "depth": depth,
             "dropout": dropout, "crop": crop, "noise": noise, "flux": list(flux), "config": cfg.__dict__,
             "history": [h.__dict__ for h in history]}
