@@ -2,7 +2,7 @@
 seed, 1000-1007, nor the test seed, 7). Prints PQ and pixel IoU for a small grid of foreground
 threshold, core level and minimum core dynamic (``-``: connected cores, no dynamic test).
 
-Usage: python benchmarks/tune_unet_postprocess.py [--model PATH] [--size 1536]
+Usage: python benchmarks/tune_unet_postprocess.py [--model PATH] [--size 2048]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", default=None)
-    ap.add_argument("--size", type=int, default=1536)
+    ap.add_argument("--size", type=int, default=2048)
     args = ap.parse_args()
     from astrostatlearn.field import Field
     from astrostatlearn.methods import load_segmenter

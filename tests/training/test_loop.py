@@ -39,3 +39,26 @@ def test_training_is_deterministic(small_dataset: Path, tmp_path: Path) -> None:
     sb = torch.load(tmp_path / "b.pt.ckpt", weights_only=False)["model"]
     for k in sa:
         torch.testing.assert_close(sa[k], sb[k])
+
+
+def test_early_stopping_waits_for_min_epochs(tmp_path: Path) -> None:
+    from torch import nn
+
+    from astrostatlearn.training.loop import fit
+
+    item = {"image": torch.ones(1, 8, 8), "mask": torch.ones(8, 8)}
+    data = [item] * 4
+
+    def run(min_epochs: int) -> int:
+        model = nn.Conv2d(1, 2, 1)
+        nn.init.zeros_(model.weight)
+        nn.init.constant_(model.bias, -1.0)  # predicts background everywhere: validation IoU stays 0
+        cfg = TrainConfig(epochs=8, batch_size=2, lr=0.0, weight_decay=0.0, patience=2, min_epochs=min_epochs)
+        tag = f"m{min_epochs}"
+        hist = fit(model, lambda logits, b: (logits ** 2).mean(), data, data, cfg, tmp_path / f"{tag}.ckpt",
+                   tmp_path / f"{tag}.csv", lambda m, s: None, progress=False)
+        return len(hist)
+
+    assert run(0) == 3  # best at epoch 1, then 2 stale epochs
+    assert run(5) == 7  # stale epochs count only from epoch 6 on
+    assert run(8) == 8  # never stops early

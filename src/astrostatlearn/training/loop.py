@@ -26,13 +26,20 @@ from astrostatlearn.errors import InputError
 
 @dataclass
 class TrainConfig:
-    """Training hyper-parameters. ``steps_per_epoch``: cap the batches per epoch (None: all)."""
+    """Training hyper-parameters. ``steps_per_epoch``: cap the batches per epoch (None: all).
+
+    Early stopping: training stops after ``patience`` epochs without a better validation IoU,
+    counting only epochs from ``min_epochs`` on (None: half of ``epochs``). Before that the
+    one-cycle learning rate is still high and validation IoU is noisy, so a long schedule would
+    otherwise stop before it anneals.
+    """
 
     epochs: int = 30
     batch_size: int = 16
     lr: float = 3e-3
     weight_decay: float = 1e-4
     patience: int = 6
+    min_epochs: int | None = None
     seed: int = 0
     num_workers: int = 0
     steps_per_epoch: int | None = None
@@ -88,6 +95,7 @@ def fit(model: nn.Module, loss_fn: Callable[[torch.Tensor, dict[str, torch.Tenso
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     iou_of = iou_of or _default_iou
+    min_epochs = cfg.epochs // 2 if cfg.min_epochs is None else cfg.min_epochs
     start, best, stale, history = 0, -1.0, 0, []
     if resume and checkpoint.exists():
         ck = torch.load(checkpoint, map_location=device, weights_only=False)
@@ -161,7 +169,7 @@ def fit(model: nn.Module, loss_fn: Callable[[torch.Tensor, dict[str, torch.Tenso
         if progress:
             print(f"epoch {epoch + 1}: train loss {stats.train_loss:.4f}, val loss {stats.val_loss:.4f}, "
                   f"val IoU {stats.val_iou:.4f}{' (best)' if stale == 0 else ''}, {stats.seconds:.0f} s", flush=True)
-        if stale >= cfg.patience:
+        if min(stale, epoch + 1 - min_epochs) >= cfg.patience:
             break
     return history
 

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=Path("src/astrostatlearn/data/unet-default.pt"))
     ap.add_argument("--work", type=Path, default=Path("build/shipped-unet"))
     ap.add_argument("--size", type=int, default=2048, help="size of each simulated training field")
-    ap.add_argument("--epochs", type=int, default=45)
+    ap.add_argument("--epochs", type=int, default=120)
     ap.add_argument("--steps", type=int, default=40, help="batches per epoch")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--width", type=int, default=16)
