@@ -2,7 +2,8 @@
 
 ``python -m astrostatlearn.training.shipped`` keeps the model every 5 epochs as
 ``<stem>.epochNNN.pt`` beside the model. This script scores each snapshot on the held-out test
-band of a fresh simulated field (same field, band and post-processing as ``bench_unet.py``),
+band of a fresh simulated field (same field and band as ``bench_unet.py``; each snapshot with the
+post-processing parameters it was saved with),
 beside SExtractor's PQ there, and prints the cumulative training time (from the CSV log) at which
 pixel IoU >= 0.80 and PQ >= 1.5 x SExtractor were first reached.
 
@@ -73,10 +74,14 @@ def main() -> None:
             reached.setdefault("pixel IoU >= 0.80", (epoch, t))
         if sex_pq is not None and pq >= 1.5 * sex_pq:
             reached.setdefault("PQ >= 1.5 x SExtractor", (epoch, t))
+    import statistics
+
+    median = statistics.median(seconds.values())
     for target in ("pixel IoU >= 0.80", "PQ >= 1.5 x SExtractor"):
         if target in reached:
             e, t = reached[target]
-            print(f"{target}: first reached at epoch {e}, after {t:.0f} s of training")
+            print(f"{target}: first reached at epoch {e}, after {t:.0f} s of training as logged "
+                  f"({e} x the median epoch, {median:.1f} s = {e * median:.0f} s)")
         else:
             print(f"{target}: not reached by any snapshot")
 

@@ -144,3 +144,10 @@ def test_dynamic_seeding_splits_a_neighbour_whose_centre_merges_above_the_core_l
     # and a lone bumpy object is not shattered
     alone = core_seeded_instances(big, np.where(big, centre, 0), core_level=0.5, min_dynamic=0.3)
     assert len(np.unique(alone[big])) == 1
+
+
+def test_shipped_model_carries_the_tuned_postprocessing() -> None:
+    from astrostatlearn.training.shipped import SHIPPED_POSTPROCESS
+
+    params = UNetSegmenter.shipped().get_params()
+    assert {k: params[k] for k in SHIPPED_POSTPROCESS} == SHIPPED_POSTPROCESS

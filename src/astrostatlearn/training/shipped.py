@@ -5,8 +5,10 @@
 Simulates fields that span the data users will meet, builds ``snr`` patch datasets from them,
 and trains a small U-Net (width 16, depth 4, 1.9 M parameters, stored as float16) with
 the shared loop for up to 120 epochs (early stopping after 40 epochs without a better validation
-IoU, counted from epoch 60), keeping a snapshot every 5 epochs. The ``snr`` input, background-subtracted and divided by the rms, makes the model
-indifferent to flux units and sky level; the fields vary noise level, sky background (with and
+IoU, counted from epoch 60); ``--snapshot-every 5`` also keeps the model every 5 epochs. The
+saved model carries the post-processing chosen on a validation field (``SHIPPED_POSTPROCESS``).
+The ``snr`` input, background-subtracted and divided by the rms, makes the model indifferent to
+flux units and sky level; the fields vary noise level, sky background (with and
 without), PSF width, pixel scale, flux zero point and object density. Seeds 1000+ are used here;
 evaluation fields use other seeds.
 """
@@ -20,8 +22,12 @@ from pathlib import Path
 from astrostatlearn.datasets import build_dataset
 from astrostatlearn.field import Field
 from astrostatlearn.simulate import get_preset, simulate_field
+from astrostatlearn.methods.unet import UNetSegmenter
 from astrostatlearn.training.loop import TrainConfig
 from astrostatlearn.training.unet import train_unet
+
+# Chosen by benchmarks/tune_unet_postprocess.py (validation field, seed 3000): best of its grid.
+SHIPPED_POSTPROCESS = {"threshold": 0.6, "core_level": 0.7, "min_dynamic": 0.2}
 
 # (preset, overrides): a spread of depths, PSFs, samplings, sky levels, flux units and densities.
 TRAINING_SURVEYS = [
@@ -48,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--device", default=None)
     ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--snapshot-every", type=int, default=5, help="also keep the model every N epochs (0 = never)")
+    ap.add_argument("--snapshot-every", type=int, default=0, help="also keep the model every N epochs, beside --out (0 = never)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     dirs = []
@@ -65,6 +71,10 @@ def main(argv: list[str] | None = None) -> None:
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, steps_per_epoch=args.steps, lr=2e-3,
                       patience=args.patience, seed=0, device=args.device)
     train_unet(dirs, args.out, cfg, width=args.width, crop=128, resume=args.resume, snapshot_every=args.snapshot_every)
+    seg = UNetSegmenter.load_file(args.out)
+    for name, value in SHIPPED_POSTPROCESS.items():
+        setattr(seg, name, value)
+    seg.save(args.out)
     print(f"saved {args.out} ({args.out.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.0f} s")
 
 
