@@ -192,6 +192,7 @@ def test_failed_commands_leave_nothing_on_disk(sim_field: Path, tmp_path: Path) 
         ("segment", sim_field, "--method", "sep", "--out", tmp_path / "s", "--halo", "3"),
         ("evaluate", "--true", sim_field / "true.fits", "--pred", tmp_path / "none.fits", "--json", tmp_path / "e" / "o.json"),
         ("train", "unet", "--field", sim_field, "--out", tmp_path / "t" / "m.pt", "--variant", "nope"),
+        ("train", "unet", "--field", sim_field, "--out", tmp_path / "u" / "m.pt", "--snapshot-every", "-1"),
         ("preprocess", sim_field, "--variant", "nope", "--out", tmp_path / "p" / "x.fits"),
     ]
     for args in cases:

@@ -353,6 +353,8 @@ def _train_unet(fields: list[Path], out: Path, variant: str, fractions: tuple[fl
     from astrostatlearn.field import Field, check_writable
     from astrostatlearn.training import TrainConfig, train_unet
 
+    if snapshot_every < 0:
+        raise InputError(f"--snapshot-every must be >= 0, got {snapshot_every}")
     if not resume:
         check_writable(out, overwrite)
     work = out.with_name(out.name + ".datasets")
