@@ -1,7 +1,7 @@
 """Training time to reach the U-Net targets: score every training snapshot on a fresh field.
 
-``python -m astrostatlearn.training.shipped`` keeps the model every 5 epochs as
-``<stem>.epochNNN.pt`` beside the model. This script scores each snapshot on the held-out test
+``python -m astrostatlearn.training.shipped --out build/unet-default.pt --snapshot-every 5`` keeps
+the model every 5 epochs as ``<stem>.epochNNN.pt`` beside it. This script scores each snapshot on the held-out test
 band of a fresh simulated field (same field and band as ``bench_unet.py``; each snapshot with the
 post-processing parameters it was saved with),
 beside SExtractor's PQ there, and prints the cumulative training time (from the CSV log) at which
