@@ -27,8 +27,6 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--scratch", type=Path, default=None)
     args = ap.parse_args()
-    import subprocess
-
     from astropy.io import fits
 
     from astrostatlearn.benchmark import peers
@@ -57,8 +55,7 @@ def main() -> None:
         tile = make_tile(f, pre, BackgroundMesh.from_field(f, pre), test)
     sex_pq = None
     if peers.ensure_installed()["sextractor"]:
-        subprocess.run(peers.sextractor_command(field, scratch / "sextractor"), check=True, capture_output=True)
-        sex = fits.getdata(scratch / "sextractor" / "sex_seg.fits")[test.y0:test.y1, test.x0:test.x1]
+        sex = fits.getdata(peers.run_sextractor(field, scratch / "sextractor"))[test.y0:test.y1, test.x0:test.x1]
         sex_pq = evaluate(truth, sex.astype("int32"), coco=False).panoptic["galaxy"]["pq"]
         print(f"SExtractor PQ on the test band {test}: {sex_pq:.3f} (PQ target {1.5 * sex_pq:.3f})")
     print(f"{'epoch':>5} {'train s':>8} {'pixel IoU':>9} {'F1':>6} {'PQ':>6}")

@@ -155,17 +155,18 @@ def run_peers(field_dir: Path, runs: Path, true_path: Path, catalog: Any, test: 
     if have["sextractor"]:
         work = runs / "sextractor"
         t0 = time.perf_counter()
-        with PeakMemory() as mem:
-            p = subprocess.run(peers.sextractor_command(field_dir, work), capture_output=True, text=True)
-        dt = time.perf_counter() - t0
-        if p.returncode == 0:
-            r = Row("SExtractor", "raw", None, 0.0, dt, ny * nx / 1e6 / dt, mem.peak_mb, str(work / "sex_seg.fits"),
+        try:
+            with PeakMemory() as mem:
+                seg_path = peers.run_sextractor(field_dir, work)
+        except RuntimeError as e:
+            log(str(e))
+        else:
+            dt = time.perf_counter() - t0
+            r = Row("SExtractor", "raw", None, 0.0, dt, ny * nx / 1e6 / dt, mem.peak_mb, str(seg_path),
                     note="SExtractor 2.25, whole field, DETECT_THRESH 1.0, gauss 2.0 5x5, rms map", reference=True)
             r.evaluation = _score(true_path, r.seg_path, None, catalog, test)
             rows.append(r)
             _log_row(r, log)
-        else:
-            log(f"SExtractor failed: {p.stderr.strip()[-300:]}")
     if have["noisechisel"] and ny * nx <= 70_000_000:
         work = runs / "noisechisel"
         t0 = time.perf_counter()

@@ -49,6 +49,17 @@ def sextractor_command(field: Path, work: Path, thresh: float = 1.0) -> list[str
     ]
 
 
+def run_sextractor(field: Path, work: Path, thresh: float = 1.0) -> Path:
+    """Run :func:`sextractor_command`; return the segmentation map's path (``work/sex_seg.fits``).
+
+    Raises ``RuntimeError`` with the end of SExtractor's stderr when it fails.
+    """
+    p = subprocess.run(sextractor_command(field, work, thresh), capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"SExtractor failed: {p.stderr.strip()[-300:]}")
+    return work / "sex_seg.fits"
+
+
 def noisechisel_commands(field: Path, work: Path) -> list[list[str]]:
     """NoiseChisel detection then Segment; the OBJECTS extension is the instance map."""
     work.mkdir(parents=True, exist_ok=True)
