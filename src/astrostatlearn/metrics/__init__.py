@@ -5,6 +5,7 @@ accumulated tile by tile, so whole 25k^2 fields are scored in bounded memory.
 """
 
 from astrostatlearn.metrics.binned import MAG_BINS, SNR_BINS, binned_detection
+from astrostatlearn.metrics.bootstrap import block_pq_terms, bootstrap_pq
 from astrostatlearn.metrics.coco import coco_evaluate, coco_metrics, instances_to_rle
 from astrostatlearn.metrics.evaluate import ArraySource, Evaluation, evaluate
 from astrostatlearn.metrics.instance import (
@@ -19,7 +20,7 @@ from astrostatlearn.metrics.pixel import Confusion, patch_mean, pixel_metrics_fr
 
 __all__ = [
     "ArraySource", "Confusion", "Evaluation", "LabelPairs", "MAG_BINS", "Matching", "SNR_BINS",
-    "binned_detection", "coco_evaluate", "coco_metrics", "count_pairs", "detection_metrics", "evaluate",
+    "binned_detection", "block_pq_terms", "bootstrap_pq", "coco_evaluate", "coco_metrics", "count_pairs", "detection_metrics", "evaluate",
     "instances_to_rle", "match_instances", "panoptic_quality", "patch_mean", "pixel_metrics_from_counts",
     "pq_terms",
 ]
