@@ -3,7 +3,8 @@ and sep on the same held-out test band, plus inference throughput and training t
 
 Prints pixel IoU, Dice, instance F1 and PQ per row, the targets (pixel IoU >= 0.80 and
 PQ >= 1.5 x SExtractor's) and whether they are met; completeness by S/N for each row; PQ and
-PQ / SExtractor's with 95% block-bootstrap intervals; the PQ
+PQ / SExtractor's with 95% block-bootstrap intervals; where PQ is lost (masks, false, missed
+objects, and each error's kind); the PQ
 ceiling of an oracle that segments perfectly exactly the objects above an S/N cut (what the PQ
 target asks for, in detection terms); U-Net inference Mpix/s on CPU (and GPU when present); and
 the training time from the shipped model's log.
@@ -68,6 +69,7 @@ def main() -> None:
     args = ap.parse_args()
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="bench-unet-"))
     from astrostatlearn.benchmark import run_benchmark
+    from astrostatlearn.metrics import block_pq_terms, bootstrap_pq, pq_loss_breakdown
     from astrostatlearn.simulate import simulate_field
 
     field = scratch / f"field{args.size}-seed{args.seed}"
@@ -100,15 +102,22 @@ def main() -> None:
             print(f"{r.method:<12} {r.variant:<8} " + " ".join(f"{comp[i]:>6.2f}" for i in keep))
     region = res["meta"]["test_region"]
     true = read_region(field / "true.fits", region)
+    preds = {f"{r.method} {r.variant}": read_region(r.seg_path, region) for r in rows}
     if sex is not None:
-        from astrostatlearn.metrics import block_pq_terms, bootstrap_pq
-
-        terms = {f"{r.method} {r.variant}": block_pq_terms(true, read_region(r.seg_path, region)) for r in rows}
+        terms = {name: block_pq_terms(true, pred) for name, pred in preds.items()}
         ci = bootstrap_pq(terms, reference=f"{sex.method} {sex.variant}")
         print("\nPQ with 95% intervals from a paired bootstrap over 256^2 blocks of the test band:")
         for name, c in ci.items():
             print(f"  {name:<20} PQ {c['pq']:.3f} [{c['lo']:.3f}, {c['hi']:.3f}]   "
                   f"/ SExtractor {c['ratio']:.2f} [{c['ratio_lo']:.2f}, {c['ratio_hi']:.2f}]")
+    print("\nwhere PQ is lost (1 - PQ = loss from masks + false + missed objects) and the kinds of error:")
+    print(f"{'method':<21} {'PQ':>6} {'masks':>6} {'false':>6} {'missed':>6}   FN: missed/merged/poor mask"
+          "   FP: background/fragment/on unmatched")
+    for name, pred in preds.items():
+        b = pq_loss_breakdown(true, pred)
+        print(f"{name:<21} {b['pq']:>6.3f} {b['loss_sq']:>6.3f} {b['loss_fp']:>6.3f} "
+              f"{b['loss_fn']:>6.3f}   {b['fn_missed']:>4} / {b['fn_merged']:>4} / {b['fn_poor_mask']:>4}"
+              f"             {b['fp_background']:>4} / {b['fp_fragment']:>4} / {b['fp_on_unmatched']:>4}")
     cuts = (5.0, 8.0, 10.0, 15.0)
     ceiling = oracle_pq(true, field / "truth.ecsv", cuts)
     print("\nPQ of an oracle that segments perfectly exactly the objects with S/N >= cut, and nothing else:")

@@ -7,6 +7,7 @@ accumulated tile by tile, so whole 25k^2 fields are scored in bounded memory.
 from astrostatlearn.metrics.binned import MAG_BINS, SNR_BINS, binned_detection
 from astrostatlearn.metrics.bootstrap import block_pq_terms, bootstrap_pq
 from astrostatlearn.metrics.coco import coco_evaluate, coco_metrics, instances_to_rle
+from astrostatlearn.metrics.diagnosis import pq_loss_breakdown
 from astrostatlearn.metrics.evaluate import ArraySource, Evaluation, evaluate
 from astrostatlearn.metrics.instance import (
     Matching,
@@ -22,5 +23,5 @@ __all__ = [
     "ArraySource", "Confusion", "Evaluation", "LabelPairs", "MAG_BINS", "Matching", "SNR_BINS",
     "binned_detection", "block_pq_terms", "bootstrap_pq", "coco_evaluate", "coco_metrics", "count_pairs", "detection_metrics", "evaluate",
     "instances_to_rle", "match_instances", "panoptic_quality", "patch_mean", "pixel_metrics_from_counts",
-    "pq_terms",
+    "pq_loss_breakdown", "pq_terms",
 ]

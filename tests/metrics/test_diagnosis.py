@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from astrostatlearn.metrics import evaluate
+from astrostatlearn.metrics.diagnosis import pq_loss_breakdown
+
+
+def _maps() -> tuple[np.ndarray, np.ndarray]:
+    true = np.zeros((40, 80), np.int32)
+    pred = np.zeros_like(true)
+    true[2:12, 2:12] = 1       # A, 100 px, touching
+    true[2:12, 12:15] = 2      # B, 30 px
+    pred[2:12, 2:15] = 10      # one segment for the blend A+B: matches A (IoU 100/130), B merged
+    true[20:30, 2:12] = 3      # C, split 70/30
+    pred[20:30, 2:9] = 11
+    pred[20:30, 9:12] = 12     # the fragment
+    true[20:30, 30:40] = 4     # D, missed
+    true[2:12, 30:40] = 5      # E, found shifted: IoU 21/179
+    pred[5:15, 37:47] = 13
+    pred[30:34, 60:64] = 14    # a false detection on background
+    return true, pred
+
+
+def test_every_error_is_sorted_by_its_kind() -> None:
+    b = pq_loss_breakdown(*_maps())
+    assert (b["tp"], b["fp"], b["fn"]) == (2, 3, 3)
+    assert (b["fn_missed"], b["fn_merged"], b["fn_poor_mask"]) == (1, 1, 1)
+    assert (b["fp_background"], b["fp_fragment"], b["fp_on_unmatched"]) == (1, 1, 1)
+    denom = 2 + 1.5 + 1.5
+    assert b["pq"] == pytest.approx((100 / 130 + 0.7) / denom)
+    assert b["loss_fp"] == pytest.approx(1.5 / denom) and b["loss_fn"] == pytest.approx(1.5 / denom)
+
+
+def test_loss_terms_add_up_to_one_minus_pq() -> None:
+    true, pred = _maps()
+    b = pq_loss_breakdown(true, pred)
+    assert b["pq"] + b["loss_sq"] + b["loss_fp"] + b["loss_fn"] == pytest.approx(1.0)
+    assert b["pq"] == pytest.approx(evaluate(true, pred, coco=False).panoptic["galaxy"]["pq"])
+
+
+def test_perfect_and_empty_predictions() -> None:
+    true, _ = _maps()
+    b = pq_loss_breakdown(true, true)
+    assert b["pq"] == 1.0 and b["loss_sq"] == b["loss_fp"] == b["loss_fn"] == 0.0
+    e = pq_loss_breakdown(true, np.zeros_like(true))
+    assert e["pq"] == 0.0 and e["fn_missed"] == 5 and e["fp"] == 0
