@@ -15,20 +15,23 @@ def _maps() -> tuple[np.ndarray, np.ndarray]:
     pred[20:30, 2:9] = 11
     pred[20:30, 9:12] = 12     # the fragment
     true[20:30, 30:40] = 4     # D, missed
-    true[2:12, 30:40] = 5      # E, found shifted: IoU 21/179
-    pred[5:15, 37:47] = 13
+    true[2:12, 30:40] = 5      # E, found shifted: covered 60%, IoU 60/170
+    pred[2:12, 34:47] = 13
+    true[30:34, 20:24] = 6     # F, 16 px, touched by a 2-pixel sliver of a prediction: still missed
+    pred[30:34, 24:26] = 15
+    pred[30, 23] = 15
     pred[30:34, 60:64] = 14    # a false detection on background
     return true, pred
 
 
 def test_every_error_is_sorted_by_its_kind() -> None:
     b = pq_loss_breakdown(*_maps())
-    assert (b["tp"], b["fp"], b["fn"]) == (2, 3, 3)
-    assert (b["fn_missed"], b["fn_merged"], b["fn_poor_mask"]) == (1, 1, 1)
-    assert (b["fp_background"], b["fp_fragment"], b["fp_on_unmatched"]) == (1, 1, 1)
-    denom = 2 + 1.5 + 1.5
+    assert (b["tp"], b["fp"], b["fn"]) == (2, 4, 4)
+    assert (b["fn_missed"], b["fn_merged"], b["fn_poor_mask"]) == (2, 1, 1)
+    assert (b["fp_background"], b["fp_fragment"], b["fp_on_unmatched"]) == (1, 1, 2)
+    denom = 2 + 2 + 2
     assert b["pq"] == pytest.approx((100 / 130 + 0.7) / denom)
-    assert b["loss_fp"] == pytest.approx(1.5 / denom) and b["loss_fn"] == pytest.approx(1.5 / denom)
+    assert b["loss_fp"] == pytest.approx(2 / denom) and b["loss_fn"] == pytest.approx(2 / denom)
 
 
 def test_loss_terms_add_up_to_one_minus_pq() -> None:
@@ -43,4 +46,4 @@ def test_perfect_and_empty_predictions() -> None:
     b = pq_loss_breakdown(true, true)
     assert b["pq"] == 1.0 and b["loss_sq"] == b["loss_fp"] == b["loss_fn"] == 0.0
     e = pq_loss_breakdown(true, np.zeros_like(true))
-    assert e["pq"] == 0.0 and e["fn_missed"] == 5 and e["fp"] == 0
+    assert e["pq"] == 0.0 and e["fn_missed"] == 6 and e["fp"] == 0

@@ -4,29 +4,32 @@ and each error sorted by what went wrong.
 With ``D = TP + FP/2 + FN/2``, ``1 - PQ = (TP - sum IoU)/D + (FP/2)/D + (FN/2)/D``: the three
 terms are ``loss_sq`` (imperfect masks of matched objects), ``loss_fp`` and ``loss_fn``.
 
-Missed true objects (FN) are sorted by the predicted segment that covers most of them:
-``fn_missed`` (none: only background), ``fn_merged`` (one matched to another true object, i.e. a
-blend left unsplit) or ``fn_poor_mask`` (an unmatched one: found, but with IoU <= 0.5).
-False predictions (FP) are sorted by the true object they overlap most: ``fp_background``
-(none), ``fp_fragment`` (one matched to another prediction: a piece of an over-split object) or
-``fp_on_unmatched`` (an unmatched one: usually the same event as ``fn_poor_mask``).
+Missed true objects (FN) are sorted by what covers most of their pixels: ``fn_missed``
+(background: not detected), ``fn_merged`` (a prediction matched to another true object: a blend
+left unsplit) or ``fn_poor_mask`` (an unmatched prediction: found, but with IoU <= 0.5).
+False predictions (FP) are sorted by the true object they overlap most: ``fp_background`` (none:
+spurious), ``fp_fragment`` (one matched to another prediction: a piece of an over-split object)
+or ``fp_on_unmatched`` (an unmatched one: mostly the same event as ``fn_poor_mask``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from astrostatlearn.metrics.instance import Matching, match_instances
+from astrostatlearn.metrics.instance import largest_overlap, match_instances
 from astrostatlearn.metrics.pairs import LabelPairs
 
 
 def pq_loss_breakdown(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """PQ's loss terms and error counts (see the module docstring) for instance maps ``[y, x]``, 0 = background."""
-    m: Matching = match_instances(LabelPairs.from_maps(true, pred))
+    pairs = LabelPairs.from_maps(true, pred)
+    m = match_instances(pairs)
     denom = m.tp + 0.5 * m.fp + 0.5 * m.fn
     iou_sum = float(m.matched_iou.sum())
     fn_ids = np.setdiff1d(m.true_ids, m.matched_true)
-    cover = m.true_best_pred[np.searchsorted(m.true_ids, fn_ids)]
+    on_true = pairs.true_id > 0  # background counts as a cover here
+    cover = largest_overlap(m.true_ids, pairs.true_id[on_true], pairs.pred_id[on_true], pairs.count[on_true])
+    cover = cover[np.searchsorted(m.true_ids, fn_ids)]
     fn_merged = np.isin(cover, m.matched_pred) & (cover > 0)
     fp_ids = np.setdiff1d(m.pred_ids, m.matched_pred)
     under = m.pred_best_true[np.searchsorted(m.pred_ids, fp_ids)]

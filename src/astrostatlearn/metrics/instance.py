@@ -23,8 +23,7 @@ class Matching:
 
     ``true_ids``/``true_area`` and ``pred_ids``/``pred_area`` list every segment; ``matched_true``,
     ``matched_pred`` and ``matched_iou`` the matched pairs; ``pred_best_true`` gives, for each
-    predicted segment, the true ID it overlaps most (0 when it overlaps only background), and
-    ``true_best_pred``, for each true segment, the predicted ID covering most of it (0 when none).
+    predicted segment, the true ID it overlaps most (0 when it overlaps only background).
     """
 
     true_ids: np.ndarray
@@ -35,7 +34,6 @@ class Matching:
     matched_pred: np.ndarray
     matched_iou: np.ndarray
     pred_best_true: np.ndarray
-    true_best_pred: np.ndarray
 
     @property
     def tp(self) -> int:
@@ -62,13 +60,12 @@ def match_instances(pairs: LabelPairs, threshold: float = MATCH_IOU) -> Matching
     ap = parea[np.searchsorted(pid, pi)] if pi.size else np.zeros(0, np.int64)
     iou = inter / (at + ap - inter) if ti.size else np.zeros(0)
     ok = iou > threshold
-    return Matching(tid, tarea, pid, parea, ti[ok], pi[ok], iou[ok],
-                    _largest_overlap(pid, pi, ti, inter), _largest_overlap(tid, ti, pi, inter))
+    return Matching(tid, tarea, pid, parea, ti[ok], pi[ok], iou[ok], largest_overlap(pid, pi, ti, inter))
 
 
-def _largest_overlap(all_ids: np.ndarray, ids: np.ndarray, other: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """For each of ``all_ids`` (sorted), the ``other`` ID it shares most pixels with in the
-    overlapping pairs (``ids``, ``other``, ``count``); 0 where it overlaps only background."""
+def largest_overlap(all_ids: np.ndarray, ids: np.ndarray, other: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """For each of ``all_ids`` (sorted), the ``other`` ID it shares most pixels with, from the
+    label pairs (``ids``, ``other``, pixel ``count``) given; 0 for an ID in no given pair."""
     best = np.zeros(all_ids.size, np.int64)
     if ids.size:
         order = np.lexsort((-count, ids))
