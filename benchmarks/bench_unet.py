@@ -110,12 +110,13 @@ def main() -> None:
         for name, c in ci.items():
             print(f"  {name:<20} PQ {c['pq']:.3f} [{c['lo']:.3f}, {c['hi']:.3f}]   "
                   f"/ SExtractor {c['ratio']:.2f} [{c['ratio_lo']:.2f}, {c['ratio_hi']:.2f}]")
-    print("\nwhere PQ is lost (1 - PQ = loss from masks + false + missed objects) and the kinds of error:")
-    print(f"{'method':<21} {'PQ':>6} {'masks':>6} {'false':>6} {'missed':>6}   FN: missed/merged/poor mask"
+    print("\nwhere PQ is lost (1 - PQ = loss from masks + false + missed objects) and the kinds of error;"
+          "\nSQ (mean IoU of matched masks) is the PQ this method would have with perfect detection:")
+    print(f"{'method':<21} {'PQ':>6} {'SQ':>6} {'masks':>6} {'false':>6} {'missed':>6}   FN: missed/merged/poor mask"
           "   FP: background/fragment/on unmatched")
     for name, pred in preds.items():
         b = pq_loss_breakdown(true, pred)
-        print(f"{name:<21} {b['pq']:>6.3f} {b['loss_sq']:>6.3f} {b['loss_fp']:>6.3f} "
+        print(f"{name:<21} {b['pq']:>6.3f} {b['sq']:>6.3f} {b['loss_sq']:>6.3f} {b['loss_fp']:>6.3f} "
               f"{b['loss_fn']:>6.3f}   {b['fn_missed']:>4} / {b['fn_merged']:>4} / {b['fn_poor_mask']:>4}"
               f"             {b['fp_background']:>4} / {b['fp_fragment']:>4} / {b['fp_on_unmatched']:>4}")
     cuts = (5.0, 8.0, 10.0, 15.0)
@@ -127,6 +128,10 @@ def main() -> None:
         reach = [k for k, v in ceiling.items() if v >= need]
         print(f"  the PQ target ({need:.3f}) needs perfect masks on every object down to S/N "
               + (f"{max(reach):g} at least" if reach else f"below {min(cuts):g}"))
+        if unet is not None:
+            print(f"  and, since PQ <= SQ, matched masks with mean IoU >= {need:.3f} even with perfect detection "
+                  f"(U-Net SQ {unet.evaluation.panoptic['galaxy']['sq']:.3f}, "
+                  f"SExtractor {sex.evaluation.panoptic['galaxy']['sq']:.3f})")
     import torch
 
     print(f"\nU-Net inference throughput (1024^2, window 256, overlap 64): CPU {throughput('cpu'):.2f} Mpix/s "

@@ -31,6 +31,7 @@ def test_every_error_is_sorted_by_its_kind() -> None:
     assert (b["fp_background"], b["fp_fragment"], b["fp_on_unmatched"]) == (1, 1, 2)
     denom = 2 + 2 + 2
     assert b["pq"] == pytest.approx((100 / 130 + 0.7) / denom)
+    assert b["sq"] == pytest.approx((100 / 130 + 0.7) / 2)
     assert b["loss_fp"] == pytest.approx(2 / denom) and b["loss_fn"] == pytest.approx(2 / denom)
 
 

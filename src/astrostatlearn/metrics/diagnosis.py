@@ -2,7 +2,9 @@
 and each error sorted by what went wrong.
 
 With ``D = TP + FP/2 + FN/2``, ``1 - PQ = (TP - sum IoU)/D + (FP/2)/D + (FN/2)/D``: the three
-terms are ``loss_sq`` (imperfect masks of matched objects), ``loss_fp`` and ``loss_fn``.
+terms are ``loss_sq`` (imperfect masks of matched objects), ``loss_fp`` and ``loss_fn``. Since
+``PQ = SQ x RQ`` and ``RQ <= 1``, ``sq`` (the mean IoU of matched masks) bounds PQ from above:
+a method with perfect detection and these masks would score PQ = SQ.
 
 Missed true objects (FN) are sorted by what covers most of their pixels: ``fn_missed``
 (background: not detected), ``fn_merged`` (a prediction matched to another true object: a blend
@@ -37,6 +39,7 @@ def pq_loss_breakdown(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     nan = float("nan")
     return {
         "pq": iou_sum / denom if denom else nan,
+        "sq": iou_sum / m.tp if m.tp else nan,
         "loss_sq": (m.tp - iou_sum) / denom if denom else nan,
         "loss_fp": 0.5 * m.fp / denom if denom else nan,
         "loss_fn": 0.5 * m.fn / denom if denom else nan,
