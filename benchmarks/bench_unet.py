@@ -2,7 +2,7 @@
 and sep on the same held-out test band, plus inference throughput and training time.
 
 Prints pixel IoU, Dice, instance F1 and PQ per row, the targets (pixel IoU >= 0.80 and
-PQ >= 1.5 x SExtractor's) and whether they are met; completeness by S/N for each row; PQ and
+PQ >= 1.5 x SExtractor's) and whether they are met; completeness and mask IoU by S/N for each row; PQ and
 PQ / SExtractor's with 95% block-bootstrap intervals; where PQ is lost (masks, false, missed
 objects, and each error's kind); the PQ
 ceiling of an oracle that segments perfectly exactly the objects above an S/N cut (what the PQ
@@ -100,6 +100,10 @@ def main() -> None:
         for r in rows:
             comp = r.evaluation.binned["snr"]["completeness"]
             print(f"{r.method:<12} {r.variant:<8} " + " ".join(f"{comp[i]:>6.2f}" for i in keep))
+        print("mean IoU of matched masks by true S/N (SQ per bin)")
+        for r in rows:
+            sq = r.evaluation.binned["snr"]["mask_iou"]
+            print(f"{r.method:<12} {r.variant:<8} " + " ".join(f"{sq[i]:>6.2f}" for i in keep))
     region = res["meta"]["test_region"]
     true = read_region(field / "true.fits", region)
     preds = {f"{r.method} {r.variant}": read_region(r.seg_path, region) for r in rows}

@@ -138,3 +138,7 @@ def test_binned_completeness_and_purity() -> None:
     i20, i24 = mag["edges"].index(20.0), mag["edges"].index(24.0)
     assert mag["completeness"][i20] == 1.0 and mag["completeness"][i24] == 0.0 and mag["n_true"][i24] == 2
     assert mag["purity"][i20] == 1.0 and mag["purity"][i24] == 0.0 and mag["n_pred_unassociated"] == 1
+    assert mag["mask_iou"][i20] == 1.0 and np.isnan(mag["mask_iou"][i24])  # no match in the 24-25 bin
+    p[0, 0] = 0  # one pixel lost: IoU 15/16 for object 1
+    snr = evaluate(t, p, catalog=cat, coco=False).binned["snr"]
+    assert snr["mask_iou"][snr["edges"].index(50.0)] == 15 / 16
