@@ -33,7 +33,7 @@ class PhotutilsSegmenter(Segmenter):
         segm = detect_sources(conv, threshold, n_pixels=self.npixels, mask=~tile.valid)
         labels = np.zeros(data.shape, np.int32)
         if segm is not None:
-            if self.deblend and segm.nlabels:
+            if self.deblend and segm.n_labels:
                 segm = deblend_sources(conv, segm, n_pixels=self.npixels, n_levels=self.nlevels,
                                        contrast=self.contrast, progress_bar=False)
             labels = segm.data.astype(np.int32)
