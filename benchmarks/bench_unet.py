@@ -78,7 +78,7 @@ def main() -> None:
     args = ap.parse_args()
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="bench-unet-"))
     from astrostatlearn.benchmark import run_benchmark
-    from astrostatlearn.metrics import block_pq_terms, bootstrap_pq, pq_loss_breakdown
+    from astrostatlearn.metrics import block_pq_terms, bootstrap_pq, evaluate
     from astrostatlearn.simulate import simulate_field
 
     field = scratch / f"field{args.size}-seed{args.seed}"
@@ -127,14 +127,14 @@ def main() -> None:
           "\nSQ (mean IoU of matched masks) is the PQ this method would have with perfect detection:")
     print(f"{'method':<21} {'PQ':>6} {'SQ':>6} {'masks':>6} {'false':>6} {'missed':>6}   FN: missed/merged/poor mask"
           "   FP: background/fragment/on unmatched")
-    for name, pred in preds.items():
-        b = pq_loss_breakdown(true, pred)
-        print(f"{name:<21} {b['pq']:>6.3f} {b['sq']:>6.3f} {b['loss_sq']:>6.3f} {b['loss_fp']:>6.3f} "
+    for r in rows:
+        b = r.evaluation.errors
+        print(f"{r.method + ' ' + r.variant:<21} {b['pq']:>6.3f} {b['sq']:>6.3f} {b['loss_sq']:>6.3f} {b['loss_fp']:>6.3f} "
               f"{b['loss_fn']:>6.3f}   {b['fn_missed']:>4} / {b['fn_merged']:>4} / {b['fn_poor_mask']:>4}"
               f"             {b['fp_background']:>4} / {b['fp_fragment']:>4} / {b['fp_on_unmatched']:>4}")
     if unet is not None:
         name = f"{unet.method} {unet.variant}"
-        split = pq_loss_breakdown(true, oracle_split(true, preds[name]))
+        split = evaluate(true, oracle_split(true, preds[name]), coco=False).panoptic["galaxy"]
         print(f"{name}: the same foreground with perfect instance assignment (each pixel to the nearest true object)"
               f" scores PQ {split['pq']:.3f}, SQ {split['sq']:.3f}")
     cuts = (5.0, 8.0, 10.0, 15.0)

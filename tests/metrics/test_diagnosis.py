@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from astrostatlearn.metrics import evaluate
-from astrostatlearn.metrics.diagnosis import pq_loss_breakdown
+from astrostatlearn.metrics import LabelPairs, pq_loss_breakdown
 
 
 def _maps() -> tuple[np.ndarray, np.ndarray]:
@@ -25,7 +25,7 @@ def _maps() -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_every_error_is_sorted_by_its_kind() -> None:
-    b = pq_loss_breakdown(*_maps())
+    b = pq_loss_breakdown(LabelPairs.from_maps(*_maps()))
     assert (b["tp"], b["fp"], b["fn"]) == (2, 4, 4)
     assert (b["fn_missed"], b["fn_merged"], b["fn_poor_mask"]) == (2, 1, 1)
     assert (b["fp_background"], b["fp_fragment"], b["fp_on_unmatched"]) == (1, 1, 2)
@@ -37,14 +37,17 @@ def test_every_error_is_sorted_by_its_kind() -> None:
 
 def test_loss_terms_add_up_to_one_minus_pq() -> None:
     true, pred = _maps()
-    b = pq_loss_breakdown(true, pred)
+    b = pq_loss_breakdown(LabelPairs.from_maps(true, pred))
     assert b["pq"] + b["loss_sq"] + b["loss_fp"] + b["loss_fn"] == pytest.approx(1.0)
-    assert b["pq"] == pytest.approx(evaluate(true, pred, coco=False).panoptic["galaxy"]["pq"])
+    ev = evaluate(true, pred, coco=False)
+    assert b["pq"] == pytest.approx(ev.panoptic["galaxy"]["pq"])
+    assert ev.errors == b  # evaluate() reports the same breakdown
+    assert "not detected 2, merged 1, poor mask 1" in ev.table()
 
 
 def test_perfect_and_empty_predictions() -> None:
     true, _ = _maps()
-    b = pq_loss_breakdown(true, true)
+    b = pq_loss_breakdown(LabelPairs.from_maps(true, true))
     assert b["pq"] == 1.0 and b["loss_sq"] == b["loss_fp"] == b["loss_fn"] == 0.0
-    e = pq_loss_breakdown(true, np.zeros_like(true))
+    e = pq_loss_breakdown(LabelPairs.from_maps(true, np.zeros_like(true)))
     assert e["pq"] == 0.0 and e["fn_missed"] == 6 and e["fp"] == 0

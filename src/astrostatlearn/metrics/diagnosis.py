@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from astrostatlearn.metrics.instance import largest_overlap, match_instances
+from astrostatlearn.metrics.instance import Matching, largest_overlap, match_instances
 from astrostatlearn.metrics.pairs import LabelPairs
 
 
-def pq_loss_breakdown(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """PQ's loss terms and error counts (see the module docstring) for instance maps ``[y, x]``, 0 = background."""
-    pairs = LabelPairs.from_maps(true, pred)
-    m = match_instances(pairs)
+def pq_loss_breakdown(pairs: LabelPairs, m: Matching | None = None) -> dict[str, float]:
+    """PQ's loss terms and error counts (see the module docstring) from a label-pair table
+    (``LabelPairs.from_maps(true, pred)`` for two instance maps); ``m``: its matching, if already made."""
+    m = match_instances(pairs) if m is None else m
     denom = m.tp + 0.5 * m.fp + 0.5 * m.fn
     iou_sum = float(m.matched_iou.sum())
     fn_ids = np.setdiff1d(m.true_ids, m.matched_true)

@@ -20,6 +20,7 @@ from astrostatlearn.errors import InputError
 from astrostatlearn.field.windows import Window, tile_grid
 from astrostatlearn.metrics.binned import MAG_BINS, SNR_BINS, binned_detection
 from astrostatlearn.metrics.coco import coco_metrics
+from astrostatlearn.metrics.diagnosis import pq_loss_breakdown
 from astrostatlearn.metrics.instance import detection_metrics, match_instances, panoptic_quality
 from astrostatlearn.metrics.pairs import LabelPairs, count_pairs
 from astrostatlearn.metrics.pixel import Confusion, patch_mean, pixel_metrics_from_counts
@@ -63,6 +64,7 @@ class Evaluation:
     pixel_patch_mean: dict[str, float]
     detection: dict[str, float]
     panoptic: dict[str, dict[str, float]]
+    errors: dict[str, float] | None = None
     binned: dict[str, dict] | None = None
     coco: dict[str, dict[str, float]] | None = None
     timings: dict[str, float] = dc_field(default_factory=dict)
@@ -72,7 +74,7 @@ class Evaluation:
             "region": {"y0": self.region.y0, "y1": self.region.y1, "x0": self.region.x0, "x1": self.region.x1},
             "patch": self.patch, "confusion": self.confusion.as_dict(),
             "pixel_global": self.pixel, "pixel_patch_mean": self.pixel_patch_mean,
-            "instance": self.detection, "panoptic": self.panoptic, "binned": self.binned,
+            "instance": self.detection, "panoptic": self.panoptic, "errors": self.errors, "binned": self.binned,
             "coco": self.coco, "timings_s": self.timings,
             "conventions": {
                 "foreground": "label > 0", "match": "IoU > 0.5 (unique)",
@@ -100,6 +102,13 @@ class Evaluation:
             lines.append(f"  {cls:<18} {f(p['pq'])} {f(p['sq'])} {f(p['rq'])} {p['tp']:>6} {p['fp']:>6} {p['fn']:>6}")
         a = self.panoptic["all"]
         lines.append(f"  {'all (mean)':<18} {f(a['pq'])} {f(a['sq'])} {f(a['rq'])}")
+        if self.errors:
+            e = self.errors
+            lines.append(f"galaxy PQ lost to    masks {f(e['loss_sq'])}  false objects {f(e['loss_fp'])}  "
+                         f"missed objects {f(e['loss_fn'])}")
+            lines.append(f"  missed: not detected {e['fn_missed']}, merged {e['fn_merged']}, poor mask {e['fn_poor_mask']};"
+                         f"  false: spurious {e['fp_background']}, fragment {e['fp_fragment']}, "
+                         f"on a missed object {e['fp_on_unmatched']}")
         if self.coco:
             lines.append("COCO                 AP   AP50   AP75     AR   (maxDets "
                          f"{int(self.coco['max_dets']['value'])})")
@@ -184,6 +193,7 @@ def evaluate(true: Any, pred: Any, *, catalog: Any = None, score: Any = None, re
         region=region, patch=patch, confusion=conf, pixel=conf.metrics(),
         pixel_patch_mean=patch_mean(pixel_metrics_from_counts(tp, fp, fn, tn)),
         detection=detection_metrics(matching), panoptic=panoptic_quality(matching, conf),
+        errors=pq_loss_breakdown(pairs, matching),
     )
     if catalog is not None:
         ev.binned = _binned(matching, catalog)
