@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from astrostatlearn.metrics.instance import Matching, largest_overlap, match_instances
+from astrostatlearn.metrics.instance import Matching, largest_overlap, match_instances, pq_terms
 from astrostatlearn.metrics.pairs import LabelPairs
 
 
-def pq_loss_breakdown(pairs: LabelPairs, m: Matching | None = None) -> dict[str, float]:
+def pq_loss_breakdown(pairs: LabelPairs, m: Matching | None = None) -> dict[str, float | int]:
     """PQ's loss terms and error counts (see the module docstring) from a label-pair table
     (``LabelPairs.from_maps(true, pred)`` for two instance maps); ``m``: its matching, if already made."""
     m = match_instances(pairs) if m is None else m
@@ -37,9 +37,9 @@ def pq_loss_breakdown(pairs: LabelPairs, m: Matching | None = None) -> dict[str,
     under = m.pred_best_true[np.searchsorted(m.pred_ids, fp_ids)]
     fp_fragment = np.isin(under, m.matched_true) & (under > 0)
     nan = float("nan")
+    terms = pq_terms(iou_sum, m.tp, m.fp, m.fn)
     return {
-        "pq": iou_sum / denom if denom else nan,
-        "sq": iou_sum / m.tp if m.tp else nan,
+        "pq": terms["pq"], "sq": terms["sq"],
         "loss_sq": (m.tp - iou_sum) / denom if denom else nan,
         "loss_fp": 0.5 * m.fp / denom if denom else nan,
         "loss_fn": 0.5 * m.fn / denom if denom else nan,

@@ -64,7 +64,7 @@ class Evaluation:
     pixel_patch_mean: dict[str, float]
     detection: dict[str, float]
     panoptic: dict[str, dict[str, float]]
-    errors: dict[str, float] | None = None
+    errors: dict[str, float | int] | None = None
     binned: dict[str, dict] | None = None
     coco: dict[str, dict[str, float]] | None = None
     timings: dict[str, float] = dc_field(default_factory=dict)
