@@ -80,13 +80,12 @@ def bootstrap_pq(terms: dict[str, np.ndarray], reference: str | None = None, n: 
     draw = np.random.default_rng(seed).integers(0, nb, size=(n, nb))
     q = (1 - level) / 2 * 100, (1 + level) / 2 * 100
     boot = {k: _pq(t[draw].sum(axis=1)) for k, t in terms.items()}
+    whole = {k: float(_pq(t.sum(axis=0))) for k, t in terms.items()}
     out: dict[str, dict[str, float]] = {}
-    for k, t in terms.items():
+    for k in terms:
         lo, hi = np.nanpercentile(boot[k], q)
-        out[k] = {"pq": float(_pq(t.sum(axis=0))), "lo": float(lo), "hi": float(hi)}
+        out[k] = {"pq": whole[k], "lo": float(lo), "hi": float(hi)}
         if reference is not None:
-            ratio = boot[k] / boot[reference]
-            r_lo, r_hi = np.nanpercentile(ratio, q)
-            out[k].update(ratio=out[k]["pq"] / float(_pq(terms[reference].sum(axis=0))),
-                          ratio_lo=float(r_lo), ratio_hi=float(r_hi))
+            r_lo, r_hi = np.nanpercentile(boot[k] / boot[reference], q)
+            out[k].update(ratio=whole[k] / whole[reference], ratio_lo=float(r_lo), ratio_hi=float(r_hi))
     return out
