@@ -160,8 +160,8 @@ def test_segment_and_train_commands(sim_field: Path, tmp_path: Path) -> None:
     assert_one_line_error(run("segment", sim_field, "--method", "forest", "--out", tmp_path / "f"), "supervised")
     assert_one_line_error(run("segment", sim_field, "--method", "nope", "--out", tmp_path / "n"), "unknown method")
     assert_one_line_error(run("segment", sim_field, "--method", "sep", "--out", tmp_path / "h", "--halo", "3"), "halo")
-    assert_one_line_error(run("segment", sim_field, "--method", "sep", "--out", tmp_path / "t", "--tta", "2"), "unet only")
-    assert_one_line_error(run("segment", sim_field, "--method", "unet", "--out", tmp_path / "t", "--tta", "3"), "1, 2, 4 or 8")
+    assert_one_line_error(run("segment", sim_field, "--method", "sep", "--out", tmp_path / "t", "-p", "tta=2"), "no option")
+    assert_one_line_error(run("segment", sim_field, "--method", "unet", "--out", tmp_path / "t", "-p", "tta=3"), "1, 2, 4 or 8")
     r = run("train", "forest", "--field", sim_field, "--out", tmp_path / "forest.joblib", "--split", "0.6,0.2,0.2")
     assert r.exit_code == 0, r.output
     r = run("segment", sim_field, "--method", "forest", "--model", tmp_path / "forest.joblib", "--out", tmp_path / "f2",

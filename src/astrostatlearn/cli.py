@@ -20,6 +20,12 @@ from astrostatlearn.errors import InputError
 if TYPE_CHECKING:
     from astrostatlearn.field import Window
 
+# Method names for help texts come from the registry (no import of the methods themselves).
+from astrostatlearn.methods.base import BUILTIN_METHODS as _BUILTIN  # noqa: E402
+
+METHOD_LIST = ", ".join(_BUILTIN)
+DEFAULT_BENCHMARK = tuple(_BUILTIN)
+
 app = typer.Typer(
     name="astrostatlearn",
     help="Find and segment every galaxy in very large astronomical survey images.",
@@ -62,6 +68,27 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(code=130)
 
     return wrapper
+
+
+def parse_params(items: list[str], option: str = "--param") -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; a malformed item is an InputError."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"{option} must look like NAME=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def resolve_variant(seg: Any, variant: str | None) -> str:
+    """The input variant for ``seg``: the model's own (a different one is refused), else the
+    requested one, else the method's default."""
+    trained = seg.trained_variant
+    if trained and variant and variant != trained:
+        raise InputError(f"this {seg.name} model was trained on variant {trained!r}, not {variant!r}; "
+                         f"drop --variant or pass a model trained on {variant!r}")
+    return variant or trained or seg.default_variant
 
 
 def _fmt(value: float) -> str:
@@ -223,17 +250,17 @@ def dataset(
 @user_errors
 def segment(
     field: Path = typer.Argument(..., help="Field directory or image file."),
-    method: str = typer.Option(..., "--method", "-m", help="photutils, sep, kmeans, forest or unet."),
+    method: str = typer.Option(..., "--method", "-m", help=f"Method: {METHOD_LIST}."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: segmentation.fits, score.fits, catalog.ecsv, run.json."),
-    model: Optional[Path] = typer.Option(None, help="A model saved by `train` (forest needs one; kmeans fits on the field; unet defaults to the shipped model)."),
-    variant: Optional[str] = typer.Option(None, "--variant", "-v", help="Input variant (default: the model's own, else raw)."),
+    model: Optional[Path] = typer.Option(None, help="A model saved by `train` (forest needs one; kmeans fits on the field; unet and maskrcnn default to their shipped models)."),
+    variant: Optional[str] = typer.Option(None, "--variant", "-v", help="Input variant (default: the model's own, else the method's default)."),
     rms: Optional[Path] = typer.Option(None, help="Noise map, overriding the field directory's rms.fits."),
     tile: int = typer.Option(1024, help="Tile core size in pixels."),
     halo: Optional[int] = typer.Option(None, help="Halo around each tile core; must exceed the largest object (default 128)."),
-    scheduler: Optional[str] = typer.Option(None, help="'processes', 'threads', or a dask.distributed scheduler address (default: processes; threads for unet)."),
+    scheduler: Optional[str] = typer.Option(None, help="'processes', 'threads', or a dask.distributed scheduler address (default: the method's own)."),
     workers: int = typer.Option(0, help="Local workers (0 = all cores)."),
     score: bool = typer.Option(True, "--score/--no-score", help="Write score.fits when the method has a score."),
-    tta: int = typer.Option(1, help="unet only: average over 1, 2, 4 or 8 dihedral transforms (test-time augmentation; that many times slower)."),
+    param: list[str] = typer.Option([], "--param", "-p", help="A method option NAME=VALUE (repeatable), e.g. unet: -p tta=4; `astrostatlearn methods` lists each method's options."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
 ) -> None:
     """Segment a whole field of any size, tile by tile, with seamless stitching.
@@ -241,30 +268,18 @@ def segment(
     Each footprint (an object, or a blend with its deblended children) is kept by the tile
     whose core holds its centroid; every object gets exactly one global ID. The halo must
     exceed the largest footprint: the run warns when one reaches it. Outputs carry the
-    input's header and WCS.
+    input's header and WCS; the catalogue has each object's score.
     """
     from astrostatlearn.field import Field, scan_field
-    from astrostatlearn.methods import load_segmenter, make_segmenter
+    from astrostatlearn.methods import default_segmenter, load_segmenter
     from astrostatlearn.segment import region_tiles, segment_field
     from astrostatlearn.segment.run import check_segment_args
 
-    if model:
-        seg = load_segmenter(model)
-    elif method == "unet":
-        from astrostatlearn.methods.unet import UNetSegmenter
-
-        seg = UNetSegmenter.shipped()
-    else:
-        seg = make_segmenter(method)
+    seg = load_segmenter(model) if model else default_segmenter(method)
     if seg.name != method:
         raise InputError(f"model is a {seg.name!r} model, not {method!r}", model)
-    if tta != 1:
-        if seg.name != "unet":
-            raise InputError(f"--tta applies to unet only, not {method!r}")
-        if tta not in (1, 2, 4, 8):
-            raise InputError(f"--tta must be 1, 2, 4 or 8, got {tta}")
-        seg.tta = tta
-    variant = variant or getattr(seg, "variant", None) or "raw"
+    seg.set_options(parse_params(param))
+    variant = resolve_variant(seg, variant)
     check_segment_args(seg, out, tile, halo, overwrite)  # before the field is scanned
     if seg.needs_fit and not seg.is_fitted and seg.supervised:
         raise InputError(f"method {method!r} is supervised: train it first (astrostatlearn train) and pass --model")
@@ -291,86 +306,54 @@ def segment(
 @app.command()
 @user_errors
 def train(
-    method: str = typer.Argument(..., help="Method to train: unet, forest or kmeans."),
-    field: list[Path] = typer.Option(..., "--field", "-f", help="Training field(s) with a truth map; repeat for several (unet)."),
+    method: str = typer.Argument(..., help="Method to train: any that learns (forest, kmeans, unet, maskrcnn)."),
+    field: list[Path] = typer.Option(..., "--field", "-f", help="Training field(s) with a truth map; repeat for several (learned models)."),
     out: Path = typer.Option(..., "--out", "-o", help="Where to save the fitted model."),
-    variant: str = typer.Option("raw", "--variant", "-v", help="Input variant."),
+    variant: Optional[str] = typer.Option(None, "--variant", "-v", help="Input variant (default: the method's own)."),
     split: str = typer.Option("0.7,0.15,0.15", help="Train,val,test fractions; train and val bands are used."),
-    epochs: int = typer.Option(30, help="unet: maximum epochs (early stopping on validation IoU)."),
-    batch: int = typer.Option(16, help="unet: batch size."),
-    steps: int = typer.Option(0, help="unet: batches per epoch (0 = all)."),
-    lr: float = typer.Option(3e-3, help="unet: peak learning rate (AdamW, one-cycle)."),
-    width: int = typer.Option(16, help="unet: channels of the first level."),
-    depth: int = typer.Option(4, help="unet: number of down-sampling levels."),
-    patch: int = typer.Option(256, help="unet: dataset patch size."),
-    crop: int = typer.Option(128, help="unet: random training crop (0 = whole patches)."),
-    device: Optional[str] = typer.Option(None, help="unet: torch device (default cuda when available, else cpu)."),
+    epochs: int = typer.Option(30, help="Learned models: maximum epochs (early stopping on the validation metric)."),
+    batch: int = typer.Option(16, help="Learned models: batch size."),
+    steps: int = typer.Option(0, help="Learned models: batches per epoch (0 = all)."),
+    lr: Optional[float] = typer.Option(None, help="Learned models: peak learning rate (AdamW, one-cycle; default: the method's own)."),
+    patch: int = typer.Option(256, help="Learned models: dataset patch size."),
+    device: Optional[str] = typer.Option(None, help="Learned models: torch device (default cuda when available, else cpu)."),
     seed: int = typer.Option(0, help="Random seed."),
-    resume: bool = typer.Option(False, "--resume", help="unet: continue from OUT.ckpt."),
-    snapshot_every: int = typer.Option(0, help="unet: also save the model after every N-th epoch, as <OUT stem>.epochNNN.pt (0 = never)."),
+    resume: bool = typer.Option(False, "--resume", help="Learned models: continue from OUT.ckpt."),
+    snapshot_every: int = typer.Option(0, help="Learned models: also save the model after every N-th epoch, as <OUT stem>.epochNNN.pt (0 = never)."),
+    param: list[str] = typer.Option([], "--param", "-p", help="A trainer option NAME=VALUE (repeatable), e.g. unet: -p width=16; `astrostatlearn methods` lists them."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model file."),
 ) -> None:
     """Fit a method on the training split of a field (or several) and save it.
 
-    unet: patch datasets are built beside OUT (OUT.datasets/), then the shared loop trains with
-    augmentation, AdamW, early stopping on validation IoU, a checkpoint per epoch (OUT.ckpt) and
-    a CSV log (OUT with suffix .csv). The best model goes to OUT.
+    Learned models: patch datasets are built beside OUT (OUT.datasets/), then the shared loop
+    trains with augmentation, AdamW, early stopping on the validation metric, a checkpoint per
+    epoch (OUT.ckpt) and a CSV log (OUT with suffix .csv). The best model goes to OUT.
     """
-    if method == "unet":
-        _train_unet(field, out, variant, _fractions(split), epochs, batch, steps, lr, width, depth, patch, crop,
-                    snapshot_every, device, seed, resume, overwrite)
-        return
-    if len(field) != 1:
-        raise InputError(f"method {method!r} trains on one field")
-    field_path = field[0]
-    from astrostatlearn.datasets import leak_free_splits
-    from astrostatlearn.field import Field, check_writable
-    from astrostatlearn.methods import make_segmenter
-    from astrostatlearn.preprocess import fit_variant
-    from astrostatlearn.segment import BackgroundMesh, region_tiles
+    from astrostatlearn.methods import TrainRequest, method_class
 
-    check_writable(out, overwrite)
-    seg = make_segmenter(method)
-    if not seg.needs_fit:
+    cls = method_class(method)
+    if not cls.needs_fit:
         raise InputError(f"method {method!r} has nothing to train")
-    with Field.open(field_path) as f:
-        if seg.supervised and f.true is None:
-            raise InputError(f"method {method!r} is supervised: the field needs a truth map", field_path)
-        plan = leak_free_splits(f, _fractions(split))
-        pre = fit_variant(f, variant)
-        mesh = BackgroundMesh.from_field(f, pre)
-        tiles = list(region_tiles(f, pre, mesh, plan.regions["train"], tile=512, with_truth=f.true is not None,
-                                  max_tiles=64))
-        seg.fit(tiles)
-    seg.save(out)
-    typer.echo(f"wrote {out}: {method} fitted on the train split {plan.regions['train']} ({len(tiles)} tiles)")
+    request = TrainRequest(fields=tuple(field), out=out, variant=variant, fractions=_fractions(split), seed=seed,
+                           overwrite=overwrite, epochs=epochs, batch=batch, steps=steps or None, lr=lr, patch=patch,
+                           device=device, resume=resume, snapshot_every=snapshot_every, params=parse_params(param))
+    typer.echo(cls.train(request))
 
 
-def _train_unet(fields: list[Path], out: Path, variant: str, fractions: tuple[float, float, float], epochs: int,
-                batch: int, steps: int, lr: float, width: int, depth: int, patch: int, crop: int, snapshot_every: int,
-                device: str | None, seed: int, resume: bool, overwrite: bool) -> None:
-    from astrostatlearn.datasets import build_dataset
-    from astrostatlearn.field import Field, check_writable
-    from astrostatlearn.training import TrainConfig, train_unet
+@app.command()
+@user_errors
+def methods() -> None:
+    """List the methods, with their default variant, shipped model and options."""
+    from astrostatlearn.methods import method_class, method_names
 
-    if snapshot_every < 0:
-        raise InputError(f"--snapshot-every must be >= 0, got {snapshot_every}")
-    if not resume:
-        check_writable(out, overwrite)
-    work = out.with_name(out.name + ".datasets")
-    dirs = []
-    for k, fp in enumerate(fields):
-        d = work / f"ds{k}"
-        if not (resume and (d / "manifest.json").exists()):
-            with Field.open(fp) as f:
-                build_dataset(f, variant, d, patch=patch, fractions=fractions, seed=seed, overwrite=True)
-        dirs.append(d)
-    cfg = TrainConfig(epochs=epochs, batch_size=batch, lr=lr, seed=seed, steps_per_epoch=steps or None, device=device)
-    hist = train_unet(dirs, out, cfg, width=width, depth=depth, crop=crop or None, resume=resume,
-                      progress=True, snapshot_every=snapshot_every)
-    best = max(hist, key=lambda h: h.val_iou)
-    typer.echo(f"wrote {out}: best validation IoU {best.val_iou:.3f} at epoch {best.epoch + 1}; "
-               f"log {out.with_suffix('.csv')}")
+    for name in method_names():
+        cls = method_class(name)
+        kind = "supervised" if cls.supervised else ("fitted" if cls.needs_fit else "no training")
+        typer.echo(f"{name}: {kind}, default variant {cls.default_variant}, "
+                   f"shipped model {cls.shipped_model or 'none'}, scheduler {cls.default_scheduler}")
+        for label, opts in (("segment -p", cls.options), ("train -p", cls.train_options)):
+            for k, h in opts.items():
+                typer.echo(f"    {label} {k}=...: {h}")
 
 
 @app.command()
@@ -378,10 +361,10 @@ def _train_unet(fields: list[Path], out: Path, variant: str, fractions: tuple[fl
 def benchmark(
     field: Path = typer.Option(..., "--field", "-f", help="Field directory with img.fits, rms.fits, true.fits (truth.ecsv)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder for results and the report."),
-    methods: str = typer.Option(",".join(("sep", "photutils", "kmeans", "forest", "unet")), help="Comma-separated methods."),
+    methods: str = typer.Option(",".join(DEFAULT_BENCHMARK), help=f"Comma-separated methods, from {METHOD_LIST}."),
     variants: str = typer.Option("raw,norm,soft,soft+rms,soft+rms+log,snr", help="Comma-separated input variants."),
     split: str = typer.Option("0.7,0.15,0.15", help="Train,val,test fractions (horizontal bands with guard bands)."),
-    unet_model: Optional[Path] = typer.Option(None, help="U-Net model to benchmark (default: the shipped one)."),
+    model: list[str] = typer.Option([], "--model", help="METHOD=PATH: benchmark this model file for METHOD (repeatable; default: the method's shipped model, or trained on the train split)."),
     peers: bool = typer.Option(True, "--peers/--no-peers", help="Add SExtractor and NoiseChisel rows when installed."),
     tile: int = typer.Option(1024, help="Tile core size for segmentation."),
     workers: int = typer.Option(0, help="Workers (0 = all cores)."),
@@ -400,7 +383,7 @@ def benchmark(
         raise InputError("--split needs a non-empty test fraction")
     res = run_benchmark(field, out, [m.strip() for m in methods.split(",") if m.strip()],
                         [v.strip() for v in variants.split(",") if v.strip()], tile=tile, workers=workers or None,
-                        scheduler=scheduler, peers_too=peers, unet_model=str(unet_model) if unet_model else None,
+                        scheduler=scheduler, peers_too=peers, models=parse_params(model, "--model"),
                         overwrite=overwrite, log=typer.echo)
     typer.echo(f"report: {res['report_html']} (summary {res['report_md']})")
 
@@ -426,7 +409,8 @@ def evaluate(
     true: Path = typer.Option(..., "--true", help="Truth instance map (FITS, int, 0 = background)."),
     pred: Path = typer.Option(..., "--pred", help="Predicted instance map (FITS, int, 0 = background)."),
     catalog: Optional[Path] = typer.Option(None, help="Truth catalogue (ECSV with id, mag, snr) for binned completeness/purity."),
-    score: Optional[Path] = typer.Option(None, help="Per-pixel score map; each object's COCO score is its mean."),
+    score: Optional[Path] = typer.Option(None, help="Per-pixel score map; each object's COCO score is its mean (unless --scores gives it)."),
+    scores: Optional[Path] = typer.Option(None, help="Run catalogue (catalog.ecsv from segment) whose per-object 'score' ranks COCO detections."),
     region: Optional[str] = typer.Option(None, help="Evaluate only y0:y1,x0:x1 (0-based, half-open), e.g. a test split."),
     patch: int = typer.Option(256, help="Patch size for the per-patch means (the seed's convention)."),
     coco: bool = typer.Option(True, "--coco/--no-coco", help="Compute COCO AP/AR (segm and bbox)."),
@@ -459,8 +443,17 @@ def evaluate(
             cat = Table.read(catalog, format="ascii.ecsv")
         except Exception as exc:
             raise InputError(f"unreadable ECSV catalogue ({exc})", catalog) from None
+    object_scores = None
+    if scores is not None:
+        from astrostatlearn.metrics import object_scores_from_catalog
+
+        if not scores.exists():
+            raise InputError("catalogue file not found", scores)
+        object_scores = object_scores_from_catalog(scores)
+        if object_scores is None:
+            raise InputError("catalogue has no 'id' and 'score' columns", scores)
     ev = run_evaluate(t, p, catalog=cat, score=s, region=parse_region(region), patch=patch, coco=coco,
-                      progress=sys.stderr.isatty())
+                      progress=sys.stderr.isatty(), object_scores=object_scores)
     typer.echo(ev.table())
     if json_out is not None:
         payload = ev.as_dict() | {"true": str(true), "pred": str(pred)}

@@ -18,7 +18,14 @@ from pathlib import Path
 from astrostatlearn.field import Field, robust_stats, scan_field
 from astrostatlearn.simulate import simulate_field
 
-DEMO_METHODS = ("sep", "photutils", "kmeans", "forest", "unet")
+from astrostatlearn.methods import BUILTIN_METHODS, method_class
+
+DEMO_METHODS = tuple(BUILTIN_METHODS)  # every built-in method
+
+
+def real_methods() -> list[str]:
+    """Methods that run on a real frame as they come: no fitting, or a shipped model."""
+    return [m for m in BUILTIN_METHODS if not method_class(m).needs_fit or method_class(m).shipped_model]
 DEMO_VARIANTS = ("raw", "soft", "soft+rms", "snr")
 REAL_KIDS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "kids-r"
 
@@ -53,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         from astrostatlearn.benchmark.real import compare_with_sextractor
 
         print(f"[4/4] real data: KiDS r-band frame {args.kids} vs its SExtractor catalogue", flush=True)
-        for method in ("sep", "unet"):
+        for method in real_methods():
             r = compare_with_sextractor(args.kids, out / f"kids-{method}", method=method)
             print(f"      {method}: {r['n_ours']} objects vs {r['n_reference']} in SExtractor's catalogue; "
                   f"{100 * r['match_fraction']:.1f}% of theirs matched within {r['radius_px']} px; "

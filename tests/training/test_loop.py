@@ -23,7 +23,7 @@ def test_train_writes_model_log_and_checkpoint_and_resumes(small_dataset: Path, 
         torch.testing.assert_close(snap[k].to(v.dtype), v, atol=1e-2, rtol=1e-2)
     rows = list(csv.DictReader(open(out.with_suffix(".csv"))))
     assert [int(r["epoch"]) for r in rows] == [0, 1]
-    assert all(0.0 <= float(r["val_iou"]) <= 1.0 and float(r["train_loss"]) > 0 for r in rows)
+    assert all(0.0 <= float(r["val_metric"]) <= 1.0 and float(r["train_loss"]) > 0 for r in rows)
     seg = load_segmenter(out)
     assert seg.variant == "soft+rms" and seg.net_.config["in_channels"] == 2
     more = train_unet([small_dataset], out, _cfg(3), width=4, depth=2, crop=32, resume=True, progress=False)

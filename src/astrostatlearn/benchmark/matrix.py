@@ -20,12 +20,12 @@ from astrostatlearn.benchmark.memory import PeakMemory
 from astrostatlearn.datasets import leak_free_splits
 from astrostatlearn.errors import InputError
 from astrostatlearn.field import Field, Window, open_image
-from astrostatlearn.methods import make_segmenter
+from astrostatlearn.methods import BUILTIN_METHODS, default_segmenter, load_segmenter, method_class
 from astrostatlearn.metrics import Evaluation, evaluate
 from astrostatlearn.preprocess import VARIANTS, fit_variant
 from astrostatlearn.segment import BackgroundMesh, region_tiles, segment_field
 
-DEFAULT_METHODS = ("sep", "photutils", "kmeans", "forest", "unet")
+DEFAULT_METHODS = tuple(BUILTIN_METHODS)
 DEFAULT_VARIANTS = ("raw", "norm", "soft", "soft+rms", "soft+rms+log", "snr")
 
 
@@ -75,8 +75,14 @@ class Row:
 def run_matrix(field_dir: str | Path, out: str | Path, methods: tuple[str, ...] = DEFAULT_METHODS,
                variants: tuple[str, ...] = DEFAULT_VARIANTS, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
                tile: int = 1024, workers: int | None = None, scheduler: str | None = None, peers_too: bool = True,
-               unet_model: str | None = None, log=print) -> tuple[list[Row], dict[str, Any]]:
-    """Run the matrix on a field with truth; write per-run outputs under ``out/runs``."""
+               models: dict[str, str] | None = None, log=print) -> tuple[list[Row], dict[str, Any]]:
+    """Run the matrix on a field with truth; write per-run outputs under ``out/runs``.
+
+    ``models``: method -> model file to benchmark instead of the method's default (its shipped
+    model, or a new one trained on the train split). A model trained for one variant is run on
+    that variant only.
+    """
+    models = dict(models or {})
     out = Path(out)
     runs = out / "runs"
     field_dir = Path(field_dir)
@@ -84,7 +90,10 @@ def run_matrix(field_dir: str | Path, out: str | Path, methods: tuple[str, ...] 
         if v not in VARIANTS:
             raise InputError(f"unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
     for method in methods:
-        make_segmenter(method)  # validates the name before anything is written
+        method_class(method)  # validates the name before anything is written
+    unknown = set(models) - set(methods)
+    if unknown:
+        raise InputError(f"--model given for {sorted(unknown)[0]!r}, which is not among the methods benchmarked")
     rows: list[Row] = []
     with Field.open(field_dir) as f:
         if f.true is None:
@@ -98,10 +107,11 @@ def run_matrix(field_dir: str | Path, out: str | Path, methods: tuple[str, ...] 
         runs.mkdir(parents=True, exist_ok=True)
         for method in methods:
             for variant in variants:
-                row = _run_one(f, method, variant, plan, runs, tile, workers, scheduler, unet_model, log)
+                row = _run_one(f, method, variant, plan, runs, tile, workers, scheduler, models.get(method), log)
                 if row is not None:
                     if row.seg_path:
-                        row.evaluation = _score(true_path, row.seg_path, row.score_path, catalog, test)
+                        row.evaluation = _score(true_path, row.seg_path, row.score_path, catalog, test,
+                                                Path(row.seg_path).with_name("catalog.ecsv"))
                     rows.append(row)
                     _log_row(row, log)
     if peers_too:
@@ -109,23 +119,28 @@ def run_matrix(field_dir: str | Path, out: str | Path, methods: tuple[str, ...] 
     return rows, meta
 
 
-def _score(true_path: Path, seg_path: str, score_path: str | None, catalog: Any, region: Window) -> Evaluation:
+def _score(true_path: Path, seg_path: str, score_path: str | None, catalog: Any, region: Window,
+           pred_catalog: Path | None = None) -> Evaluation:
+    """Evaluate one run; COCO ranks objects by the run catalogue's per-object ``score`` when it has one."""
     score = open_image(score_path) if score_path and Path(score_path).exists() else None
-    return evaluate(open_image(true_path), open_image(seg_path), catalog=catalog, score=score, region=region)
+    object_scores = None
+    if pred_catalog is not None and pred_catalog.exists():
+        from astrostatlearn.metrics import object_scores_from_catalog
+
+        object_scores = object_scores_from_catalog(pred_catalog)
+    return evaluate(open_image(true_path), open_image(seg_path), catalog=catalog, score=score, region=region,
+                    object_scores=object_scores)
 
 
 def _run_one(f: Field, method: str, variant: str, plan, runs: Path, tile: int, workers: int | None,
-             scheduler: str | None, unet_model: str | None, log) -> Row | None:
+             scheduler: str | None, model: str | None, log) -> Row | None:
     test, train = plan.regions["test"], plan.regions["train"]
-    seg = make_segmenter(method)
+    seg = load_segmenter(model) if model else default_segmenter(method)
+    if seg.name != method:
+        raise InputError(f"--model for {method!r} is a {seg.name!r} model", model)
+    if seg.trained_variant is not None and variant != seg.trained_variant:
+        return None  # a model is trained for one variant; train others with `astrostatlearn train`
     train_s = 0.0
-    if method == "unet":
-        from astrostatlearn.methods import load_segmenter
-        from astrostatlearn.methods.unet import UNetSegmenter
-
-        seg = load_segmenter(unet_model) if unet_model else UNetSegmenter.shipped()
-        if variant != seg.variant:
-            return None  # a U-Net is trained for one variant; train others with `astrostatlearn train unet`
     pre = fit_variant(f, variant)
     mesh = BackgroundMesh.from_field(f, pre)
     if seg.needs_fit and not seg.is_fitted:
@@ -142,9 +157,13 @@ def _run_one(f: Field, method: str, variant: str, plan, runs: Path, tile: int, w
         res = segment_field(f, seg, out, variant=variant, tile=tile, workers=workers, scheduler=scheduler,
                             overwrite=True, pre=pre, mesh=mesh, region=test.grow(margin, f.shape))
     score = out / "score.fits"
+    note = ""
+    if seg.shipped_model and not model:
+        note = f"shipped model ({seg.shipped_model})"
+    elif model:
+        note = f"model {Path(model).name}"
     return Row(method, variant, None, train_s, res.timings["segment"], res.run["mpix_per_s"], mem.peak_mb,
-               str(out / "segmentation.fits"), str(score) if score.exists() else None,
-               note="shipped model" if method == "unet" and not unet_model else "")
+               str(out / "segmentation.fits"), str(score) if score.exists() else None, note=note)
 
 
 def run_peers(field_dir: Path, runs: Path, true_path: Path, catalog: Any, test: Window, log) -> list[Row]:

@@ -18,9 +18,12 @@ from scipy.spatial import cKDTree
 
 from astrostatlearn.field import Field, FitsImageWriter, Window, atomic_write_json, row_blocks
 from astrostatlearn.field.fitsio import output_header
-from astrostatlearn.methods import make_segmenter
+from astrostatlearn.methods import default_segmenter
 from astrostatlearn.preprocess import fit_variant
 from astrostatlearn.segment import BackgroundMesh, segment_field
+
+
+SEED_NSIGMA = 1.5  # the seed study's detection threshold (sigma)
 
 
 def estimate_rms_map(field: Field, out: Path) -> Path:
@@ -45,13 +48,10 @@ def compare_with_sextractor(kids_dir: Path, out: Path, method: str = "sep", radi
     with Field.open(img=img) as f0:
         rms_path = estimate_rms_map(f0, out / "rms_estimated.fits")
     with Field.open(img=img, rms=rms_path) as f:
-        if method == "unet":
-            from astrostatlearn.methods.unet import UNetSegmenter
-
-            seg = UNetSegmenter.shipped()
-        else:
-            seg = make_segmenter(method, nsigma=1.5) if method in ("sep", "photutils") else make_segmenter(method)
-        variant = getattr(seg, "variant", "raw")
+        seg = default_segmenter(method)
+        if "nsigma" in seg.get_params():
+            seg.set_params(nsigma=SEED_NSIGMA)  # thresholding methods at the seed's settings
+        variant = seg.trained_variant or seg.default_variant
         res = segment_field(f, seg, out / "segment", variant=variant, overwrite=True, scheduler="threads")
         shape = f.shape
     ours = Table.read(out / "segment" / "catalog.ecsv")

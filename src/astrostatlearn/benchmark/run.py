@@ -13,20 +13,21 @@ from astrostatlearn.field import Field, Window, check_writable
 
 def run_benchmark(field_dir: str | Path, out: str | Path, methods: Sequence[str] = DEFAULT_METHODS,
                   variants: Sequence[str] = DEFAULT_VARIANTS, tile: int = 1024, workers: int | None = None,
-                  scheduler: str | None = None, peers_too: bool = True, unet_model: str | None = None,
+                  scheduler: str | None = None, peers_too: bool = True, models: dict[str, str] | None = None,
                   overwrite: bool = False, log=print) -> dict[str, Any]:
     """Run everything and write results.csv, results.json, report.md and report.html into ``out``."""
     out = Path(out)
     for name in ("results.csv", "results.json", "report.md", "report.html"):
         check_writable(out / name, overwrite)
     rows, meta = run_matrix(field_dir, out, tuple(methods), tuple(variants), tile=tile, workers=workers,
-                            scheduler=scheduler, peers_too=peers_too, unet_model=unet_model, log=log)
+                            scheduler=scheduler, peers_too=peers_too, models=models, log=log)
     write_results(rows, meta, out)
     records = [r.flat() for r in rows if r.evaluation is not None]
     figs = make_figures(Path(field_dir), rows, meta)
-    notes = [f"{r.method}: {r.note}" for r in rows if r.note]
-    if "unet" in methods and not any(r.method == "unet" for r in rows):
-        notes.append("unet: no row; the U-Net model was trained for another variant than those asked for")
+    notes = sorted({f"{r.method}: {r.note}" for r in rows if r.note})
+    for m in methods:
+        if not any(r.method == m for r in rows):
+            notes.append(f"{m}: no row; its model was trained for another variant than those asked for")
     md, html_path = write_report(out, records, meta, figs, notes)
     return {"rows": rows, "meta": meta, "report_md": md, "report_html": html_path}
 

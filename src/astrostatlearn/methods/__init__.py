@@ -1,19 +1,29 @@
 """Segmentation methods behind one interface (:class:`Segmenter`), found by name in a registry.
 
-Classical: ``photutils``, ``sep``, ``kmeans``, ``forest``; learned: ``unet``.
+Classical: ``photutils``, ``sep``, ``kmeans``, ``forest``; learned: ``unet``, ``maskrcnn``.
+Each method declares what the rest of the package asks about it (shipped model, default
+variant, trainer, scheduler, options) on its class; see :class:`Segmenter`.
 """
 
 from astrostatlearn.methods.base import (
+    BUILTIN_METHODS,
     SEGMENTERS,
+    Instances,
     Prediction,
     Segmenter,
     Tile,
+    TrainRequest,
+    default_segmenter,
     load_segmenter,
     make_segmenter,
+    method_class,
+    method_names,
     register,
 )
 from astrostatlearn.methods import forest, kmeans, photutils_method, sep_method  # noqa: F401  (registration)
 
-# ``unet`` (PyTorch) registers itself when first asked for, so the classical methods never import torch.
+# The torch methods (``unet``, ``maskrcnn``) register themselves when first asked for, so the
+# classical methods never import torch.
 
-__all__ = ["SEGMENTERS", "Prediction", "Segmenter", "Tile", "load_segmenter", "make_segmenter", "register"]
+__all__ = ["BUILTIN_METHODS", "SEGMENTERS", "Instances", "Prediction", "Segmenter", "Tile", "TrainRequest",
+           "default_segmenter", "load_segmenter", "make_segmenter", "method_class", "method_names", "register"]

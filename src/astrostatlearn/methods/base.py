@@ -7,8 +7,11 @@ Methods see one :class:`Tile` at a time, never the whole field.
 
 from __future__ import annotations
 
+import importlib
 import inspect
-from dataclasses import dataclass
+import io
+from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
@@ -43,35 +46,165 @@ class Tile:
 
 
 @dataclass
+class Instances:
+    """Per-object records of a :class:`Prediction`, aligned with the IDs in its ``labels``.
+
+    ``ids``: int32 (> 0); ``scores``: float32 in [0, 1] (the method's confidence that the object
+    is real); ``boxes``: optional ``[N, 4]`` float32 ``(y0, x0, y1, x1)`` in window pixels
+    (0-based, end-exclusive); ``classes``: optional int class per object (1 = galaxy).
+    """
+
+    ids: np.ndarray
+    scores: np.ndarray
+    boxes: np.ndarray | None = None
+    classes: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.ids = np.asarray(self.ids, np.int32).reshape(-1)
+        self.scores = np.clip(np.asarray(self.scores, np.float32).reshape(-1), 0.0, 1.0)
+        if self.scores.size != self.ids.size:
+            raise ValueError(f"{self.ids.size} instance IDs but {self.scores.size} scores")
+        for name in ("boxes", "classes"):
+            v = getattr(self, name)
+            if v is not None and len(v) != self.ids.size:
+                raise ValueError(f"{self.ids.size} instance IDs but {len(v)} {name}")
+
+    def __len__(self) -> int:
+        return int(self.ids.size)
+
+    def take(self, ids: np.ndarray, new_ids: np.ndarray | None = None,
+             shift: tuple[int, int] = (0, 0)) -> "Instances":
+        """Records of ``ids`` (in that order; IDs without a record get score 0), renamed to
+        ``new_ids`` and with boxes shifted by ``shift`` = (dy, dx)."""
+        ids = np.asarray(ids, np.int64)
+        pos = {int(k): i for i, k in enumerate(self.ids)}
+        idx = np.array([pos.get(int(k), -1) for k in ids], np.int64)
+        have = idx >= 0
+        scores = np.where(have, self.scores[np.maximum(idx, 0)] if self.ids.size else 0.0, 0.0)
+        boxes = classes = None
+        if self.boxes is not None:
+            boxes = np.where(have[:, None], self.boxes[np.maximum(idx, 0)] if self.ids.size else np.nan, np.nan)
+            boxes = (boxes + np.array([shift[0], shift[1], shift[0], shift[1]], np.float32)).astype(np.float32)
+        if self.classes is not None:
+            classes = np.where(have, self.classes[np.maximum(idx, 0)] if self.ids.size else 0, 0)
+        return Instances(ids if new_ids is None else new_ids, scores, boxes, classes)
+
+
+@dataclass
 class Prediction:
-    """int32 instance labels (0 = background) and, where the method has one, a float32 score in [0, 1]."""
+    """What a method returns for a tile.
+
+    ``labels``: int32 instance map (0 = background), with any overlap between the method's
+    instances already resolved by its own stated rule; ``score``: optional float32 per-pixel
+    score in [0, 1]; ``instances``: optional per-object records (scores, boxes, classes) for
+    methods that have them, such as detectors.
+    """
 
     labels: np.ndarray
     score: np.ndarray | None = None
+    instances: Instances | None = None
+
+    def object_scores(self, ids: np.ndarray) -> np.ndarray:
+        """Per-object scores of ``ids``: the method's own where it gives them, else the mean of the
+        score map over each object, else NaN."""
+        ids = np.asarray(ids, np.int64)
+        if self.instances is not None:
+            return self.instances.take(ids).scores.astype(float)
+        if self.score is not None and ids.size:
+            from scipy import ndimage
+
+            return np.asarray(ndimage.mean(self.score, self.labels, ids), float)
+        return np.full(ids.size, np.nan)
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """What ``astrostatlearn train`` asks of a method: the fields, the output and the shared settings.
+
+    ``fields``: field folders with truth; ``fractions``: train/val/test split of each field;
+    ``params``: the method's own trainer options (see ``Segmenter.train_options``). The loop
+    settings (``epochs`` ... ``resume``) apply to learned methods that use the shared loop.
+    """
+
+    fields: tuple[Path, ...]
+    out: Path
+    variant: str | None = None
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    seed: int = 0
+    overwrite: bool = False
+    epochs: int = 30
+    batch: int = 16
+    steps: int | None = None
+    lr: float | None = None
+    patch: int = 256
+    device: str | None = None
+    resume: bool = False
+    snapshot_every: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 class Segmenter:
     """Base class: subclasses set ``name``, implement :meth:`predict` and, if they learn, :meth:`fit`.
 
-    ``halo`` (pixels) is the context a tile needs around its core for the method's filters.
+    Everything code outside ``methods/`` needs to know about a method is declared here, so the
+    CLI, the benchmark and the demo never branch on a method's name:
+
+    ``halo`` (pixels): the context a tile needs around its core for the method's filters.
     ``needs_fit``: the method must be fitted before predicting (supervised or not).
     ``supervised``: fitting needs truth labels. ``default_scheduler``: how the whole-field driver
-    runs tiles unless told otherwise ("processes", or "threads" for methods that parallelise inside).
+    runs tiles unless told otherwise ("processes", or "threads" for methods that parallelise
+    inside). ``shipped_model``: a model file in ``astrostatlearn/data`` used when no model is
+    given (None: a new instance). ``default_variant``: the input variant used when none is given
+    and the model does not fix one. ``options``: parameters a user may set at segmentation time
+    (``segment -p NAME=VALUE``), name -> help. ``train_options``: the trainer's own options
+    (``train -p NAME=VALUE``), name -> help.
     """
 
     name: ClassVar[str] = ""
     default_scheduler: ClassVar[str] = "processes"
     needs_fit: ClassVar[bool] = False
     supervised: ClassVar[bool] = False
+    shipped_model: ClassVar[str | None] = None
+    default_variant: ClassVar[str] = "raw"
+    options: ClassVar[dict[str, str]] = {}
+    train_options: ClassVar[dict[str, str]] = {}
     halo: int = 32
 
     def get_params(self) -> dict[str, Any]:
         sig = inspect.signature(type(self).__init__)
         return {k: getattr(self, k) for k in sig.parameters if k != "self"}
 
+    def set_params(self, **params: Any) -> "Segmenter":
+        """Set parameters (scikit-learn style); unknown names raise InputError."""
+        known = self.get_params()
+        for k, v in params.items():
+            if k not in known:
+                raise InputError(f"method {self.name!r} has no parameter {k!r}; it has {', '.join(sorted(known))}")
+            setattr(self, k, v)
+        return self
+
+    def set_options(self, options: dict[str, str]) -> "Segmenter":
+        """Apply user options given as text (``NAME=VALUE`` from the CLI), checked against
+        :attr:`options` and converted to the type of the current value."""
+        for k, text in options.items():
+            if k not in self.options:
+                have = ", ".join(sorted(self.options)) or "none"
+                raise InputError(f"method {self.name!r} has no option {k!r} (its options: {have})")
+            self.set_params(**{k: convert_option(text, getattr(self, k), k)})
+        self.check_options()
+        return self
+
+    def check_options(self) -> None:
+        """Raise InputError when a parameter is out of range (subclasses check their own)."""
+
     @property
     def is_fitted(self) -> bool:
         return not self.needs_fit or any(k.endswith("_") and not k.startswith("_") for k in vars(self))
+
+    @property
+    def trained_variant(self) -> str | None:
+        """The input variant a fitted model expects (None: any variant)."""
+        return getattr(self, "variant_", None)
 
     def fit(self, train: Sequence[Tile], val: Sequence[Tile] | None = None) -> "Segmenter":
         """Learn from training tiles (no-op for methods without a model)."""
@@ -80,15 +213,46 @@ class Segmenter:
     def predict(self, tile: Tile) -> Prediction:
         raise NotImplementedError
 
+    @classmethod
+    def default(cls) -> "Segmenter":
+        """The segmenter used when no model file is given: the shipped model, else a new one."""
+        if cls.shipped_model is None:
+            return cls()
+        ref = resources.files("astrostatlearn.data") / cls.shipped_model
+        if not ref.is_file():
+            raise InputError(f"the shipped {cls.name} model is missing from this installation")
+        with ref.open("rb") as fh:
+            return load_segmenter_bytes(fh.read(), f"<shipped {cls.name} model>")
+
+    @classmethod
+    def train(cls, request: TrainRequest) -> str:
+        """Train from ``request`` and save the model to ``request.out``; returns a one-line summary.
+
+        The default fits on tiles of the training band of one field (classical methods); learned
+        methods override it with their trainer on the shared loop.
+        """
+        from astrostatlearn.training.tiles import fit_on_train_tiles
+
+        return fit_on_train_tiles(cls, request)
+
     def save(self, path: str | Path) -> Path:
-        """Save parameters and fitted state (joblib)."""
+        """Save parameters and fitted state (joblib), with the method, variant and package version."""
+        from astrostatlearn import __version__
         from astrostatlearn.field import check_writable
 
         p = check_writable(path, overwrite=True)
         p.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v for k, v in vars(self).items() if k.endswith("_")}
-        joblib.dump({"method": self.name, "params": self.get_params(), "state": state}, p)
+        joblib.dump({"method": self.name, "params": self.get_params(), "state": state, "version": __version__}, p)
         return p
+
+    @classmethod
+    def from_blob(cls, blob: dict[str, Any], source: str) -> "Segmenter":
+        """Rebuild from a loaded model file (joblib dict by default; torch methods override)."""
+        seg = cls(**blob["params"])
+        for k, v in blob["state"].items():
+            setattr(seg, k, v)
+        return seg
 
     @classmethod
     def load(cls, path: str | Path) -> "Segmenter":
@@ -99,7 +263,34 @@ class Segmenter:
         return f"{type(self).__name__}({args})"
 
 
+def convert_option(text: str, current: Any, name: str) -> Any:
+    """``text`` converted to the type of ``current`` (bool, int, float, str or None -> float)."""
+    try:
+        if isinstance(current, bool):
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1", "yes")
+        if isinstance(current, int):
+            return int(text)
+        if isinstance(current, float) or current is None:
+            return None if text.lower() == "none" else float(text)
+    except ValueError:
+        raise InputError(f"option {name}={text!r}: expected a {type(current).__name__}") from None
+    return text
+
+
 SEGMENTERS: dict[str, type[Segmenter]] = {}
+
+# Registry of built-in methods: name -> module, imported on first use (so the classical methods
+# never import torch). A new method is one module plus one line here.
+BUILTIN_METHODS: dict[str, str] = {
+    "sep": "astrostatlearn.methods.sep_method",
+    "photutils": "astrostatlearn.methods.photutils_method",
+    "kmeans": "astrostatlearn.methods.kmeans",
+    "forest": "astrostatlearn.methods.forest",
+    "unet": "astrostatlearn.methods.unet",
+    "maskrcnn": "astrostatlearn.methods.maskrcnn",
+}
 
 
 def register(cls: type[Segmenter]) -> type[Segmenter]:
@@ -108,47 +299,70 @@ def register(cls: type[Segmenter]) -> type[Segmenter]:
     return cls
 
 
-BUILTIN_METHODS = ("forest", "kmeans", "photutils", "sep", "unet")
+def method_names() -> list[str]:
+    """Every known method name (built-in and registered), in registry order."""
+    return list(BUILTIN_METHODS) + [n for n in SEGMENTERS if n not in BUILTIN_METHODS]
+
+
+def method_class(name: str) -> type[Segmenter]:
+    """The Segmenter class registered under ``name`` (imports its module on first use)."""
+    if name not in SEGMENTERS and name in BUILTIN_METHODS:
+        importlib.import_module(BUILTIN_METHODS[name])
+    if name not in SEGMENTERS:
+        raise InputError(f"unknown method {name!r}; choose from {', '.join(method_names())}")
+    return SEGMENTERS[name]
 
 
 def make_segmenter(name: str, **params: Any) -> Segmenter:
     """A new, unfitted segmenter by registry name."""
-    _load_builtin(name)
-    if name not in SEGMENTERS:
-        known = sorted(set(SEGMENTERS) | set(BUILTIN_METHODS))
-        raise InputError(f"unknown method {name!r}; choose from {', '.join(known)}")
+    cls = method_class(name)
     try:
-        return SEGMENTERS[name](**params)
+        return cls(**params)
     except TypeError as exc:
         raise InputError(f"bad parameters for method {name!r}: {exc}") from None
 
 
+def default_segmenter(name: str) -> Segmenter:
+    """The segmenter ``name`` as used without a model file (its shipped model, if it has one)."""
+    return method_class(name).default()
+
+
 def load_segmenter(path: str | Path) -> Segmenter:
-    """Load a segmenter saved with :meth:`Segmenter.save` (or a method's own format)."""
+    """Load a model file saved by any method (joblib or torch format); the file names its method."""
     p = Path(path)
     if not p.exists():
         raise InputError("model file not found", p)
-    with open(p, "rb") as fh:
-        magic = fh.read(2)
-    if magic == b"PK":  # torch.save archives are zip files
-        _load_builtin("unet")
-        return SEGMENTERS["unet"].load_file(p)  # type: ignore[attr-defined]
-    _load_builtin()
+    if p.is_dir():
+        raise InputError("model is a directory, not a file", p)
+    return load_segmenter_bytes(p.read_bytes(), str(p))
+
+
+def load_segmenter_bytes(payload: bytes, source: str) -> Segmenter:
+    """Load a model from its file contents; ``source`` names it in errors."""
+    blob: Any = None
+    if payload[:2] == b"PK":  # torch.save archives are zip files
+        import torch
+
+        try:
+            blob = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types for foreign or damaged files
+            raise InputError(f"not a readable astrostatlearn model ({type(exc).__name__})", source) from None
+    else:
+        try:
+            blob = joblib.load(io.BytesIO(payload))
+        except Exception as exc:  # joblib/pickle raise many types for foreign files
+            raise InputError(f"not a saved astrostatlearn model ({type(exc).__name__})", source) from None
+    if isinstance(blob, dict) and "method" not in blob and str(blob.get("format", "")).startswith("astrostatlearn-"):
+        blob["method"] = str(blob["format"]).split("-")[1]  # files written before "method" was recorded
+    if not isinstance(blob, dict) or not isinstance(blob.get("method"), str):
+        raise InputError("not a saved astrostatlearn model", source)
     try:
-        blob = joblib.load(p)
-    except Exception as exc:  # joblib/pickle raise many types for foreign files
-        raise InputError(f"not a saved astrostatlearn model ({type(exc).__name__})", p) from None
-    if not isinstance(blob, dict) or not {"method", "params", "state"} <= set(blob):
-        raise InputError("not a saved astrostatlearn model", p)
-    seg = make_segmenter(blob["method"], **blob["params"])
-    for k, v in blob["state"].items():
-        setattr(seg, k, v)
-    return seg
-
-
-def _load_builtin(name: str | None = None) -> None:
-    """Register the built-in methods; the U-Net (and torch) only when ``name`` asks for it."""
-    import astrostatlearn.methods  # noqa: F401
-
-    if name == "unet":
-        import astrostatlearn.methods.unet  # noqa: F401
+        cls = method_class(blob["method"])
+    except InputError:
+        raise InputError(f"model of unknown method {blob['method']!r}", source) from None
+    try:
+        return cls.from_blob(blob, source)
+    except InputError:
+        raise
+    except Exception as exc:  # a damaged or mismatched state
+        raise InputError(f"damaged {blob['method']} model ({type(exc).__name__}: {exc})", source) from None

@@ -14,7 +14,6 @@ fields ships inside the package and is the default.
 from __future__ import annotations
 
 import io
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from scipy import ndimage
 from torch import nn
 
 from astrostatlearn.errors import InputError
-from astrostatlearn.methods.base import Prediction, Segmenter, Tile, register
+from astrostatlearn.methods.base import Prediction, Segmenter, Tile, TrainRequest, register
 from astrostatlearn.methods.instances import core_seeded_instances
 
 SHIPPED_MODEL = "unet-default.pt"
@@ -121,6 +120,19 @@ class UNetSegmenter(Segmenter):
 
     name = "unet"
     default_scheduler = "threads"  # torch parallelises inside each tile and releases the GIL
+    shipped_model = SHIPPED_MODEL
+    default_variant = "snr"
+    options = {
+        "tta": "average over 1, 2, 4 or 8 dihedral transforms (test-time augmentation; that many times slower)",
+        "threshold": "foreground probability threshold",
+        "core_level": "centre-ness level of an object's core",
+        "min_dynamic": "h-maxima depth that separates two cores (none: connected cores)",
+        "min_area": "smallest object kept, in pixels",
+        "batch_size": "windows per inference batch",
+        "device": "torch device (default: cuda when available, else cpu)",
+    }
+    train_options = {"width": "channels of the first level (default 16)", "depth": "down-sampling levels (default 4)",
+                     "crop": "random training crop in pixels (default 128; 0 = whole patches)"}
 
     def __init__(self, variant: str = "snr", window: int = 256, overlap: int = 64, batch_size: int = 8,
                  threshold: float = 0.5, core_level: float = 0.5, min_dynamic: float | None = 0.3,
@@ -141,39 +153,58 @@ class UNetSegmenter(Segmenter):
     def is_fitted(self) -> bool:
         return self.net_ is not None
 
+    @property
+    def trained_variant(self) -> str | None:
+        return self.variant if self.net_ is not None else None
+
+    def check_options(self) -> None:
+        if self.tta not in (1, 2, 4, 8):
+            raise InputError(f"tta must be 1, 2, 4 or 8, got {self.tta}")
+
     def save(self, path: str | Path) -> Path:
+        from astrostatlearn import __version__
         from astrostatlearn.field import atomic_write_bytes
 
         if self.net_ is None:
             raise InputError("unet has no network to save")
         buf = io.BytesIO()
-        torch.save({"format": "astrostatlearn-unet-1", "params": self.get_params(), "config": self.net_.config,
+        torch.save({"format": "astrostatlearn-unet-1", "method": self.name, "version": __version__,
+                    "variant": self.variant, "channels": self.net_.config["in_channels"],
+                    "params": self.get_params(), "config": self.net_.config,
                     # float16 halves the file; weights are cast back to float32 on load.
                     "state_dict": {k: (v.half() if v.is_floating_point() else v).cpu()
                                    for k, v in self.net_.state_dict().items()}}, buf)
         return atomic_write_bytes(path, buf.getvalue(), overwrite=True)
 
     @classmethod
-    def load_file(cls, source: Any) -> "UNetSegmenter":
-        try:
-            blob = torch.load(source, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise InputError(f"not a saved U-Net model ({type(exc).__name__})", source if isinstance(source, (str, Path)) else None) from None
-        if not isinstance(blob, dict) or blob.get("format") != "astrostatlearn-unet-1":
-            raise InputError("not an astrostatlearn U-Net model file", source if isinstance(source, (str, Path)) else None)
+    def from_blob(cls, blob: dict[str, Any], source: str) -> "UNetSegmenter":
+        if blob.get("format") != "astrostatlearn-unet-1":
+            raise InputError("not an astrostatlearn U-Net model file", source)
         net = UNet(**blob["config"])
         net.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()})
         params = {k: v for k, v in blob["params"].items() if k in cls().get_params()}
         return cls.from_network(net, **params)
 
     @classmethod
+    def load_file(cls, source: str | Path) -> "UNetSegmenter":
+        """Load a U-Net model file (any other model file is refused)."""
+        from astrostatlearn.methods.base import load_segmenter
+
+        seg = load_segmenter(source)
+        if not isinstance(seg, cls):
+            raise InputError(f"a {seg.name} model, not a U-Net", source)
+        return seg
+
+    @classmethod
     def shipped(cls) -> "UNetSegmenter":
         """The small model trained on simulated fields that ships with the package."""
-        ref = resources.files("astrostatlearn.data") / SHIPPED_MODEL
-        if not ref.is_file():
-            raise InputError("the shipped U-Net model is missing from this installation")
-        with ref.open("rb") as fh:
-            return cls.load_file(io.BytesIO(fh.read()))
+        return cls.default()  # type: ignore[return-value]
+
+    @classmethod
+    def train(cls, request: TrainRequest) -> str:
+        from astrostatlearn.training.unet import train_unet_request
+
+        return train_unet_request(request)
 
     # -- inference ---------------------------------------------------------------------------
     def _device(self) -> torch.device:
@@ -190,8 +221,7 @@ class UNetSegmenter(Segmenter):
         """
         if self.net_ is None:
             raise InputError("unet is not fitted: pass --model or use the shipped model")
-        if self.tta not in (1, 2, 4, 8):
-            raise InputError(f"tta must be 1, 2, 4 or 8, got {self.tta}")
+        self.check_options()
         prob = np.zeros(image.shape[1:], np.float32)
         centre = np.zeros(image.shape[1:], np.float32)
         for k in range(self.tta):

@@ -6,7 +6,7 @@ accumulated tile by tile, so whole 25k^2 fields are scored in bounded memory.
 
 from astrostatlearn.metrics.binned import MAG_BINS, SNR_BINS, binned_detection
 from astrostatlearn.metrics.bootstrap import block_pq_terms, bootstrap_pq
-from astrostatlearn.metrics.coco import coco_evaluate, coco_metrics, instances_to_rle
+from astrostatlearn.metrics.coco import coco_evaluate, coco_metrics, instances_to_rle, object_scores_from_catalog
 from astrostatlearn.metrics.diagnosis import pq_loss_breakdown
 from astrostatlearn.metrics.evaluate import ArraySource, Evaluation, evaluate
 from astrostatlearn.metrics.instance import (
@@ -22,6 +22,6 @@ from astrostatlearn.metrics.pixel import Confusion, patch_mean, pixel_metrics_fr
 __all__ = [
     "ArraySource", "Confusion", "Evaluation", "LabelPairs", "MAG_BINS", "Matching", "SNR_BINS",
     "binned_detection", "block_pq_terms", "bootstrap_pq", "coco_evaluate", "coco_metrics", "count_pairs", "detection_metrics", "evaluate",
-    "instances_to_rle", "match_instances", "panoptic_quality", "patch_mean", "pixel_metrics_from_counts",
+    "instances_to_rle", "match_instances", "object_scores_from_catalog", "panoptic_quality", "patch_mean", "pixel_metrics_from_counts",
     "pq_loss_breakdown", "pq_terms",
 ]

@@ -1,5 +1,8 @@
 """COCO AP/AR for instance maps with per-object scores, through faster-coco-eval.
 
+Detections are ranked by the method's own per-object score where it gives one (the ``score``
+column of the run's catalogue), else by the mean of its per-pixel score map over the object.
+
 A field is cut into tiles (COCO "images", default 512^2); objects crossing a tile edge count as
 their visible part in each tile, identically for truth and prediction. ``maxDets`` is raised to
 at least the largest number of objects in any tile, so crowded tiles are never capped at 100.
@@ -63,6 +66,26 @@ def score_from_map(score: np.ndarray | None) -> Callable[[np.ndarray, np.ndarray
     return f
 
 
+def score_from_objects(ids: np.ndarray, scores: np.ndarray,
+                       fallback: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Per-object score looked up by prediction ID (the method's own score); IDs not in the table,
+    or with a NaN score, fall back to ``fallback`` (e.g. :func:`score_from_map`)."""
+    order = np.argsort(ids)
+    sid, ssc = np.asarray(ids, np.int64)[order], np.asarray(scores, float)[order]
+
+    def f(pred: np.ndarray, pids: np.ndarray) -> np.ndarray:
+        pos = np.clip(np.searchsorted(sid, pids), 0, max(sid.size - 1, 0))
+        out = np.full(pids.size, np.nan)
+        if sid.size:
+            hit = sid[pos] == pids
+            out[hit] = ssc[pos[hit]]
+        miss = ~np.isfinite(out)
+        if miss.any():
+            out[miss] = fallback(pred, pids)[miss]
+        return out
+    return f
+
+
 def coco_evaluate(gts: list[dict], dts: list[dict], images: list[dict], max_dets: int,
                   backend: str = "faster") -> dict[str, dict[str, float]]:
     """AP/AR for ``segm`` and ``bbox``; ``backend`` "faster" (faster-coco-eval) or "pycocotools"."""
@@ -95,8 +118,13 @@ def coco_evaluate(gts: list[dict], dts: list[dict], images: list[dict], max_dets
 
 def coco_metrics(read_true: Callable[[Window], np.ndarray], read_pred: Callable[[Window], np.ndarray],
                  tiles: Iterable[Window], read_score: Callable[[Window], np.ndarray | None] | None = None,
-                 backend: str = "faster") -> dict[str, dict[str, float]]:
-    """COCO metrics over ``tiles`` read lazily from the truth and prediction maps."""
+                 backend: str = "faster",
+                 object_scores: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, dict[str, float]]:
+    """COCO metrics over ``tiles`` read lazily from the truth and prediction maps.
+
+    Detections are ranked by ``object_scores`` = (prediction IDs, scores) where given (a method's
+    own per-object scores), else by the mean of the score map over each object.
+    """
     gts: list[dict] = []
     dts: list[dict] = []
     images = []
@@ -106,8 +134,26 @@ def coco_metrics(read_true: Callable[[Window], np.ndarray], read_pred: Callable[
         s = read_score(w) if read_score else None
         images.append({"id": i + 1, "height": w.shape[0], "width": w.shape[1],
                        "file_name": f"y{w.y0}_x{w.x0}"})
-        g, d = tile_annotations(t, p, i + 1, score_from_map(s), len(gts) + 1)
+        scorer = score_from_map(s)
+        if object_scores is not None:
+            scorer = score_from_objects(object_scores[0], object_scores[1], scorer)
+        g, d = tile_annotations(t, p, i + 1, scorer, len(gts) + 1)
         gts += g
         dts += d
         max_objects = max(max_objects, len(g), len(d))
     return coco_evaluate(gts, dts, images, max_objects, backend)
+
+
+def object_scores_from_catalog(path) -> tuple[np.ndarray, np.ndarray] | None:
+    """(IDs, scores) from a run catalogue's ``id`` and ``score`` columns (None without a score column)."""
+    from astropy.table import Table
+
+    try:
+        t = Table.read(path, format="ascii.ecsv")
+    except Exception as exc:  # astropy raises many types for malformed files
+        from astrostatlearn.errors import InputError
+
+        raise InputError(f"unreadable ECSV catalogue ({type(exc).__name__})", path) from None
+    if "score" not in t.colnames or "id" not in t.colnames:
+        return None
+    return np.asarray(t["id"], np.int64), np.asarray(t["score"], float)

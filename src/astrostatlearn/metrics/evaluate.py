@@ -146,12 +146,14 @@ def _score_block(true: WindowSource, pred: WindowSource, w: Window, patch: int):
 
 def evaluate(true: Any, pred: Any, *, catalog: Any = None, score: Any = None, region: Window | None = None,
              patch: int = 256, coco: bool = True, coco_tile: int = 512, workers: int = 2,
-             block_pixels: int = 1 << 24, progress: bool = False) -> Evaluation:
+             block_pixels: int = 1 << 24, progress: bool = False,
+             object_scores: tuple[np.ndarray, np.ndarray] | None = None) -> Evaluation:
     """Score ``pred`` against ``true`` (arrays or window sources of int labels, 0 = background).
 
     ``catalog``: table with ``id``, ``mag`` and ``snr`` (e.g. the simulator's truth.ecsv) for
     completeness and purity binned by magnitude and S/N. ``score``: per-pixel score map for COCO
-    detection scores (mean over each segment; all 1.0 without one). ``region``: evaluate only
+    detection scores (mean over each segment; all 1.0 without one). ``object_scores``: (prediction
+    IDs, scores), the method's own per-object scores, which rank COCO detections where given. ``region``: evaluate only
     this window (e.g. the test split). ``coco=False`` skips COCO (the only non-streaming part).
     """
     t_src, p_src = as_source(true, "truth"), as_source(pred, "prediction")
@@ -201,7 +203,8 @@ def evaluate(true: Any, pred: Any, *, catalog: Any = None, score: Any = None, re
     if coco:
         tiles = [Window(w.y0 + region.y0, w.y1 + region.y0, w.x0 + region.x0, w.x1 + region.x0)
                  for w in tile_grid(region.shape, coco_tile)]
-        ev.coco = coco_metrics(t_src.read, p_src.read, tiles, None if s_src is None else s_src.read)
+        ev.coco = coco_metrics(t_src.read, p_src.read, tiles, None if s_src is None else s_src.read,
+                               object_scores=object_scores)
         ev.timings["coco"] = time.perf_counter() - t1
     ev.timings["total"] = time.perf_counter() - t0
     return ev

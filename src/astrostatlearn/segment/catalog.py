@@ -12,14 +12,20 @@ from astropy.wcs import WCS
 from photutils.segmentation import SegmentationImage, SourceCatalog
 
 from astrostatlearn.field import Window
+from astrostatlearn.methods.base import Instances, Prediction
 
 COLUMNS = ("id", "x", "y", "ra", "dec", "flux", "flux_err", "area", "semimajor_sigma", "semiminor_sigma",
-           "orientation", "ellipticity", "max_score")
+           "orientation", "ellipticity", "score", "max_score", "box_y0", "box_x0", "box_y1", "box_x1")
 
 
 def measure(labels: np.ndarray, data: np.ndarray, error: np.ndarray | None, window: Window,
-            score: np.ndarray | None = None) -> Table:
-    """Rows for the objects in ``labels`` (IDs 1..n, window coordinates), in ID order."""
+            score: np.ndarray | None = None, instances: Instances | None = None) -> Table:
+    """Rows for the objects in ``labels`` (IDs 1..n, window coordinates), in ID order.
+
+    ``score`` (column): the method's per-object score from ``instances`` where it gives one, else
+    the mean of the ``score`` map over the object, else NaN; ``max_score``: the map's maximum.
+    ``box_*``: the method's own boxes (field pixels, end-exclusive) where it gives them.
+    """
     n = int(labels.max()) if labels.size else 0
     if n == 0:
         return empty_catalog()
@@ -35,12 +41,18 @@ def measure(labels: np.ndarray, data: np.ndarray, error: np.ndarray | None, wind
     t["semiminor_sigma"] = np.asarray(cat.semiminor_axis.value, float)
     t["orientation"] = np.asarray(cat.orientation.value, float)
     t["ellipticity"] = np.asarray(cat.ellipticity.value, float)
+    ids = np.asarray(t["id"])
+    t["score"] = Prediction(labels, score, instances).object_scores(ids)
     if score is not None:
         from scipy import ndimage
 
-        t["max_score"] = np.asarray(ndimage.maximum(score, labels, t["id"]), float)
+        t["max_score"] = np.asarray(ndimage.maximum(score, labels, ids), float)
     else:
         t["max_score"] = np.full(n, np.nan)
+    if instances is not None and instances.boxes is not None:
+        boxes = instances.take(ids).boxes
+        for k, c in enumerate(("box_y0", "box_x0", "box_y1", "box_x1")):
+            t[c] = boxes[:, k].astype(float)
     return t
 
 
@@ -49,7 +61,7 @@ def empty_catalog() -> Table:
     for c in ("id",):
         t[c] = np.zeros(0, np.int64)
     for c in ("x", "y", "flux", "flux_err", "area", "semimajor_sigma", "semiminor_sigma", "orientation",
-              "ellipticity", "max_score"):
+              "ellipticity", "score", "max_score"):
         t[c] = np.zeros(0, float)
     return t
 
@@ -72,5 +84,6 @@ def finish_catalog(parts: list[Table], wcs: WCS | None, meta: dict) -> Table:
     t.meta["columns"] = {
         "id": "segment ID in segmentation.fits", "flux": "sum of (image - global background) over the segment",
         "orientation": "major axis, degrees counter-clockwise from +x", "max_score": "highest per-pixel score",
+        "score": "the method's confidence in the object, in [0, 1] (its own per-object score, else the mean per-pixel score)",
     }
     return t

@@ -19,9 +19,9 @@ import io
 import os
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -62,26 +62,37 @@ class _TileOutput:
     max_extent: int
 
 
-@lru_cache(maxsize=4)
-def _cached_model(path: str, mtime: float) -> Segmenter:
-    return load_segmenter(path)
+# Worker-side state per run: run id -> (field, segmenter), so a worker opens the field and loads
+# the model once per run. The driver drops its run's entry when the run ends (locally, and on
+# every dask.distributed worker); local process pools end with the run.
+_RUN_STATE: dict[str, tuple[Field, Segmenter]] = {}
+_RUN_LOCK = threading.Lock()
 
 
-@lru_cache(maxsize=4)
-def _cached_field(img: str, rms: str | None) -> Field:
-    return Field.open(img=img, rms=rms)
+def _run_state(run_id: str, paths: tuple[str, str | None], model: str) -> tuple[Field, Segmenter]:
+    with _RUN_LOCK:
+        if run_id not in _RUN_STATE:
+            _RUN_STATE[run_id] = (Field.open(img=paths[0], rms=paths[1]), load_segmenter(model))
+        return _RUN_STATE[run_id]
 
 
-def _segment_tile(index: int, paths: tuple[str, str | None], model: tuple[str, float], pre: Preprocessor,
+def forget_run(run_id: str | None = None) -> None:
+    """Drop this process's cached field and model of ``run_id`` (of every run when None)."""
+    with _RUN_LOCK:
+        for key in [k for k in _RUN_STATE if run_id is None or k == run_id]:
+            _RUN_STATE.pop(key)[0].close()
+
+
+def _segment_tile(run_id: str, index: int, paths: tuple[str, str | None], model: str, pre: Preprocessor,
                   mesh: BackgroundMesh, core: Window, window: Window, background: float, with_score: bool) -> _TileOutput:
-    field = _cached_field(*paths)
-    seg = _cached_model(*model)
+    field, seg = _run_state(run_id, paths, model)
     img, rms = field.read_img(window), field.read_rms(window)
     tile = tile_from_arrays(pre, mesh, window, img, rms)
     pred = seg.predict(tile)
-    owned = own_objects(pred.labels, window, core, field.shape)
+    owned = own_objects(pred.labels, window, core, field.shape, pred.instances)
     data = np.where(tile.valid, img - background, 0.0)
-    cat = measure(owned.labels, data, None if rms is None else np.where(tile.valid, rms, 0.0), window, pred.score)
+    cat = measure(owned.labels, data, None if rms is None else np.where(tile.valid, rms, 0.0), window,
+                  pred.score, owned.instances)
     score = None
     if with_score and pred.score is not None:
         score = pred.score[core.relative_to(window)].astype(np.float32)
@@ -101,17 +112,24 @@ def _scheduler_context(scheduler: str | None, workers: int):
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(["astrostatlearn.segment.run"])
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-        return (lambda tasks: dask.compute(*tasks, scheduler="processes", pool=pool)), pool.shutdown
+        return (lambda tasks: dask.compute(*tasks, scheduler="processes", pool=pool)), (lambda run_id: pool.shutdown())
     if scheduler in ("threads", "synchronous", "single-threaded"):
         kw = {"num_workers": workers} if scheduler == "threads" else {}
-        return (lambda tasks: dask.compute(*tasks, scheduler=scheduler, **kw)), (lambda: None)
+        return (lambda tasks: dask.compute(*tasks, scheduler=scheduler, **kw)), (lambda run_id: None)
     from distributed import Client
 
     try:
         client = Client(scheduler, timeout="20s")
     except OSError as exc:
         raise InputError(f"cannot reach the dask scheduler at {scheduler} ({exc})") from None
-    return (lambda tasks: client.gather(client.compute(list(tasks)))), client.close
+
+    def close(run_id: str) -> None:
+        try:
+            client.run(forget_run, run_id)  # the workers outlive the run; their caches must not
+        finally:
+            client.close()
+
+    return (lambda tasks: client.gather(client.compute(list(tasks)))), close
 
 
 def check_segment_args(segmenter: Segmenter, out: Path, tile: int, halo: int | None, overwrite: bool) -> int:
@@ -129,6 +147,152 @@ def check_segment_args(segmenter: Segmenter, out: Path, tile: int, halo: int | N
     return halo
 
 
+@dataclass
+class SegmentPlan:
+    """Everything a run needs, decided before any tile is segmented (:func:`plan_segment`)."""
+
+    field: Field
+    segmenter: Segmenter
+    out: Path
+    pre: Preprocessor
+    mesh: BackgroundMesh
+    tile: int
+    halo: int
+    scheduler: str
+    workers: int
+    score: bool
+    overwrite: bool
+    region: Window
+    cores: list[Window]
+    user_model: str | None
+    run_id: str = ""
+    model_path: str = ""
+
+    @property
+    def paths(self) -> tuple[str, str | None]:
+        return str(self.field.img.path), None if self.field.rms is None else str(self.field.rms.path)
+
+    def tasks(self) -> list[Any]:
+        """One Dask task per tile core, in raster order."""
+        import dask
+
+        bkg = self.pre.stats.img_median
+        return [dask.delayed(_segment_tile, pure=False)(self.run_id, i, self.paths, self.model_path, self.pre, self.mesh,
+                                                        c, c.grow(self.halo, self.field.shape), bkg, self.score)
+                for i, c in enumerate(self.cores)]
+
+
+def plan_segment(field: Field, segmenter: Segmenter, out: str | Path, variant: str = "raw", tile: int = 1024,
+                 halo: int | None = None, scheduler: str | None = None, workers: int | None = None,
+                 score: bool = True, overwrite: bool = False, pre: Preprocessor | None = None,
+                 mesh: BackgroundMesh | None = None, model_path: str | None = None,
+                 region: Window | None = None, progress: bool = False) -> SegmentPlan:
+    """Check the arguments and fix the run: variant, background mesh, halo, tile cores."""
+    out = Path(out)
+    halo = check_segment_args(segmenter, out, tile, halo, overwrite)
+    if segmenter.needs_fit and not segmenter.is_fitted:
+        raise InputError(f"method {segmenter.name!r} must be fitted first (pass --model)")
+    region = region or field.full
+    if region.intersect(field.full) != region:
+        raise InputError(f"region {region} lies outside the {field.shape[0]}x{field.shape[1]} field")
+    pre = pre or fit_variant(field, variant)
+    mesh = mesh or BackgroundMesh.from_field(field, pre, progress=progress)
+    cores = [Window(c.y0 + region.y0, c.y1 + region.y0, c.x0 + region.x0, c.x1 + region.x0)
+             for c in tile_grid(region.shape, tile)]
+    return SegmentPlan(field, segmenter, out, pre, mesh, tile, halo, scheduler or segmenter.default_scheduler,
+                       workers or os.cpu_count() or 1, score, overwrite, region, cores, model_path)
+
+
+@dataclass
+class _Assembly:
+    """The driver's running state while tile results arrive in raster order."""
+
+    seg_writer: FitsImageWriter
+    score_writer: FitsImageWriter | None
+    next_id: int = 0
+    n_edge: int = 0
+    max_extent: int = 0
+    has_score: bool = False
+
+    def __post_init__(self) -> None:
+        self.parts: list[Any] = []
+
+    def add(self, res: _TileOutput) -> None:
+        """Merge one tile: its objects get global IDs (running offset), its catalogue rows too."""
+        n = int(res.labels.max()) if res.labels.size else 0
+        if n:
+            _merge_labels(self.seg_writer, res.window, res.labels, self.next_id)
+            res.catalog["id"] += self.next_id
+            self.parts.append(res.catalog)
+        self.next_id += n
+        self.n_edge += res.n_at_edge
+        self.max_extent = max(self.max_extent, res.max_extent)
+        if self.score_writer is not None and res.score is not None:
+            self.score_writer.write(res.core, res.score)
+            self.has_score = True
+
+    def abort(self) -> None:
+        self.seg_writer.abort()
+        if self.score_writer is not None:
+            self.score_writer.abort()
+
+    def commit(self) -> None:
+        self.seg_writer.commit()
+        if self.score_writer is not None:
+            (self.score_writer.commit if self.has_score else self.score_writer.abort)()
+
+
+def execute_plan(plan: SegmentPlan, assembly: _Assembly, progress: bool = False) -> None:
+    """Segment every tile (Dask) and feed the results to ``assembly`` in raster order."""
+    tasks = plan.tasks()
+    compute, close = _scheduler_context(plan.scheduler, plan.workers)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(tasks), desc=f"segment {plan.segmenter.name}", unit="tile", leave=False)
+    try:
+        batch = max(1, 8 * plan.workers)
+        for b0 in range(0, len(tasks), batch):
+            for res in compute(tasks[b0:b0 + batch]):
+                assembly.add(res)
+                if bar is not None:
+                    bar.update()
+    finally:
+        close(plan.run_id)
+        forget_run(plan.run_id)
+        if bar is not None:
+            bar.close()
+
+
+def assemble_outputs(plan: SegmentPlan, assembly: _Assembly, timings: dict[str, float], t_start: float) -> SegmentResult:
+    """Write ``catalog.ecsv`` and ``run.json`` once the maps are committed."""
+    t0 = time.perf_counter()
+    field, seg, region = plan.field, plan.segmenter, plan.region
+    run = {
+        "method": seg.name, "params": seg.get_params(), "model": plan.user_model,
+        "variant": plan.pre.variant, "variant_params": plan.pre.params, "version": __version__,
+        "field": {"img": plan.paths[0], "rms": plan.paths[1], "shape": list(field.shape)},
+        "tile": plan.tile, "halo": plan.halo, "scheduler": plan.scheduler, "workers": plan.workers,
+        "region": [region.y0, region.y1, region.x0, region.x1],
+        "n_tiles": len(plan.cores), "n_objects": assembly.next_id, "objects_at_halo_edge": assembly.n_edge,
+        "largest_object_extent_px": assembly.max_extent,
+    }
+    if assembly.n_edge:
+        run["warning"] = (f"{assembly.n_edge} objects reach the edge of a tile halo and may be cut at seams; "
+                          f"the largest object spans {assembly.max_extent} px: rerun with --halo > {assembly.max_extent}")
+    cat = finish_catalog(assembly.parts, field.wcs, {"method": seg.name, "variant": plan.pre.variant})
+    buf = io.StringIO()
+    cat.write(buf, format="ascii.ecsv")
+    atomic_write_bytes(plan.out / "catalog.ecsv", buf.getvalue().encode(), overwrite=plan.overwrite)
+    timings["catalog"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - t_start
+    run["timings_s"] = timings
+    run["mpix_per_s"] = region.size / 1e6 / max(timings["segment"], 1e-9)
+    atomic_write_json(plan.out / "run.json", run, overwrite=plan.overwrite)
+    return SegmentResult(plan.out, assembly.next_id, assembly.n_edge, timings, run)
+
+
 def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: str = "raw", tile: int = 1024,
                   halo: int | None = None, scheduler: str | None = None, workers: int | None = None,
                   score: bool = True, overwrite: bool = False, progress: bool = False,
@@ -136,115 +300,43 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
                   model_path: str | None = None, region: Window | None = None) -> SegmentResult:
     """Segment ``field`` with ``segmenter`` (fitted if it needs to be) into folder ``out``.
 
+    Three steps: :func:`plan_segment` (checks, variant, background mesh, tile cores),
+    :func:`execute_plan` (tiles through Dask, results merged in raster order) and
+    :func:`assemble_outputs` (catalogue, run record).
+
     ``halo`` (default: max(128, the method's own halo)) must be at least the size of the largest
     object, or objects may be cut at tile seams; the run counts objects that reach the halo edge
     and reports them. ``scheduler``: 'processes', 'threads', 'synchronous', or the address of a
-    dask.distributed scheduler; default: the method's own (processes; threads for the U-Net).
+    dask.distributed scheduler; default: the method's own (processes; threads for torch methods).
     Local processes start from a forkserver, so a script that calls this with the processes
     scheduler needs the usual ``if __name__ == "__main__":`` guard. ``region``: segment only this window (tiles still
     read their halo from the surrounding image); the maps keep the field's shape, zero outside.
     """
-    import dask
-
     t_start = time.perf_counter()
-    out = Path(out)
-    halo = check_segment_args(segmenter, out, tile, halo, overwrite)
-    if segmenter.needs_fit and not segmenter.is_fitted:
-        raise InputError(f"method {segmenter.name!r} must be fitted first (pass --model)")
-    scheduler = scheduler or segmenter.default_scheduler
-    workers = workers or os.cpu_count() or 1
-    timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    pre = pre or fit_variant(field, variant)
-    mesh = mesh or BackgroundMesh.from_field(field, pre, progress=progress)
-    timings["background"] = time.perf_counter() - t0
-
-    tmpdir = Path(tempfile.mkdtemp(prefix=".segment-", dir=out.parent if out.parent.exists() else None))
-    user_model = model_path
+    plan = plan_segment(field, segmenter, out, variant, tile, halo, scheduler, workers, score, overwrite, pre, mesh,
+                        model_path, region, progress)
+    timings: dict[str, float] = {"background": time.perf_counter() - t0}
+    tmpdir = Path(tempfile.mkdtemp(prefix=".segment-", dir=plan.out.parent if plan.out.parent.exists() else None))
     try:
-        if model_path is None:
-            model_path = str(segmenter.save(tmpdir / "model.joblib"))
-        model = (model_path, os.path.getmtime(model_path))
-        paths = (str(field.img.path), None if field.rms is None else str(field.rms.path))
-        region = region or field.full
-        if region.intersect(field.full) != region:
-            raise InputError(f"region {region} lies outside the {field.shape[0]}x{field.shape[1]} field")
-        cores = [Window(c.y0 + region.y0, c.y1 + region.y0, c.x0 + region.x0, c.x1 + region.x0)
-                 for c in tile_grid(region.shape, tile)]
-        tasks = [dask.delayed(_segment_tile, pure=False)(i, paths, model, pre, mesh, c, c.grow(halo, field.shape),
-                                                          pre.stats.img_median, score)
-                 for i, c in enumerate(cores)]
-        compute, close = _scheduler_context(scheduler, workers)
-        out.mkdir(parents=True, exist_ok=True)
-        header = output_header(field.header, CONTENT="segmentation", METHOD=segmenter.name, VARIANT=pre.variant)
-        seg_writer = FitsImageWriter(out / "segmentation.fits", field.shape, np.int32, header, overwrite=overwrite)
-        score_writer = FitsImageWriter(out / "score.fits", field.shape, np.float32,
+        plan.model_path = model_path or str(segmenter.save(tmpdir / "model.bin"))
+        plan.run_id = f"{os.getpid()}-{tmpdir.name}-{os.path.getmtime(plan.model_path)}"
+        plan.out.mkdir(parents=True, exist_ok=True)
+        header = output_header(field.header, CONTENT="segmentation", METHOD=segmenter.name, VARIANT=plan.pre.variant)
+        seg_writer = FitsImageWriter(plan.out / "segmentation.fits", field.shape, np.int32, header, overwrite=overwrite)
+        score_writer = FitsImageWriter(plan.out / "score.fits", field.shape, np.float32,
                                        output_header(field.header, CONTENT="score", METHOD=segmenter.name),
                                        overwrite=overwrite) if score else None
-        next_id, n_edge, max_extent, parts = 0, 0, 0, []
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(tasks), desc=f"segment {segmenter.name}", unit="tile", leave=False)
+        assembly = _Assembly(seg_writer, score_writer)
         t0 = time.perf_counter()
-        has_score = False
         try:
-            batch = max(1, 8 * workers)
-            for b0 in range(0, len(tasks), batch):
-                for res in compute(tasks[b0:b0 + batch]):
-                    n = int(res.labels.max()) if res.labels.size else 0
-                    if n:
-                        _merge_labels(seg_writer, res.window, res.labels, next_id)
-                        res.catalog["id"] += next_id
-                        parts.append(res.catalog)
-                    next_id += n
-                    n_edge += res.n_at_edge
-                    max_extent = max(max_extent, res.max_extent)
-                    if score_writer is not None and res.score is not None:
-                        score_writer.write(res.core, res.score)
-                        has_score = True
-                    if bar is not None:
-                        bar.update()
+            execute_plan(plan, assembly, progress)
         except BaseException:
-            seg_writer.abort()
-            if score_writer is not None:
-                score_writer.abort()
+            assembly.abort()
             raise
-        finally:
-            close()
-            if bar is not None:
-                bar.close()
         timings["segment"] = time.perf_counter() - t0
-        seg_writer.commit()
-        if score_writer is not None:
-            if has_score:
-                score_writer.commit()
-            else:
-                score_writer.abort()
-        t0 = time.perf_counter()
-        run = {
-            "method": segmenter.name, "params": segmenter.get_params(), "model": user_model,
-            "variant": pre.variant, "variant_params": pre.params, "version": __version__,
-            "field": {"img": paths[0], "rms": paths[1], "shape": list(field.shape)},
-            "tile": tile, "halo": halo, "scheduler": scheduler, "workers": workers,
-            "region": [region.y0, region.y1, region.x0, region.x1],
-            "n_tiles": len(cores), "n_objects": next_id, "objects_at_halo_edge": n_edge,
-            "largest_object_extent_px": max_extent,
-        }
-        if n_edge:
-            run["warning"] = (f"{n_edge} objects reach the edge of a tile halo and may be cut at seams; "
-                              f"the largest object spans {max_extent} px: rerun with --halo > {max_extent}")
-        cat = finish_catalog(parts, field.wcs, {"method": segmenter.name, "variant": pre.variant})
-        buf = io.StringIO()
-        cat.write(buf, format="ascii.ecsv")
-        atomic_write_bytes(out / "catalog.ecsv", buf.getvalue().encode(), overwrite=overwrite)
-        timings["catalog"] = time.perf_counter() - t0
-        timings["total"] = time.perf_counter() - t_start
-        run["timings_s"] = timings
-        run["mpix_per_s"] = region.size / 1e6 / max(timings["segment"], 1e-9)
-        atomic_write_json(out / "run.json", run, overwrite=overwrite)
-        return SegmentResult(out, next_id, n_edge, timings, run)
+        assembly.commit()
+        return assemble_outputs(plan, assembly, timings, t_start)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
 

@@ -7,7 +7,8 @@ footprints whose reference pixel lies in its core, with all their objects. A foo
 than the halo is whole in the tile that keeps it, and a local method segments it identically in
 every tile that sees it whole, so each object is kept once and never cut. Footprints that reach
 the inner edge of the halo may be cut: their objects are counted so the run can warn that the
-halo is too small.
+halo is too small. A method's per-instance records (scores, boxes) follow their objects: they
+are kept, renumbered and moved to field coordinates with the labels.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from astrostatlearn.field import Window
+from astrostatlearn.methods.base import Instances
 
 
 @dataclass
@@ -31,13 +33,19 @@ class OwnedObjects:
     ref_x: np.ndarray
     n_at_edge: int
     max_extent: int
+    source_ids: np.ndarray
+    instances: Instances | None = None
 
 
-def own_objects(labels: np.ndarray, window: Window, core: Window, field_shape: tuple[int, int]) -> OwnedObjects:
-    """Keep the objects of ``labels`` (covering ``window``) whose footprint's reference pixel is in ``core``."""
+def own_objects(labels: np.ndarray, window: Window, core: Window, field_shape: tuple[int, int],
+                instances: Instances | None = None) -> OwnedObjects:
+    """Keep the objects of ``labels`` (covering ``window``) whose footprint's reference pixel is in
+    ``core``; ``instances`` (records aligned with the IDs of ``labels``) are kept with them."""
     ids = np.unique(labels)
     ids = ids[ids > 0]
-    empty = OwnedObjects(np.zeros(labels.shape, np.int32), np.zeros(0, np.int64), np.zeros(0, np.int64), 0, 0)
+    none = np.zeros(0, np.int64)
+    empty = OwnedObjects(np.zeros(labels.shape, np.int32), none, none, 0, 0, none,
+                         None if instances is None else instances.take(none))
     if ids.size == 0:
         return empty
     foot, n_foot = ndimage.label(labels > 0, structure=np.ones((3, 3), bool))
@@ -77,4 +85,7 @@ def own_objects(labels: np.ndarray, window: Window, core: Window, field_shape: t
     n_edge = int(np.unique(labels[keep_pix & at_edge[foot]]).size)
     boxes = ndimage.find_objects(np.where(keep_pix, foot, 0))
     extent = max((max(b[0].stop - b[0].start, b[1].stop - b[1].start) for b in boxes if b is not None), default=0)
-    return OwnedObjects(kept, ry, rx, n_edge, int(extent))
+    kept_inst = None
+    if instances is not None:
+        kept_inst = instances.take(kept_ids, np.arange(1, kept_ids.size + 1), shift=(window.y0, window.x0))
+    return OwnedObjects(kept, ry, rx, n_edge, int(extent), kept_ids.astype(np.int64), kept_inst)

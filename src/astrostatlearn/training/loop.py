@@ -1,9 +1,11 @@
-"""The shared training loop for the learned models.
+"""The shared training loop for every learned model.
 
-AdamW with a one-cycle schedule, early stopping on validation IoU, a checkpoint every epoch
+AdamW with a one-cycle schedule, early stopping on a validation metric chosen by the model's
+task (pixel IoU for the U-Net, PQ for detectors), a checkpoint every epoch
 (``--resume`` continues from it), deterministic seeds, AMP on CUDA, a progress bar and a CSV
 log with one row per epoch. The model and its loss are supplied by the caller
-(composition, as in torchvision's detection models).
+through a :class:`TrainTask` (composition, as in torchvision's detection models, which
+compute their own losses).
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Protocol
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from astrostatlearn.errors import InputError
 
@@ -28,10 +30,10 @@ from astrostatlearn.errors import InputError
 class TrainConfig:
     """Training hyper-parameters. ``steps_per_epoch``: cap the batches per epoch (None: all).
 
-    Early stopping: training stops after ``patience`` epochs without a better validation IoU,
+    Early stopping: training stops after ``patience`` epochs without a better validation metric,
     counting only epochs from ``min_epochs`` on (None: half of ``epochs``). Before that the
     one-cycle learning rate is still high and validation IoU is noisy, so a long schedule would
-    otherwise stop before it anneals.
+    otherwise stop before it anneals. ``clip_grad``: clip the gradient norm (None: no clipping).
     """
 
     epochs: int = 30
@@ -45,6 +47,7 @@ class TrainConfig:
     steps_per_epoch: int | None = None
     device: str | None = None
     amp: bool = True
+    clip_grad: float | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -61,59 +64,112 @@ def pick_device(name: str | None) -> torch.device:
 
 @dataclass
 class EpochStats:
+    """One epoch: mean training loss, validation loss (NaN where the model gives none in eval
+    mode) and the validation metric that selects the best model (higher is better)."""
+
     epoch: int
     train_loss: float
     val_loss: float
-    val_iou: float
+    val_metric: float
+    metric: str
     lr: float
     seconds: float
 
 
-def fit(model: nn.Module, loss_fn: Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor],
+class TrainTask(Protocol):
+    """How the shared loop talks to one kind of model (composition, as in torchvision).
+
+    ``metric``: name of the validation metric (higher is better), e.g. ``"iou"`` or ``"pq"``.
+    ``collate``: items -> batch (a custom collate, e.g. lists of images and target dicts).
+    ``to_device``: move a batch. ``batch_size``: items in a batch. ``losses``: the model's loss
+    terms for a batch in train mode; a model that computes its own losses (torchvision's
+    ``model(images, targets) -> {name: tensor}``) just returns them. ``validate``: (validation
+    loss, metric) over the validation batches, the model in eval mode.
+    """
+
+    metric: str
+
+    def collate(self, items: list[Any]) -> Any: ...
+
+    def to_device(self, batch: Any, device: torch.device) -> Any: ...
+
+    def batch_size(self, batch: Any) -> int: ...
+
+    def losses(self, model: nn.Module, batch: Any) -> dict[str, torch.Tensor]: ...
+
+    def validate(self, model: nn.Module, batches: Iterable[Any], device: torch.device) -> tuple[float, float]: ...
+
+
+class PixelTask:
+    """A model that maps ``batch["image"]`` to logits, with a loss function of (logits, batch);
+    validated by foreground pixel IoU (channel 0 > 0 against ``batch["mask"]`` unless ``iou_of``
+    says otherwise)."""
+
+    metric = "iou"
+
+    def __init__(self, loss_fn: Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor],
+                 iou_of: Callable[[torch.Tensor, dict[str, torch.Tensor]], tuple[float, float]] | None = None,
+                 amp: bool = False) -> None:
+        self.loss_fn, self.iou_of, self.amp = loss_fn, iou_of or _default_iou, amp
+        self.collate = default_collate
+
+    def to_device(self, batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+        return {k: v.to(device) for k, v in batch.items()}
+
+    def batch_size(self, batch: dict[str, torch.Tensor]) -> int:
+        return int(batch["image"].shape[0])
+
+    def losses(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"loss": self.loss_fn(model(batch["image"]), batch)}
+
+    def validate(self, model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
+                 device: torch.device) -> tuple[float, float]:
+        vl, vn, inter, union = 0.0, 0, 0.0, 0.0
+        for batch in batches:
+            batch = self.to_device(batch, device)
+            with torch.autocast(device.type, enabled=self.amp and device.type == "cuda"):
+                logits = model(batch["image"])
+                vl += float(self.loss_fn(logits, batch)) * batch["image"].shape[0]
+            vn += batch["image"].shape[0]
+            a, b = self.iou_of(logits.float(), batch)
+            inter += a
+            union += b
+        return vl / max(vn, 1), inter / max(union, 1.0)
+
+
+def fit(model: nn.Module, task: "TrainTask | Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor]",
         train: Dataset, val: Dataset, cfg: TrainConfig, checkpoint: Path, log_csv: Path,
         on_best: Callable[[nn.Module, EpochStats], None], resume: bool = False, progress: bool = True,
-        iou_of: Callable[[torch.Tensor, dict[str, torch.Tensor]], tuple[float, float]] | None = None,
         on_epoch: Callable[[nn.Module, EpochStats], None] | None = None) -> list[EpochStats]:
-    """Train ``model`` and call ``on_best`` whenever validation IoU improves (and ``on_epoch``, if
-    given, after every epoch, e.g. to keep snapshots).
+    """Train ``model`` and call ``on_best`` whenever the validation metric improves (and
+    ``on_epoch``, if given, after every epoch, e.g. to keep snapshots).
 
-    ``loss_fn(logits, batch)`` gives the loss; ``iou_of(logits, batch)`` gives (intersection, union)
-    foreground pixel counts for the validation IoU (default: channel 0 > 0 vs ``batch['mask']``).
+    ``task`` (a :class:`TrainTask`) supplies the collate function, the loss terms and the
+    validation metric; a plain loss function of (logits, batch) means a :class:`PixelTask`.
+    The loss minimised is the sum of the task's loss terms.
     """
     if len(train) == 0 or len(val) == 0:
         raise InputError("training needs non-empty train and validation sets")
+    if not hasattr(task, "losses"):
+        task = PixelTask(task, amp=cfg.amp)  # type: ignore[arg-type]
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     model.to(device)
     gen = torch.Generator().manual_seed(cfg.seed)
     train_dl = DataLoader(train, batch_size=cfg.batch_size, shuffle=True, drop_last=len(train) > cfg.batch_size,
-                          num_workers=cfg.num_workers, generator=gen)
-    val_dl = DataLoader(val, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.num_workers)
+                          num_workers=cfg.num_workers, generator=gen, collate_fn=task.collate)
+    val_dl = DataLoader(val, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.num_workers,
+                        collate_fn=task.collate)
     steps = min(len(train_dl), cfg.steps_per_epoch or len(train_dl))
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps, pct_start=0.15)
+    opt = make_optimizer(model, cfg)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups],
+                                                total_steps=cfg.epochs * steps, pct_start=0.15)
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    iou_of = iou_of or _default_iou
     min_epochs = cfg.epochs // 2 if cfg.min_epochs is None else cfg.min_epochs
-    start, best, stale, history = 0, -1.0, 0, []
+    start, best, stale, history = 0, -float("inf"), 0, []
     if resume and checkpoint.exists():
-        ck = torch.load(checkpoint, map_location=device, weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        start, best, stale = ck["epoch"] + 1, ck["best"], ck["stale"]
-        # The schedule is rebuilt for this run's total (more epochs may be asked for on resume)
-        # and fast-forwarded to where training stopped; with unchanged epochs it is the same curve.
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            for _ in range(min(start * steps, cfg.epochs * steps - 1)):
-                sched.step()
-        history = [EpochStats(**h) for h in ck["history"]]
-        torch.set_rng_state(ck["rng_torch"])
-        np.random.set_state(ck["rng_numpy"])
-        gen.set_state(ck["rng_loader"])
+        start, best, stale, history = _resume(checkpoint, model, opt, sched, gen, device, steps, cfg.epochs)
     elif log_csv.exists():
         log_csv.unlink()
     for epoch in range(start, cfg.epochs):
@@ -131,34 +187,29 @@ def fit(model: nn.Module, loss_fn: Callable[[torch.Tensor, dict[str, torch.Tenso
         for i, batch in enumerate(it):
             if i >= steps:
                 break
-            batch = {k: v.to(device) for k, v in batch.items()}
+            batch = task.to_device(batch, device)
             opt.zero_grad(set_to_none=True)
             with torch.autocast(device.type, enabled=use_amp):
-                loss = loss_fn(model(batch["image"]), batch)
+                loss = sum(task.losses(model, batch).values())
             scaler.scale(loss).backward()
+            if cfg.clip_grad:
+                scaler.unscale_(opt)
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
             scaler.step(opt)
             scaler.update()
             sched.step()
-            total += float(loss.detach()) * batch["image"].shape[0]
-            n += batch["image"].shape[0]
+            size = task.batch_size(batch)
+            total += float(loss.detach()) * size
+            n += size
         model.eval()
-        vl, vn, inter, union = 0.0, 0, 0.0, 0.0
         with torch.inference_mode():
-            for batch in val_dl:
-                batch = {k: v.to(device) for k, v in batch.items()}
-                with torch.autocast(device.type, enabled=use_amp):
-                    logits = model(batch["image"])
-                    vl += float(loss_fn(logits, batch)) * batch["image"].shape[0]
-                vn += batch["image"].shape[0]
-                a, b = iou_of(logits.float(), batch)
-                inter += a
-                union += b
-        stats = EpochStats(epoch, total / max(n, 1), vl / max(vn, 1), inter / max(union, 1.0),
+            val_loss, val_metric = task.validate(model, val_dl, device)
+        stats = EpochStats(epoch, total / max(n, 1), val_loss, val_metric, task.metric,
                            opt.param_groups[0]["lr"], time.perf_counter() - t0)
         history.append(stats)
         _append_csv(log_csv, stats)
-        if stats.val_iou > best:
-            best, stale = stats.val_iou, 0
+        if stats.val_metric > best:
+            best, stale = stats.val_metric, 0
             on_best(model, stats)
         else:
             stale += 1
@@ -168,12 +219,43 @@ def fit(model: nn.Module, loss_fn: Callable[[torch.Tensor, dict[str, torch.Tenso
             model.train()
         if progress:
             print(f"epoch {epoch + 1}: train loss {stats.train_loss:.4f}, val loss {stats.val_loss:.4f}, "
-                  f"val IoU {stats.val_iou:.4f}{' (best)' if stale == 0 else ''}, {stats.seconds:.0f} s", flush=True)
+                  f"val {task.metric} {stats.val_metric:.4f}{' (best)' if stale == 0 else ''}, {stats.seconds:.0f} s",
+                  flush=True)
         if min(stale, epoch + 1 - min_epochs) >= cfg.patience:
             break
     return history
 
 
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; a model may ask for per-group learning-rate factors with ``param_groups_lr()``
+    (a list of (parameters, factor)), e.g. a lower rate for a backbone (as DETR trains)."""
+    groups_fn = getattr(model, "param_groups_lr", None)
+    if groups_fn is None:
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    groups = [{"params": list(p), "lr": cfg.lr * f} for p, f in groups_fn()]
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _resume(checkpoint: Path, model: nn.Module, opt: Any, sched: Any, gen: torch.Generator, device: torch.device,
+            steps: int, epochs: int) -> tuple[int, float, int, list[EpochStats]]:
+    """Restore model, optimiser, RNG and schedule from ``checkpoint``; (start, best, stale, history)."""
+    ck = torch.load(checkpoint, map_location=device, weights_only=False)
+    model.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["optimizer"])
+    start, best, stale = ck["epoch"] + 1, ck["best"], ck["stale"]
+    # The schedule is rebuilt for this run's total (more epochs may be asked for on resume)
+    # and fast-forwarded to where training stopped; with unchanged epochs it is the same curve.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(min(start * steps, epochs * steps - 1)):
+            sched.step()
+    history = [EpochStats(**h) for h in ck["history"]]
+    torch.set_rng_state(ck["rng_torch"])
+    np.random.set_state(ck["rng_numpy"])
+    gen.set_state(ck["rng_loader"])
+    return start, best, stale, history
 def _default_iou(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[float, float]:
     pred = logits[:, 0] > 0
     true = batch["mask"] > 0.5

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
@@ -21,6 +21,9 @@ from astrostatlearn.datasets.torch_dataset import PatchDataset
 from astrostatlearn.errors import InputError
 from astrostatlearn.methods.unet import UNet, UNetSegmenter, instance_targets
 from astrostatlearn.training.loop import EpochStats, TrainConfig, fit
+
+if TYPE_CHECKING:
+    from astrostatlearn.methods.base import TrainRequest
 
 
 class UNetPatches(Dataset):
@@ -124,3 +127,40 @@ def train_unet(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: TrainCo
             "history": [h.__dict__ for h in history]}
     (out.with_suffix(".json")).write_text(json.dumps(meta, indent=2))
     return history
+
+
+def train_unet_request(request: "TrainRequest") -> str:
+    """``astrostatlearn train unet``: build patch datasets beside ``request.out``
+    (``OUT.datasets/dsK``), train, and return a one-line summary."""
+    from astrostatlearn.datasets import build_dataset
+    from astrostatlearn.field import Field, check_writable
+    from astrostatlearn.methods.base import convert_option
+
+    unknown = set(request.params) - set(UNetSegmenter.train_options)
+    if unknown:
+        raise InputError(f"unet has no trainer option {sorted(unknown)[0]!r} "
+                         f"(its options: {', '.join(sorted(UNetSegmenter.train_options))})")
+    opts = {"width": 16, "depth": 4, "crop": 128}
+    for k, v in request.params.items():
+        opts[k] = convert_option(str(v), opts[k], k)
+    if request.snapshot_every < 0:
+        raise InputError(f"--snapshot-every must be >= 0, got {request.snapshot_every}")
+    out = request.out
+    if not request.resume:
+        check_writable(out, request.overwrite)
+    variant = request.variant or UNetSegmenter.default_variant
+    dirs = []
+    for k, fp in enumerate(request.fields):
+        d = out.with_name(out.name + ".datasets") / f"ds{k}"
+        if not (request.resume and (d / "manifest.json").exists()):
+            with Field.open(fp) as f:
+                build_dataset(f, variant, d, patch=request.patch, fractions=request.fractions, seed=request.seed,
+                              overwrite=True)
+        dirs.append(d)
+    cfg = TrainConfig(epochs=request.epochs, batch_size=request.batch, lr=request.lr or 3e-3, seed=request.seed,
+                      steps_per_epoch=request.steps, device=request.device)
+    hist = train_unet(dirs, out, cfg, width=opts["width"], depth=opts["depth"], crop=opts["crop"] or None,
+                      resume=request.resume, progress=True, snapshot_every=request.snapshot_every)
+    best = max(hist, key=lambda h: h.val_metric)
+    return (f"wrote {out}: best validation IoU {best.val_metric:.3f} at epoch {best.epoch + 1}; "
+            f"log {out.with_suffix('.csv')}")
