@@ -163,7 +163,7 @@ def main() -> None:
         best = max(hist, key=lambda h: float(h["val_metric"]))
         t_best = sum(float(h["seconds"]) for h in hist if int(h["epoch"]) <= int(best["epoch"]))
         print(f"shipped model training (CPU, 2 cores): {len(hist)} epochs, {sum(float(h['seconds']) for h in hist):.0f} s; "
-              f"best val IoU {float(best["val_metric"]):.3f} at epoch {int(best['epoch']) + 1} after {t_best:.0f} s")
+              f"best val IoU {float(best['val_metric']):.3f} at epoch {int(best['epoch']) + 1} after {t_best:.0f} s")
 
 
 if __name__ == "__main__":

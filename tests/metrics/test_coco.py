@@ -54,3 +54,21 @@ def test_scores_rank_detections() -> None:
     hi = coco_metrics(lambda w: t, lambda w: p, tiles, lambda w: good)["segm"]["AP"]
     lo = coco_metrics(lambda w: t, lambda w: p, tiles, lambda w: bad)["segm"]["AP"]
     assert hi == pytest.approx(1.0) and lo < hi
+
+
+def test_coco_ranks_by_the_methods_own_object_scores() -> None:
+    from astrostatlearn.metrics import evaluate
+
+    true = np.zeros((64, 64), np.int32)
+    pred = np.zeros((64, 64), np.int32)
+    for k, (y, x) in enumerate([(5, 5), (5, 40), (40, 5)]):
+        true[y:y + 8, x:x + 8] = k + 1
+        pred[y:y + 8, x:x + 8] = k + 1
+    pred[40:48, 40:48] = 9  # a false detection
+    ids = np.array([1, 2, 3, 9])
+    good = evaluate(true, pred, object_scores=(ids, np.array([0.9, 0.8, 0.7, 0.1])), coco_tile=64).coco["segm"]["AP"]
+    bad = evaluate(true, pred, object_scores=(ids, np.array([0.2, 0.3, 0.4, 0.95])), coco_tile=64).coco["segm"]["AP"]
+    assert good == pytest.approx(1.0) and bad < 0.9  # the false detection ranked first costs precision
+    # IDs without an own score fall back to the map mean (1.0 without a map): ranked like "bad".
+    partial = evaluate(true, pred, object_scores=(np.array([1]), np.array([0.5])), coco_tile=64).coco["segm"]["AP"]
+    assert partial < good

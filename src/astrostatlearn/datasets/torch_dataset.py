@@ -90,8 +90,14 @@ class PatchDataset(Dataset):
         return {name: s[name][k] for name in ("inputs", "img", "rms", "mask", "instances", "origin")}
 
     def __getitem__(self, idx: int) -> dict[str, torch.Tensor]:
+        return self.sample(idx)
+
+    def sample(self, idx: int, instances: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+        """Item ``idx``, augmented; ``instances`` (an instance map of the patch, e.g. rasterised from
+        the COCO export) replaces the stored truth and gets the same transform."""
         r = self.raw(idx)
-        image, img, rms, inst = r["inputs"], r["img"], r["rms"], r["instances"]
+        image, img, rms = r["inputs"], r["img"], r["rms"]
+        inst = r["instances"] if instances is None else instances
         if self.augment:
             rng = np.random.default_rng([self.seed, self.epoch, idx])
             lo, hi = self.flux_scale

@@ -64,6 +64,10 @@ class Instances:
         self.scores = np.clip(np.asarray(self.scores, np.float32).reshape(-1), 0.0, 1.0)
         if self.scores.size != self.ids.size:
             raise ValueError(f"{self.ids.size} instance IDs but {self.scores.size} scores")
+        if self.boxes is not None:
+            self.boxes = np.asarray(self.boxes, np.float32).reshape(-1, 4)
+        if self.classes is not None:
+            self.classes = np.asarray(self.classes, np.int64).reshape(-1)
         for name in ("boxes", "classes"):
             v = getattr(self, name)
             if v is not None and len(v) != self.ids.size:

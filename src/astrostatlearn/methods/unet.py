@@ -120,6 +120,8 @@ class UNetSegmenter(Segmenter):
 
     name = "unet"
     default_scheduler = "threads"  # torch parallelises inside each tile and releases the GIL
+    needs_fit = True
+    supervised = True
     shipped_model = SHIPPED_MODEL
     default_variant = "snr"
     options = {

@@ -1,0 +1,349 @@
+"""``maskrcnn``: torchvision's Mask R-CNN, composed for galaxies, with windowed inference.
+
+The network is torchvision's :class:`~torchvision.models.detection.MaskRCNN` built from parts
+(``weights=None`` everywhere, nothing is downloaded):
+
+* a small residual CNN backbone for any number of input channels (full resolution stem,
+  stages at strides 2, 4, 8, 16), with an FPN over strides 4, 8 and 16 (plus a max-pooled
+  level at 32);
+* anchors of 4-48 px (two sizes per level, aspect ratios 0.5, 1, 2) for galaxies of 3-50 px;
+* light box and mask heads (64 channels); the mask head predicts 28^2 masks per box;
+* ``min_size = max_size =`` the window, so torchvision never rescales the input;
+* ``box_detections_per_img`` 400 and 1500 RPN proposals kept at inference, for crowded windows
+  (training samples 500 proposals and 128 RoIs per image, enough for the tens of objects
+  of a training crop).
+
+Inputs are normalised from the training data's own statistics, per channel
+(``asinh((x - median) / (3 sigma))``, robust median and sigma stored in the model), never
+ImageNet means.
+
+Inference runs over ``window``-sized windows that overlap by ``overlap`` px; a window keeps the
+detections whose box centre lies in its own share of the tile (the usual Voronoi split of
+overlapping windows), so an object smaller than the overlap is decided by exactly one window.
+**Overlap rule:** kept instances are painted in descending score order and a pixel belongs to
+the highest-scoring instance whose mask (probability > ``mask_threshold``) covers it; an
+instance left with fewer than ``min_area`` pixels is dropped. Each object's score is its
+detection score (the class probability), in [0, 1].
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from astrostatlearn.errors import InputError
+from astrostatlearn.methods.base import Instances, Prediction, Segmenter, Tile, TrainRequest, register
+
+SHIPPED_MODEL = "maskrcnn-default.pt"
+# Two anchor sizes per pyramid level (strides 4, 8, 16 and the pooled 32), ratios 0.5, 1, 2.
+ANCHOR_SIZES = ((4, 6), (8, 12), (16, 24), (32, 48))
+FORMAT = "astrostatlearn-maskrcnn-1"
+
+
+class ResBlock(nn.Module):
+    """Two 3x3 convolutions with BatchNorm and a residual connection; ``stride`` 2 halves the size."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+        self.skip = (nn.Identity() if stride == 1 and cin == cout else
+                     nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.body(x) + self.skip(x))
+
+
+class GalaxyBackbone(nn.Module):
+    """Residual CNN: ``[N, C, H, W]`` -> feature maps ``c1``..``c4`` at strides 2, 4, 8, 16.
+
+    The first layer normalises the input per channel: ``asinh((x - shift) / scale)``, with
+    ``shift`` and ``scale`` (buffers) set from the training data.
+    """
+
+    def __init__(self, in_channels: int, widths: tuple[int, ...] = (16, 32, 48, 64)) -> None:
+        super().__init__()
+        self.register_buffer("shift", torch.zeros(in_channels))
+        self.register_buffer("scale", torch.ones(in_channels))
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]),
+                                  nn.ReLU(inplace=True))
+        layers, cin = [], widths[0]
+        for w in widths:
+            layers.append(nn.Sequential(ResBlock(cin, w, 2), ResBlock(w, w)))
+            cin = w
+        self.layers = nn.ModuleList(layers)
+        self.widths = widths
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = torch.asinh((x - self.shift[None, :, None, None]) / self.scale[None, :, None, None])
+        x = self.stem(x)
+        out = {}
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            out[f"c{i + 1}"] = x
+        return out
+
+
+def build_maskrcnn(in_channels: int, window: int = 256, widths: tuple[int, ...] = (16, 32, 48, 64),
+                   fpn_channels: int = 64, detections: int = 400) -> nn.Module:
+    """A Mask R-CNN for ``in_channels``-channel inputs of ``window`` x ``window`` pixels."""
+    from torchvision.models.detection import MaskRCNN
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+    from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+    from torchvision.ops import MultiScaleRoIAlign
+    from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
+    body = GalaxyBackbone(in_channels, tuple(widths))
+    backbone = _FPNBackbone(body, list(widths[1:]), fpn_channels, LastLevelMaxPool)
+    names = ["0", "1", "2"]
+    anchors = AnchorGenerator(sizes=ANCHOR_SIZES, aspect_ratios=((0.5, 1.0, 2.0),) * len(ANCHOR_SIZES))
+    box_pool = MultiScaleRoIAlign(featmap_names=names, output_size=7, sampling_ratio=2)
+    mask_pool = MultiScaleRoIAlign(featmap_names=names, output_size=14, sampling_ratio=2)
+    model = MaskRCNN(
+        backbone, num_classes=None, min_size=window, max_size=window,
+        image_mean=[0.0] * in_channels, image_std=[1.0] * in_channels,
+        rpn_anchor_generator=anchors, rpn_pre_nms_top_n_train=1000, rpn_post_nms_top_n_train=500,
+        rpn_pre_nms_top_n_test=3000, rpn_post_nms_top_n_test=1500, rpn_batch_size_per_image=256,
+        box_roi_pool=box_pool, box_head=TwoMLPHead(fpn_channels * 49, 256), box_predictor=FastRCNNPredictor(256, 2),
+        box_detections_per_img=detections, box_score_thresh=0.05, box_nms_thresh=0.5,
+        box_batch_size_per_image=128, mask_roi_pool=mask_pool,
+        mask_head=MaskRCNNHeads(fpn_channels, [fpn_channels] * 4, 1),
+        mask_predictor=MaskRCNNPredictor(fpn_channels, fpn_channels, 2),
+    )
+    model.config = {"in_channels": in_channels, "window": window, "widths": list(widths), "fpn_channels": fpn_channels,
+                    "detections": detections}
+    return model
+
+
+class _FPNBackbone(nn.Module):
+    """The galaxy backbone with torchvision's FeaturePyramidNetwork on top (``out_channels`` maps)."""
+
+    def __init__(self, body: GalaxyBackbone, in_channels_list: list[int], out_channels: int, extra: Any) -> None:
+        super().__init__()
+        from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork
+
+        self.body = body
+        self.fpn = FeaturePyramidNetwork(in_channels_list, out_channels, extra_blocks=extra())
+        self.out_channels = out_channels
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = self.body(x)
+        return self.fpn({str(i): feats[f"c{i + 2}"] for i in range(len(feats) - 1)})
+
+
+def detect(model: nn.Module, batch: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+    """Eval-mode detections for ``batch`` [N, C, H, W]: boxes (x0, y0, x1, y1), scores and 28^2 mask
+    probabilities per box, *not* pasted into the image (torchvision would paste each mask into a
+    full-size image, which is slow and memory-hungry for hundreds of objects)."""
+    images, _ = model.transform(list(batch))
+    if tuple(images.tensors.shape[-2:]) != tuple(batch.shape[-2:]):
+        raise RuntimeError("Mask R-CNN rescaled its input; min_size/max_size must equal the window")
+    features = model.backbone(images.tensors)
+    proposals, _ = model.rpn(images, features)
+    detections, _ = model.roi_heads(features, proposals, images.image_sizes)
+    return detections
+
+
+def paste_instances(boxes: np.ndarray, scores: np.ndarray, masks: np.ndarray, shape: tuple[int, int],
+                    mask_threshold: float = 0.5, min_area: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Resolve overlapping instances into one int32 map: (labels, kept indices, score map).
+
+    ``boxes`` [N, 4] (x0, y0, x1, y1), ``masks`` [N, h, w] probabilities over each box. In
+    descending score order, an instance takes the pixels of its mask (> ``mask_threshold``)
+    that no higher-scoring instance holds; instances left with fewer than ``min_area`` pixels
+    are dropped (label IDs are 1..n in the returned ``kept`` order). The score map is the
+    highest mask probability of any instance at each pixel.
+    """
+    from scipy import ndimage
+
+    labels = np.zeros(shape, np.int32)
+    score_map = np.zeros(shape, np.float32)
+    kept: list[int] = []
+    ny, nx = shape
+    for i in np.argsort(-scores, kind="stable"):
+        x0, y0, x1, y1 = boxes[i]
+        ix0, iy0 = max(int(np.floor(x0)), 0), max(int(np.floor(y0)), 0)
+        ix1, iy1 = min(int(np.ceil(x1)), nx), min(int(np.ceil(y1)), ny)
+        if ix1 <= ix0 or iy1 <= iy0:
+            continue
+        m = masks[i]
+        # Sample the box's mask at the pixel centres (bilinear, as torchvision pastes masks).
+        yy = ((np.arange(iy0, iy1) + 0.5 - y0) / max(y1 - y0, 1e-6)) * m.shape[0] - 0.5
+        xx = ((np.arange(ix0, ix1) + 0.5 - x0) / max(x1 - x0, 1e-6)) * m.shape[1] - 0.5
+        prob = ndimage.map_coordinates(m, np.meshgrid(yy, xx, indexing="ij"), order=1, mode="nearest")
+        sl = (slice(iy0, iy1), slice(ix0, ix1))
+        np.maximum(score_map[sl], prob.astype(np.float32), out=score_map[sl])
+        take = (prob > mask_threshold) & (labels[sl] == 0)
+        if take.sum() < min_area:
+            continue
+        kept.append(int(i))
+        labels[sl][take] = len(kept)
+    return labels, np.asarray(kept, np.int64), score_map
+
+
+def window_starts(size: int, window: int, overlap: int) -> list[int]:
+    """Start offsets of windows of ``window`` px overlapping by ``overlap`` px that cover ``size``."""
+    if size <= window:
+        return [0]
+    stride = max(1, window - overlap)
+    starts = list(range(0, size - window + 1, stride))
+    if starts[-1] + window < size:
+        starts.append(size - window)
+    return starts
+
+
+def share_bounds(starts: list[int], window: int, size: int) -> list[tuple[float, float]]:
+    """Each window's share of the axis: from the midpoint of its overlap with the previous window
+    to the midpoint of its overlap with the next (the ends reach the axis ends)."""
+    out = []
+    for k, s in enumerate(starts):
+        lo = 0.0 if k == 0 else (s + starts[k - 1] + window) / 2.0
+        hi = float(size) if k == len(starts) - 1 else (starts[k + 1] + s + window) / 2.0
+        out.append((lo, hi))
+    return out
+
+
+@register
+class MaskRCNNSegmenter(Segmenter):
+    """Segmenter around a trained Mask R-CNN (see the module notes)."""
+
+    name = "maskrcnn"
+    default_scheduler = "threads"  # torch parallelises inside each tile and releases the GIL
+    needs_fit = True
+    supervised = True
+    shipped_model = SHIPPED_MODEL
+    default_variant = "snr"
+    options = {
+        "score_threshold": "lowest detection score kept (0-1)",
+        "mask_threshold": "mask probability that makes a pixel part of an object (0-1)",
+        "min_area": "smallest object kept, in pixels",
+        "batch_size": "windows per inference batch",
+        "device": "torch device (default: cuda when available, else cpu)",
+    }
+    train_options = {"widths": "backbone widths per stage, e.g. 16/32/48/64", "fpn": "FPN channels (default 64)",
+                     "detections": "most detections per window (default 400)"}
+
+    def __init__(self, variant: str = "snr", window: int = 256, overlap: int = 64, batch_size: int = 4,
+                 score_threshold: float = 0.5, mask_threshold: float = 0.5, min_area: int = 5,
+                 device: str | None = None, halo: int = 64) -> None:
+        self.variant, self.window, self.overlap, self.batch_size = variant, window, overlap, batch_size
+        self.score_threshold, self.mask_threshold, self.min_area = score_threshold, mask_threshold, min_area
+        self.device, self.halo = device, halo
+        self.net_: nn.Module | None = None
+
+    # -- model handling ---------------------------------------------------------------------
+    @classmethod
+    def from_network(cls, net: nn.Module, variant: str, **params: Any) -> "MaskRCNNSegmenter":
+        seg = cls(variant=variant, window=net.config["window"], **params)
+        seg.overlap = min(seg.overlap, seg.window // 4)  # a small window (a test model) overlaps by a quarter
+        seg.net_ = net.eval()
+        return seg
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.net_ is not None
+
+    @property
+    def trained_variant(self) -> str | None:
+        return self.variant if self.net_ is not None else None
+
+    def check_options(self) -> None:
+        for k in ("score_threshold", "mask_threshold"):
+            if not 0.0 <= getattr(self, k) <= 1.0:
+                raise InputError(f"{k} must be in [0, 1], got {getattr(self, k)}")
+        if self.overlap >= self.window:
+            raise InputError(f"overlap {self.overlap} must be smaller than the window {self.window}")
+
+    def save(self, path: str | Path) -> Path:
+        from astrostatlearn import __version__
+        from astrostatlearn.field import atomic_write_bytes
+
+        if self.net_ is None:
+            raise InputError("maskrcnn has no network to save")
+        buf = io.BytesIO()
+        torch.save({"format": FORMAT, "method": self.name, "version": __version__, "variant": self.variant,
+                    "channels": self.net_.config["in_channels"], "params": self.get_params(),
+                    "config": self.net_.config,
+                    "state_dict": {k: (v.half() if v.is_floating_point() else v).cpu()
+                                   for k, v in self.net_.state_dict().items()}}, buf)
+        return atomic_write_bytes(path, buf.getvalue(), overwrite=True)
+
+    @classmethod
+    def from_blob(cls, blob: dict[str, Any], source: str) -> "MaskRCNNSegmenter":
+        if blob.get("format") != FORMAT:
+            raise InputError("not an astrostatlearn Mask R-CNN model file", source)
+        cfg = blob["config"]
+        net = build_maskrcnn(cfg["in_channels"], cfg["window"], tuple(cfg["widths"]), cfg["fpn_channels"],
+                             cfg["detections"])
+        net.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()})
+        params = {k: v for k, v in blob["params"].items() if k in cls().get_params() and k != "window"}
+        return cls.from_network(net, **params)
+
+    @classmethod
+    def train(cls, request: TrainRequest) -> str:
+        from astrostatlearn.training.maskrcnn import train_maskrcnn_request
+
+        return train_maskrcnn_request(request)
+
+    # -- inference ---------------------------------------------------------------------------
+    def _device(self) -> torch.device:
+        if self.device:
+            return torch.device(self.device)
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    def detect_windows(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Detections over ``image`` [C, y, x] by overlapping windows: (boxes [N, 4] x0, y0, x1, y1
+        in image pixels, scores [N], masks [N, 28, 28]), each kept by the window that owns its
+        box centre."""
+        if self.net_ is None:
+            raise InputError("maskrcnn is not fitted: pass --model or use the shipped model")
+        net, dev, win = self.net_, self._device(), self.window
+        net.to(dev).eval()
+        c, ny, nx = image.shape
+        if c != net.config["in_channels"]:
+            raise InputError(f"this maskrcnn model takes {net.config['in_channels']} channels, the input has {c}")
+        img = np.pad(image, ((0, 0), (0, max(win - ny, 0)), (0, max(win - nx, 0))))
+        H, W = img.shape[1:]
+        ys, xs = window_starts(H, win, self.overlap), window_starts(W, win, self.overlap)
+        yb, xb = share_bounds(ys, win, H), share_bounds(xs, win, W)
+        jobs = [(iy, ix) for iy in range(len(ys)) for ix in range(len(xs))]
+        boxes, scores, masks = [], [], []
+        with torch.inference_mode():
+            for b0 in range(0, len(jobs), self.batch_size):
+                chunk = jobs[b0:b0 + self.batch_size]
+                batch = torch.from_numpy(np.stack([img[:, ys[iy]:ys[iy] + win, xs[ix]:xs[ix] + win]
+                                                   for iy, ix in chunk])).float().to(dev)
+                with torch.autocast(dev.type, enabled=dev.type == "cuda"):
+                    dets = detect(net, batch)
+                for (iy, ix), d in zip(chunk, dets):
+                    b = d["boxes"].float().cpu().numpy() + np.array([xs[ix], ys[iy], xs[ix], ys[iy]], np.float32)
+                    s = d["scores"].float().cpu().numpy()
+                    cy, cx = (b[:, 1] + b[:, 3]) / 2, (b[:, 0] + b[:, 2]) / 2
+                    own = ((cy >= yb[iy][0]) & (cy < yb[iy][1]) & (cx >= xb[ix][0]) & (cx < xb[ix][1])
+                           & (s >= self.score_threshold) & (cy < ny) & (cx < nx))
+                    boxes.append(b[own])
+                    scores.append(s[own])
+                    masks.append(d["masks"][:, 0].float().cpu().numpy()[own])
+        if not boxes:
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 28, 28), np.float32)
+        return np.concatenate(boxes), np.concatenate(scores), np.concatenate(masks)
+
+    def predict(self, tile: Tile) -> Prediction:
+        image = np.where(tile.valid[None], tile.image, 0.0).astype(np.float32)
+        boxes, scores, masks = self.detect_windows(image)
+        labels, kept, score_map = paste_instances(boxes, scores, masks, tile.valid.shape, self.mask_threshold,
+                                                  self.min_area)
+        labels = np.where(tile.valid, labels, 0).astype(np.int32)
+        b = boxes[kept]
+        inst = Instances(np.arange(1, kept.size + 1), scores[kept],
+                         boxes=np.c_[b[:, 1], b[:, 0], b[:, 3], b[:, 2]].astype(np.float32),
+                         classes=np.ones(kept.size, np.int64))
+        return Prediction(labels, np.where(tile.valid, score_map, 0.0).astype(np.float32), inst)

@@ -1,0 +1,284 @@
+"""Train Mask R-CNN from the COCO instances export of a patch dataset, with the shared loop.
+
+The images are the dataset's patches (the variant's channels); the targets are read from
+``coco/instances_<split>.json`` (RLE masks, written by ``astrostatlearn dataset``), so the
+export is exercised by a real consumer. Augmentation is the patch dataset's (dihedral
+transforms, extra noise, flux scaling), applied to the image and the masks together. The model
+computes its own losses (torchvision: ``model(images, targets) -> {name: loss}``); the best
+model is chosen by PQ on the validation split, computed with :mod:`astrostatlearn.metrics`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import ConcatDataset, Dataset
+
+from astrostatlearn.datasets.build import load_manifest
+from astrostatlearn.datasets.torch_dataset import PatchDataset
+from astrostatlearn.errors import InputError
+from astrostatlearn.methods.maskrcnn import MaskRCNNSegmenter, build_maskrcnn, detect, paste_instances
+from astrostatlearn.metrics import LabelPairs, match_instances, pq_terms
+from astrostatlearn.training.loop import EpochStats, TrainConfig, fit
+
+if TYPE_CHECKING:
+    from astrostatlearn.methods.base import TrainRequest
+
+
+def coco_instance_maps(coco_json: Path, shape: tuple[int, int]) -> list[np.ndarray]:
+    """One int32 instance map per COCO image (IDs 1..n in annotation order), from its RLE masks."""
+    from faster_coco_eval.core import mask as mask_utils
+
+    data = json.loads(Path(coco_json).read_text())
+    by_image: dict[int, list[dict]] = {im["id"]: [] for im in data["images"]}
+    for a in data["annotations"]:
+        by_image[a["image_id"]].append(a)
+    maps = []
+    for im in data["images"]:
+        lab = np.zeros(shape, np.int32)
+        for k, a in enumerate(by_image[im["id"]]):
+            rle = dict(a["segmentation"])
+            rle["counts"] = rle["counts"].encode() if isinstance(rle["counts"], str) else rle["counts"]
+            lab[mask_utils.decode(rle).astype(bool)] = k + 1
+        maps.append(lab)
+    return maps
+
+
+def detection_targets(inst: np.ndarray) -> dict[str, torch.Tensor]:
+    """torchvision targets (boxes x0, y0, x1, y1; labels; masks) of an instance map."""
+    from scipy import ndimage
+
+    ids = np.unique(inst[inst > 0])
+    slices = ndimage.find_objects(inst)
+    boxes = [[slices[i - 1][1].start, slices[i - 1][0].start, slices[i - 1][1].stop, slices[i - 1][0].stop] for i in ids]
+    masks = (inst[None] == ids[:, None, None]).astype(np.uint8)
+    return {"boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+            "labels": torch.ones(ids.size, dtype=torch.int64), "masks": torch.from_numpy(masks),
+            "instances": torch.from_numpy(inst.astype(np.int64))}
+
+
+class CocoPatches(Dataset):
+    """A split of a patch dataset as (image, targets), the targets from its COCO instances export."""
+
+    def __init__(self, root: Path, split: str, augment: bool, noise: float = 0.3, flux: tuple[float, float] = (0.5, 2.0),
+                 crop: int | None = None, seed: int = 0) -> None:
+        self.base = PatchDataset(root, split, augment=augment, noise=noise, flux_scale=flux, seed=seed)
+        coco = Path(root) / "coco" / f"instances_{split}.json"
+        if not coco.exists():
+            raise InputError(f"no COCO export for split {split!r} (run `astrostatlearn dataset` with --coco)", root)
+        patch = load_manifest(root)["patch"]
+        self.maps = coco_instance_maps(coco, (patch, patch))
+        if len(self.maps) != len(self.base):
+            raise InputError(f"COCO export has {len(self.maps)} images but the {split} split {len(self.base)} patches", coco)
+        self.crop, self.seed, self.epoch = crop, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.base.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, idx: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        item = self.base.sample(idx, self.maps[idx])
+        image, inst = item["image"], item["instances"].numpy()
+        if self.crop and self.crop < inst.shape[0]:
+            rng = np.random.default_rng([self.seed, self.epoch, idx, 11])
+            y, x = (int(v) for v in rng.integers(0, inst.shape[0] - self.crop + 1, 2))
+            inst = inst[y:y + self.crop, x:x + self.crop]
+            image = image[:, y:y + self.crop, x:x + self.crop]
+        return image.contiguous(), detection_targets(inst)
+
+
+class DetectionTask:
+    """Shared-loop task for a torchvision detector: lists of images and target dicts, the model's
+    own losses, and PQ on the validation patches as the selection metric."""
+
+    metric = "pq"
+
+    def __init__(self, score_threshold: float = 0.5, mask_threshold: float = 0.5, min_area: int = 5) -> None:
+        self.score_threshold, self.mask_threshold, self.min_area = score_threshold, mask_threshold, min_area
+
+    @staticmethod
+    def collate(items: list[tuple[torch.Tensor, dict]]) -> tuple[list[torch.Tensor], list[dict]]:
+        return [i for i, _ in items], [t for _, t in items]
+
+    def to_device(self, batch: Any, device: torch.device) -> Any:
+        images, targets = batch
+        return [i.to(device) for i in images], [{k: v.to(device) for k, v in t.items()} for t in targets]
+
+    def batch_size(self, batch: Any) -> int:
+        return len(batch[0])
+
+    def losses(self, model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
+        images, targets = batch
+        return model(images, [{k: t[k] for k in ("boxes", "labels", "masks")} for t in targets])
+
+    def predict_labels(self, model: nn.Module, images: list[torch.Tensor]) -> list[np.ndarray]:
+        dets = detect(model, torch.stack(images))
+        out = []
+        for img, d in zip(images, dets):
+            keep = (d["scores"] >= self.score_threshold).cpu().numpy()
+            lab, _, _ = paste_instances(d["boxes"].float().cpu().numpy()[keep], d["scores"].float().cpu().numpy()[keep],
+                                        d["masks"][:, 0].float().cpu().numpy()[keep], tuple(img.shape[-2:]),
+                                        self.mask_threshold, self.min_area)
+            out.append(lab)
+        return out
+
+    def validate(self, model: nn.Module, batches: Iterable[Any], device: torch.device) -> tuple[float, float]:
+        """(NaN, galaxy PQ over all validation patches); torchvision detectors give no loss in eval mode."""
+        parts, offset = [], 0
+        for batch in batches:
+            images, targets = self.to_device(batch, device)
+            for lab, t in zip(self.predict_labels(model, images), targets):
+                true = t["instances"].cpu().numpy()
+                # Unique IDs across patches, so one pair table scores the whole split.
+                shift = offset
+                offset += int(max(true.max(), lab.max())) + 1
+                pairs = LabelPairs.from_maps(np.where(true > 0, true + shift, 0), np.where(lab > 0, lab + shift, 0))
+                parts.append((pairs.true_id << 32 | pairs.pred_id, pairs.count))
+        m = match_instances(LabelPairs.merge(parts))
+        return float("nan"), pq_terms(float(m.matched_iou.sum()), m.tp, m.fp, m.fn)["pq"]
+
+
+def channel_stats(dataset: ConcatDataset, n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (median, 3 x robust sigma) of the inputs of up to ``n`` training patches."""
+    vals = []
+    for parts in dataset.datasets:
+        base = parts.base
+        for i in np.linspace(0, len(base) - 1, min(n, len(base))).round().astype(int):
+            vals.append(base.raw(int(i))["inputs"].reshape(base.raw(int(i))["inputs"].shape[0], -1))
+    x = np.concatenate(vals, axis=1)
+    med = np.median(x, axis=1)
+    sigma = 1.4826 * np.median(np.abs(x - med[:, None]), axis=1)
+    return torch.tensor(med, dtype=torch.float32), torch.tensor(3.0 * np.maximum(sigma, 1e-12), dtype=torch.float32)
+
+
+def densest_patch(dirs: Sequence[Path]) -> int:
+    """The largest number of truth objects in one patch of any split of the datasets."""
+    from astrostatlearn.datasets.build import iter_shards
+
+    most = 0
+    for d in dirs:
+        for split in load_manifest(d)["shards"]:
+            for shard in iter_shards(d, split):
+                for lab in shard["instances"]:
+                    most = max(most, int(np.unique(lab[lab > 0]).size))
+    return most
+
+
+class _Concat(Dataset):
+    """ConcatDataset that forwards set_epoch to its parts."""
+
+    def __init__(self, parts: list[CocoPatches]) -> None:
+        self.ds = ConcatDataset(parts)
+        self.datasets = parts
+
+    def set_epoch(self, epoch: int) -> None:
+        for d in self.datasets:
+            d.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int):
+        return self.ds[i]
+
+
+def train_maskrcnn(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: TrainConfig | None = None,
+                   widths: tuple[int, ...] = (16, 32, 48, 64), fpn: int = 64, detections: int = 400,
+                   crop: int | None = None, resume: bool = False, progress: bool = True,
+                   snapshot_every: int = 0) -> list[EpochStats]:
+    """Train a Mask R-CNN on ``dataset_dirs`` and save the best model (by validation PQ) to ``out``.
+
+    Beside ``out`` go ``out.ckpt`` (for ``resume``), ``out.csv`` (one row per epoch) and
+    ``out.json`` (configuration, densest window, history).
+    """
+    cfg = cfg or TrainConfig()
+    dirs = [Path(d) for d in dataset_dirs]
+    variants = {load_manifest(d)["variant"] for d in dirs}
+    if len(variants) != 1:
+        raise InputError(f"datasets mix variants {sorted(variants)}; train on one variant")
+    variant = variants.pop()
+    patch = load_manifest(dirs[0])["patch"]
+    train = _Concat([CocoPatches(d, "train", True, crop=crop, seed=cfg.seed) for d in dirs])
+    val = _Concat([CocoPatches(d, "val", False, seed=cfg.seed) for d in dirs])
+    channels = train.datasets[0].base.channels
+    densest = densest_patch(dirs)
+    if densest * 2 > detections:
+        raise InputError(f"the densest patch holds {densest} objects: raise detections above {2 * densest}")
+    torch.manual_seed(cfg.seed)
+    net = build_maskrcnn(len(channels), patch, tuple(widths), fpn, detections)
+    shift, scale = channel_stats(train)
+    net.backbone.body.shift.copy_(shift)
+    net.backbone.body.scale.copy_(scale)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def on_best(model: nn.Module, stats: EpochStats) -> None:
+        MaskRCNNSegmenter.from_network(model, variant=variant).save(out)
+        model.train()
+
+    def on_epoch(model: nn.Module, stats: EpochStats) -> None:
+        if snapshot_every > 0 and (stats.epoch + 1) % snapshot_every == 0:
+            MaskRCNNSegmenter.from_network(model, variant=variant).save(out.with_name(f"{out.stem}.epoch{stats.epoch + 1:03d}.pt"))
+
+    history = fit(net, DetectionTask(), train, val, cfg, out.with_suffix(out.suffix + ".ckpt"), out.with_suffix(".csv"),
+                  on_best, resume=resume, progress=progress, on_epoch=on_epoch)
+    meta = {"variant": variant, "channels": channels, "datasets": [str(d) for d in dirs], "config": net.config,
+            "densest_window_objects": densest, "crop": crop, "train_config": cfg.__dict__,
+            "history": [h.__dict__ for h in history]}
+    out.with_suffix(".json").write_text(json.dumps(meta, indent=2))
+    return history
+
+
+def train_maskrcnn_request(request: "TrainRequest") -> str:
+    """``astrostatlearn train maskrcnn``: patch datasets with COCO exports beside ``request.out``
+    (``OUT.datasets/dsK``), then :func:`train_maskrcnn`; returns a one-line summary."""
+    from astrostatlearn.datasets import SPLITS, build_dataset, export_instances
+    from astrostatlearn.field import Field, check_writable
+
+    opts: dict[str, Any] = {"widths": (16, 32, 48, 64), "fpn": 64, "detections": 400}
+    for k, v in request.params.items():
+        if k not in MaskRCNNSegmenter.train_options:
+            raise InputError(f"maskrcnn has no trainer option {k!r} (its options: {', '.join(MaskRCNNSegmenter.train_options)})")
+        try:
+            opts[k] = tuple(int(w) for w in str(v).split("/")) if k == "widths" else int(v)
+        except ValueError:
+            raise InputError(f"option {k}={v!r}: expected integers") from None
+    if len(opts["widths"]) != 4:
+        raise InputError("widths must give 4 stages, e.g. 16/32/48/64")
+    if request.snapshot_every < 0:
+        raise InputError(f"--snapshot-every must be >= 0, got {request.snapshot_every}")
+    out = request.out
+    if not request.resume:
+        check_writable(out, request.overwrite)
+    variant = request.variant or MaskRCNNSegmenter.default_variant
+    dirs = []
+    for k, fp in enumerate(request.fields):
+        d = out.with_name(out.name + ".datasets") / f"ds{k}"
+        if not (request.resume and (d / "manifest.json").exists()):
+            with Field.open(fp) as f:
+                if f.true is None:
+                    raise InputError("maskrcnn is supervised: the field needs a truth map (true.fits)", fp)
+                man = build_dataset(f, variant, d, patch=request.patch, fractions=request.fractions,
+                                    seed=request.seed, overwrite=True)
+            for split in ("train", "val"):
+                if man["n_patches"][split] == 0:
+                    raise InputError(f"the {split} split of this field has no patch with objects; "
+                                     "use a larger field or other --split fractions", fp)
+            for split in SPLITS:
+                export_instances(d, split, d / "coco" / f"instances_{split}.json", overwrite=True)
+        dirs.append(d)
+    cfg = TrainConfig(epochs=request.epochs, batch_size=request.batch, lr=request.lr or 1e-3, seed=request.seed,
+                      steps_per_epoch=request.steps, device=request.device, clip_grad=10.0)
+    hist = train_maskrcnn(dirs, out, cfg, opts["widths"], opts["fpn"], opts["detections"], resume=request.resume,
+                          progress=True, snapshot_every=request.snapshot_every)
+    best = max(hist, key=lambda h: h.val_metric)
+    return (f"wrote {out}: best validation PQ {best.val_metric:.3f} at epoch {best.epoch + 1}; "
+            f"log {out.with_suffix('.csv')}")

@@ -1,0 +1,65 @@
+"""Reproduce the Mask R-CNN that ships with the package (``astrostatlearn/data/maskrcnn-default.pt``).
+
+    python -m astrostatlearn.training.shipped_maskrcnn --out src/astrostatlearn/data/maskrcnn-default.pt
+
+Uses the same simulated surveys as the shipped U-Net (:data:`astrostatlearn.training.shipped.TRAINING_SURVEYS`:
+depths, PSFs, samplings, sky levels, flux units and densities; seeds 1000+), builds ``snr`` patch
+datasets with their COCO instances exports, and trains with the shared loop on random 128^2
+crops (inference runs on 256^2 windows). Seeds 1000+ are used here; evaluation fields use others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from astrostatlearn.datasets import SPLITS, build_dataset, export_instances
+from astrostatlearn.field import Field
+from astrostatlearn.simulate import get_preset, simulate_field
+from astrostatlearn.training.loop import TrainConfig
+from astrostatlearn.training.maskrcnn import train_maskrcnn
+from astrostatlearn.training.shipped import TRAINING_SURVEYS
+
+
+def build_training_sets(work: Path, size: int) -> list[Path]:
+    """Simulate the training surveys and write their snr datasets with COCO exports (reused when present)."""
+    t0 = time.perf_counter()
+    dirs = []
+    for k, (name, over) in enumerate(TRAINING_SURVEYS):
+        field_dir, ds_dir = work / f"field{k}", work / f"ds{k}"
+        if not (ds_dir / "coco" / "instances_val.json").exists():
+            preset = get_preset(name).with_overrides(**over)
+            simulate_field(field_dir, size, seed=1000 + k, preset=preset, overwrite=True, progress=False)
+            with Field.open(field_dir) as f:
+                build_dataset(f, "snr", ds_dir, patch=256, overwrite=True)
+            for split in SPLITS:
+                export_instances(ds_dir, split, ds_dir / "coco" / f"instances_{split}.json", overwrite=True)
+        dirs.append(ds_dir)
+        print(f"dataset {k}: {name} {over} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return dirs
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=Path("src/astrostatlearn/data/maskrcnn-default.pt"))
+    ap.add_argument("--work", type=Path, default=Path("build/shipped-maskrcnn"))
+    ap.add_argument("--size", type=int, default=2048, help="size of each simulated training field")
+    ap.add_argument("--epochs", type=int, default=45)
+    ap.add_argument("--steps", type=int, default=60, help="batches per epoch")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--resume", action="store_true")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    dirs = build_training_sets(args.work, args.size)
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, steps_per_epoch=args.steps, lr=args.lr,
+                      patience=args.epochs, seed=0, device=args.device, clip_grad=10.0)
+    train_maskrcnn(dirs, args.out, cfg, crop=args.crop, resume=args.resume)
+    print(f"saved {args.out} ({args.out.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Mask R-CNN: model composition, the overlap rule, windowed inference and seam-free stitching."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from astropy.io import fits
+from scipy import ndimage
+
+import astrostatlearn.methods.maskrcnn as mr
+from astrostatlearn.errors import InputError
+from astrostatlearn.methods import load_segmenter
+from astrostatlearn.methods.maskrcnn import (MaskRCNNSegmenter, build_maskrcnn, detect, paste_instances,
+                                             share_bounds, window_starts)
+
+
+def test_model_is_sized_for_crowded_windows_and_never_rescales() -> None:
+    net = build_maskrcnn(2, window=128).eval()
+    assert net.roi_heads.detections_per_img >= 400
+    assert net.rpn._post_nms_top_n["testing"] >= 1000
+    sizes = [s for level in net.rpn.anchor_generator.sizes for s in level]
+    assert min(sizes) <= 4 and max(sizes) >= 48
+    images, _ = net.transform([torch.zeros(2, 128, 128)])
+    assert tuple(images.tensors.shape[-2:]) == (128, 128)  # min_size = max_size = window: no rescaling
+    with torch.inference_mode():
+        dets = detect(net, torch.randn(1, 2, 128, 128))
+    assert dets[0]["masks"].shape[-2:] == (28, 28) and dets[0]["boxes"].shape[1] == 4
+
+
+def test_model_computes_its_own_losses() -> None:
+    net = build_maskrcnn(1, window=64).train()
+    mask = np.zeros((64, 64), np.uint8)
+    mask[10:20, 30:42] = 1
+    target = {"boxes": torch.tensor([[30.0, 10.0, 42.0, 20.0]]), "labels": torch.tensor([1]),
+              "masks": torch.from_numpy(mask[None])}
+    losses = net([torch.randn(1, 64, 64)], [target])
+    assert {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"} <= set(losses)
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_higher_score_owns_overlapping_pixels() -> None:
+    boxes = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [30, 30, 32, 32]], np.float32)
+    masks = np.ones((3, 28, 28), np.float32)
+    labels, kept, score_map = paste_instances(boxes, np.array([0.6, 0.9, 0.8]), masks, (20, 40), min_area=5)
+    assert list(kept) == [1, 0]  # descending score; the 2x2 instance is below min_area
+    assert (labels[:10, 5:15] == 1).all() and (labels[10:] == 0).all()  # the overlap belongs to the 0.9 instance
+    assert (labels[:10, :5] == 2).all() and (labels[:, 15:] == 0).all()
+    assert score_map[0, 0] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("size", [100, 256, 500, 1000])
+def test_window_shares_partition_the_axis(size: int) -> None:
+    starts = window_starts(size, 256, 64)
+    bounds = share_bounds(starts, 256, size)
+    assert starts[0] == 0 and (size <= 256 or starts[-1] + 256 == size)
+    assert bounds[0][0] == 0 and bounds[-1][1] == size
+    for (lo, hi), (lo2, _), s in zip(bounds, bounds[1:], starts):
+        assert hi == lo2 and s <= lo and hi <= s + 256  # contiguous, each inside its window
+    for (lo, hi), s in zip(bounds, starts):
+        # Every object of radius <= overlap/2 centred in a share lies inside the window.
+        assert lo - 32 >= s or s == 0
+        assert hi + 32 <= s + 256 or s + 256 >= size
+
+
+def _disk_detector(net, batch):
+    """A stand-in network: each connected bright region of a window is one detection."""
+    out = []
+    for img in batch.numpy():
+        lab, n = ndimage.label(img[0] > 0.5)
+        boxes, masks = [], []
+        for k, sl in enumerate(ndimage.find_objects(lab)):
+            boxes.append([sl[1].start, sl[0].start, sl[1].stop, sl[0].stop])
+            crop = (lab[sl] == k + 1).astype(np.float32)
+            zoom = ndimage.zoom(crop, (28 / crop.shape[0], 28 / crop.shape[1]), order=0)
+            masks.append(zoom[:28, :28])
+        out.append({"boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+                    "scores": torch.full((n,), 0.9), "masks": torch.tensor(np.array(masks)).reshape(-1, 1, 28, 28)})
+    return out
+
+
+def test_objects_across_window_and_tile_borders_get_one_id(tmp_path: Path, monkeypatch) -> None:
+    from astrostatlearn.field import Field
+    from astrostatlearn.segment import segment_field
+
+    ny = nx = 600
+    yy, xx = np.mgrid[:ny, :nx]
+    img = np.zeros((ny, nx), np.float32)
+    centres = [(y, x) for y in range(20, ny - 20, 47) for x in range(25, nx - 20, 53)]  # many straddle borders
+    for y, x in centres:
+        img[(yy - y) ** 2 + (xx - x) ** 2 <= 36] = 10.0
+    d = tmp_path / "field"
+    d.mkdir()
+    fits.writeto(d / "img.fits", img)
+    fits.writeto(d / "rms.fits", np.ones_like(img))
+    monkeypatch.setattr(mr, "detect", _disk_detector)
+    seg = MaskRCNNSegmenter(variant="raw", window=128, overlap=32)
+    seg.net_ = build_maskrcnn(1, window=128).eval()
+    with Field.open(d) as f:
+        res = segment_field(f, seg, tmp_path / "out", variant="raw", tile=200, halo=64, scheduler="threads", workers=2)
+    labels = fits.getdata(tmp_path / "out" / "segmentation.fits")
+    truth, n_true = ndimage.label(img > 0.5)
+    assert res.n_objects == n_true == len(centres)
+    # Each object exactly once: every disk is one whole ID, and no ID spans two disks.
+    for k in range(1, n_true + 1):
+        ids = np.unique(labels[truth == k])
+        assert ids.size == 1 and ids[0] > 0
+    assert len(np.unique(labels[labels > 0])) == n_true
+    from astropy.table import Table
+
+    cat = Table.read(tmp_path / "out" / "catalog.ecsv")
+    np.testing.assert_allclose(cat["score"], 0.9, atol=1e-6)
+    assert {"box_y0", "box_x1"} <= set(cat.colnames)
+
+
+def test_save_load_round_trip_and_channel_check(tmp_path: Path) -> None:
+    seg = MaskRCNNSegmenter(variant="soft+rms", window=64)
+    seg.net_ = build_maskrcnn(2, window=64).eval()
+    seg.save(tmp_path / "m.pt")
+    back = load_segmenter(tmp_path / "m.pt")
+    assert isinstance(back, MaskRCNNSegmenter) and back.trained_variant == "soft+rms" and back.window == 64
+    a = seg.net_.state_dict()
+    for k, v in back.net_.state_dict().items():
+        torch.testing.assert_close(v, a[k].to(v.dtype), atol=1e-2, rtol=1e-2)  # stored as float16
+    with pytest.raises(InputError, match="takes 2 channels"):
+        back.detect_windows(np.zeros((1, 64, 64), np.float32))

@@ -1,0 +1,79 @@
+"""The CLI through the method registry: options, model files and the Mask R-CNN commands."""
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from tests.test_cli import assert_one_line_error, run
+
+
+def test_methods_command_lists_the_registry() -> None:
+    r = run("methods")
+    assert r.exit_code == 0, r.output
+    for name in ("sep", "photutils", "kmeans", "forest", "unet", "maskrcnn"):
+        assert f"\n{name}: " in "\n" + r.output
+    assert "segment -p tta=" in r.output and "train -p widths=" in r.output
+    for cmd in ("benchmark", "methods"):
+        h = run(cmd, "--help")
+        assert h.exit_code == 0 and "Usage" in h.output
+
+
+def test_bad_params_are_one_line_errors(sim_field: Path, tmp_path: Path) -> None:
+    assert_one_line_error(run("segment", sim_field, "--method", "sep", "--out", tmp_path / "a", "-p", "nsigma"),
+                          "NAME=VALUE")
+    assert_one_line_error(run("train", "unet", "--field", sim_field, "--out", tmp_path / "m.pt", "-p", "colour=red"),
+                          "no trainer option 'colour'")
+    assert_one_line_error(run("benchmark", "--field", sim_field, "--out", tmp_path / "b", "--methods", "sep",
+                              "--model", f"unet={tmp_path / 'x.pt'}", "--no-peers"), "not among the methods")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_maskrcnn_model_checks(sim_field: Path, tmp_path: Path) -> None:
+    from astrostatlearn.methods import default_segmenter
+    from astrostatlearn.methods.maskrcnn import MaskRCNNSegmenter, build_maskrcnn
+
+    seg = MaskRCNNSegmenter.from_network(build_maskrcnn(2, window=64), "soft+rms")
+    seg.save(tmp_path / "m.pt")
+    assert_one_line_error(run("segment", sim_field, "--method", "maskrcnn", "--model", tmp_path / "m.pt",
+                              "--variant", "snr", "--out", tmp_path / "o"), "trained on variant 'soft+rms'")
+    default_segmenter("unet").save(tmp_path / "u.pt")
+    assert_one_line_error(run("segment", sim_field, "--method", "maskrcnn", "--model", tmp_path / "u.pt",
+                              "--out", tmp_path / "o"), "not 'maskrcnn'")
+    (tmp_path / "bad.pt").write_bytes(b"PK" + bytes(range(200)))
+    assert_one_line_error(run("segment", sim_field, "--method", "maskrcnn", "--model", tmp_path / "bad.pt",
+                              "--out", tmp_path / "o"), "bad.pt")
+    assert_one_line_error(run("segment", sim_field, "--method", "maskrcnn", "--model", tmp_path / "m.pt",
+                              "-p", "score_threshold=2", "--out", tmp_path / "o"), "[0, 1]")
+    assert not (tmp_path / "o").exists()
+
+
+def test_train_maskrcnn_refuses_fields_without_truth_or_splits(sim_field: Path, tmp_path: Path) -> None:
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(sim_field / "img.fits", bare / "img.fits")
+    assert_one_line_error(run("train", "maskrcnn", "--field", bare, "--out", tmp_path / "m.pt"), "truth map")
+    assert_one_line_error(run("train", "maskrcnn", "--field", sim_field, "--out", tmp_path / "m.pt"),
+                          "smaller than one 256-pixel patch")
+
+
+def test_train_maskrcnn_from_the_coco_export_then_segment(sim_field: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.pt"
+    args = ["train", "maskrcnn", "--field", sim_field, "--out", out, "--patch", "64", "--split", "0.6,0.2,0.2",
+            "--steps", "2", "--batch", "2", "-p", "widths=8/8/16/16", "-p", "fpn=16"]
+    r = run(*args, "--epochs", "1")
+    assert r.exit_code == 0, r.output
+    assert "validation PQ" in r.output and (out.parent / "m.pt.datasets" / "ds0" / "coco" / "instances_train.json").exists()
+    rows = list(csv.DictReader(open(out.with_suffix(".csv"))))
+    assert [r["metric"] for r in rows] == ["pq"] and 0.0 <= float(rows[0]["val_metric"]) <= 1.0
+    r = run(*args, "--epochs", "2", "--resume")
+    assert r.exit_code == 0, r.output
+    assert len(list(csv.DictReader(open(out.with_suffix(".csv"))))) == 2
+    r = run("segment", sim_field, "--method", "maskrcnn", "--model", out, "--out", tmp_path / "seg",
+            "-p", "score_threshold=0.0", "--tile", "256")
+    assert r.exit_code == 0, r.output
+    cat = Table.read(tmp_path / "seg" / "catalog.ecsv")
+    assert "score" in cat.colnames and np.all((np.asarray(cat["score"]) >= 0) & (np.asarray(cat["score"]) <= 1))
