@@ -198,3 +198,19 @@ def test_failed_commands_leave_nothing_on_disk(sim_field: Path, tmp_path: Path) 
     for args in cases:
         assert_one_line_error(run(*args))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_error_boundary_turns_any_unexpected_error_into_one_line(tmp_path: Path) -> None:
+    code = ("import astrostatlearn.field as f\n"
+            "def boom(*a, **k):\n    raise ZeroDivisionError('deep inside')\n"
+            "f.Field.open = boom\n"
+            "from astrostatlearn import cli\ncli.main(['info', 'x'])\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines() == ["error: unexpected ZeroDivisionError: deep inside"]
+
+
+def test_unknown_scheduler_is_refused(sim_field: Path, tmp_path: Path) -> None:
+    assert_one_line_error(run("segment", sim_field, "--method", "sep", "--out", tmp_path / "s",
+                              "--scheduler", "nonsense"), "unknown scheduler")
+    assert list(tmp_path.iterdir()) == []

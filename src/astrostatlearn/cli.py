@@ -461,22 +461,49 @@ def evaluate(
         typer.echo(f"wrote {json_out}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console entry point: like ``app()``, but usage errors are one line (``error: ...``, exit 2)."""
-    try:  # recent Typer vendors its own copy of Click
-        from typer._click import exceptions as click_exc  # type: ignore[import-not-found]
-    except ImportError:  # pragma: no cover - older Typer on top of Click
-        from click import exceptions as click_exc
+def _exception_types(name: str) -> tuple[type[BaseException], ...]:
+    """Exception class ``name`` from every Click the installed Typer may raise (its vendored copy
+    and/or Click itself), so the error boundary works whichever Typer is installed."""
+    import importlib
 
+    found: list[type[BaseException]] = []
+    for mod in ("typer._click.exceptions", "click.exceptions", "typer"):
+        try:
+            cls = getattr(importlib.import_module(mod), name, None)
+        except ImportError:
+            continue
+        if isinstance(cls, type) and cls not in found:
+            found.append(cls)
+    return tuple(found)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point, the CLI's error boundary: usage errors and bad input are one line
+    (``error: ...``, exit 2); Ctrl-C is ``interrupted`` (exit 130); anything unexpected is one line
+    naming the exception (exit 2), never a traceback."""
+    usage, abort = _exception_types("UsageError"), _exception_types("Abort")
     try:
         rv = app(args=argv, standalone_mode=False)
-    except click_exc.UsageError as exc:
-        hint = f" (see: astrostatlearn {exc.ctx.command_path.split(' ', 1)[1]} --help)" if exc.ctx and " " in exc.ctx.command_path else ""
-        typer.echo(f"error: {exc.format_message()}{hint}", err=True)
+    except usage as exc:  # type: ignore[misc]
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see: astrostatlearn {ctx.command_path.split(' ', 1)[1]} --help)" if ctx and " " in ctx.command_path else ""
+        typer.echo(f"error: {exc.format_message()}{hint}", err=True)  # type: ignore[attr-defined]
         raise SystemExit(2) from None
-    except click_exc.Abort:
+    except abort:  # type: ignore[misc]
         typer.echo("aborted", err=True)
-        raise SystemExit(1) from None
+        raise SystemExit(130) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise SystemExit(130) from None
+    except MemoryError:
+        typer.echo("error: out of memory (try a smaller --tile or --size)", err=True)
+        raise SystemExit(2) from None
+    except (SystemExit, typer.Exit):
+        raise
+    except Exception as exc:  # the last resort: one line, never a traceback
+        text = " ".join(str(exc).split())[:300]
+        typer.echo(f"error: unexpected {type(exc).__name__}: {text}", err=True)
+        raise SystemExit(2) from None
     raise SystemExit(rv if isinstance(rv, int) else 0)
 
 

@@ -132,6 +132,16 @@ def _scheduler_context(scheduler: str | None, workers: int):
     return (lambda tasks: client.gather(client.compute(list(tasks)))), close
 
 
+LOCAL_SCHEDULERS = ("processes", "threads", "synchronous", "single-threaded")
+
+
+def check_scheduler(scheduler: str | None) -> None:
+    """Refuse a scheduler that is neither local nor a dask.distributed address (host:port)."""
+    if scheduler is not None and scheduler not in LOCAL_SCHEDULERS and ":" not in scheduler:
+        raise InputError(f"unknown scheduler {scheduler!r}; use processes, threads, synchronous or a "
+                         "dask.distributed address such as tcp://host:8786")
+
+
 def check_segment_args(segmenter: Segmenter, out: Path, tile: int, halo: int | None, overwrite: bool) -> int:
     """Check the output folder, tile and halo before any work; returns the halo to use
     (default: max(128, the method's own))."""
@@ -190,6 +200,7 @@ def plan_segment(field: Field, segmenter: Segmenter, out: str | Path, variant: s
     """Check the arguments and fix the run: variant, background mesh, halo, tile cores."""
     out = Path(out)
     halo = check_segment_args(segmenter, out, tile, halo, overwrite)
+    check_scheduler(scheduler)
     if segmenter.needs_fit and not segmenter.is_fitted:
         raise InputError(f"method {segmenter.name!r} must be fitted first (pass --model)")
     region = region or field.full
