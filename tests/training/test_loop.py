@@ -62,3 +62,39 @@ def test_early_stopping_waits_for_min_epochs(tmp_path: Path) -> None:
     assert run(0) == 3  # best at epoch 1, then 2 stale epochs
     assert run(5) == 7  # stale epochs count only from epoch 6 on
     assert run(8) == 8  # never stops early
+
+
+def test_resumed_run_reproduces_an_uninterrupted_one(small_dataset: Path, tmp_path: Path) -> None:
+    from astrostatlearn.methods.unet import UNet
+    from astrostatlearn.training.loop import fit
+    from astrostatlearn.training.unet import _EpochAware, load_splits, unet_loss
+
+    trained: list[int] = []
+
+    def run(tag: str, stop_after: int | None, resume: bool = False) -> list:
+        trained.clear()
+        train, val, _, ch = load_splits([small_dataset], True, 0.3, (0.5, 2.0), 1, 32)
+        torch.manual_seed(0)
+        net = UNet(in_channels=len(ch), width=4, depth=2)
+
+        def on_epoch(model, stats):
+            trained.append(stats.epoch)
+            if stop_after is not None and stats.epoch + 1 == stop_after:
+                raise KeyboardInterrupt  # killed after the checkpoint of this epoch
+
+        try:
+            return fit(net, unet_loss, _EpochAware(train), val, _cfg(3), tmp_path / f"{tag}.ckpt", tmp_path / f"{tag}.csv",
+                       lambda m, s: None, resume=resume, progress=False, on_epoch=on_epoch)
+        except KeyboardInterrupt:
+            return []
+
+    straight = run("a", None)
+    assert run("b", 1) == []
+    resumed = run("b", None, resume=True)
+    assert [h.epoch for h in resumed] == [0, 1, 2] and trained == [1, 2]  # epoch 0 came from the checkpoint
+    for x, y in zip(straight, resumed):
+        assert x.train_loss == pytest.approx(y.train_loss, rel=1e-6) and x.val_metric == pytest.approx(y.val_metric)
+    wa = torch.load(tmp_path / "a.ckpt", weights_only=False)["model"]
+    wb = torch.load(tmp_path / "b.ckpt", weights_only=False)["model"]
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k])
