@@ -47,7 +47,8 @@ def test_info_describes_a_simulated_field(sim_field: Path) -> None:
 
 def test_simulate_then_refuse_overwrite(tmp_path: Path) -> None:
     r = run("simulate", tmp_path / "f", "--size", "128", "--seed", "2", "--workers", "1")
-    assert r.exit_code == 0, r.output and "objects" in r.output
+    assert r.exit_code == 0, r.output
+    assert "objects" in r.output
     assert_one_line_error(run("simulate", tmp_path / "f", "--size", "128"), "already exists", "--overwrite")
     assert run("simulate", tmp_path / "f", "--size", "128", "--overwrite", "--workers", "1").exit_code == 0
     assert_one_line_error(run("simulate", tmp_path / "g", "--preset", "nope"), "unknown preset")

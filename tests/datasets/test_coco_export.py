@@ -37,6 +37,7 @@ def test_panoptic_pngs_decode_to_the_instance_maps(small_dataset: Path, tmp_path
     js = json.loads((tmp_path / "panoptic_test.json").read_text())
     assert {c["name"] for c in js["categories"]} == {"galaxy", "void"}
     maps = [inst for shard in iter_shards(small_dataset, "test") for inst in shard["instances"]]
+    assert len(maps) > 0 and len(data["annotations"]) == len(maps) == len(js["images"])
     for ann, inst in zip(data["annotations"], maps):
         rgb = np.asarray(Image.open(tmp_path / "panoptic_test" / ann["file_name"]))
         np.testing.assert_array_equal(decode_panoptic(rgb, ann["segments_info"]), inst)
