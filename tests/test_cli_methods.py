@@ -5,7 +5,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 from astropy.table import Table
 
 from tests.test_cli import assert_one_line_error, run

@@ -28,8 +28,6 @@ detection score (the class probability), in [0, 1].
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,7 +35,8 @@ import torch
 from torch import nn
 
 from astrostatlearn.errors import InputError
-from astrostatlearn.methods.base import Instances, Prediction, Segmenter, Tile, TrainRequest, register
+from astrostatlearn.methods.base import Instances, Prediction, Tile, TrainRequest, register
+from astrostatlearn.methods.torch_model import TorchSegmenter
 
 SHIPPED_MODEL = "maskrcnn-default.pt"
 # Two anchor sizes per pyramid level (strides 4, 8, 16 and the pooled 32), ratios 0.5, 1, 2.
@@ -212,10 +211,12 @@ def share_bounds(starts: list[int], window: int, size: int) -> list[tuple[float,
 
 
 @register
-class MaskRCNNSegmenter(Segmenter):
+class MaskRCNNSegmenter(TorchSegmenter):
     """Segmenter around a trained Mask R-CNN (see the module notes)."""
 
     name = "maskrcnn"
+    file_format = FORMAT
+    config_params = ("window",)
     default_scheduler = "threads"  # torch parallelises inside each tile and releases the GIL
     needs_fit = True
     supervised = True
@@ -241,19 +242,15 @@ class MaskRCNNSegmenter(Segmenter):
 
     # -- model handling ---------------------------------------------------------------------
     @classmethod
+    def build_network(cls, config: dict[str, Any]) -> nn.Module:
+        return build_maskrcnn(config["in_channels"], config["window"], tuple(config["widths"]),
+                              config["fpn_channels"], config["detections"])
+
+    @classmethod
     def from_network(cls, net: nn.Module, variant: str, **params: Any) -> "MaskRCNNSegmenter":
-        seg = cls(variant=variant, window=net.config["window"], **params)
+        seg = super().from_network(net, variant, **params)
         seg.overlap = min(seg.overlap, seg.window // 4)  # a small window (a test model) overlaps by a quarter
-        seg.net_ = net.eval()
-        return seg
-
-    @property
-    def is_fitted(self) -> bool:
-        return self.net_ is not None
-
-    @property
-    def trained_variant(self) -> str | None:
-        return self.variant if self.net_ is not None else None
+        return seg  # type: ignore[return-value]
 
     def check_options(self) -> None:
         for k in ("score_threshold", "mask_threshold"):
@@ -262,31 +259,6 @@ class MaskRCNNSegmenter(Segmenter):
         if self.overlap >= self.window:
             raise InputError(f"overlap {self.overlap} must be smaller than the window {self.window}")
 
-    def save(self, path: str | Path) -> Path:
-        from astrostatlearn import __version__
-        from astrostatlearn.field import atomic_write_bytes
-
-        if self.net_ is None:
-            raise InputError("maskrcnn has no network to save")
-        buf = io.BytesIO()
-        torch.save({"format": FORMAT, "method": self.name, "version": __version__, "variant": self.variant,
-                    "channels": self.net_.config["in_channels"], "params": self.get_params(),
-                    "config": self.net_.config,
-                    "state_dict": {k: (v.half() if v.is_floating_point() else v).cpu()
-                                   for k, v in self.net_.state_dict().items()}}, buf)
-        return atomic_write_bytes(path, buf.getvalue(), overwrite=True)
-
-    @classmethod
-    def from_blob(cls, blob: dict[str, Any], source: str) -> "MaskRCNNSegmenter":
-        if blob.get("format") != FORMAT:
-            raise InputError("not an astrostatlearn Mask R-CNN model file", source)
-        cfg = blob["config"]
-        net = build_maskrcnn(cfg["in_channels"], cfg["window"], tuple(cfg["widths"]), cfg["fpn_channels"],
-                             cfg["detections"])
-        net.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()})
-        params = {k: v for k, v in blob["params"].items() if k in cls().get_params() and k != "window"}
-        return cls.from_network(net, **params)
-
     @classmethod
     def train(cls, request: TrainRequest) -> str:
         from astrostatlearn.training.maskrcnn import train_maskrcnn_request
@@ -294,11 +266,6 @@ class MaskRCNNSegmenter(Segmenter):
         return train_maskrcnn_request(request)
 
     # -- inference ---------------------------------------------------------------------------
-    def _device(self) -> torch.device:
-        if self.device:
-            return torch.device(self.device)
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
     def detect_windows(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Detections over ``image`` [C, y, x] by overlapping windows: (boxes [N, 4] x0, y0, x1, y1
         in image pixels, scores [N], masks [N, 28, 28]), each kept by the window that owns its

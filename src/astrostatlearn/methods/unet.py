@@ -13,8 +13,6 @@ fields ships inside the package and is the default.
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,8 +21,9 @@ from scipy import ndimage
 from torch import nn
 
 from astrostatlearn.errors import InputError
-from astrostatlearn.methods.base import Prediction, Segmenter, Tile, TrainRequest, register
+from astrostatlearn.methods.base import Prediction, Tile, TrainRequest, register
 from astrostatlearn.methods.instances import core_seeded_instances
+from astrostatlearn.methods.torch_model import TorchSegmenter
 
 SHIPPED_MODEL = "unet-default.pt"
 
@@ -115,10 +114,11 @@ def blend_window(size: int, overlap: int) -> np.ndarray:
 
 
 @register
-class UNetSegmenter(Segmenter):
+class UNetSegmenter(TorchSegmenter):
     """Segmenter around a trained :class:`UNet`. ``model_state`` holds config + weights (None: the shipped model)."""
 
     name = "unet"
+    file_format = "astrostatlearn-unet-1"
     default_scheduler = "threads"  # torch parallelises inside each tile and releases the GIL
     needs_fit = True
     supervised = True
@@ -146,56 +146,12 @@ class UNetSegmenter(Segmenter):
 
     # -- model handling ---------------------------------------------------------------------
     @classmethod
-    def from_network(cls, net: UNet, variant: str, **params: Any) -> "UNetSegmenter":
-        seg = cls(variant=variant, **params)
-        seg.net_ = net.eval()
-        return seg
-
-    @property
-    def is_fitted(self) -> bool:
-        return self.net_ is not None
-
-    @property
-    def trained_variant(self) -> str | None:
-        return self.variant if self.net_ is not None else None
+    def build_network(cls, config: dict[str, Any]) -> UNet:
+        return UNet(**config)
 
     def check_options(self) -> None:
         if self.tta not in (1, 2, 4, 8):
             raise InputError(f"tta must be 1, 2, 4 or 8, got {self.tta}")
-
-    def save(self, path: str | Path) -> Path:
-        from astrostatlearn import __version__
-        from astrostatlearn.field import atomic_write_bytes
-
-        if self.net_ is None:
-            raise InputError("unet has no network to save")
-        buf = io.BytesIO()
-        torch.save({"format": "astrostatlearn-unet-1", "method": self.name, "version": __version__,
-                    "variant": self.variant, "channels": self.net_.config["in_channels"],
-                    "params": self.get_params(), "config": self.net_.config,
-                    # float16 halves the file; weights are cast back to float32 on load.
-                    "state_dict": {k: (v.half() if v.is_floating_point() else v).cpu()
-                                   for k, v in self.net_.state_dict().items()}}, buf)
-        return atomic_write_bytes(path, buf.getvalue(), overwrite=True)
-
-    @classmethod
-    def from_blob(cls, blob: dict[str, Any], source: str) -> "UNetSegmenter":
-        if blob.get("format") != "astrostatlearn-unet-1":
-            raise InputError("not an astrostatlearn U-Net model file", source)
-        net = UNet(**blob["config"])
-        net.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()})
-        params = {k: v for k, v in blob["params"].items() if k in cls().get_params()}
-        return cls.from_network(net, **params)
-
-    @classmethod
-    def load_file(cls, source: str | Path) -> "UNetSegmenter":
-        """Load a U-Net model file (any other model file is refused)."""
-        from astrostatlearn.methods.base import load_segmenter
-
-        seg = load_segmenter(source)
-        if not isinstance(seg, cls):
-            raise InputError(f"a {seg.name} model, not a U-Net", source)
-        return seg
 
     @classmethod
     def shipped(cls) -> "UNetSegmenter":
@@ -209,11 +165,6 @@ class UNetSegmenter(Segmenter):
         return train_unet_request(request)
 
     # -- inference ---------------------------------------------------------------------------
-    def _device(self) -> torch.device:
-        if self.device:
-            return torch.device(self.device)
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
     def predict_maps(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(foreground probability, centre-ness) for ``image`` [C, y, x], by overlapping windows
         blended with a smooth weight, batched, in inference mode.

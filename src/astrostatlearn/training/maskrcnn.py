@@ -240,45 +240,22 @@ def train_maskrcnn(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: Tra
 def train_maskrcnn_request(request: "TrainRequest") -> str:
     """``astrostatlearn train maskrcnn``: patch datasets with COCO exports beside ``request.out``
     (``OUT.datasets/dsK``), then :func:`train_maskrcnn`; returns a one-line summary."""
-    from astrostatlearn.datasets import SPLITS, build_dataset, export_instances
-    from astrostatlearn.field import Field, check_writable
+    from astrostatlearn.training.requests import check_loop_request, prepare_datasets
 
+    check_loop_request(request, MaskRCNNSegmenter)
     opts: dict[str, Any] = {"widths": (16, 32, 48, 64), "fpn": 64, "detections": 400}
     for k, v in request.params.items():
-        if k not in MaskRCNNSegmenter.train_options:
-            raise InputError(f"maskrcnn has no trainer option {k!r} (its options: {', '.join(MaskRCNNSegmenter.train_options)})")
         try:
             opts[k] = tuple(int(w) for w in str(v).split("/")) if k == "widths" else int(v)
         except ValueError:
             raise InputError(f"option {k}={v!r}: expected integers") from None
     if len(opts["widths"]) != 4:
         raise InputError("widths must give 4 stages, e.g. 16/32/48/64")
-    if request.snapshot_every < 0:
-        raise InputError(f"--snapshot-every must be >= 0, got {request.snapshot_every}")
-    out = request.out
-    if not request.resume:
-        check_writable(out, request.overwrite)
-    variant = request.variant or MaskRCNNSegmenter.default_variant
-    dirs = []
-    for k, fp in enumerate(request.fields):
-        d = out.with_name(out.name + ".datasets") / f"ds{k}"
-        if not (request.resume and (d / "manifest.json").exists()):
-            with Field.open(fp) as f:
-                if f.true is None:
-                    raise InputError("maskrcnn is supervised: the field needs a truth map (true.fits)", fp)
-                man = build_dataset(f, variant, d, patch=request.patch, fractions=request.fractions,
-                                    seed=request.seed, overwrite=True)
-            for split in ("train", "val"):
-                if man["n_patches"][split] == 0:
-                    raise InputError(f"the {split} split of this field has no patch with objects; "
-                                     "use a larger field or other --split fractions", fp)
-            for split in SPLITS:
-                export_instances(d, split, d / "coco" / f"instances_{split}.json", overwrite=True)
-        dirs.append(d)
+    dirs = prepare_datasets(request, request.variant or MaskRCNNSegmenter.default_variant, coco=True)
     cfg = TrainConfig(epochs=request.epochs, batch_size=request.batch, lr=request.lr or 1e-3, seed=request.seed,
                       steps_per_epoch=request.steps, device=request.device, clip_grad=10.0)
-    hist = train_maskrcnn(dirs, out, cfg, opts["widths"], opts["fpn"], opts["detections"], resume=request.resume,
-                          progress=True, snapshot_every=request.snapshot_every)
+    hist = train_maskrcnn(dirs, request.out, cfg, opts["widths"], opts["fpn"], opts["detections"],
+                          resume=request.resume, progress=True, snapshot_every=request.snapshot_every)
     best = max(hist, key=lambda h: h.val_metric)
-    return (f"wrote {out}: best validation PQ {best.val_metric:.3f} at epoch {best.epoch + 1}; "
-            f"log {out.with_suffix('.csv')}")
+    return (f"wrote {request.out}: best validation PQ {best.val_metric:.3f} at epoch {best.epoch + 1}; "
+            f"log {request.out.with_suffix('.csv')}")

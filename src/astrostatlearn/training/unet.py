@@ -132,35 +132,18 @@ def train_unet(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: TrainCo
 def train_unet_request(request: "TrainRequest") -> str:
     """``astrostatlearn train unet``: build patch datasets beside ``request.out``
     (``OUT.datasets/dsK``), train, and return a one-line summary."""
-    from astrostatlearn.datasets import build_dataset
-    from astrostatlearn.field import Field, check_writable
     from astrostatlearn.methods.base import convert_option
+    from astrostatlearn.training.requests import check_loop_request, prepare_datasets
 
-    unknown = set(request.params) - set(UNetSegmenter.train_options)
-    if unknown:
-        raise InputError(f"unet has no trainer option {sorted(unknown)[0]!r} "
-                         f"(its options: {', '.join(sorted(UNetSegmenter.train_options))})")
+    check_loop_request(request, UNetSegmenter)
     opts = {"width": 16, "depth": 4, "crop": 128}
     for k, v in request.params.items():
         opts[k] = convert_option(str(v), opts[k], k)
-    if request.snapshot_every < 0:
-        raise InputError(f"--snapshot-every must be >= 0, got {request.snapshot_every}")
-    out = request.out
-    if not request.resume:
-        check_writable(out, request.overwrite)
-    variant = request.variant or UNetSegmenter.default_variant
-    dirs = []
-    for k, fp in enumerate(request.fields):
-        d = out.with_name(out.name + ".datasets") / f"ds{k}"
-        if not (request.resume and (d / "manifest.json").exists()):
-            with Field.open(fp) as f:
-                build_dataset(f, variant, d, patch=request.patch, fractions=request.fractions, seed=request.seed,
-                              overwrite=True)
-        dirs.append(d)
+    dirs = prepare_datasets(request, request.variant or UNetSegmenter.default_variant)
     cfg = TrainConfig(epochs=request.epochs, batch_size=request.batch, lr=request.lr or 3e-3, seed=request.seed,
                       steps_per_epoch=request.steps, device=request.device)
-    hist = train_unet(dirs, out, cfg, width=opts["width"], depth=opts["depth"], crop=opts["crop"] or None,
+    hist = train_unet(dirs, request.out, cfg, width=opts["width"], depth=opts["depth"], crop=opts["crop"] or None,
                       resume=request.resume, progress=True, snapshot_every=request.snapshot_every)
     best = max(hist, key=lambda h: h.val_metric)
-    return (f"wrote {out}: best validation IoU {best.val_metric:.3f} at epoch {best.epoch + 1}; "
-            f"log {out.with_suffix('.csv')}")
+    return (f"wrote {request.out}: best validation IoU {best.val_metric:.3f} at epoch {best.epoch + 1}; "
+            f"log {request.out.with_suffix('.csv')}")
