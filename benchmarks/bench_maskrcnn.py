@@ -84,7 +84,7 @@ def main() -> None:
     import sys
 
     sys.path.insert(0, str(sys_path))
-    from bench_unet import read_region
+    from bench_unet import print_breakdown, print_snr_tables, read_region
 
     field = scratch / f"field{args.size}-seed{args.seed}"
     if not (field / "true.fits").exists():
@@ -141,20 +141,8 @@ def main() -> None:
         if un is not None:
             upq = un.evaluation.panoptic["galaxy"]["pq"]
             print(f"  PQ >= U-Net PQ - 0.03 ({upq - 0.03:.3f}): {pq:.3f} -> {'met' if pq >= upq - 0.03 else 'NOT met'}")
-    edges = rows[0].evaluation.binned["snr"]["edges"] if rows[0].evaluation.binned else []
-    if edges:
-        n_true = rows[0].evaluation.binned["snr"]["n_true"]
-        keep = [i for i, n in enumerate(n_true) if n > 0]
-        print("\ncompleteness by true S/N (" + ", ".join(f"[{edges[i]:g},{edges[i + 1]:g}) {n_true[i]}" for i in keep) + ")")
-        for r in rows:
-            comp = r.evaluation.binned["snr"]["completeness"]
-            print(f"  {r.method:<14} {r.variant:<7} " + " ".join(f"{comp[i]:>6.2f}" for i in keep))
-    print("\nwhere PQ is lost: 1 - PQ = masks + false + missed;  FN missed/merged/poor mask;  FP background/fragment/on unmatched")
-    for r in rows:
-        b = r.evaluation.errors
-        print(f"  {r.method + ' ' + r.variant:<21} PQ {b['pq']:.3f}  masks {b['loss_sq']:.3f}  false {b['loss_fp']:.3f}  "
-              f"missed {b['loss_fn']:.3f}   FN {b['fn_missed']}/{b['fn_merged']}/{b['fn_poor_mask']}"
-              f"   FP {b['fp_background']}/{b['fp_fragment']}/{b['fp_on_unmatched']}")
+    print_snr_tables(rows)
+    print_breakdown(rows)
     print("\ncompleteness and mean matched mask IoU by true object area (px): the 28^2 mask head vs the U-Net")
     for name in [n for n in preds if n.split()[0] in ("maskrcnn", "unet")]:
         print(f"  {name:<14} " + "  ".join(f"{lab} n={n} comp {comp:.2f} IoU {iou:.3f}"

@@ -70,6 +70,35 @@ def oracle_split(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
     return np.where(pred > 0, true[iy, ix], 0).astype(np.int32)
 
 
+def print_snr_tables(rows) -> None:
+    """Completeness and mean matched mask IoU by true S/N, one line per row."""
+    edges = rows[0].evaluation.binned["snr"]["edges"] if rows and rows[0].evaluation.binned else []
+    if not edges:
+        return
+    bins = [f"[{lo:g},{hi:g})" for lo, hi in zip(edges[:-1], edges[1:])]
+    n_true = rows[0].evaluation.binned["snr"]["n_true"]
+    keep = [i for i, n in enumerate(n_true) if n > 0]
+    for key, title in (("completeness", "\ncompleteness by true S/N (n true: " + ", ".join(f"{bins[i]} {n_true[i]}" for i in keep) + ")"),
+                       ("mask_iou", "mean IoU of matched masks by true S/N (SQ per bin)")):
+        print(title)
+        for r in rows:
+            v = r.evaluation.binned["snr"][key]
+            print(f"{r.method:<14} {r.variant:<8} " + " ".join(f"{v[i]:>6.2f}" for i in keep))
+
+
+def print_breakdown(rows) -> None:
+    """The PQ loss breakdown of each row and the kinds of error."""
+    print("\nwhere PQ is lost (1 - PQ = loss from masks + false + missed objects) and the kinds of error;"
+          "\nSQ (mean IoU of matched masks) is the PQ this method would have with perfect detection:")
+    print(f"{'method':<21} {'PQ':>6} {'SQ':>6} {'masks':>6} {'false':>6} {'missed':>6}   FN: missed/merged/poor mask"
+          "   FP: background/fragment/on unmatched")
+    for r in rows:
+        b = r.evaluation.errors
+        print(f"{r.method + ' ' + r.variant:<21} {b['pq']:>6.3f} {b['sq']:>6.3f} {b['loss_sq']:>6.3f} {b['loss_fp']:>6.3f} "
+              f"{b['loss_fn']:>6.3f}   {b['fn_missed']:>4} / {b['fn_merged']:>4} / {b['fn_poor_mask']:>4}"
+              f"             {b['fp_background']:>4} / {b['fp_fragment']:>4} / {b['fp_on_unmatched']:>4}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--size", type=int, default=4096)
@@ -100,19 +129,7 @@ def main() -> None:
         if sex is not None:
             ratio = unet.evaluation.panoptic["galaxy"]["pq"] / sex.evaluation.panoptic["galaxy"]["pq"]
             print(f"target PQ >= 1.5 x SExtractor: {ratio:.2f} x -> {'met' if ratio >= 1.5 else 'NOT met'}")
-    edges = rows[0].evaluation.binned["snr"]["edges"] if rows and rows[0].evaluation.binned else []
-    if edges:
-        bins = [f"[{lo:g},{hi:g})" for lo, hi in zip(edges[:-1], edges[1:])]
-        n_true = rows[0].evaluation.binned["snr"]["n_true"]
-        keep = [i for i, n in enumerate(n_true) if n > 0]
-        print("\ncompleteness by true S/N (n true: " + ", ".join(f"{bins[i]} {n_true[i]}" for i in keep) + ")")
-        for r in rows:
-            comp = r.evaluation.binned["snr"]["completeness"]
-            print(f"{r.method:<12} {r.variant:<8} " + " ".join(f"{comp[i]:>6.2f}" for i in keep))
-        print("mean IoU of matched masks by true S/N (SQ per bin)")
-        for r in rows:
-            sq = r.evaluation.binned["snr"]["mask_iou"]
-            print(f"{r.method:<12} {r.variant:<8} " + " ".join(f"{sq[i]:>6.2f}" for i in keep))
+    print_snr_tables(rows)
     region = res["meta"]["test_region"]
     true = read_region(field / "true.fits", region)
     preds = {f"{r.method} {r.variant}": read_region(r.seg_path, region) for r in rows}
@@ -123,15 +140,7 @@ def main() -> None:
         for name, c in ci.items():
             print(f"  {name:<20} PQ {c['pq']:.3f} [{c['lo']:.3f}, {c['hi']:.3f}]   "
                   f"/ SExtractor {c['ratio']:.2f} [{c['ratio_lo']:.2f}, {c['ratio_hi']:.2f}]")
-    print("\nwhere PQ is lost (1 - PQ = loss from masks + false + missed objects) and the kinds of error;"
-          "\nSQ (mean IoU of matched masks) is the PQ this method would have with perfect detection:")
-    print(f"{'method':<21} {'PQ':>6} {'SQ':>6} {'masks':>6} {'false':>6} {'missed':>6}   FN: missed/merged/poor mask"
-          "   FP: background/fragment/on unmatched")
-    for r in rows:
-        b = r.evaluation.errors
-        print(f"{r.method + ' ' + r.variant:<21} {b['pq']:>6.3f} {b['sq']:>6.3f} {b['loss_sq']:>6.3f} {b['loss_fp']:>6.3f} "
-              f"{b['loss_fn']:>6.3f}   {b['fn_missed']:>4} / {b['fn_merged']:>4} / {b['fn_poor_mask']:>4}"
-              f"             {b['fp_background']:>4} / {b['fp_fragment']:>4} / {b['fp_on_unmatched']:>4}")
+    print_breakdown(rows)
     if unet is not None:
         name = f"{unet.method} {unet.variant}"
         split = evaluate(true, oracle_split(true, preds[name]), coco=False).panoptic["galaxy"]
