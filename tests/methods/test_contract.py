@@ -74,6 +74,10 @@ def test_options_are_checked_and_converted() -> None:
         seg.set_options({"nsigma": "2"})
     with pytest.raises(InputError, match="expected a int"):
         seg.set_options({"tta": "two"})
+    seg.set_options({"device": "cpu", "min_dynamic": "none"})
+    assert seg.device == "cpu" and seg.min_dynamic is None
+    seg.set_options({"min_dynamic": "0.25"})
+    assert seg.min_dynamic == 0.25
 
 
 def test_model_files_name_their_method(tmp_path: Path) -> None:

@@ -190,12 +190,19 @@ class Segmenter:
     def set_options(self, options: dict[str, str]) -> "Segmenter":
         """Apply user options given as text (``NAME=VALUE`` from the CLI), checked against
         :attr:`options` and converted to the type of the current value."""
+        new = {}
         for k, text in options.items():
             if k not in self.options:
                 have = ", ".join(sorted(self.options)) or "none"
                 raise InputError(f"method {self.name!r} has no option {k!r} (its options: {have})")
-            self.set_params(**{k: convert_option(text, getattr(self, k), k)})
-        self.check_options()
+            new[k] = convert_option(text, getattr(self, k), k)
+        old = {k: getattr(self, k) for k in new}
+        self.set_params(**new)
+        try:
+            self.check_options()
+        except InputError:
+            self.set_params(**old)  # a refused option leaves the segmenter as it was
+            raise
         return self
 
     def check_options(self) -> None:
@@ -268,7 +275,8 @@ class Segmenter:
 
 
 def convert_option(text: str, current: Any, name: str) -> Any:
-    """``text`` converted to the type of ``current`` (bool, int, float, str or None -> float)."""
+    """``text`` converted to the type of ``current`` (bool, int, float or str; an unset optional
+    becomes a number where the text is one, else stays text; ``none`` unsets it)."""
     try:
         if isinstance(current, bool):
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
@@ -276,10 +284,17 @@ def convert_option(text: str, current: Any, name: str) -> Any:
             return text.lower() in ("true", "1", "yes")
         if isinstance(current, int):
             return int(text)
-        if isinstance(current, float) or current is None:
+        if isinstance(current, float):
             return None if text.lower() == "none" else float(text)
     except ValueError:
         raise InputError(f"option {name}={text!r}: expected a {type(current).__name__}") from None
+    if current is None:  # an unset optional: a number where the text is one, else the text
+        if text.lower() == "none":
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            return text
     return text
 
 

@@ -152,7 +152,8 @@ def channel_stats(dataset: ConcatDataset, n: int = 64) -> tuple[torch.Tensor, to
     for parts in dataset.datasets:
         base = parts.base
         for i in np.linspace(0, len(base) - 1, min(n, len(base))).round().astype(int):
-            vals.append(base.raw(int(i))["inputs"].reshape(base.raw(int(i))["inputs"].shape[0], -1))
+            inputs = base.raw(int(i))["inputs"]
+            vals.append(inputs.reshape(inputs.shape[0], -1))
     x = np.concatenate(vals, axis=1)
     med = np.median(x, axis=1)
     sigma = 1.4826 * np.median(np.abs(x - med[:, None]), axis=1)
