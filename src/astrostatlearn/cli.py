@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import typer
 
-from astrostatlearn.errors import InputError
+from astrostatlearn.errors import InputError, Terminated
 
 if TYPE_CHECKING:
     from astrostatlearn.field import Window
@@ -63,6 +63,13 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             fail(str(exc))
         except (PermissionError, IsADirectoryError, NotADirectoryError) as exc:
             fail(f"{exc.filename}: {exc.strerror}")
+        except OSError as exc:
+            if exc.errno is None:
+                raise
+            fail(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror}")
+        except Terminated:
+            typer.echo("terminated", err=True)
+            raise typer.Exit(code=143)
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(code=130)
@@ -229,19 +236,18 @@ def dataset(
     Splits are spatially disjoint horizontal bands separated by guard bands, so no object
     touches two splits. Patches go to npz shards with a manifest.json.
     """
-    from astrostatlearn.datasets import SPLITS, build_dataset, export_instances, export_panoptic
+    from astrostatlearn.datasets import SPLITS, build_dataset
     from astrostatlearn.field import Field
 
     fr = _fractions(split)
     with Field.open(field) as f:
         man = build_dataset(f, variant, out, patch=patch, fractions=fr, guard=guard, keep_empty=keep_empty,
-                            seed=seed, overwrite=overwrite, progress=sys.stderr.isatty())
+                            seed=seed, overwrite=overwrite, progress=sys.stderr.isatty(), coco=coco)
     typer.echo(f"wrote {out}: " + ", ".join(f"{s} {man['n_patches'][s]} patches" for s in SPLITS)
                + f" (guard {man['splits']['guard']} px)")
     if coco:
         for s in SPLITS:
-            inst = export_instances(out, s, out / "coco" / f"instances_{s}.json", overwrite=True)
-            export_panoptic(out, s, out / "coco", overwrite=True)
+            inst = json.loads((out / "coco" / f"instances_{s}.json").read_text())
             typer.echo(f"  coco/{s}: {len(inst['images'])} images, {len(inst['annotations'])} objects "
                        f"({sum(a['cut'] for a in inst['annotations'])} cut by a patch edge)")
 
@@ -477,11 +483,25 @@ def _exception_types(name: str) -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
+def _terminate_like_interrupt() -> None:
+    """SIGTERM raises :class:`Terminated` in the main thread, so every ``finally`` and output
+    transaction cleans up as for Ctrl-C (exit code 143)."""
+    import signal
+    import threading
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point, the CLI's error boundary: usage errors and bad input are one line
     (``error: ...``, exit 2); Ctrl-C is ``interrupted`` (exit 130); anything unexpected is one line
     naming the exception (exit 2), never a traceback."""
     usage, abort = _exception_types("UsageError"), _exception_types("Abort")
+    _terminate_like_interrupt()
     try:
         rv = app(args=argv, standalone_mode=False)
     except usage as exc:  # type: ignore[misc]
@@ -492,6 +512,9 @@ def main(argv: list[str] | None = None) -> None:
     except abort:  # type: ignore[misc]
         typer.echo("aborted", err=True)
         raise SystemExit(130) from None
+    except Terminated:
+        typer.echo("terminated", err=True)
+        raise SystemExit(143) from None
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise SystemExit(130) from None

@@ -22,3 +22,7 @@ class OutputExistsError(InputError):
 
     def __init__(self, path: str | Path) -> None:
         super().__init__("already exists; pass --overwrite to replace it", path)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that a terminated run cleans up like Ctrl-C."""

@@ -9,27 +9,36 @@ from astrostatlearn.benchmark import figures
 from astrostatlearn.benchmark.matrix import DEFAULT_METHODS, DEFAULT_VARIANTS, Row, run_matrix, write_results
 from astrostatlearn.benchmark.report import write_report
 from astrostatlearn.field import Field, Window, check_writable
+from astrostatlearn.field.outputs import OutputSet
+
+OUTPUTS = ("results.csv", "results.json", "report.md", "report.html", "runs")
 
 
 def run_benchmark(field_dir: str | Path, out: str | Path, methods: Sequence[str] = DEFAULT_METHODS,
                   variants: Sequence[str] = DEFAULT_VARIANTS, tile: int = 1024, workers: int | None = None,
                   scheduler: str | None = None, peers_too: bool = True, models: dict[str, str] | None = None,
                   overwrite: bool = False, log=print) -> dict[str, Any]:
-    """Run everything and write results.csv, results.json, report.md and report.html into ``out``."""
+    """Run everything and write results.csv, results.json, report.md, report.html and runs/ into
+    ``out``, committed as one set."""
     out = Path(out)
-    for name in ("results.csv", "results.json", "report.md", "report.html"):
+    for name in OUTPUTS:
         check_writable(out / name, overwrite)
-    rows, meta = run_matrix(field_dir, out, tuple(methods), tuple(variants), tile=tile, workers=workers,
-                            scheduler=scheduler, peers_too=peers_too, models=models, log=log)
-    write_results(rows, meta, out)
-    records = [r.flat() for r in rows if r.evaluation is not None]
-    figs = make_figures(Path(field_dir), rows, meta)
-    notes = sorted({f"{r.method}: {r.note}" for r in rows if r.note})
-    for m in methods:
-        if not any(r.method == m for r in rows):
-            notes.append(f"{m}: no row; its model was trained for another variant than those asked for")
-    md, html_path = write_report(out, records, meta, figs, notes)
-    return {"rows": rows, "meta": meta, "report_md": md, "report_html": html_path}
+    with OutputSet(out, OUTPUTS, overwrite) as tx:
+        stage = tx.path()
+        rows, meta = run_matrix(field_dir, stage, tuple(methods), tuple(variants), tile=tile, workers=workers,
+                                scheduler=scheduler, peers_too=peers_too, models=models, log=log)
+        figs = make_figures(Path(field_dir), rows, meta)
+        for r in rows:  # the records name where the runs will be once committed
+            r.seg_path, r.score_path = (None if p is None else p.replace(str(stage), str(out))
+                                        for p in (r.seg_path, r.score_path))
+        write_results(rows, meta, stage)
+        records = [r.flat() for r in rows if r.evaluation is not None]
+        notes = sorted({f"{r.method}: {r.note}" for r in rows if r.note})
+        for m in methods:
+            if not any(r.method == m for r in rows):
+                notes.append(f"{m}: no row; its model was trained for another variant than those asked for")
+        write_report(stage, records, meta, figs, notes)
+    return {"rows": rows, "meta": meta, "report_md": out / "report.md", "report_html": out / "report.html"}
 
 
 def make_figures(field_dir: Path, rows: Sequence[Row], meta: dict[str, Any]) -> dict[str, bytes]:

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
 from astrostatlearn.errors import InputError
-from astrostatlearn.field import Field, Window, check_writable
+from astrostatlearn.field import Field, Window, check_writable, scan_field
+from astrostatlearn.field.outputs import OutputSet
 from astrostatlearn.datasets.splits import SPLITS, SplitPlan, leak_free_splits
 from astrostatlearn.preprocess import Preprocessor, fit_variant
 
@@ -105,10 +105,11 @@ def _write_shard(path: Path, patches: list[Patch]) -> None:
 def build_dataset(field: Field, variant: str, out: str | Path, patch: int = 256,
                   fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), guard: int = 64,
                   keep_empty: bool = False, shard_size: int = 64, seed: int = 0, stretch: str = "asinh",
-                  overwrite: bool = False, progress: bool = False) -> dict:
+                  overwrite: bool = False, progress: bool = False, coco: bool = False) -> dict:
     """Turn ``field`` into a patch dataset in folder ``out``; returns the manifest.
 
-    Written to ``out`` under a temporary name and renamed when complete.
+    Staged beside ``out`` and committed whole (:class:`~astrostatlearn.field.outputs.OutputSet`),
+    with the COCO instances and panoptic exports of every split when ``coco``.
     """
     if field.true is None:
         raise InputError("a dataset needs a truth map (true.fits)", field.img.path)
@@ -117,15 +118,31 @@ def build_dataset(field: Field, variant: str, out: str | Path, patch: int = 256,
     out = Path(out)
     if out.exists() and not overwrite:
         check_writable(out, overwrite)
+    if guard < 0:
+        raise InputError(f"--guard must be >= 0 rows, got {guard}")
+    if shard_size < 1:
+        raise InputError(f"shard size must be at least 1, got {shard_size}")
+    scan_field(field)  # the rms and truth checks every command makes, before any work
     pre = fit_variant(field, variant, stretch=stretch)
     plan = leak_free_splits(field, fractions, guard)
     for split in SPLITS:
         if plan.regions[split].shape[0] < patch:
             raise InputError(f"the {split} region ({plan.regions[split].shape[0]} rows) is smaller than one "
                              f"{patch}-pixel patch; use a larger field or other --split fractions")
-    tmp = out.parent / f".{out.name}.building"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    with OutputSet(out, None, overwrite) as tx:
+        manifest = _write_patches(field, pre, plan, tx.path(), variant, patch, keep_empty, shard_size, seed, progress)
+        if coco:
+            from astrostatlearn.datasets.coco_export import export_instances, export_panoptic
+
+            for split in SPLITS:
+                export_instances(tx.path(), split, tx.path(f"coco/instances_{split}.json"), overwrite=True)
+                export_panoptic(tx.path(), split, tx.path("coco"), overwrite=True)
+    return manifest
+
+
+def _write_patches(field: Field, pre: Any, plan: Any, tmp: Path, variant: str, patch: int, keep_empty: bool,
+                   shard_size: int, seed: int, progress: bool) -> dict:
+    """Cut the patches into npz shards under ``tmp`` and write the manifest; returns it."""
     shards: dict[str, list[dict]] = {s: [] for s in SPLITS}
     buffers: dict[str, list[Patch]] = {s: [] for s in SPLITS}
     cats = field.truth_table()
@@ -146,30 +163,23 @@ def build_dataset(field: Field, variant: str, out: str | Path, patch: int = 256,
 
         total = sum((plan.regions[s].shape[0] // patch) * (plan.regions[s].shape[1] // patch) for s in SPLITS)
         it = tqdm(it, total=total, desc="patches", unit="patch", leave=False)
-    try:
-        for p in it:
-            buffers[p.split].append(p)
-            if len(buffers[p.split]) >= shard_size:
-                flush(p.split)
-        for s in SPLITS:
-            flush(s)
-        manifest = {
-            "format_version": FORMAT_VERSION, "variant": variant, "channels": list(pre.channels),
-            "variant_params": pre.params, "patch": patch, "seed": seed, "keep_empty": keep_empty,
-            "field": {"img": str(field.img.path), "shape": list(field.shape)},
-            "splits": plan.as_dict(), "shards": shards,
-            "n_patches": {s: sum(x["n"] for x in shards[s]) for s in SPLITS},
-            "star_ids": star_ids,
-            "conventions": "arrays [N, C, y, x] / [N, y, x]; origin = (y0, x0) 0-based in the field; "
-                           "instances int32 truth IDs, 0 = background",
-        }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=float))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    for p in it:
+        buffers[p.split].append(p)
+        if len(buffers[p.split]) >= shard_size:
+            flush(p.split)
+    for s in SPLITS:
+        flush(s)
+    manifest = {
+        "format_version": FORMAT_VERSION, "variant": variant, "channels": list(pre.channels),
+        "variant_params": pre.params, "patch": patch, "seed": seed, "keep_empty": keep_empty,
+        "field": {"img": str(field.img.path), "shape": list(field.shape)},
+        "splits": plan.as_dict(), "shards": shards,
+        "n_patches": {s: sum(x["n"] for x in shards[s]) for s in SPLITS},
+        "star_ids": star_ids,
+        "conventions": "arrays [N, C, y, x] / [N, y, x]; origin = (y0, x0) 0-based in the field; "
+                       "instances int32 truth IDs, 0 = background",
+    }
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=float))
     return manifest
 
 

@@ -40,6 +40,8 @@ def plan_splits(shape: tuple[int, int], fractions: tuple[float, float, float] = 
     """Three horizontal bands with ``guard`` rows between them."""
     if len(fractions) != 3 or any(f < 0 for f in fractions) or not np.isclose(sum(fractions), 1.0):
         raise InputError(f"split fractions must be three non-negative numbers summing to 1, got {fractions}")
+    if guard < 0:
+        raise InputError(f"the guard band must be >= 0 rows, got {guard}")
     ny, nx = shape
     usable = ny - 2 * guard
     if usable <= 0:
@@ -78,4 +80,4 @@ def leak_free_splits(field: Field, fractions: tuple[float, float, float] = (0.7,
             return plan
         if g >= max_guard:
             raise InputError(f"objects still span two splits with a {g}-pixel guard band")
-        g *= 2
+        g = max(2 * g, 16)  # a zero guard grows too

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from astrostatlearn.field import Field, FitsImageWriter, Window, check_writable, row_blocks
+from astrostatlearn.errors import InputError
+from astrostatlearn.field import Field, FitsImageWriter, Window, check_writable, row_blocks, scan_field
 from astrostatlearn.field.fitsio import output_header
+from astrostatlearn.field.outputs import OutputSet
 from astrostatlearn.preprocess.variants import Preprocessor
 
 PREVIEW_MAX = 1024
@@ -20,12 +22,16 @@ PREVIEW_MAX = 1024
 
 def preprocess_field(field: Field, pre: Preprocessor, out: str | Path, overwrite: bool = False,
                      preview: bool = True, block_pixels: int = 1 << 24, progress: bool = False) -> dict:
-    """Write ``pre`` applied to ``field`` to ``out`` (FITS) and ``out`` with suffix ``.png``."""
+    """Write ``pre`` applied to ``field`` to ``out`` (FITS) and ``out`` with suffix ``.png``, committed
+    as one set. The field's rms is checked first (every pixel, streamed)."""
     out = Path(out)
+    if out.suffix.lower() == ".png":
+        raise InputError("--out names the FITS output; the PNG preview goes beside it", out)
     png = out.with_suffix(".png")
     check_writable(out, overwrite)
     if preview:
         check_writable(png, overwrite)
+    scan_field(field)
     n_ch = len(pre.channels)
     shape = field.shape if n_ch == 1 else (n_ch,) + field.shape
     header = output_header(field.header, VARIANT=pre.variant)
@@ -42,12 +48,14 @@ def preprocess_field(field: Field, pre: Preprocessor, out: str | Path, overwrite
         from tqdm import tqdm
 
         blocks = tqdm(blocks, desc=f"preprocess {pre.variant}", unit="strip", leave=False)
-    with FitsImageWriter(out, shape, np.float32, header, overwrite=overwrite) as w:
-        for win in blocks:
-            data = pre.read(field, win)
-            w.write(win, data[0] if n_ch == 1 else data)
-    if preview:
-        write_preview(field, pre, png, overwrite=overwrite)
+    names = (out.name, png.name) if preview else (out.name,)
+    with OutputSet(out.parent, names, overwrite, expected_bytes=4 * int(np.prod(shape))) as tx:
+        with FitsImageWriter(tx.path(out.name), shape, np.float32, header, overwrite=True) as w:
+            for win in blocks:
+                data = pre.read(field, win)
+                w.write(win, data[0] if n_ch == 1 else data)
+        if preview:
+            write_preview(field, pre, tx.path(png.name), overwrite=True)
     return {"fits": str(out), "png": str(png) if preview else None, "params": pre.params}
 
 

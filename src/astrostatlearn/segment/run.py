@@ -6,7 +6,8 @@
 3. The tile keeps the objects whose centroid is in its core (see :mod:`.stitch`); results are
    taken in raster order, so global IDs (running offsets) are the same on every run.
 4. ``segmentation.fits`` (int32, input header + WCS), ``score.fits`` (optional),
-   ``catalog.ecsv`` and ``run.json`` are written atomically into the output folder.
+   ``catalog.ecsv`` and ``run.json`` are staged and committed as one set, under a lock
+   (:class:`~astrostatlearn.field.outputs.OutputSet`): never a mix of two runs' files.
 
 Memory: the driver holds at most ``8 x workers`` tile results (about 10 bytes per window pixel,
 ~15 MB at tile 1024 + halo 128); each worker holds one tile's inputs and the method's work
@@ -17,10 +18,9 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
-import tempfile
 import threading
 import time
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,12 +31,14 @@ from astrostatlearn import __version__
 from astrostatlearn.errors import InputError
 from astrostatlearn.field import Field, FitsImageWriter, Window, atomic_write_bytes, atomic_write_json, check_writable, tile_grid
 from astrostatlearn.field.fitsio import output_header, write_window
+from astrostatlearn.field.outputs import OutputSet
 from astrostatlearn.methods import Segmenter, load_segmenter
 from astrostatlearn.preprocess import Preprocessor, fit_variant
 from astrostatlearn.segment.background import BackgroundMesh
 from astrostatlearn.segment.catalog import finish_catalog, measure
 from astrostatlearn.segment.stitch import own_objects
 from astrostatlearn.segment.tiles import tile_from_arrays
+from astrostatlearn.processes import WorkerDiedError
 
 OUTPUTS = ("segmentation.fits", "score.fits", "catalog.ecsv", "run.json")
 
@@ -104,18 +106,14 @@ def _scheduler_context(scheduler: str | None, workers: int):
     import dask
 
     if scheduler in (None, "processes"):
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
+        from astrostatlearn.processes import process_pool, stop_pool
 
-        # forkserver: workers fork from a clean server process, never from this one, which may
-        # hold live OpenMP/torch thread pools (forking those deadlocks the child).
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["astrostatlearn.segment.run"])
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-        return (lambda tasks: dask.compute(*tasks, scheduler="processes", pool=pool)), (lambda run_id: pool.shutdown())
+        pool = process_pool(workers, preload=["astrostatlearn.segment.run"])
+        return ((lambda tasks: dask.compute(*tasks, scheduler="processes", pool=pool)),
+                (lambda run_id, failed=False: stop_pool(pool, kill=failed)))
     if scheduler in ("threads", "synchronous", "single-threaded"):
         kw = {"num_workers": workers} if scheduler == "threads" else {}
-        return (lambda tasks: dask.compute(*tasks, scheduler=scheduler, **kw)), (lambda run_id: None)
+        return (lambda tasks: dask.compute(*tasks, scheduler=scheduler, **kw)), (lambda run_id, failed=False: None)
     from distributed import Client
 
     try:
@@ -123,7 +121,7 @@ def _scheduler_context(scheduler: str | None, workers: int):
     except OSError as exc:
         raise InputError(f"cannot reach the dask scheduler at {scheduler} ({exc})") from None
 
-    def close(run_id: str) -> None:
+    def close(run_id: str, failed: bool = False) -> None:
         try:
             client.run(forget_run, run_id)  # the workers outlive the run; their caches must not
         finally:
@@ -154,6 +152,8 @@ def check_segment_args(segmenter: Segmenter, out: Path, tile: int, halo: int | N
         raise InputError(f"--halo {halo} is smaller than the context method {segmenter.name!r} needs ({segmenter.halo} px)")
     if tile < 64:
         raise InputError(f"--tile must be at least 64 pixels, got {tile}")
+    if halo < 0:
+        raise InputError(f"--halo must be >= 0, got {halo}")
     return halo
 
 
@@ -177,6 +177,7 @@ class SegmentPlan:
     user_model: str | None
     run_id: str = ""
     model_path: str = ""
+    stage: Path = Path()  # where the outputs are written before the set is committed to ``out``
 
     @property
     def paths(self) -> tuple[str, str | None]:
@@ -201,6 +202,8 @@ def plan_segment(field: Field, segmenter: Segmenter, out: str | Path, variant: s
     out = Path(out)
     halo = check_segment_args(segmenter, out, tile, halo, overwrite)
     check_scheduler(scheduler)
+    if workers is not None and workers < 0:
+        raise InputError(f"--workers must be >= 0 (0 = all cores), got {workers}")
     if segmenter.needs_fit and not segmenter.is_fitted:
         raise InputError(f"method {segmenter.name!r} must be fitted first (pass --model)")
     region = region or field.full
@@ -262,6 +265,7 @@ def execute_plan(plan: SegmentPlan, assembly: _Assembly, progress: bool = False)
         from tqdm import tqdm
 
         bar = tqdm(total=len(tasks), desc=f"segment {plan.segmenter.name}", unit="tile", leave=False)
+    failed = True
     try:
         batch = max(1, 8 * plan.workers)
         for b0 in range(0, len(tasks), batch):
@@ -269,8 +273,11 @@ def execute_plan(plan: SegmentPlan, assembly: _Assembly, progress: bool = False)
                 assembly.add(res)
                 if bar is not None:
                     bar.update()
+        failed = False
+    except BrokenProcessPool:
+        raise WorkerDiedError() from None
     finally:
-        close(plan.run_id)
+        close(plan.run_id, failed)
         forget_run(plan.run_id)
         if bar is not None:
             bar.close()
@@ -295,12 +302,12 @@ def assemble_outputs(plan: SegmentPlan, assembly: _Assembly, timings: dict[str, 
     cat = finish_catalog(assembly.parts, field.wcs, {"method": seg.name, "variant": plan.pre.variant})
     buf = io.StringIO()
     cat.write(buf, format="ascii.ecsv")
-    atomic_write_bytes(plan.out / "catalog.ecsv", buf.getvalue().encode(), overwrite=plan.overwrite)
+    atomic_write_bytes(plan.stage / "catalog.ecsv", buf.getvalue().encode(), overwrite=True)
     timings["catalog"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
     run["timings_s"] = timings
     run["mpix_per_s"] = region.size / 1e6 / max(timings["segment"], 1e-9)
-    atomic_write_json(plan.out / "run.json", run, overwrite=plan.overwrite)
+    atomic_write_json(plan.stage / "run.json", run, overwrite=True)
     return SegmentResult(plan.out, assembly.next_id, assembly.n_edge, timings, run)
 
 
@@ -324,20 +331,20 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
     read their halo from the surrounding image); the maps keep the field's shape, zero outside.
     """
     t_start = time.perf_counter()
-    t0 = time.perf_counter()
-    plan = plan_segment(field, segmenter, out, variant, tile, halo, scheduler, workers, score, overwrite, pre, mesh,
-                        model_path, region, progress)
-    timings: dict[str, float] = {"background": time.perf_counter() - t0}
-    tmpdir = Path(tempfile.mkdtemp(prefix=".segment-", dir=plan.out.parent if plan.out.parent.exists() else None))
-    try:
-        plan.model_path = model_path or str(segmenter.save(tmpdir / "model.bin"))
-        plan.run_id = f"{os.getpid()}-{tmpdir.name}-{os.path.getmtime(plan.model_path)}"
-        plan.out.mkdir(parents=True, exist_ok=True)
+    with OutputSet(out, OUTPUTS, overwrite, expected_bytes=field.shape[0] * field.shape[1] * (8 if score else 4)) as tx:
+        t0 = time.perf_counter()
+        plan = plan_segment(field, segmenter, out, variant, tile, halo, scheduler, workers, score, overwrite, pre, mesh,
+                            model_path, region, progress)
+        timings: dict[str, float] = {"background": time.perf_counter() - t0}
+        plan.stage = tx.path()
+        scratch = tx.scratch()
+        plan.model_path = model_path or str(segmenter.save(scratch / "model.bin"))
+        plan.run_id = f"{os.getpid()}-{scratch.name}-{os.path.getmtime(plan.model_path)}"
         header = output_header(field.header, CONTENT="segmentation", METHOD=segmenter.name, VARIANT=plan.pre.variant)
-        seg_writer = FitsImageWriter(plan.out / "segmentation.fits", field.shape, np.int32, header, overwrite=overwrite)
-        score_writer = FitsImageWriter(plan.out / "score.fits", field.shape, np.float32,
+        seg_writer = FitsImageWriter(tx.path("segmentation.fits"), field.shape, np.int32, header, overwrite=True)
+        score_writer = FitsImageWriter(tx.path("score.fits"), field.shape, np.float32,
                                        output_header(field.header, CONTENT="score", METHOD=segmenter.name),
-                                       overwrite=overwrite) if score else None
+                                       overwrite=True) if score else None
         assembly = _Assembly(seg_writer, score_writer)
         t0 = time.perf_counter()
         try:
@@ -348,8 +355,6 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
         timings["segment"] = time.perf_counter() - t0
         assembly.commit()
         return assemble_outputs(plan, assembly, timings, t_start)
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def _merge_labels(writer: FitsImageWriter, window: Window, labels: np.ndarray, offset: int) -> None:

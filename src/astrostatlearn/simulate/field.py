@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import io
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ from astropy.wcs import WCS
 from astrostatlearn.errors import InputError
 from astrostatlearn.field import FitsImageWriter, Window, atomic_write_bytes, check_writable, tile_grid
 from astrostatlearn.field.fitsio import write_window
+from astrostatlearn.field.outputs import OutputSet
+from astrostatlearn.processes import WorkerDiedError, process_pool, stop_pool
 from astrostatlearn.simulate.catalog import draw_catalog
 from astrostatlearn.simulate.presets import Preset, get_preset
 from astrostatlearn.simulate.render import TileResult, render_tile
@@ -89,7 +92,8 @@ def simulate_field(out: str | Path, size: int | tuple[int, int], seed: int = 0,
 
     ``size`` is N (an N x N field) or (ny, nx). The result is identical for a given seed and
     preset whatever ``tile`` and ``workers`` (default: all cores) are. Files are written under
-    temporary names and renamed when complete; existing files are refused unless ``overwrite``.
+    temporary names and committed as one set when complete (:class:`OutputSet`); existing files are
+    refused unless ``overwrite``.
     """
     shape = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     if min(shape) < 8:
@@ -106,9 +110,24 @@ def simulate_field(out: str | Path, size: int | tuple[int, int], seed: int = 0,
         raise InputError("output exists and is not a directory", out)
     for name in OUTPUT_FILES:
         check_writable(out / name, overwrite)
+    if workers is not None and workers < 0:
+        raise InputError(f"--workers must be >= 0 (0 = all cores), got {workers}")
     workers = workers or os.cpu_count() or 1
+    with OutputSet(out, OUTPUT_FILES, overwrite, expected_bytes=12 * shape[0] * shape[1]) as tx:
+        cat = draw_catalog(shape, preset, seed)
+        snr, area = _render_images(tx, cat, shape, preset, seed, tile, workers, progress, on_tile)
+        table = _catalog_table(cat, snr, area, shape, preset, seed)
+        buf = io.StringIO()
+        table.write(buf, format="ascii.ecsv")
+        atomic_write_bytes(tx.path("truth.ecsv"), buf.getvalue().encode(), overwrite=True)
+    return SimulationSummary(out, shape, len(cat["id"]), int((area > 0).sum()), int(cat["is_star"].sum()),
+                             float(area.sum()) / (shape[0] * shape[1]))
 
-    cat = draw_catalog(shape, preset, seed)
+
+def _render_images(tx: OutputSet, cat: dict[str, np.ndarray], shape: tuple[int, int], preset: Preset, seed: int,
+                   tile: int, workers: int, progress: bool,
+                   on_tile: Callable[[TileResult], None] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Render every tile into the staged img/rms/true.fits; returns (snr, area_true) per object."""
     windows = tile_grid(shape, tile)
     snr = np.zeros(len(cat["id"]))
     area = np.zeros(len(cat["id"]), dtype=np.int64)
@@ -121,7 +140,7 @@ def simulate_field(out: str | Path, size: int | tuple[int, int], seed: int = 0,
 
     with ExitStack() as stack:
         writers = [
-            stack.enter_context(FitsImageWriter(out / name, shape, dtype, _header(shape, preset, seed, content), overwrite))
+            stack.enter_context(FitsImageWriter(tx.path(name), shape, dtype, _header(shape, preset, seed, content), True))
             for name, dtype, content in (("img.fits", np.float32, "img"), ("rms.fits", np.float32, "rms"),
                                          ("true.fits", np.int32, "true"))
         ]
@@ -132,20 +151,21 @@ def simulate_field(out: str | Path, size: int | tuple[int, int], seed: int = 0,
                 collect(_render_and_write(w, _objects_for(w, cat), preset, seed, shape, targets))
                 bar.update()
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            pool = process_pool(workers, preload=["astrostatlearn.simulate.field"])
+            failed = True
+            try:
                 futures = [pool.submit(_render_and_write, w, _objects_for(w, cat), preset, seed, shape, targets)
                            for w in windows]
                 for fut in as_completed(futures):
                     collect(fut.result())
                     bar.update()
+                failed = False
+            except BrokenProcessPool:
+                raise WorkerDiedError() from None
+            finally:
+                stop_pool(pool, kill=failed)
         bar.close()
-        table = _catalog_table(cat, snr, area, shape, preset, seed)
-        buf = io.StringIO()
-        table.write(buf, format="ascii.ecsv")
-        # Images are committed (renamed) when the ExitStack closes; the catalogue goes last.
-    atomic_write_bytes(out / "truth.ecsv", buf.getvalue().encode(), overwrite=overwrite)
-    return SimulationSummary(out, shape, len(cat["id"]), int((area > 0).sum()), int(cat["is_star"].sum()),
-                             float(area.sum()) / (shape[0] * shape[1]))
+    return snr, area
 
 
 def _progress(total: int, enabled: bool, desc: str):

@@ -31,7 +31,7 @@ def prepare_datasets(request: "TrainRequest", variant: str, coco: bool = False) 
     """Patch datasets of ``request.fields`` beside the model (``OUT.datasets/dsK``), reused on
     ``--resume``; with ``coco``, also their COCO instances exports. A field without truth, or
     with an empty train or validation split, is refused."""
-    from astrostatlearn.datasets import SPLITS, build_dataset, export_instances
+    from astrostatlearn.datasets import build_dataset
     from astrostatlearn.field import Field
 
     out = request.out
@@ -43,13 +43,10 @@ def prepare_datasets(request: "TrainRequest", variant: str, coco: bool = False) 
                 if f.true is None:
                     raise InputError("training needs a truth map (true.fits)", fp)
                 man = build_dataset(f, variant, d, patch=request.patch, fractions=request.fractions,
-                                    seed=request.seed, overwrite=True)
+                                    seed=request.seed, overwrite=True, coco=coco)
             for split in ("train", "val"):
                 if man["n_patches"][split] == 0:
                     raise InputError(f"the {split} split of this field has no patch with objects; "
                                      "use a larger field or other --split fractions", fp)
-            if coco:
-                for split in SPLITS:
-                    export_instances(d, split, d / "coco" / f"instances_{split}.json", overwrite=True)
         dirs.append(d)
     return dirs

@@ -1,0 +1,281 @@
+"""One transaction for every command's outputs: stage the set, then commit it whole, under a lock.
+
+A command opens an :class:`OutputSet` for its destination, writes every output into the staging
+folder (:meth:`OutputSet.path`), and the set is committed when the block ends without error:
+
+- **Lock.** An exclusive ``flock`` on ``.<key>.lock`` is taken first and held until the end, so a
+  second writer to the same outputs is refused at once with one line. The kernel drops the lock
+  when its process dies, however it dies (kill -9 included).
+- **Refusal.** Existing outputs are refused unless ``overwrite``, checked under the lock, again
+  at commit.
+- **Commit as a set.** A journal (``.<key>.commit``) lists the renames before they start, so a run
+  killed mid-commit is rolled forward by the next writer. Outputs of the set that this run does
+  not produce (say ``score.fits`` after ``--no-score``) are removed, so the folder never holds
+  files from two runs.
+- **Debris.** Staging folders of dead runs (``.<key>.staging-*``) are removed by the next writer
+  to the same destination, under the lock. A failed run removes its own staging folder, and the
+  destination folder too when it made it and it is left empty.
+
+Two shapes: a set of ``names`` inside folder ``dest`` (lock, journal and staging live in ``dest``),
+or, with ``names=None``, the whole folder ``dest`` (they live beside it, in ``dest.parent``).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Sequence
+
+from astrostatlearn.errors import InputError, OutputExistsError
+
+
+class OutputBusyError(InputError):
+    """Another process holds the lock on the same outputs."""
+
+
+class OutputWriteError(InputError):
+    """The outputs could not be written (disk full, permissions); nothing was committed."""
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+class OutputSet:
+    """Stage outputs, then commit them together (see the module docstring).
+
+    ``dest``: the destination folder. ``names``: the output names inside it (files or folders),
+    or None for the whole folder. ``expected_bytes``: refuse at once when the file system has less
+    free space than this.
+    """
+
+    def __init__(self, dest: str | Path, names: Sequence[str] | None, overwrite: bool = False,
+                 expected_bytes: int = 0) -> None:
+        self.dest = Path(dest)
+        self.names = None if names is None else tuple(names)
+        self.overwrite = overwrite
+        self.expected_bytes = int(expected_bytes)
+        if self.names is None:
+            self.admin, key = self.dest.parent, self.dest.name
+        else:
+            self.admin, key = self.dest, self.names[0]
+        self.prefix = f".{key}"
+        self.staging = self.admin / f"{self.prefix}.staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._lock_fd: int | None = None
+        self._made: list[Path] = []
+
+    # -- paths --------------------------------------------------------------------------------
+    @property
+    def lock_path(self) -> Path:
+        return self.admin / f"{self.prefix}.lock"
+
+    @property
+    def journal_path(self) -> Path:
+        return self.admin / f"{self.prefix}.commit"
+
+    def path(self, name: str = "") -> Path:
+        """Where to write output ``name`` (for a whole-folder set: a path inside the folder)."""
+        if name and self.names is not None and name.split("/")[0] not in self.names:
+            raise ValueError(f"{name!r} is not one of this set's outputs {self.names}")
+        return self.staging / name if name else self.staging
+
+    def scratch(self) -> Path:
+        """A private work folder, removed with the staging folder and never committed."""
+        p = self.admin / f"{self.staging.name}.scratch"
+        p.mkdir(exist_ok=True)
+        return p
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def __enter__(self) -> "OutputSet":
+        self.open()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc_type is None:
+            try:
+                self.commit()
+            except BaseException as error:
+                self.abort()
+                self._reraise(error)
+            return
+        self.abort()
+        if exc is not None:
+            self._reraise(exc)
+
+    def open(self) -> None:
+        """Check the destination, take the lock, clear dead runs' debris, make the staging folder."""
+        if self.names is not None and self.dest.exists() and not self.dest.is_dir():
+            raise InputError("output exists and is not a directory", self.dest)
+        self._make_dirs(self.admin)
+        self._lock()
+        try:
+            self._recover()
+            self._check_existing()
+            free = _free_bytes(self.admin)
+            if self.expected_bytes and free is not None and free < self.expected_bytes:
+                raise OutputWriteError(f"needs about {self.expected_bytes / 1e9:.2f} GB, but only "
+                                       f"{free / 1e9:.2f} GB are free", self.admin)
+            self.staging.mkdir()
+        except BaseException:
+            self.abort()
+            raise
+
+    def commit(self) -> None:
+        """Move the staged outputs into place as one set (journalled: see :meth:`_roll_forward`)."""
+        self._check_existing()
+        if self.names is None:
+            plan: dict[str, Any] = {"staging": self.staging.name, "folder": self.dest.name}
+        else:
+            staged = [n for n in self.names if (self.staging / n).exists() or (self.staging / n).is_symlink()]
+            plan = {"staging": self.staging.name, "move": staged,
+                    "remove": [n for n in self.names if n not in staged]}
+        tmp = self.journal_path.with_name(self.journal_path.name + ".tmp")
+        tmp.write_text(json.dumps(plan))
+        os.replace(tmp, self.journal_path)
+        self._roll_forward(plan)
+        self._release(remove_lock=True)
+
+    def abort(self) -> None:
+        """Remove everything this run staged, release the lock, remove folders it made if empty."""
+        for p in (self.staging, self.admin / f"{self.staging.name}.scratch"):
+            shutil.rmtree(p, ignore_errors=True)
+        self._release(remove_lock=True)
+        for d in reversed(self._made):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+
+    # -- steps --------------------------------------------------------------------------------
+    def _make_dirs(self, folder: Path) -> None:
+        missing = []
+        p = folder
+        while not p.exists():
+            missing.append(p)
+            p = p.parent
+        if p.exists() and not p.is_dir():
+            raise InputError("output path runs through a file", p)
+        for d in reversed(missing):
+            d.mkdir()
+            self._made.append(d)
+
+    def _lock(self) -> None:
+        """Exclusive, non-blocking ``flock``; retried when the lock file was replaced meanwhile."""
+        for _ in range(10):
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise OutputBusyError("another astrostatlearn run is writing these outputs; wait for it "
+                                          "to finish or choose another output", self.dest) from None
+                raise
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                self._lock_fd = fd
+                return
+            os.close(fd)  # the holder finished and removed the file between our open and flock
+        raise OutputBusyError("could not take the output lock", self.dest)
+
+    def _release(self, remove_lock: bool) -> None:
+        if self._lock_fd is None:
+            return
+        if remove_lock:
+            self.lock_path.unlink(missing_ok=True)
+        os.close(self._lock_fd)
+        self._lock_fd = None
+
+    def _recover(self) -> None:
+        """Under the lock: finish a dead run's interrupted commit, then remove dead runs' staging."""
+        if self.journal_path.exists():
+            try:
+                plan = json.loads(self.journal_path.read_text())
+            except (OSError, ValueError):
+                plan = None
+            if plan is not None:
+                self._roll_forward(plan)
+            self.journal_path.unlink(missing_ok=True)
+        for p in self.admin.glob(f"{self.prefix}.staging-*"):
+            if p != self.staging:
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        self.journal_path.with_name(self.journal_path.name + ".tmp").unlink(missing_ok=True)
+
+    def _check_existing(self) -> None:
+        if self.overwrite:
+            return
+        if self.names is None:
+            if self.dest.exists():
+                raise OutputExistsError(self.dest)
+            return
+        for n in self.names:
+            if (self.dest / n).exists():
+                raise OutputExistsError(self.dest / n)
+
+    def _roll_forward(self, plan: dict[str, Any]) -> None:
+        """Apply a journalled commit; each step is safe to repeat after a crash."""
+        staging = self.admin / plan["staging"]
+        if "folder" in plan:
+            dest = self.admin / plan["folder"]
+            old = self.admin / f"{plan['staging']}.old"
+            if staging.exists():
+                if dest.exists() or dest.is_symlink():
+                    _remove(old)
+                    os.replace(dest, old)
+                os.replace(staging, dest)
+            _remove(old)
+        else:
+            for n in plan["move"]:
+                src = staging / n
+                if src.exists() or src.is_symlink():
+                    _replace(src, self.dest / n, staging)
+            for n in plan["remove"]:
+                _remove(self.dest / n)
+            _remove(staging)
+        self.journal_path.unlink(missing_ok=True)
+
+    def _reraise(self, exc: BaseException) -> None:
+        """Re-raise ``exc``; an OS error becomes one line that names the destination, never the
+        staging folder."""
+        if isinstance(exc, OSError):
+            fname = str(getattr(exc, "filename", "") or "")
+            ours = fname.startswith(str(self.admin / self.prefix)) or fname.startswith(str(self.dest))
+            if ours or exc.errno in _FULL:
+                reason = exc.strerror or str(exc)
+                raise OutputWriteError(f"cannot write the outputs: {reason}; nothing was written",
+                                       self.dest) from None
+        if isinstance(exc, InputError) and str(self.staging) in str(exc):
+            raise InputError(str(exc).replace(str(self.staging), str(self.dest))) from None
+        raise exc
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        p.unlink(missing_ok=True)
+
+
+def _replace(src: Path, dst: Path, staging: Path) -> None:
+    """``os.replace`` that also replaces an existing folder (moved aside into ``staging`` first)."""
+    if dst.is_dir() and not dst.is_symlink():
+        aside = staging / f".old-{dst.name}"
+        _remove(aside)
+        os.replace(dst, aside)
+    os.replace(src, dst)
