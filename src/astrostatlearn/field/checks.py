@@ -7,6 +7,7 @@ about 200 MB of float32 working memory for img + rms + true), so it runs on 25k^
 from __future__ import annotations
 
 from dataclasses import dataclass, field as dc_field
+from typing import Any
 
 import numpy as np
 from astropy.stats import sigma_clipped_stats
@@ -38,12 +39,13 @@ def scan_field(field: Field, block_pixels: int = 1 << 24, progress: bool = False
 
     Non-finite image pixels are counted (they are masked downstream); it is fatal only when
     every pixel is non-finite. The rms must be finite and > 0 wherever the image is finite.
-    The truth map must be integral and non-negative.
+    The truth map must hold integral IDs in [0, 2**31 - 1] and look like a label map
+    (:func:`check_label_like`).
     """
     report = FieldReport(field.shape, field.shape[0] * field.shape[1])
     blocks = list(row_blocks(field.shape, block_pixels))
     ids = np.zeros(0, dtype=np.int64)
-    n_fg = 0
+    n_fg = n_label = n_same = 0
     iterator = blocks
     if progress:
         from tqdm import tqdm
@@ -56,9 +58,8 @@ def scan_field(field: Field, block_pixels: int = 1 << 24, progress: bool = False
         if field.rms is not None:
             _check_rms(field, w, field.read_rms(w), finite)
         if field.true is not None:
-            raw = field.true.read(w)
-            _check_truth(field, w, raw)
-            lab = raw.astype(np.int64, copy=False)
+            lab = check_label_block(field.true.read(w), w, field.true.path)
+            n_label, n_same = n_label + (a := neighbour_agreement(lab))[0], n_same + a[1]
             fg = lab > 0
             n_fg += int(np.count_nonzero(fg))
             if fg.any():
@@ -66,6 +67,7 @@ def scan_field(field: Field, block_pixels: int = 1 << 24, progress: bool = False
     if report.n_nonfinite == report.n_pixels:
         raise InputError("every pixel is non-finite (NaN or inf)", field.img.path)
     if field.true is not None:
+        check_label_like(n_label, n_same, field.true.path)
         report.n_foreground = n_fg
         report.n_objects = int(ids.size)
         report.max_id = int(ids.max()) if ids.size else 0
@@ -86,16 +88,42 @@ def _check_rms(field: Field, w: Window, rms: np.ndarray, finite: np.ndarray) -> 
             f"the image is finite ({_first_bad(bad, w)})", field.rms.path)  # type: ignore[union-attr]
 
 
-def _check_truth(field: Field, w: Window, raw: np.ndarray) -> None:
-    path = field.true.path  # type: ignore[union-attr]
+MAX_LABEL = 2**31 - 1  # label maps are int32 on disk: larger IDs are refused, never wrapped
+
+
+def check_label_block(raw: np.ndarray, w: Window, path: Any, role: str = "truth map") -> np.ndarray:
+    """One block of a label map as int64 IDs; :class:`InputError` (naming the first bad pixel) for
+    non-finite or non-integral values, negative IDs, or IDs above :data:`MAX_LABEL`."""
+    if raw.dtype.kind not in "iuf":
+        raise InputError(f"{role} has unsupported dtype {raw.dtype}; expected integer labels", path)
     if raw.dtype.kind == "f":
         nonint = ~np.isfinite(raw) | (raw != np.round(raw))
         if nonint.any():
-            raise InputError(f"truth map is not integer: {int(nonint.sum())} pixels with non-integral "
-                             f"values in rows {w.y0}-{w.y1 - 1} ({_first_bad(nonint, w)})", path)
+            raise InputError(f"{role} is not integer: {int(nonint.sum())} pixels with non-finite or non-integral "
+                             f"values in rows {w.y0}-{w.y1 - 1} ({_first_bad(nonint, w)}); is this an image?", path)
     neg = raw < 0
     if neg.any():
-        raise InputError(f"truth map has negative IDs (min {raw.min():g}, {_first_bad(neg, w)})", path)
+        raise InputError(f"{role} has negative IDs (min {raw.min():g}, {_first_bad(neg, w)})", path)
+    big = raw > MAX_LABEL
+    if big.any():
+        raise InputError(f"{role} has IDs above 2**31 - 1 (max {raw.max():.0f}, {_first_bad(big, w)}); "
+                         "label maps are int32: renumber the objects", path)
+    return raw.astype(np.int64, copy=False)
+
+
+def neighbour_agreement(lab: np.ndarray) -> tuple[int, int]:
+    """(foreground pixels, foreground pixels whose right neighbour has the same ID) of one block."""
+    fg = lab > 0
+    same = fg[:, :-1] & (lab[:, :-1] == lab[:, 1:])
+    return int(np.count_nonzero(fg)), int(np.count_nonzero(same))
+
+
+def check_label_like(n_fg: int, n_same: int, path: Any, role: str = "truth map") -> None:
+    """Refuse a map whose neighbouring foreground pixels almost never share an ID: an image, not labels."""
+    if n_fg >= 1000 and n_same < 0.2 * n_fg:
+        raise InputError(f"{role} does not look like a label map: only {100 * n_same / n_fg:.0f}% of its "
+                         "non-zero pixels share their neighbour's ID (objects are regions of one ID); "
+                         "is this an image?", path)
 
 
 def robust_stats(field: Field, max_pixels: int = 4_000_000, sigma: float = 3.0) -> tuple[float, float, float]:

@@ -27,6 +27,8 @@ def _find(directory: Path, stem: str) -> Path | None:
         p = directory / f"{stem}{suffix}"
         if p.exists():
             return p
+        if p.is_symlink():
+            raise InputError("broken symbolic link (its target does not exist)", p)
     return None
 
 

@@ -150,6 +150,8 @@ def open_image(path: str | Path, hdu: int | None = None, role: str = "image") ->
     """
     p = Path(path)
     if not p.exists():
+        if p.is_symlink():
+            raise InputError(f"{role} file is a broken symbolic link (its target does not exist)", p)
         raise InputError(f"{role} file not found", p)
     if p.is_dir():
         raise InputError(f"expected a FITS file for the {role}, got a directory", p)
@@ -229,7 +231,9 @@ def output_header(header: fits.Header | None, **cards: Any) -> fits.Header:
 
 
 def check_writable(path: str | Path, overwrite: bool) -> Path:
-    """Refuse an existing ``path`` unless ``overwrite``. Returns the Path.
+    """Refuse an existing ``path`` unless ``overwrite``, and a path that cannot be written (its
+    nearest existing folder is not writable, or a file stands where a folder must be). Returns
+    the Path.
 
     Only checks: folders are made when a file is written (see ``_temp_beside``), so a command
     that fails its later checks leaves nothing on disk.
@@ -237,6 +241,13 @@ def check_writable(path: str | Path, overwrite: bool) -> Path:
     p = Path(path)
     if p.exists() and not overwrite:
         raise OutputExistsError(p)
+    parent = p.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError("output path runs through a file", parent)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError("cannot write here (permission denied)", parent)
     return p
 
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from astrostatlearn.errors import InputError
+from astrostatlearn.field.checks import check_label_block, check_label_like, neighbour_agreement
 from astrostatlearn.field.windows import Window, tile_grid
 from astrostatlearn.metrics.binned import MAG_BINS, SNR_BINS, binned_detection
 from astrostatlearn.metrics.coco import coco_metrics
@@ -128,10 +129,8 @@ def _block_rows(width: int, patch: int, block_pixels: int) -> int:
 
 
 def _score_block(true: WindowSource, pred: WindowSource, w: Window, patch: int):
-    t = np.asarray(true.read(w))
-    p = np.asarray(pred.read(w))
-    if p.dtype.kind == "f":
-        p = np.nan_to_num(p).astype(np.int64)
+    t = check_label_block(np.asarray(true.read(w)), w, getattr(true, "path", None), "truth map")
+    p = check_label_block(np.asarray(pred.read(w)), w, getattr(pred, "path", None), "prediction")
     tf, pf = t > 0, p > 0
     cols = np.arange(0, w.shape[1], patch)
     rows = np.arange(0, w.shape[0], patch)
@@ -140,8 +139,8 @@ def _score_block(true: WindowSource, pred: WindowSource, w: Window, patch: int):
         s = np.add.reduceat(mask.view(np.uint8), rows, axis=0, dtype=np.int64)
         return np.add.reduceat(s, cols, axis=1, dtype=np.int64)
 
-    neg = (p < 0).any()
-    return per_patch(tf & pf), per_patch(tf), per_patch(pf), count_pairs(t, p), bool(neg)
+    return (per_patch(tf & pf), per_patch(tf), per_patch(pf), count_pairs(t, p),
+            neighbour_agreement(t) + neighbour_agreement(p))
 
 
 def evaluate(true: Any, pred: Any, *, catalog: Any = None, score: Any = None, region: Window | None = None,
@@ -149,6 +148,9 @@ def evaluate(true: Any, pred: Any, *, catalog: Any = None, score: Any = None, re
              block_pixels: int = 1 << 24, progress: bool = False,
              object_scores: tuple[np.ndarray, np.ndarray] | None = None) -> Evaluation:
     """Score ``pred`` against ``true`` (arrays or window sources of int labels, 0 = background).
+
+    Both maps are checked block by block as they stream (integral IDs in [0, 2**31 - 1], no NaN,
+    regions of one ID rather than an image): a bad map is an :class:`InputError`, never a number.
 
     ``catalog``: table with ``id``, ``mag`` and ``snr`` (e.g. the simulator's truth.ecsv) for
     completeness and purity binned by magnitude and S/N. ``score``: per-pixel score map for COCO
@@ -164,8 +166,12 @@ def evaluate(true: Any, pred: Any, *, catalog: Any = None, score: Any = None, re
     if s_src is not None and tuple(s_src.shape) != tuple(t_src.shape):
         raise InputError(f"score shape {tuple(s_src.shape)} differs from truth shape {tuple(t_src.shape)}",
                          getattr(s_src, "path", None))
+    if patch < 1:
+        raise InputError(f"--patch must be a positive number of pixels, got {patch}")
     full = Window(0, t_src.shape[0], 0, t_src.shape[1])
     region = region or full
+    if region.y1 <= region.y0 or region.x1 <= region.x0:
+        raise InputError(f"region {region} is empty")
     if region.intersect(full) != region:
         raise InputError(f"region {region} lies outside the {full.shape[0]}x{full.shape[1]} maps")
     t0 = time.perf_counter()
@@ -179,8 +185,9 @@ def evaluate(true: Any, pred: Any, *, catalog: Any = None, score: Any = None, re
 
             it = tqdm(it, total=len(blocks), desc="scoring", unit="block", leave=False)
         results = list(it)
-    if any(r[4] for r in results):
-        raise InputError("prediction has negative labels", getattr(p_src, "path", None))
+    agree = np.sum([r[4] for r in results], axis=0) if results else np.zeros(4, int)
+    check_label_like(int(agree[0]), int(agree[1]), getattr(t_src, "path", None), "truth map")
+    check_label_like(int(agree[2]), int(agree[3]), getattr(p_src, "path", None), "prediction")
     tp = np.concatenate([r[0] for r in results], axis=0)
     nt = np.concatenate([r[1] for r in results], axis=0)
     npred = np.concatenate([r[2] for r in results], axis=0)
