@@ -10,9 +10,22 @@ The data flow is one-way: ``field`` (FITS I/O) -> ``simulate`` -> ``preprocess``
 -> ``methods`` -> ``segment`` -> ``metrics`` -> ``benchmark``.
 """
 
+from typing import Any
+
 from astrostatlearn.errors import InputError, OutputExistsError
-from astrostatlearn.field import Field, Window, tile_grid
 
 __version__ = "0.1.0"
+
+_LAZY = {"Field": "astrostatlearn.field", "Window": "astrostatlearn.field", "tile_grid": "astrostatlearn.field"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the heavier names on first use, so ``import astrostatlearn`` (and every worker
+    process's start) stays cheap."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'astrostatlearn' has no attribute {name!r}")
 
 __all__ = ["Field", "InputError", "OutputExistsError", "Window", "tile_grid", "__version__"]

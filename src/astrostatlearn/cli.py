@@ -485,15 +485,16 @@ def _exception_types(name: str) -> tuple[type[BaseException], ...]:
 
 def _terminate_like_interrupt() -> None:
     """SIGTERM raises :class:`Terminated` in the main thread, so every ``finally`` and output
-    transaction cleans up as for Ctrl-C (exit code 143)."""
+    transaction cleans up as for Ctrl-C (exit code 143). Both are held back while a worker pool
+    starts (:func:`astrostatlearn.processes.critical`)."""
     import signal
     import threading
 
-    def handler(signum: int, frame: Any) -> None:
-        raise Terminated()
+    from astrostatlearn.processes import interrupt
 
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGTERM, lambda signum, frame: interrupt(Terminated))
+        signal.signal(signal.SIGINT, lambda signum, frame: interrupt(KeyboardInterrupt))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,7 +22,8 @@ import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
 from astrostatlearn.errors import InputError
 
@@ -72,39 +73,89 @@ def _watch(pid: int, period_s: float = 1.0) -> None:
     threading.Thread(target=loop, daemon=True, name="astrostatlearn-parent-watch").start()
 
 
-def guard_worker(main_pid: int) -> None:
+def _tie_to(parent: int, watch: int) -> None:
+    """Die with ``parent`` (parent-death signal; a watchdog on ``watch`` without prctl), and at once
+    when it is already gone (it may die before the signal is armed)."""
+    if not _die_with_parent():
+        _watch(watch)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def guard_worker(main_pid: int, parent_pid: int | None = None) -> None:
     """Pool initializer: ignore SIGINT; die with the parent (or, without prctl, with ``main_pid``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if not _die_with_parent():
-        _watch(main_pid)
+    _tie_to(os.getppid() if parent_pid is None else parent_pid, main_pid)
+    if not _alive(main_pid):  # the run died while this worker started
+        os._exit(1)
 
 
 def _guard_forkserver() -> None:
     """Run on import: in the forkserver that :func:`process_pool` starts, tie it to the main process."""
     main = os.environ.get(_MAIN_PID_ENV)
-    if main and main.isdigit() and os.getppid() == int(main) and sys.argv[:1] == ["-c"]:
+    if main and main.isdigit() and int(main) != os.getpid() and sys.argv[:1] == ["-c"]:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        if not _die_with_parent():
-            _watch(int(main))
+        _tie_to(int(main), int(main))
 
 
 _guard_forkserver()
 
 
+_critical = 0
+_pending: type[BaseException] | None = None
+
+
+@contextmanager
+def critical() -> Iterator[None]:
+    """Hold back SIGTERM/SIGINT (see :func:`interrupt`) until the block ends, then raise them."""
+    global _critical, _pending
+    _critical += 1
+    try:
+        yield
+    finally:
+        _critical -= 1
+        if not _critical and _pending is not None:
+            exc, _pending = _pending, None
+            raise exc()
+
+
+def interrupt(exc: type[BaseException]) -> None:
+    """Raise ``exc`` now, or when the current :func:`critical` block ends (called by signal handlers)."""
+    global _pending
+    if _critical:
+        _pending = exc
+        return
+    raise exc()
+
+
+def _started() -> int:
+    return os.getpid()
+
+
 def process_pool(workers: int, preload: Sequence[str] = ()) -> ProcessPoolExecutor:
-    """A pool of ``workers`` guarded processes; ``preload``: modules the forkserver imports once."""
+    """A pool of ``workers`` guarded processes, all started before it is returned (a signal that
+    arrives meanwhile is held back, so no worker is ever half-started when the run stops);
+    ``preload``: modules the forkserver imports once."""
     import multiprocessing as mp
     from multiprocessing import forkserver
 
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["astrostatlearn.processes", *preload])
-    os.environ[_MAIN_PID_ENV] = str(os.getpid())
-    try:
-        forkserver.ensure_running()  # from this thread, so the server's parent-death signal is ours
-    finally:
-        os.environ.pop(_MAIN_PID_ENV, None)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=guard_worker,
-                               initargs=(os.getpid(),))
+    with critical():
+        os.environ[_MAIN_PID_ENV] = str(os.getpid())
+        try:
+            forkserver.ensure_running()  # from this thread, so the server's parent-death signal is ours
+        finally:
+            os.environ.pop(_MAIN_PID_ENV, None)
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=guard_worker,
+                                   initargs=(os.getpid(),))
+        try:  # one task per worker spawns them all now (the pool spawns a worker per busy submit)
+            for fut in [pool.submit(_started) for _ in range(workers)]:
+                fut.result()
+        except BaseException:
+            stop_pool(pool, kill=True)
+            raise
+    return pool
 
 
 def stop_pool(pool: ProcessPoolExecutor, kill: bool) -> None:

@@ -141,6 +141,7 @@ class OutputSet:
         tmp.write_text(json.dumps(plan))
         os.replace(tmp, self.journal_path)
         self._roll_forward(plan)
+        shutil.rmtree(self.admin / f"{self.staging.name}.scratch", ignore_errors=True)
         self._release(remove_lock=True)
 
     def abort(self) -> None:
