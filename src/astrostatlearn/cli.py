@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -198,10 +199,12 @@ def preprocess(
     Variant parameters (intervals, stretch, statistics) are recorded in the FITS header.
     Without an rms map, the rms channel is the global sigma-clipped std (a constant).
     """
-    from astrostatlearn.field import Field
+    from astrostatlearn.field import Field, check_writable, scan_field
     from astrostatlearn.preprocess import fit_variant, preprocess_field
 
+    check_writable(out, overwrite)
     with Field.open(field, rms=rms) as f:
+        scan_field(f)  # the rms checks info and segment make, before any work
         pre = fit_variant(f, variant, stretch=stretch)
         res = preprocess_field(f, pre, out, overwrite=overwrite, progress=sys.stderr.isatty())
     typer.echo(f"wrote {res['fits']} ({', '.join(pre.channels)}) and preview {res['png']}")
@@ -500,7 +503,7 @@ def _terminate_like_interrupt() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point, the CLI's error boundary: usage errors and bad input are one line
     (``error: ...``, exit 2); Ctrl-C is ``interrupted`` (exit 130); anything unexpected is one line
-    naming the exception (exit 2), never a traceback."""
+    naming the exception (exit 2), never a traceback (set ASTROSTATLEARN_DEBUG=1 to see it)."""
     usage, abort = _exception_types("UsageError"), _exception_types("Abort")
     _terminate_like_interrupt()
     try:
@@ -525,6 +528,10 @@ def main(argv: list[str] | None = None) -> None:
     except (SystemExit, typer.Exit):
         raise
     except Exception as exc:  # the last resort: one line, never a traceback
+        if os.environ.get("ASTROSTATLEARN_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
         text = " ".join(str(exc).split())[:300]
         typer.echo(f"error: unexpected {type(exc).__name__}: {text}", err=True)
         raise SystemExit(2) from None

@@ -97,6 +97,7 @@ def check_label_block(raw: np.ndarray, w: Window, path: Any, role: str = "truth 
     if raw.dtype.kind not in "iuf":
         raise InputError(f"{role} has unsupported dtype {raw.dtype}; expected integer labels", path)
     if raw.dtype.kind == "f":
+        raw = raw.astype(np.float64, copy=False)  # float32 cannot tell 2**31 - 1 from 2**31
         nonint = ~np.isfinite(raw) | (raw != np.round(raw))
         if nonint.any():
             raise InputError(f"{role} is not integer: {int(nonint.sum())} pixels with non-finite or non-integral "

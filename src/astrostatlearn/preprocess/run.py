@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from astrostatlearn.errors import InputError
-from astrostatlearn.field import Field, FitsImageWriter, Window, check_writable, row_blocks, scan_field
+from astrostatlearn.field import Field, FitsImageWriter, Window, check_writable, row_blocks
 from astrostatlearn.field.fitsio import output_header
 from astrostatlearn.field.outputs import OutputSet
 from astrostatlearn.preprocess.variants import Preprocessor
@@ -23,7 +23,7 @@ PREVIEW_MAX = 1024
 def preprocess_field(field: Field, pre: Preprocessor, out: str | Path, overwrite: bool = False,
                      preview: bool = True, block_pixels: int = 1 << 24, progress: bool = False) -> dict:
     """Write ``pre`` applied to ``field`` to ``out`` (FITS) and ``out`` with suffix ``.png``, committed
-    as one set. The field's rms is checked first (every pixel, streamed)."""
+    as one set. Check the field with :func:`~astrostatlearn.field.scan_field` first (the CLI does)."""
     out = Path(out)
     if out.suffix.lower() == ".png":
         raise InputError("--out names the FITS output; the PNG preview goes beside it", out)
@@ -31,7 +31,6 @@ def preprocess_field(field: Field, pre: Preprocessor, out: str | Path, overwrite
     check_writable(out, overwrite)
     if preview:
         check_writable(png, overwrite)
-    scan_field(field)
     n_ch = len(pre.channels)
     shape = field.shape if n_ch == 1 else (n_ch,) + field.shape
     header = output_header(field.header, VARIANT=pre.variant)

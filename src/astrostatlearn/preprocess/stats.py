@@ -57,7 +57,7 @@ def global_stats(field: Field, max_pixels: int = 4_000_000) -> GlobalStats:
         imgs.append(img[ok])
         if field.rms is not None:
             rms = field.read_rms(w)
-            rmss.append(rms[ok & np.isfinite(rms)])
+            rmss.append(rms[ok & np.isfinite(rms) & (rms > 0)])
     values = np.concatenate(imgs)
     if values.size == 0:
         raise InputError("every pixel is non-finite (NaN or inf)", field.img.path)
@@ -66,6 +66,9 @@ def global_stats(field: Field, max_pixels: int = 4_000_000) -> GlobalStats:
     lo, hi = np.percentile(values, [0.5, 99.5])
     if rmss:
         r = np.concatenate(rmss)
+        if r.size == 0:
+            raise InputError("the rms map is non-finite or <= 0 wherever the image is finite",
+                             field.rms.path)  # type: ignore[union-attr]
         r_med = float(np.median(r))
         r_lo, r_hi = (float(v) for v in np.percentile(r, [0.5, 99.5]))
         has_rms = True
