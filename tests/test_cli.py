@@ -28,12 +28,6 @@ def assert_one_line_error(result, *needles: str) -> None:
         assert n in lines[0]
 
 
-def test_every_command_has_help() -> None:
-    for cmd in ("info", "simulate", "evaluate", "preprocess", "dataset", "segment", "train"):
-        r = run(cmd, "--help")
-        assert r.exit_code == 0 and "Usage" in r.output
-
-
 def test_info_describes_a_simulated_field(sim_field: Path) -> None:
     r = run("info", sim_field)
     assert r.exit_code == 0, r.output

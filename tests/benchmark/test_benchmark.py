@@ -54,3 +54,20 @@ def test_bad_benchmark_input(sim_field: Path, tmp_path: Path) -> None:
         run_benchmark(sim_field, tmp_path / "a", ["sep"], ["shiny"], peers_too=False)
     with pytest.raises(InputError, match="unknown method"):
         run_benchmark(sim_field, tmp_path / "b", ["magic"], ["raw"], peers_too=False)
+
+
+def test_a_row_equals_evaluate_on_the_segmentation_it_saved(bench: dict, sim_field: Path) -> None:
+    """The figures in results.csv are evaluate() of the saved map on the test region, recomputed here."""
+    from astrostatlearn.field import Window, open_image
+    from astrostatlearn.metrics import evaluate
+
+    js = json.loads((bench["out"] / "results.json").read_text())
+    rows = list(csv.DictReader(open(bench["out"] / "results.csv")))
+    for rec in js["rows"]:
+        assert Path(rec["seg_path"]).is_relative_to(bench["out"])  # named where it was committed
+        ev = evaluate(open_image(sim_field / "true.fits"), open_image(rec["seg_path"]),
+                      region=Window(*js["meta"]["test_region"]), coco=False)
+        row = next(r for r in rows if (r["method"], r["variant"]) == (rec["method"], rec["variant"]))
+        assert float(row["pixel_iou"]) == pytest.approx(ev.pixel["iou"], abs=1e-12)
+        assert float(row["pq"]) == pytest.approx(ev.panoptic["galaxy"]["pq"], abs=1e-12)
+        assert float(row["inst_f1"]) == pytest.approx(ev.detection["f1"], abs=1e-12)

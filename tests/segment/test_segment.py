@@ -96,6 +96,7 @@ def test_bad_arguments(sim_field: Path, tmp_path: Path) -> None:
     assert not any((tmp_path / "a").glob("*.fits")) if (tmp_path / "a").exists() else True
 
 
+@pytest.mark.timeout(300)
 def test_runs_on_a_distributed_local_cluster(sim_field: Path, tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
@@ -107,6 +108,7 @@ def test_runs_on_a_distributed_local_cluster(sim_field: Path, tmp_path: Path) ->
                                   fits.getdata(tmp_path / "t" / "segmentation.fits"))
 
 
+@pytest.mark.timeout(300)  # a hang fails here rather than stalling the suite
 def test_process_pool_after_torch_has_run_does_not_hang(sim_field: Path, tmp_path: Path) -> None:
     """Workers must not be forked from a process holding live torch/OpenMP thread pools."""
     import torch

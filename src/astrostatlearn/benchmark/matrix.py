@@ -49,7 +49,7 @@ class Row:
         """One flat record for results.csv."""
         out: dict[str, Any] = {"method": self.method, "variant": self.variant, "reference": self.reference,
                                "train_s": self.train_s, "segment_s": self.segment_s, "mpix_per_s": self.mpix_per_s,
-                               "peak_mb": self.peak_mb, "note": self.note}
+                               "peak_mb": self.peak_mb, "note": self.note, "seg_path": self.seg_path}
         ev = self.evaluation
         if ev is None:
             return out
