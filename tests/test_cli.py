@@ -209,3 +209,11 @@ def test_unknown_scheduler_is_refused(sim_field: Path, tmp_path: Path) -> None:
     assert_one_line_error(run("segment", sim_field, "--method", "sep", "--out", tmp_path / "s",
                               "--scheduler", "nonsense"), "unknown scheduler")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unwritable_json_path_is_refused_before_any_work(sim_field: Path, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    r = run("evaluate", "--true", sim_field / "true.fits", "--pred", sim_field / "true.fits",
+            "--json", tmp_path / "file" / "e.json")
+    assert_one_line_error(r, "runs through a file")
+    assert "pixel metrics" not in r.output  # refused before scoring

@@ -441,9 +441,6 @@ def evaluate(
     t = open_image(true, role="truth")
     p = open_image(pred, role="prediction")
     s = open_image(score, role="score") if score else None
-    for f in (t, p):
-        if not f.is_integer and f.dtype.kind != "f":
-            raise InputError(f"expected an integer label map, got {f.dtype}", f.path)
     cat = None
     if catalog is not None:
         if not catalog.exists():

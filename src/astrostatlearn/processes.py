@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Iterator, Sequence
 
@@ -152,8 +153,10 @@ def process_pool(workers: int, preload: Sequence[str] = ()) -> ProcessPoolExecut
         try:  # one task per worker spawns them all now (the pool spawns a worker per busy submit)
             for fut in [pool.submit(_started) for _ in range(workers)]:
                 fut.result()
-        except BaseException:
+        except BaseException as exc:
             stop_pool(pool, kill=True)
+            if isinstance(exc, BrokenProcessPool):
+                raise WorkerDiedError() from None
             raise
     return pool
 

@@ -127,3 +127,14 @@ def test_concurrent_reads_of_a_compressed_image_are_safe(real_dir: Path) -> None
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         assert all(pool.map(job, range(12)))
+
+
+def test_a_broken_symlink_is_named_not_ignored(sim_field: Path, tmp_path: Path) -> None:
+    import shutil
+
+    d = tmp_path / "f"
+    d.mkdir()
+    shutil.copy(sim_field / "img.fits", d / "img.fits")
+    (d / "true.fits").symlink_to(tmp_path / "gone.fits")
+    with pytest.raises(InputError, match="broken symbolic link"):
+        Field.open(d)

@@ -248,14 +248,16 @@ class Segmenter:
 
     def save(self, path: str | Path) -> Path:
         """Save parameters and fitted state (joblib), with the method, variant and package version."""
-        from astrostatlearn import __version__
-        from astrostatlearn.field import check_writable
+        import io
 
-        p = check_writable(path, overwrite=True)
-        p.parent.mkdir(parents=True, exist_ok=True)
+        from astrostatlearn import __version__
+        from astrostatlearn.field import atomic_write_bytes
+
         state = {k: v for k, v in vars(self).items() if k.endswith("_")}
-        joblib.dump({"method": self.name, "params": self.get_params(), "state": state, "version": __version__}, p)
-        return p
+        buf = io.BytesIO()
+        joblib.dump({"method": self.name, "params": self.get_params(), "state": state, "version": __version__,
+                     "variant": self.trained_variant}, buf)
+        return atomic_write_bytes(path, buf.getvalue(), overwrite=True)  # never a half-written model
 
     @classmethod
     def from_blob(cls, blob: dict[str, Any], source: str) -> "Segmenter":

@@ -14,7 +14,7 @@ def fit_on_train_tiles(cls: "type[Segmenter]", request: "TrainRequest", max_tile
     """Fit ``cls`` on up to ``max_tiles`` 512^2 tiles of the training band of ``request.fields[0]``,
     record the variant in the model and save it to ``request.out``; returns a one-line summary."""
     from astrostatlearn.datasets import leak_free_splits
-    from astrostatlearn.field import Field, check_writable
+    from astrostatlearn.field import Field, check_writable, scan_field
     from astrostatlearn.preprocess import fit_variant
     from astrostatlearn.segment import BackgroundMesh, region_tiles
 
@@ -31,6 +31,7 @@ def fit_on_train_tiles(cls: "type[Segmenter]", request: "TrainRequest", max_tile
     with Field.open(field_path) as f:
         if seg.supervised and f.true is None:
             raise InputError(f"method {cls.name!r} is supervised: the field needs a truth map", field_path)
+        scan_field(f)  # the rms and truth checks every command makes
         plan = leak_free_splits(f, request.fractions)
         pre = fit_variant(f, variant)
         mesh = BackgroundMesh.from_field(f, pre)
