@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 from astropy.table import Table
 
 from tests.test_cli import assert_one_line_error, run
@@ -76,3 +77,11 @@ def test_train_maskrcnn_from_the_coco_export_then_segment(sim_field: Path, tmp_p
     assert r.exit_code == 0, r.output
     cat = Table.read(tmp_path / "seg" / "catalog.ecsv")
     assert "score" in cat.colnames and np.all((np.asarray(cat["score"]) >= 0) & (np.asarray(cat["score"]) <= 1))
+
+
+@pytest.mark.parametrize("option", [["--epochs", "0"], ["--batch", "0"], ["--lr", "-1"], ["--lr", "nan"],
+                                    ["--steps", "-5"], ["--patch", "8"], ["--snapshot-every", "-1"]])
+def test_impossible_training_settings_are_refused_before_any_work(sim_field: Path, tmp_path: Path,
+                                                                  option: list[str]) -> None:
+    assert_one_line_error(run("train", "unet", "--field", sim_field, "--out", tmp_path / "m.pt", *option), option[0])
+    assert list(tmp_path.iterdir()) == []

@@ -279,3 +279,28 @@ def test_simulate_is_complete_or_refuses_in_one_line(size, tile, workers, preset
             assert fits.getdata(out / "true.fits").dtype.kind == "i"
         else:
             assert not out.exists()
+
+
+@pytest.mark.timeout(600)
+@SETTINGS
+@given(img=images(), dtype=st.sampled_from(["float32", "float64", "int16", "int32", "uint8"]), cards=HEADERS,
+       true=st.one_of(st.none(), label_maps()))
+def test_info_reports_the_file_or_refuses_in_one_line(img, dtype, cards, true) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        if not write_fits(d / "img.fits", np.round(img * 10) if dtype[0] in "iu" else img, dtype, cards):
+            return
+        args = ["info", str(d / "img.fits"), "--json"]
+        if true is not None and write_fits(d / "true.fits", true, "float64", {}):
+            args += ["--true", str(d / "true.fits")]
+        code, out, err = cli(args)
+        assert_exit_0_or_one_line(code, err)
+        if code == 0:
+            js = json.loads(out)
+            data = read_back(d / "img.fits")
+            assert tuple(js["shape"]) == data.shape[-2:]
+            assert js["nonfinite_pixels"] == int((~np.isfinite(data)).sum())
+            if "--true" in args:
+                t = read_back(d / "true.fits")
+                assert oracle_label_problem(t) is None
+                assert js["n_objects"] == np.unique(t[t > 0]).size

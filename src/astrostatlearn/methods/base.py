@@ -146,6 +146,21 @@ class TrainRequest:
     snapshot_every: int = 0
     params: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """Refuse impossible settings before any work (one line each)."""
+        import math
+
+        for name, value, low in (("--epochs", self.epochs, 1), ("--batch", self.batch, 1), ("--patch", self.patch, 16),
+                                 ("--snapshot-every", self.snapshot_every, 0)):
+            if value < low:
+                raise InputError(f"{name} must be >= {low}, got {value}")
+        if self.steps is not None and self.steps < 1:
+            raise InputError(f"--steps must be >= 1 (or 0 for all), got {self.steps}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise InputError(f"--lr must be a positive number, got {self.lr}")
+        if not self.fields:
+            raise InputError("give at least one --field")
+
 
 class Segmenter:
     """Base class: subclasses set ``name``, implement :meth:`predict` and, if they learn, :meth:`fit`.
