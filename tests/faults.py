@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 CLI = [sys.executable, "-m", "astrostatlearn"]
-DEBRIS_MARKERS = (".staging-", ".lock", ".commit", ".tmp", ".building", ".segment-")
+DEBRIS_MARKERS = (".staging-", ".partial", ".lock", ".commit", ".tmp", ".building", ".segment-")
 
 
 def start(args: list[str], cwd: Path) -> subprocess.Popen:
@@ -77,7 +77,8 @@ def debris(*folders: Path) -> list[str]:
 
 
 def staging_exists(folder: Path) -> bool:
-    return folder.exists() and any(".staging-" in p.name for p in folder.iterdir())
+    """The run has begun writing: a staging folder (or a resumable run's partial folder) exists."""
+    return folder.exists() and any(".staging-" in p.name or p.name.endswith(".partial") for p in folder.iterdir())
 
 
 def one_line_error(stderr: str) -> bool:

@@ -270,6 +270,7 @@ def segment(
     workers: int = typer.Option(0, help="Local workers (0 = all cores)."),
     score: bool = typer.Option(True, "--score/--no-score", help="Write score.fits when the method has a score."),
     param: list[str] = typer.Option([], "--param", "-p", help="A method option NAME=VALUE (repeatable), e.g. unet: -p tta=4; `astrostatlearn methods` lists each method's options."),
+    resume: bool = typer.Option(False, "--resume", help="Continue a run into OUT that was killed (kill -9, out of memory, a lost machine) from its finished tiles; the outputs equal an uninterrupted run's."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
 ) -> None:
     """Segment a whole field of any size, tile by tile, with seamless stitching.
@@ -289,7 +290,7 @@ def segment(
         raise InputError(f"model is a {seg.name!r} model, not {method!r}", model)
     seg.set_options(parse_params(param))
     variant = resolve_variant(seg, variant)
-    check_segment_args(seg, out, tile, halo, overwrite)  # before the field is scanned
+    check_segment_args(seg, out, tile, halo, overwrite, resume)  # before the field is scanned
     if seg.needs_fit and not seg.is_fitted and seg.supervised:
         raise InputError(f"method {method!r} is supervised: train it first (astrostatlearn train) and pass --model")
     with Field.open(field, rms=rms) as f:
@@ -304,7 +305,7 @@ def segment(
         res = segment_field(f, seg, out, variant=variant, tile=tile, halo=halo, scheduler=scheduler,
                             workers=workers or None, score=score, overwrite=overwrite,
                             progress=sys.stderr.isatty(), pre=pre, mesh=mesh,
-                            model_path=str(model) if model else None)
+                            model_path=str(model) if model else None, resume=resume)
     t = res.timings
     typer.echo(f"wrote {out}: {res.n_objects} objects, {res.run['n_tiles']} tiles, "
                f"{res.run['mpix_per_s']:.2f} Mpix/s ({t['total']:.1f} s)")

@@ -125,3 +125,32 @@ def test_a_commit_killed_midway_is_rolled_forward_by_the_next_writer(tmp_path: P
     assert [(out / n).read_text() for n in NAMES] == ["new"] * 3
     nxt.abort()
     assert sorted(p.name for p in out.iterdir()) == list(NAMES)  # no staging, lock or journal left
+
+
+def test_a_resumable_partial_state_is_refused_kept_or_replaced(tmp_path: Path) -> None:
+    from astrostatlearn.field.outputs import PartialRunError
+
+    out = tmp_path / "out"
+    killed = OutputSet(out, NAMES, resumable=True)
+    killed.open()
+    killed.path("a.txt").write_text("half")
+    killed._release(remove_lock=True)  # as a kill -9 leaves it: state on disk, lock gone with the process
+    with pytest.raises(PartialRunError, match="--resume"):
+        OutputSet(out, NAMES, resumable=True).open()
+    with pytest.raises(RuntimeError):  # a resumed run that fails keeps the state for another try
+        with OutputSet(out, NAMES, resume=True) as tx:
+            assert tx.resumed and tx.path("a.txt").read_text() == "half"
+            raise RuntimeError("fails again")
+    with OutputSet(out, NAMES, resume=True) as tx:
+        assert tx.path("a.txt").read_text() == "half"
+        for n in NAMES[1:]:
+            tx.path(n).write_text("done")
+    assert sorted(p.name for p in out.iterdir()) == list(NAMES)  # committed; no partial state left
+    killed = OutputSet(out, NAMES, overwrite=True, resumable=True)
+    killed.open()
+    killed.path("b.txt").write_text("half")
+    killed._release(remove_lock=True)
+    with OutputSet(out, NAMES, overwrite=True, resumable=True) as tx:  # overwrite starts again
+        assert not tx.resumed and not tx.path("b.txt").exists()
+        tx.path("a.txt").write_text("fresh")
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt"]

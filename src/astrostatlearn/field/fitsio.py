@@ -318,8 +318,11 @@ class FitsImageWriter:
     """
 
     def __init__(self, path: str | Path, shape: tuple[int, ...], dtype: Any,
-                 header: fits.Header | None = None, overwrite: bool = False) -> None:
-        """``shape`` is (ny, nx) for an image or (C, ny, nx) for a cube."""
+                 header: fits.Header | None = None, overwrite: bool = False,
+                 tmp: str | Path | None = None) -> None:
+        """``shape`` is (ny, nx) for an image or (C, ny, nx) for a cube. ``tmp``: a fixed temporary
+        file to fill instead of a fresh one; when it exists with this header and size (a killed
+        run's), it is reopened as it is, so a resumed run keeps the windows already written."""
         self.path = check_writable(path, overwrite)
         if len(shape) not in (2, 3):
             raise ValueError(f"shape must be (ny, nx) or (C, ny, nx), got {shape}")
@@ -340,15 +343,28 @@ class FitsImageWriter:
         head = hdr.tostring().encode("ascii")
         nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
         padded = -(-nbytes // FITS_BLOCK) * FITS_BLOCK
-        self.tmp = _temp_beside(self.path)
-        with open(self.tmp, "r+b") as fh:
-            fh.write(head)
-            fh.truncate(len(head) + padded)
+        self.resumed = False
+        if tmp is not None and Path(tmp).exists() and Path(tmp).stat().st_size == len(head) + padded \
+                and _starts_with(Path(tmp), head):
+            self.tmp, self.resumed = Path(tmp), True
+        else:
+            self.tmp = _temp_beside(self.path) if tmp is None else Path(tmp)
+            with open(self.tmp, "w+b" if tmp is not None else "r+b") as fh:
+                fh.write(head)
+                fh.truncate(len(head) + padded)
         self.target = (str(self.tmp), len(head), self.shape, self.dtype.str)
         self._done = False
 
     def write(self, window: Window, data: np.ndarray) -> None:
         write_window(self.target, window, data)
+
+    def sync(self) -> None:
+        """Flush what was written to the disk (``fsync``), so it survives a lost machine."""
+        fd = os.open(self.tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def commit(self) -> Path:
         os.replace(self.tmp, self.path)
@@ -368,6 +384,11 @@ class FitsImageWriter:
             self.commit()
         else:
             self.abort()
+
+
+def _starts_with(path: Path, head: bytes) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(len(head)) == head
 
 
 def write_window(target: tuple[str, int, tuple[int, ...], str], window: Window, data: np.ndarray) -> None:

@@ -15,6 +15,11 @@ folder (:meth:`OutputSet.path`), and the set is committed when the block ends wi
 - **Debris.** Staging folders of dead runs (``.<key>.staging-*``) are removed by the next writer
   to the same destination, under the lock. A failed run removes its own staging folder, and the
   destination folder too when it made it and it is left empty.
+- **Resume.** A ``resumable`` set stages in a fixed ``.<key>.partial`` folder instead, which a run
+  killed without warning (kill -9, out of memory, a lost machine) leaves behind: the next run
+  continues it with ``resume``, replaces it with ``overwrite``, or is refused in one line. A fresh
+  run that fails or is interrupted (Ctrl-C, SIGTERM) removes it like any staging folder; a run
+  that resumed it and then fails leaves it (with its own progress) for another try.
 
 Two shapes: a set of ``names`` inside folder ``dest`` (lock, journal and staging live in ``dest``),
 or, with ``names=None``, the whole folder ``dest`` (they live beside it, in ``dest.parent``).
@@ -42,6 +47,10 @@ class OutputWriteError(InputError):
     """The outputs could not be written (disk full, permissions); nothing was committed."""
 
 
+class PartialRunError(InputError):
+    """A killed run left its resumable partial state, and neither resume nor overwrite was asked."""
+
+
 def _free_bytes(folder: Path) -> int | None:
     try:
         return shutil.disk_usage(folder).free
@@ -58,8 +67,9 @@ class OutputSet:
     """
 
     def __init__(self, dest: str | Path, names: Sequence[str] | None, overwrite: bool = False,
-                 expected_bytes: int = 0) -> None:
+                 expected_bytes: int = 0, resumable: bool = False, resume: bool = False) -> None:
         self.dest = Path(dest)
+        self.resumable, self.resume = resumable or resume, resume
         self.names = None if names is None else tuple(names)
         self.overwrite = overwrite
         self.expected_bytes = int(expected_bytes)
@@ -68,7 +78,12 @@ class OutputSet:
         else:
             self.admin, key = self.dest, self.names[0]
         self.prefix = f".{key}"
-        self.staging = self.admin / f"{self.prefix}.staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        # A resumable set stages in a fixed folder that outlives a killed run (kill -9, out of memory,
+        # a lost machine), so that a later run can continue from it; others stage per run.
+        self.staging = self.admin / (f"{self.prefix}.partial" if self.resumable else
+                                     f"{self.prefix}.staging-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        self.resumed = False
+        self._owns_staging = False  # only a staging folder this run made is removed by abort()
         self._lock_fd: int | None = None
         self._made: list[Path] = []
 
@@ -118,15 +133,33 @@ class OutputSet:
         self._lock()
         try:
             self._recover()
+            shutil.rmtree(self.admin / f"{self.staging.name}.scratch", ignore_errors=True)  # a dead run's
             self._check_existing()
+            if self._take_partial():
+                return
             free = _free_bytes(self.admin)
             if self.expected_bytes and free is not None and free < self.expected_bytes:
                 raise OutputWriteError(f"needs about {self.expected_bytes / 1e9:.2f} GB, but only "
                                        f"{free / 1e9:.2f} GB are free", self.admin)
             self.staging.mkdir()
+            self._owns_staging = True
         except BaseException:
             self.abort()
             raise
+
+    def _take_partial(self) -> bool:
+        """For a resumable set: continue a killed run's partial state (``resume``), replace it
+        (``overwrite``), or refuse; True when it is continued."""
+        if not (self.resumable and self.staging.exists()):
+            return False
+        if self.resume:
+            self.resumed = True
+            return True
+        if self.overwrite:
+            shutil.rmtree(self.staging)
+            return False
+        raise PartialRunError("holds the partial state of a run that was killed; pass --resume to continue it, "
+                              "or --overwrite to start again", self.dest)
 
     def commit(self) -> None:
         """Move the staged outputs into place as one set (journalled: see :meth:`_roll_forward`)."""
@@ -145,8 +178,9 @@ class OutputSet:
         self._release(remove_lock=True)
 
     def abort(self) -> None:
-        """Remove everything this run staged, release the lock, remove folders it made if empty."""
-        for p in (self.staging, self.admin / f"{self.staging.name}.scratch"):
+        """Remove everything this run staged, release the lock, remove folders it made if empty.
+        A killed run's partial state that this run resumed is kept, for another try."""
+        for p in ([self.staging] if self._owns_staging else []) + [self.admin / f"{self.staging.name}.scratch"]:
             shutil.rmtree(p, ignore_errors=True)
         self._release(remove_lock=True)
         for d in reversed(self._made):
@@ -210,7 +244,7 @@ class OutputSet:
             if plan is not None:
                 self._roll_forward(plan)
             self.journal_path.unlink(missing_ok=True)
-        for p in self.admin.glob(f"{self.prefix}.staging-*"):
+        for p in self.admin.glob(f"{self.prefix}.staging-*"):  # a resumable run's .partial stays
             if p != self.staging:
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
         self.journal_path.with_name(self.journal_path.name + ".tmp").unlink(missing_ok=True)

@@ -31,11 +31,12 @@ from astrostatlearn import __version__
 from astrostatlearn.errors import InputError
 from astrostatlearn.field import Field, FitsImageWriter, Window, atomic_write_bytes, atomic_write_json, check_writable, tile_grid
 from astrostatlearn.field.fitsio import output_header, write_window
-from astrostatlearn.field.outputs import OutputSet
+from astrostatlearn.field.outputs import OutputSet, PartialRunError
 from astrostatlearn.methods import Segmenter, load_segmenter
 from astrostatlearn.preprocess import Preprocessor, fit_variant
 from astrostatlearn.segment.background import BackgroundMesh
 from astrostatlearn.segment.catalog import finish_catalog, measure
+from astrostatlearn.segment.checkpoint import Checkpoint, file_digest
 from astrostatlearn.segment.stitch import own_objects
 from astrostatlearn.segment.tiles import tile_from_arrays
 from astrostatlearn.processes import WorkerDiedError
@@ -140,13 +141,17 @@ def check_scheduler(scheduler: str | None) -> None:
                          "dask.distributed address such as tcp://host:8786")
 
 
-def check_segment_args(segmenter: Segmenter, out: Path, tile: int, halo: int | None, overwrite: bool) -> int:
-    """Check the output folder, tile and halo before any work; returns the halo to use
-    (default: max(128, the method's own))."""
+def check_segment_args(segmenter: Segmenter, out: Path, tile: int, halo: int | None, overwrite: bool,
+                       resume: bool = False) -> int:
+    """Check the output folder (a killed run's partial state needs ``resume`` or ``overwrite``),
+    tile and halo before any work; returns the halo to use (default: max(128, the method's own))."""
     if out.exists() and not out.is_dir():
         raise InputError("output exists and is not a directory", out)
     for name in OUTPUTS:
         check_writable(out / name, overwrite)
+    if OutputSet(out, OUTPUTS, resumable=True).staging.exists() and not (resume or overwrite):
+        raise PartialRunError("holds the partial state of a run that was killed; pass --resume to continue it, "
+                              "or --overwrite to start again", out)
     halo = max(128, segmenter.halo) if halo is None else int(halo)
     if halo < segmenter.halo:
         raise InputError(f"--halo {halo} is smaller than the context method {segmenter.name!r} needs ({segmenter.halo} px)")
@@ -178,6 +183,7 @@ class SegmentPlan:
     run_id: str = ""
     model_path: str = ""
     stage: Path = Path()  # where the outputs are written before the set is committed to ``out``
+    resumed_at: int = 0  # tiles a killed run had finished when this run resumed it
 
     @property
     def paths(self) -> tuple[str, str | None]:
@@ -200,7 +206,7 @@ def plan_segment(field: Field, segmenter: Segmenter, out: str | Path, variant: s
                  region: Window | None = None, progress: bool = False) -> SegmentPlan:
     """Check the arguments and fix the run: variant, background mesh, halo, tile cores."""
     out = Path(out)
-    halo = check_segment_args(segmenter, out, tile, halo, overwrite)
+    halo = check_segment_args(segmenter, out, tile, halo, overwrite, resume=True)  # the OutputSet has the partial state
     check_scheduler(scheduler)
     if workers is not None and workers < 0:
         raise InputError(f"--workers must be >= 0 (0 = all cores), got {workers}")
@@ -245,6 +251,21 @@ class _Assembly:
             self.score_writer.write(res.core, res.score)
             self.has_score = True
 
+    def state(self) -> dict[str, Any]:
+        """The counters a checkpoint saves (the catalogue parts are saved apart)."""
+        return {"next_id": self.next_id, "n_edge": self.n_edge, "max_extent": self.max_extent,
+                "has_score": self.has_score}
+
+    def restore(self, state: dict[str, Any], parts: list[Any]) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
+        self.parts = list(parts)
+
+    def sync(self) -> None:
+        for w in (self.seg_writer, self.score_writer):
+            if w is not None:
+                w.sync()
+
     def abort(self) -> None:
         self.seg_writer.abort()
         if self.score_writer is not None:
@@ -256,23 +277,29 @@ class _Assembly:
             (self.score_writer.commit if self.has_score else self.score_writer.abort)()
 
 
-def execute_plan(plan: SegmentPlan, assembly: _Assembly, progress: bool = False) -> None:
-    """Segment every tile (Dask) and feed the results to ``assembly`` in raster order."""
+def execute_plan(plan: SegmentPlan, assembly: _Assembly, progress: bool = False,
+                 checkpoint: Checkpoint | None = None, start: int = 0) -> None:
+    """Segment every tile from ``start`` on (Dask) and feed the results to ``assembly`` in raster
+    order; after each batch, the maps are flushed and ``checkpoint`` records the tiles done."""
     tasks = plan.tasks()
     compute, close = _scheduler_context(plan.scheduler, plan.workers)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(tasks), desc=f"segment {plan.segmenter.name}", unit="tile", leave=False)
+        bar = tqdm(total=len(tasks), initial=start, desc=f"segment {plan.segmenter.name}", unit="tile", leave=False)
     failed = True
     try:
         batch = max(1, 8 * plan.workers)
-        for b0 in range(0, len(tasks), batch):
+        for b0 in range(start, len(tasks), batch):
+            n_parts = len(assembly.parts)
             for res in compute(tasks[b0:b0 + batch]):
                 assembly.add(res)
                 if bar is not None:
                     bar.update()
+            if checkpoint is not None:
+                assembly.sync()
+                checkpoint.save(min(b0 + batch, len(tasks)), assembly.state(), assembly.parts[n_parts:])
         failed = False
     except BrokenProcessPool:
         raise WorkerDiedError() from None
@@ -281,6 +308,15 @@ def execute_plan(plan: SegmentPlan, assembly: _Assembly, progress: bool = False)
         forget_run(plan.run_id)
         if bar is not None:
             bar.close()
+
+
+def _fingerprint(plan: SegmentPlan) -> dict[str, Any]:
+    """What a resumed run must share with the killed one for its outputs to be the same."""
+    r = plan.region
+    return {"img": plan.paths[0], "rms": plan.paths[1], "shape": list(plan.field.shape),
+            "method": plan.segmenter.name, "model_sha256": file_digest(plan.model_path),
+            "variant": plan.pre.variant, "tile": plan.tile, "halo": plan.halo,
+            "region": [r.y0, r.y1, r.x0, r.x1], "score": plan.score}
 
 
 def assemble_outputs(plan: SegmentPlan, assembly: _Assembly, timings: dict[str, float], t_start: float) -> SegmentResult:
@@ -294,7 +330,7 @@ def assemble_outputs(plan: SegmentPlan, assembly: _Assembly, timings: dict[str, 
         "tile": plan.tile, "halo": plan.halo, "scheduler": plan.scheduler, "workers": plan.workers,
         "region": [region.y0, region.y1, region.x0, region.x1],
         "n_tiles": len(plan.cores), "n_objects": assembly.next_id, "objects_at_halo_edge": assembly.n_edge,
-        "largest_object_extent_px": assembly.max_extent,
+        "largest_object_extent_px": assembly.max_extent, "resumed_at_tile": plan.resumed_at,
     }
     if assembly.n_edge:
         run["warning"] = (f"{assembly.n_edge} objects reach the edge of a tile halo and may be cut at seams; "
@@ -315,7 +351,7 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
                   halo: int | None = None, scheduler: str | None = None, workers: int | None = None,
                   score: bool = True, overwrite: bool = False, progress: bool = False,
                   pre: Preprocessor | None = None, mesh: BackgroundMesh | None = None,
-                  model_path: str | None = None, region: Window | None = None) -> SegmentResult:
+                  model_path: str | None = None, region: Window | None = None, resume: bool = False) -> SegmentResult:
     """Segment ``field`` with ``segmenter`` (fitted if it needs to be) into folder ``out``.
 
     Three steps: :func:`plan_segment` (checks, variant, background mesh, tile cores),
@@ -326,12 +362,16 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
     object, or objects may be cut at tile seams; the run counts objects that reach the halo edge
     and reports them. ``scheduler``: 'processes', 'threads', 'synchronous', or the address of a
     dask.distributed scheduler; default: the method's own (processes; threads for torch methods).
+    ``resume``: continue a run into ``out`` that was killed without warning (its partial state stays
+    in ``out``; see :mod:`.checkpoint`) from its finished tiles; the outputs equal an uninterrupted
+    run's. A killed run's partial state is otherwise refused unless ``overwrite``.
     Local processes start from a forkserver, so a script that calls this with the processes
     scheduler needs the usual ``if __name__ == "__main__":`` guard. ``region``: segment only this window (tiles still
     read their halo from the surrounding image); the maps keep the field's shape, zero outside.
     """
     t_start = time.perf_counter()
-    with OutputSet(out, OUTPUTS, overwrite, expected_bytes=field.shape[0] * field.shape[1] * (8 if score else 4)) as tx:
+    with OutputSet(out, OUTPUTS, overwrite, expected_bytes=field.shape[0] * field.shape[1] * (8 if score else 4),
+                   resumable=True, resume=resume) as tx:
         t0 = time.perf_counter()
         plan = plan_segment(field, segmenter, out, variant, tile, halo, scheduler, workers, score, overwrite, pre, mesh,
                             model_path, region, progress)
@@ -340,21 +380,43 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
         scratch = tx.scratch()
         plan.model_path = model_path or str(segmenter.save(scratch / "model.bin"))
         plan.run_id = f"{os.getpid()}-{scratch.name}-{os.path.getmtime(plan.model_path)}"
-        header = output_header(field.header, CONTENT="segmentation", METHOD=segmenter.name, VARIANT=plan.pre.variant)
-        seg_writer = FitsImageWriter(tx.path("segmentation.fits"), field.shape, np.int32, header, overwrite=True)
-        score_writer = FitsImageWriter(tx.path("score.fits"), field.shape, np.float32,
-                                       output_header(field.header, CONTENT="score", METHOD=segmenter.name),
-                                       overwrite=True) if score else None
-        assembly = _Assembly(seg_writer, score_writer)
+        checkpoint = Checkpoint(plan.stage, _fingerprint(plan))
+        assembly, start = _open_assembly(plan, tx, *(checkpoint.load() if tx.resumed else (0, {}, [])))
         t0 = time.perf_counter()
         try:
-            execute_plan(plan, assembly, progress)
+            execute_plan(plan, assembly, progress, checkpoint, start)
         except BaseException:
             assembly.abort()
             raise
         timings["segment"] = time.perf_counter() - t0
         assembly.commit()
+        plan.resumed_at = start
         return assemble_outputs(plan, assembly, timings, t_start)
+
+
+def _open_assembly(plan: SegmentPlan, tx: OutputSet, start: int, state: dict[str, Any],
+                   parts: list[Any]) -> tuple[_Assembly, int]:
+    """The output maps, filled in fixed ``*.part`` files of the partial folder: reopened when
+    resuming at tile ``start`` > 0 (a fresh start, or maps that did not survive, begin at 0)."""
+    field, seg = plan.field, plan.segmenter
+    part = {n: tx.path() / f"{n}.part" for n in ("segmentation.fits", "score.fits")}
+    if start == 0:
+        for p in part.values():
+            p.unlink(missing_ok=True)
+    header = output_header(field.header, CONTENT="segmentation", METHOD=seg.name, VARIANT=plan.pre.variant)
+    seg_writer = FitsImageWriter(tx.path("segmentation.fits"), field.shape, np.int32, header, overwrite=True,
+                                 tmp=part["segmentation.fits"])
+    score_writer = FitsImageWriter(tx.path("score.fits"), field.shape, np.float32,
+                                   output_header(field.header, CONTENT="score", METHOD=seg.name),
+                                   overwrite=True, tmp=part["score.fits"]) if plan.score else None
+    writers = [w for w in (seg_writer, score_writer) if w is not None]
+    if start and not all(w.resumed for w in writers):
+        for w in writers:
+            w.abort()
+        return _open_assembly(plan, tx, 0, {}, [])
+    assembly = _Assembly(seg_writer, score_writer)
+    assembly.restore(state, parts)
+    return assembly, start
 
 
 def _merge_labels(writer: FitsImageWriter, window: Window, labels: np.ndarray, offset: int) -> None:
