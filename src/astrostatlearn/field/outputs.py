@@ -293,7 +293,8 @@ class OutputSet:
                 raise OutputWriteError(f"cannot write the outputs: {reason}; nothing was written",
                                        self.dest) from None
         if isinstance(exc, InputError) and str(self.staging) in str(exc):
-            raise InputError(str(exc).replace(str(self.staging), str(self.dest))) from None
+            text = str(exc).replace(str(self.admin / f"{self.staging.name}.scratch"), str(self.dest))
+            raise InputError(text.replace(str(self.staging), str(self.dest))) from None
         raise exc
 
 

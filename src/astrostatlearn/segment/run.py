@@ -187,7 +187,9 @@ class SegmentPlan:
 
     @property
     def paths(self) -> tuple[str, str | None]:
-        return str(self.field.img.path), None if self.field.rms is None else str(self.field.rms.path)
+        """Absolute paths of the image and rms: workers of a cluster open them from their own cwd."""
+        rms = self.field.rms
+        return str(self.field.img.path.resolve()), None if rms is None else str(rms.path.resolve())
 
     def tasks(self) -> list[Any]:
         """One Dask task per tile core, in raster order."""
@@ -378,7 +380,7 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
         timings: dict[str, float] = {"background": time.perf_counter() - t0}
         plan.stage = tx.path()
         scratch = tx.scratch()
-        plan.model_path = model_path or str(segmenter.save(scratch / "model.bin"))
+        plan.model_path = str(Path(model_path or segmenter.save(scratch / "model.bin")).resolve())
         plan.run_id = f"{os.getpid()}-{scratch.name}-{os.path.getmtime(plan.model_path)}"
         checkpoint = Checkpoint(plan.stage, _fingerprint(plan))
         assembly, start = _open_assembly(plan, tx, *(checkpoint.load() if tx.resumed else (0, {}, [])))
