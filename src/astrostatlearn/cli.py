@@ -119,7 +119,7 @@ def info(
     from astrostatlearn.field import Field, robust_stats, scan_field
 
     with Field.open(field, rms=rms, true=true) as f:
-        report = scan_field(f, progress=sys.stderr.isatty())
+        report = scan_field(f, progress=True)
         mean, median, std = robust_stats(f)
         out: dict[str, Any] = {
             "image": str(f.img.path), "hdu": f.img.hdu_index, "compressed": f.img.compressed,
@@ -177,7 +177,7 @@ def simulate(
     if size <= 0:
         fail(f"--size must be positive, got {size}")
     s = simulate_field(out, size, seed=seed, preset=preset, tile=tile, workers=workers or None,
-                       overwrite=overwrite, progress=sys.stderr.isatty())
+                       overwrite=overwrite, progress=True)
     typer.echo(
         f"wrote {s.out}/{{img,rms,true}}.fits and truth.ecsv: {s.shape[0]}x{s.shape[1]} pixels, "
         f"{s.n_objects} objects ({s.n_stars} stars), {s.n_in_truth} in the truth map, "
@@ -206,7 +206,7 @@ def preprocess(
     with Field.open(field, rms=rms) as f:
         scan_field(f)  # the rms checks info and segment make, before any work
         pre = fit_variant(f, variant, stretch=stretch)
-        res = preprocess_field(f, pre, out, overwrite=overwrite, progress=sys.stderr.isatty())
+        res = preprocess_field(f, pre, out, overwrite=overwrite, progress=True)
     typer.echo(f"wrote {res['fits']} ({', '.join(pre.channels)}) and preview {res['png']}")
 
 
@@ -245,7 +245,7 @@ def dataset(
     fr = _fractions(split)
     with Field.open(field) as f:
         man = build_dataset(f, variant, out, patch=patch, fractions=fr, guard=guard, keep_empty=keep_empty,
-                            seed=seed, overwrite=overwrite, progress=sys.stderr.isatty(), coco=coco)
+                            seed=seed, overwrite=overwrite, progress=True, coco=coco)
     typer.echo(f"wrote {out}: " + ", ".join(f"{s} {man['n_patches'][s]} patches" for s in SPLITS)
                + f" (guard {man['splits']['guard']} px)")
     if coco:
@@ -294,17 +294,17 @@ def segment(
     if seg.needs_fit and not seg.is_fitted and seg.supervised:
         raise InputError(f"method {method!r} is supervised: train it first (astrostatlearn train) and pass --model")
     with Field.open(field, rms=rms) as f:
-        scan_field(f)
+        scan_field(f, progress=True)
         from astrostatlearn.preprocess import fit_variant
         from astrostatlearn.segment import BackgroundMesh
 
         pre = fit_variant(f, variant)
-        mesh = BackgroundMesh.from_field(f, pre)
+        mesh = BackgroundMesh.from_field(f, pre, progress=True)
         if seg.needs_fit and not seg.is_fitted:  # unsupervised (kmeans): fit on a sample of this field
             seg.fit(list(region_tiles(f, pre, mesh, f.full, tile=512, max_tiles=16)))
         res = segment_field(f, seg, out, variant=variant, tile=tile, halo=halo, scheduler=scheduler,
                             workers=workers or None, score=score, overwrite=overwrite,
-                            progress=sys.stderr.isatty(), pre=pre, mesh=mesh,
+                            progress=True, pre=pre, mesh=mesh,
                             model_path=str(model) if model else None, resume=resume)
     t = res.timings
     typer.echo(f"wrote {out}: {res.n_objects} objects, {res.run['n_tiles']} tiles, "
@@ -460,7 +460,7 @@ def evaluate(
         if object_scores is None:
             raise InputError("catalogue has no 'id' and 'score' columns", scores)
     ev = run_evaluate(t, p, catalog=cat, score=s, region=parse_region(region), patch=patch, coco=coco,
-                      progress=sys.stderr.isatty(), object_scores=object_scores)
+                      progress=True, object_scores=object_scores)
     typer.echo(ev.table())
     if json_out is not None:
         payload = ev.as_dict() | {"true": str(true), "pred": str(pred)}

@@ -21,6 +21,7 @@ from astrostatlearn.field import Field, Window, check_writable, scan_field
 from astrostatlearn.field.outputs import OutputSet
 from astrostatlearn.datasets.splits import SPLITS, SplitPlan, leak_free_splits
 from astrostatlearn.preprocess import Preprocessor, fit_variant
+from astrostatlearn.progress import progress_bar
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -158,11 +159,8 @@ def _write_patches(field: Field, pre: Any, plan: Any, tmp: Path, variant: str, p
         buffers[split] = []
 
     it = iter_patches(field, pre, plan, patch, keep_empty)
-    if progress:
-        from tqdm import tqdm
-
-        total = sum((plan.regions[s].shape[0] // patch) * (plan.regions[s].shape[1] // patch) for s in SPLITS)
-        it = tqdm(it, total=total, desc="patches", unit="patch", leave=False)
+    total = sum((plan.regions[s].shape[0] // patch) * (plan.regions[s].shape[1] // patch) for s in SPLITS)
+    it = progress_bar(it, total=total, desc="patches", unit="patch", enabled=progress)
     for p in it:
         buffers[p.split].append(p)
         if len(buffers[p.split]) >= shard_size:

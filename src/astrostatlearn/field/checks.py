@@ -15,6 +15,7 @@ from astropy.stats import sigma_clipped_stats
 from astrostatlearn.errors import InputError
 from astrostatlearn.field.field import Field
 from astrostatlearn.field.windows import Window, row_blocks
+from astrostatlearn.progress import progress_bar
 
 
 @dataclass
@@ -46,11 +47,7 @@ def scan_field(field: Field, block_pixels: int = 1 << 24, progress: bool = False
     blocks = list(row_blocks(field.shape, block_pixels))
     ids = np.zeros(0, dtype=np.int64)
     n_fg = n_label = n_same = 0
-    iterator = blocks
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(blocks, desc="scanning field", unit="block", leave=False)
+    iterator = progress_bar(blocks, desc="scanning field", unit="block", enabled=progress)
     for w in iterator:
         img = field.read_img(w)
         finite = np.isfinite(img)

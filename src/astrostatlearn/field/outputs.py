@@ -147,6 +147,27 @@ class OutputSet:
             self.abort()
             raise
 
+    def check_partial(self) -> None:
+        """Without taking the lock: refuse at once when another run is writing these outputs, or
+        when a killed run's partial state is there and neither ``resume`` nor ``overwrite`` was asked."""
+        if not self.lock_path.exists() and not (self.resumable and self.staging.exists()):
+            return
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR)
+        except FileNotFoundError:
+            fd = None
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise OutputBusyError("another astrostatlearn run is writing these outputs; wait for it "
+                                      "to finish or choose another output", self.dest) from None
+            finally:
+                os.close(fd)  # closing drops a lock taken here
+        if self.resumable and self.staging.exists() and not (self.resume or self.overwrite):
+            raise PartialRunError("holds the partial state of a run that was killed; pass --resume to continue "
+                                  "it, or --overwrite to start again", self.dest)
+
     def _take_partial(self) -> bool:
         """For a resumable set: continue a killed run's partial state (``resume``), replace it
         (``overwrite``), or refuse; True when it is continued."""

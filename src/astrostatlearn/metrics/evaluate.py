@@ -25,6 +25,7 @@ from astrostatlearn.metrics.diagnosis import pq_loss_breakdown
 from astrostatlearn.metrics.instance import detection_metrics, match_instances, panoptic_quality
 from astrostatlearn.metrics.pairs import LabelPairs, count_pairs
 from astrostatlearn.metrics.pixel import Confusion, patch_mean, pixel_metrics_from_counts
+from astrostatlearn.progress import progress_bar
 
 
 class WindowSource(Protocol):
@@ -180,10 +181,7 @@ def evaluate(true: Any, pred: Any, *, catalog: Any = None, score: Any = None, re
     it: Any
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         it = pool.map(lambda w: _score_block(t_src, p_src, w, patch), blocks)
-        if progress:
-            from tqdm import tqdm
-
-            it = tqdm(it, total=len(blocks), desc="scoring", unit="block", leave=False)
+        it = progress_bar(it, total=len(blocks), desc="scoring", unit="block", enabled=progress)
         results = list(it)
     agree = np.sum([r[4] for r in results], axis=0) if results else np.zeros(4, int)
     check_label_like(int(agree[0]), int(agree[1]), getattr(t_src, "path", None), "truth map")

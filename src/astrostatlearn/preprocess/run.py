@@ -16,6 +16,7 @@ from astrostatlearn.field import Field, FitsImageWriter, Window, check_writable,
 from astrostatlearn.field.fitsio import output_header
 from astrostatlearn.field.outputs import OutputSet
 from astrostatlearn.preprocess.variants import Preprocessor
+from astrostatlearn.progress import progress_bar
 
 PREVIEW_MAX = 1024
 
@@ -43,10 +44,7 @@ def preprocess_field(field: Field, pre: Preprocessor, out: str | Path, overwrite
     header["RMSLO"], header["RMSHI"] = (float(v) for v in pre.params["rms_interval"])
     header.add_comment("astrostatlearn variant parameters (JSON): " + json.dumps(pre.params, default=float))
     blocks = list(row_blocks(field.shape, block_pixels))
-    if progress:
-        from tqdm import tqdm
-
-        blocks = tqdm(blocks, desc=f"preprocess {pre.variant}", unit="strip", leave=False)
+    blocks = progress_bar(blocks, desc=f"preprocess {pre.variant}", unit="strip", enabled=progress)
     names = (out.name, png.name) if preview else (out.name,)
     with OutputSet(out.parent, names, overwrite, expected_bytes=4 * int(np.prod(shape))) as tx:
         with FitsImageWriter(tx.path(out.name), shape, np.float32, header, overwrite=True) as w:

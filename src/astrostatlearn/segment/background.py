@@ -18,6 +18,7 @@ from scipy import ndimage
 
 from astrostatlearn.field import Field, Window
 from astrostatlearn.preprocess import Preprocessor
+from astrostatlearn.progress import progress_bar
 
 
 @dataclass
@@ -51,11 +52,8 @@ class BackgroundMesh:
 
         # Strips are independent; two threads overlap reading with numpy's clipping work.
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = pool.map(strip, starts)
-            if progress:
-                from tqdm import tqdm
-
-                results = tqdm(results, total=len(starts), desc="background mesh", unit="row", leave=False)
+            results = progress_bar(pool.map(strip, starts), total=len(starts), desc="background mesh", unit="row",
+                                   enabled=progress)
             rows = list(results)
         rows_b = [r[0] for r in rows]
         rows_r = [r[1] for r in rows]

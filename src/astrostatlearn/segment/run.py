@@ -31,7 +31,7 @@ from astrostatlearn import __version__
 from astrostatlearn.errors import InputError
 from astrostatlearn.field import Field, FitsImageWriter, Window, atomic_write_bytes, atomic_write_json, check_writable, tile_grid
 from astrostatlearn.field.fitsio import output_header, write_window
-from astrostatlearn.field.outputs import OutputSet, PartialRunError
+from astrostatlearn.field.outputs import OutputSet
 from astrostatlearn.methods import Segmenter, load_segmenter
 from astrostatlearn.preprocess import Preprocessor, fit_variant
 from astrostatlearn.segment.background import BackgroundMesh
@@ -40,6 +40,7 @@ from astrostatlearn.segment.checkpoint import Checkpoint, file_digest
 from astrostatlearn.segment.stitch import own_objects
 from astrostatlearn.segment.tiles import tile_from_arrays
 from astrostatlearn.processes import WorkerDiedError
+from astrostatlearn.progress import progress_bar
 
 OUTPUTS = ("segmentation.fits", "score.fits", "catalog.ecsv", "run.json")
 
@@ -142,16 +143,16 @@ def check_scheduler(scheduler: str | None) -> None:
 
 
 def check_segment_args(segmenter: Segmenter, out: Path, tile: int, halo: int | None, overwrite: bool,
-                       resume: bool = False) -> int:
-    """Check the output folder (a killed run's partial state needs ``resume`` or ``overwrite``),
-    tile and halo before any work; returns the halo to use (default: max(128, the method's own))."""
+                       resume: bool = False, partial: bool = True) -> int:
+    """Check the output folder (with ``partial``: no live writer, and a killed run's partial state
+    only with ``resume`` or ``overwrite``), tile and halo before any work; returns the halo to use
+    (default: max(128, the method's own))."""
     if out.exists() and not out.is_dir():
         raise InputError("output exists and is not a directory", out)
     for name in OUTPUTS:
         check_writable(out / name, overwrite)
-    if OutputSet(out, OUTPUTS, resumable=True).staging.exists() and not (resume or overwrite):
-        raise PartialRunError("holds the partial state of a run that was killed; pass --resume to continue it, "
-                              "or --overwrite to start again", out)
+    if partial:
+        OutputSet(out, OUTPUTS, overwrite, resumable=True, resume=resume).check_partial()
     halo = max(128, segmenter.halo) if halo is None else int(halo)
     if halo < segmenter.halo:
         raise InputError(f"--halo {halo} is smaller than the context method {segmenter.name!r} needs ({segmenter.halo} px)")
@@ -208,7 +209,7 @@ def plan_segment(field: Field, segmenter: Segmenter, out: str | Path, variant: s
                  region: Window | None = None, progress: bool = False) -> SegmentPlan:
     """Check the arguments and fix the run: variant, background mesh, halo, tile cores."""
     out = Path(out)
-    halo = check_segment_args(segmenter, out, tile, halo, overwrite, resume=True)  # the OutputSet has the partial state
+    halo = check_segment_args(segmenter, out, tile, halo, overwrite, partial=False)  # the OutputSet holds the lock
     check_scheduler(scheduler)
     if workers is not None and workers < 0:
         raise InputError(f"--workers must be >= 0 (0 = all cores), got {workers}")
@@ -285,11 +286,8 @@ def execute_plan(plan: SegmentPlan, assembly: _Assembly, progress: bool = False,
     order; after each batch, the maps are flushed and ``checkpoint`` records the tiles done."""
     tasks = plan.tasks()
     compute, close = _scheduler_context(plan.scheduler, plan.workers)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(tasks), initial=start, desc=f"segment {plan.segmenter.name}", unit="tile", leave=False)
+    bar = progress_bar(total=len(tasks), initial=start, desc=f"segment {plan.segmenter.name}", unit="tile",
+                       enabled=progress)
     failed = True
     try:
         batch = max(1, 8 * plan.workers)
@@ -297,8 +295,7 @@ def execute_plan(plan: SegmentPlan, assembly: _Assembly, progress: bool = False,
             n_parts = len(assembly.parts)
             for res in compute(tasks[b0:b0 + batch]):
                 assembly.add(res)
-                if bar is not None:
-                    bar.update()
+                bar.update()
             if checkpoint is not None:
                 assembly.sync()
                 checkpoint.save(min(b0 + batch, len(tasks)), assembly.state(), assembly.parts[n_parts:])
@@ -308,8 +305,7 @@ def execute_plan(plan: SegmentPlan, assembly: _Assembly, progress: bool = False,
     finally:
         close(plan.run_id, failed)
         forget_run(plan.run_id)
-        if bar is not None:
-            bar.close()
+        bar.close()
 
 
 def _fingerprint(plan: SegmentPlan) -> dict[str, Any]:

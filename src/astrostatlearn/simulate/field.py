@@ -169,9 +169,9 @@ def _render_images(tx: OutputSet, cat: dict[str, np.ndarray], shape: tuple[int, 
 
 
 def _progress(total: int, enabled: bool, desc: str):
-    from tqdm import tqdm
+    from astrostatlearn.progress import progress_bar
 
-    return tqdm(total=total, desc=desc, unit="tile", disable=not enabled, leave=False)
+    return progress_bar(total=total, desc=desc, unit="tile", enabled=enabled)
 
 
 def _catalog_table(cat: dict[str, np.ndarray], snr: np.ndarray, area: np.ndarray, shape: tuple[int, int],
