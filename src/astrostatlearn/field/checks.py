@@ -14,7 +14,7 @@ from astropy.stats import sigma_clipped_stats
 
 from astrostatlearn.errors import InputError
 from astrostatlearn.field.field import Field
-from astrostatlearn.field.windows import Window, row_blocks
+from astrostatlearn.field.windows import Window, row_blocks, sample_rows
 from astrostatlearn.progress import progress_bar
 
 
@@ -130,12 +130,9 @@ def robust_stats(field: Field, max_pixels: int = 4_000_000, sigma: float = 3.0) 
     On large fields a regular subsample of whole rows (at most ``max_pixels`` pixels) is used,
     so the cost is bounded whatever the field size.
     """
-    ny, nx = field.shape
-    n_rows = max(1, min(ny, max_pixels // max(nx, 1)))
-    step = max(1, ny // n_rows)
     rows = []
-    for y in range(0, ny, step):
-        block = field.read_img(Window(y, y + 1, 0, nx))
+    for w in sample_rows(field.shape, max_pixels):
+        block = field.read_img(w)
         rows.append(block[np.isfinite(block)])
     values = np.concatenate(rows) if rows else np.zeros(0, np.float32)
     if values.size == 0:

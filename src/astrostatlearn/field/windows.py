@@ -86,3 +86,15 @@ def row_blocks(shape: tuple[int, int], max_pixels: int = 1 << 24) -> Iterator[Wi
     rows = max(1, max_pixels // max(nx, 1))
     for y0 in range(0, ny, rows):
         yield Window(y0, min(y0 + rows, ny), 0, nx)
+
+
+def sample_rows(shape: tuple[int, int], max_pixels: int = 4_000_000, max_block_rows: int = 256) -> list[Window]:
+    """A regular subsample of whole rows with at most ``max_pixels`` pixels, as windows: runs of
+    consecutive sampled rows (all rows of a small field) are read together, up to
+    ``max_block_rows`` at a time, which gives the same pixels with far fewer reads."""
+    ny, nx = shape
+    n_rows = max(1, min(ny, max_pixels // max(nx, 1)))
+    step = max(1, ny // n_rows)
+    if step > 1:
+        return [Window(y, y + 1, 0, nx) for y in range(0, ny, step)]
+    return [Window(y, min(y + max_block_rows, ny), 0, nx) for y in range(0, ny, max_block_rows)]

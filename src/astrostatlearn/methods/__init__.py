@@ -20,10 +20,9 @@ from astrostatlearn.methods.base import (
     method_names,
     register,
 )
-from astrostatlearn.methods import forest, kmeans, photutils_method, sep_method  # noqa: F401  (registration)
 
-# The torch methods (``unet``, ``maskrcnn``) register themselves when first asked for, so the
-# classical methods never import torch.
+# Every method's module is imported when the method is first asked for (``method_class``), so a
+# run of sep never imports scikit-learn, photutils' deblender or torch.
 
 __all__ = ["BUILTIN_METHODS", "SEGMENTERS", "Instances", "Prediction", "Segmenter", "Tile", "TrainRequest",
            "default_segmenter", "load_segmenter", "make_segmenter", "method_class", "method_names", "register"]

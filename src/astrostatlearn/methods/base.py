@@ -15,7 +15,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
-import joblib
 import numpy as np
 
 from astrostatlearn.errors import InputError
@@ -270,6 +269,8 @@ class Segmenter:
 
         state = {k: v for k, v in vars(self).items() if k.endswith("_")}
         buf = io.BytesIO()
+        import joblib
+
         joblib.dump({"method": self.name, "params": self.get_params(), "state": state, "version": __version__,
                      "variant": self.trained_variant}, buf)
         return atomic_write_bytes(path, buf.getvalue(), overwrite=True)  # never a half-written model
@@ -385,6 +386,8 @@ def load_segmenter_bytes(payload: bytes, source: str) -> Segmenter:
             raise InputError(f"not a readable astrostatlearn model ({type(exc).__name__})", source) from None
     else:
         try:
+            import joblib
+
             blob = joblib.load(io.BytesIO(payload))
         except Exception as exc:  # joblib/pickle raise many types for foreign files
             raise InputError(f"not a saved astrostatlearn model ({type(exc).__name__})", source) from None

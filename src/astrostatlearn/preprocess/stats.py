@@ -12,7 +12,8 @@ import numpy as np
 from astropy.stats import sigma_clipped_stats
 
 from astrostatlearn.errors import InputError
-from astrostatlearn.field import Field, Window
+from astrostatlearn.field import Field
+from astrostatlearn.field.windows import sample_rows
 
 
 @dataclass(frozen=True)
@@ -39,17 +40,9 @@ class GlobalStats:
         return asdict(self)
 
 
-def sample_rows(field: Field, max_pixels: int = 4_000_000) -> list[Window]:
-    """A regular subsample of whole rows with at most ``max_pixels`` pixels."""
-    ny, nx = field.shape
-    n_rows = max(1, min(ny, max_pixels // max(nx, 1)))
-    step = max(1, ny // n_rows)
-    return [Window(y, y + 1, 0, nx) for y in range(0, ny, step)]
-
-
 def global_stats(field: Field, max_pixels: int = 4_000_000) -> GlobalStats:
     """Field-wide robust statistics (bounded cost: at most ``max_pixels`` pixels are read)."""
-    rows = sample_rows(field, max_pixels)
+    rows = sample_rows(field.shape, max_pixels)
     imgs, rmss = [], []
     for w in rows:
         img = field.read_img(w)
