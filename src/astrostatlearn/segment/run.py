@@ -20,6 +20,7 @@ import io
 import os
 import threading
 import time
+import uuid
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -377,7 +378,7 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
         plan.stage = tx.path()
         scratch = tx.scratch()
         plan.model_path = str(Path(model_path or segmenter.save(scratch / "model.bin")).resolve())
-        plan.run_id = f"{os.getpid()}-{scratch.name}-{os.path.getmtime(plan.model_path)}"
+        plan.run_id = f"{os.getpid()}-{uuid.uuid4().hex}"  # worker caches are keyed by run
         checkpoint = Checkpoint(plan.stage, _fingerprint(plan))
         assembly, start = _open_assembly(plan, tx, *(checkpoint.load() if tx.resumed else (0, {}, [])))
         t0 = time.perf_counter()
