@@ -36,7 +36,7 @@ from torch import nn
 
 from astrostatlearn.errors import InputError
 from astrostatlearn.methods.base import Instances, Prediction, Tile, TrainRequest, register
-from astrostatlearn.methods.torch_model import TorchSegmenter
+from astrostatlearn.methods.torch_model import WINDOW_OPTIONS, TorchSegmenter
 
 SHIPPED_MODEL = "maskrcnn-default.pt"
 # Two anchor sizes per pyramid level (strides 4, 8, 16 and the pooled 32), ratios 0.5, 1, 2.
@@ -225,9 +225,7 @@ class MaskRCNNSegmenter(TorchSegmenter):
     options = {
         "score_threshold": "lowest detection score kept (0-1)",
         "mask_threshold": "mask probability that makes a pixel part of an object (0-1)",
-        "min_area": "smallest object kept, in pixels",
-        "batch_size": "windows per inference batch",
-        "device": "torch device (default: cuda when available, else cpu)",
+        **WINDOW_OPTIONS,
     }
     train_options = {"widths": "backbone widths per stage, e.g. 16/32/48/64", "fpn": "FPN channels (default 64)",
                      "detections": "most detections per window (default 400)"}

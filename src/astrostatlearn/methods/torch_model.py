@@ -13,6 +13,14 @@ from astrostatlearn.errors import InputError
 from astrostatlearn.methods.base import Segmenter
 
 
+# The options every windowed torch method takes (``segment -p NAME=VALUE``), beside its own.
+WINDOW_OPTIONS = {
+    "min_area": "smallest object kept, in pixels",
+    "batch_size": "windows per inference batch",
+    "device": "torch device (default: cuda when available, else cpu)",
+}
+
+
 class TorchSegmenter(Segmenter):
     """Base of the torch methods. Subclasses set ``file_format`` and implement :meth:`build_network`
     (a network from its ``config`` dict, which the network carries as ``net.config``).

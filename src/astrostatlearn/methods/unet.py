@@ -23,7 +23,7 @@ from torch import nn
 from astrostatlearn.errors import InputError
 from astrostatlearn.methods.base import Prediction, Tile, TrainRequest, register
 from astrostatlearn.methods.instances import core_seeded_instances
-from astrostatlearn.methods.torch_model import TorchSegmenter
+from astrostatlearn.methods.torch_model import WINDOW_OPTIONS, TorchSegmenter
 
 SHIPPED_MODEL = "unet-default.pt"
 
@@ -129,9 +129,7 @@ class UNetSegmenter(TorchSegmenter):
         "threshold": "foreground probability threshold",
         "core_level": "centre-ness level of an object's core",
         "min_dynamic": "h-maxima depth that separates two cores (none: connected cores)",
-        "min_area": "smallest object kept, in pixels",
-        "batch_size": "windows per inference batch",
-        "device": "torch device (default: cuda when available, else cpu)",
+        **WINDOW_OPTIONS,
     }
     train_options = {"width": "channels of the first level (default 16)", "depth": "down-sampling levels (default 4)",
                      "crop": "random training crop in pixels (default 128; 0 = whole patches)"}
