@@ -68,7 +68,9 @@ def main() -> None:
         runs.append(("SExtractor 2.25", [peers.sextractor_command(field, scratch / "sex")], scratch / "sex" / "sex_seg.fits"))
     if have["noisechisel"]:
         runs.append(("NoiseChisel+Segment", peers.noisechisel_commands(field, scratch / "nc"), scratch / "nc" / "nc_objects.fits"))
-    ny = nx = args.size
+    from astrostatlearn.field import open_image
+
+    ny, nx = open_image(field / "img.fits").shape  # the field's own size (also with --field)
     print(f"field {field} ({ny}x{nx}, {ny * nx / 1e6:.0f} Mpix), 2 cores")
     print(f"{'method':<22} {'wall s':>7} {'Mpix/s':>7} {'peak MB':>8} {'objects':>8} {'pixel IoU':>9} {'inst F1':>8} {'PQ':>6}")
     results = {}
