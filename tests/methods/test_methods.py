@@ -12,7 +12,11 @@ METHODS = ["photutils", "sep", "kmeans", "forest"]
 
 
 def test_registry_lists_the_classical_methods() -> None:
-    assert set(METHODS) <= set(SEGMENTERS)
+    from astrostatlearn.methods import method_class, method_names
+
+    assert set(METHODS) <= set(method_names())
+    for name in METHODS:  # each is imported on first use and registers under its name
+        assert method_class(name).name == name and SEGMENTERS[name] is method_class(name)
     with pytest.raises(InputError, match="unknown method"):
         make_segmenter("magic")
     with pytest.raises(InputError, match="bad parameters"):

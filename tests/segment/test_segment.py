@@ -139,3 +139,14 @@ def test_region_tiles_samples_windows_before_reading(sim_field: Path) -> None:
     starts = [t.window for t in some]
     assert starts[0] == all_tiles[0].window and starts[-1] == all_tiles[-1].window  # evenly spread, ends included
     assert len(set(starts)) == 5
+
+
+def test_pixel_centroids_equal_ndimage_center_of_mass() -> None:
+    from scipy import ndimage
+
+    from astrostatlearn.segment.stitch import pixel_centroids
+
+    lab, n = ndimage.label(np.random.default_rng(3).random((300, 200)) > 0.6)
+    ids = np.arange(1, n + 1)[::3]
+    ref = np.asarray(ndimage.center_of_mass(np.ones(lab.shape), lab, ids))
+    np.testing.assert_array_equal(pixel_centroids(lab, ids), ref)

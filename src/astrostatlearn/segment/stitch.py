@@ -37,6 +37,20 @@ class OwnedObjects:
     instances: Instances | None = None
 
 
+def pixel_centroids(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Unweighted centroids (y, x) of the pixels of each ID in ``ids``, as an (n, 2) array: the
+    same sums as ``ndimage.center_of_mass(np.ones(...), labels, ids)``, in two bincounts over the
+    rows and columns instead of three passes over a full-size grid."""
+    lab = np.asarray(labels)
+    n = int(max(lab.max(initial=0), ids.max(initial=0))) + 1
+    counts = np.bincount(lab.ravel(), minlength=n)  # pixels per ID
+    ny, nx = lab.shape
+    sum_y = np.bincount(lab.ravel(), weights=np.repeat(np.arange(ny, dtype=np.float64), nx), minlength=n)
+    sum_x = np.bincount(lab.ravel(), weights=np.tile(np.arange(nx, dtype=np.float64), ny), minlength=n)
+    count = counts[ids].astype(np.float64)
+    return np.stack([sum_y[ids] / count, sum_x[ids] / count], axis=1)
+
+
 def own_objects(labels: np.ndarray, window: Window, core: Window, field_shape: tuple[int, int],
                 instances: Instances | None = None) -> OwnedObjects:
     """Keep the objects of ``labels`` (covering ``window``) whose footprint's reference pixel is in
@@ -50,7 +64,7 @@ def own_objects(labels: np.ndarray, window: Window, core: Window, field_shape: t
         return empty
     foot, n_foot = ndimage.label(labels > 0, structure=np.ones((3, 3), bool))
     fids = np.arange(1, n_foot + 1)
-    fcom = np.asarray(ndimage.center_of_mass(np.ones(labels.shape), foot, fids)).reshape(-1, 2)
+    fcom = pixel_centroids(foot, fids)
     fy = np.floor(fcom[:, 0] + 0.5).astype(np.int64) + window.y0
     fx = np.floor(fcom[:, 1] + 0.5).astype(np.int64) + window.x0
     owned_foot = np.zeros(n_foot + 1, bool)
@@ -74,7 +88,7 @@ def own_objects(labels: np.ndarray, window: Window, core: Window, field_shape: t
     kept_ids = kept_ids[kept_ids > 0]
     if kept_ids.size == 0:
         return empty
-    com = np.asarray(ndimage.center_of_mass(np.ones(labels.shape), labels, kept_ids)).reshape(-1, 2)
+    com = pixel_centroids(labels, kept_ids)
     ry = np.floor(com[:, 0] + 0.5).astype(np.int64) + window.y0
     rx = np.floor(com[:, 1] + 0.5).astype(np.int64) + window.x0
     order = np.lexsort((rx, ry))
