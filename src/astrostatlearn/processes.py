@@ -40,6 +40,12 @@ class WorkerDiedError(InputError):
                          "was written; retry with fewer --workers or a smaller --tile")
 
 
+def check_workers(workers: int | None) -> None:
+    """Refuse a negative worker count (0 or None: all cores)."""
+    if workers is not None and workers < 0:
+        raise InputError(f"--workers must be >= 0 (0 = all cores), got {workers}")
+
+
 def _die_with_parent() -> bool:
     """Ask the kernel to SIGKILL this process when its parent dies (Linux); False elsewhere."""
     if not sys.platform.startswith("linux"):

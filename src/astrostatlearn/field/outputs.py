@@ -102,11 +102,22 @@ class OutputSet:
             raise ValueError(f"{name!r} is not one of this set's outputs {self.names}")
         return self.staging / name if name else self.staging
 
+    @property
+    def scratch_path(self) -> Path:
+        return self.admin / f"{self.staging.name}.scratch"
+
     def scratch(self) -> Path:
         """A private work folder, removed with the staging folder and never committed."""
-        p = self.admin / f"{self.staging.name}.scratch"
-        p.mkdir(exist_ok=True)
-        return p
+        self.scratch_path.mkdir(exist_ok=True)
+        return self.scratch_path
+
+    def _busy(self) -> OutputBusyError:
+        return OutputBusyError("another astrostatlearn run is writing these outputs; wait for it to finish or "
+                               "choose another output", self.dest)
+
+    def _partial_left(self) -> PartialRunError:
+        return PartialRunError("holds the partial state of a run that was killed; pass --resume to continue it, "
+                               "or --overwrite to start again", self.dest)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def __enter__(self) -> "OutputSet":
@@ -133,7 +144,7 @@ class OutputSet:
         self._lock()
         try:
             self._recover()
-            shutil.rmtree(self.admin / f"{self.staging.name}.scratch", ignore_errors=True)  # a dead run's
+            shutil.rmtree(self.scratch_path, ignore_errors=True)  # a dead run's
             self._check_existing()
             if self._take_partial():
                 return
@@ -160,13 +171,11 @@ class OutputSet:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                raise OutputBusyError("another astrostatlearn run is writing these outputs; wait for it "
-                                      "to finish or choose another output", self.dest) from None
+                raise self._busy() from None
             finally:
                 os.close(fd)  # closing drops a lock taken here
         if self.resumable and self.staging.exists() and not (self.resume or self.overwrite):
-            raise PartialRunError("holds the partial state of a run that was killed; pass --resume to continue "
-                                  "it, or --overwrite to start again", self.dest)
+            raise self._partial_left()
 
     def _take_partial(self) -> bool:
         """For a resumable set: continue a killed run's partial state (``resume``), replace it
@@ -179,8 +188,7 @@ class OutputSet:
         if self.overwrite:
             shutil.rmtree(self.staging)
             return False
-        raise PartialRunError("holds the partial state of a run that was killed; pass --resume to continue it, "
-                              "or --overwrite to start again", self.dest)
+        raise self._partial_left()
 
     def commit(self) -> None:
         """Move the staged outputs into place as one set (journalled: see :meth:`_roll_forward`)."""
@@ -195,13 +203,13 @@ class OutputSet:
         tmp.write_text(json.dumps(plan))
         os.replace(tmp, self.journal_path)
         self._roll_forward(plan)
-        shutil.rmtree(self.admin / f"{self.staging.name}.scratch", ignore_errors=True)
+        shutil.rmtree(self.scratch_path, ignore_errors=True)
         self._release(remove_lock=True)
 
     def abort(self) -> None:
         """Remove everything this run staged, release the lock, remove folders it made if empty.
         A killed run's partial state that this run resumed is kept, for another try."""
-        for p in ([self.staging] if self._owns_staging else []) + [self.admin / f"{self.staging.name}.scratch"]:
+        for p in ([self.staging] if self._owns_staging else []) + [self.scratch_path]:
             shutil.rmtree(p, ignore_errors=True)
         self._release(remove_lock=True)
         for d in reversed(self._made):
@@ -232,8 +240,7 @@ class OutputSet:
             except OSError as exc:
                 os.close(fd)
                 if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise OutputBusyError("another astrostatlearn run is writing these outputs; wait for it "
-                                          "to finish or choose another output", self.dest) from None
+                    raise self._busy() from None
                 raise
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino
@@ -314,7 +321,7 @@ class OutputSet:
                 raise OutputWriteError(f"cannot write the outputs: {reason}; nothing was written",
                                        self.dest) from None
         if isinstance(exc, InputError) and str(self.staging) in str(exc):
-            text = str(exc).replace(str(self.admin / f"{self.staging.name}.scratch"), str(self.dest))
+            text = str(exc).replace(str(self.scratch_path), str(self.dest))
             raise InputError(text.replace(str(self.staging), str(self.dest))) from None
         raise exc
 

@@ -40,7 +40,7 @@ from astrostatlearn.segment.catalog import finish_catalog, measure
 from astrostatlearn.segment.checkpoint import Checkpoint, file_digest
 from astrostatlearn.segment.stitch import own_objects
 from astrostatlearn.segment.tiles import tile_from_arrays
-from astrostatlearn.processes import WorkerDiedError
+from astrostatlearn.processes import WorkerDiedError, check_workers
 from astrostatlearn.progress import progress_bar
 
 OUTPUTS = ("segmentation.fits", "score.fits", "catalog.ecsv", "run.json")
@@ -212,8 +212,7 @@ def plan_segment(field: Field, segmenter: Segmenter, out: str | Path, variant: s
     out = Path(out)
     halo = check_segment_args(segmenter, out, tile, halo, overwrite, partial=False)  # the OutputSet holds the lock
     check_scheduler(scheduler)
-    if workers is not None and workers < 0:
-        raise InputError(f"--workers must be >= 0 (0 = all cores), got {workers}")
+    check_workers(workers)
     if segmenter.needs_fit and not segmenter.is_fitted:
         raise InputError(f"method {segmenter.name!r} must be fitted first (pass --model)")
     region = region or field.full

@@ -25,7 +25,7 @@ from astrostatlearn.errors import InputError
 from astrostatlearn.field import FitsImageWriter, Window, atomic_write_bytes, check_writable, tile_grid
 from astrostatlearn.field.fitsio import write_window
 from astrostatlearn.field.outputs import OutputSet
-from astrostatlearn.processes import WorkerDiedError, process_pool, stop_pool
+from astrostatlearn.processes import WorkerDiedError, check_workers, process_pool, stop_pool
 from astrostatlearn.simulate.catalog import draw_catalog
 from astrostatlearn.simulate.presets import Preset, get_preset
 from astrostatlearn.simulate.render import TileResult, render_tile
@@ -110,8 +110,7 @@ def simulate_field(out: str | Path, size: int | tuple[int, int], seed: int = 0,
         raise InputError("output exists and is not a directory", out)
     for name in OUTPUT_FILES:
         check_writable(out / name, overwrite)
-    if workers is not None and workers < 0:
-        raise InputError(f"--workers must be >= 0 (0 = all cores), got {workers}")
+    check_workers(workers)
     workers = workers or os.cpu_count() or 1
     with OutputSet(out, OUTPUT_FILES, overwrite, expected_bytes=12 * shape[0] * shape[1]) as tx:
         cat = draw_catalog(shape, preset, seed)
