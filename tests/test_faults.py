@@ -79,11 +79,29 @@ def test_killed_run_leaves_no_orphans_and_a_rerun_no_debris(command: str, sig: i
 
 
 @pytest.mark.timeout(300)
-def test_ctrl_c_is_one_line_without_traceback(sim_field: Path, tmp_path: Path) -> None:
+def _forkserver_started(pgid: int) -> bool:
+    """A multiprocessing forkserver of the run exists (it may still be importing)."""
+    for pid in group_members(pgid):
+        try:
+            if b"forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+@pytest.mark.parametrize("when", ["mid-run", "pool-start", "pool-start+10ms", "pool-start+20ms"])
+def test_ctrl_c_is_one_line_without_traceback(when: str, sim_field: Path, tmp_path: Path) -> None:
+    """Ctrl-C mid-run, or just as the worker pool's forkserver is spawned (while it still imports,
+    it must not print a traceback of its own)."""
     args = _commands(sim_field)["segment"][0]
     proc = start(args, tmp_path)
-    assert wait_for(lambda: staging_exists(tmp_path / "out") or proc.poll() is not None)
-    time.sleep(0.5)
+    if when == "mid-run":
+        assert wait_for(lambda: staging_exists(tmp_path / "out") or proc.poll() is not None)
+        time.sleep(0.5)
+    else:
+        assert wait_for(lambda: _forkserver_started(proc.pid) or proc.poll() is not None, period=0.001)
+        time.sleep(int(when.partition("+")[2].removesuffix("ms") or 0) / 1000)
     os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole process group
     _, err = proc.communicate(timeout=60)
     assert wait_group_gone(proc.pid) == []

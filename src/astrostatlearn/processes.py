@@ -101,7 +101,8 @@ def _guard_forkserver() -> None:
     """Run on import: in the forkserver that :func:`process_pool` starts, tie it to the main process."""
     main = os.environ.get(_MAIN_PID_ENV)
     if main and main.isdigit() and int(main) != os.getpid() and sys.argv[:1] == ["-c"]:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # discards a Ctrl-C held back since the spawn
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         _tie_to(int(main), int(main))
 
 
@@ -144,15 +145,21 @@ def process_pool(workers: int, preload: Sequence[str] = ()) -> ProcessPoolExecut
     arrives meanwhile is held back, so no worker is ever half-started when the run stops);
     ``preload``: modules the forkserver imports once."""
     import multiprocessing as mp
-    from multiprocessing import forkserver
+    from multiprocessing import forkserver, resource_tracker
 
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["astrostatlearn.processes", *preload])
     with critical():
         os.environ[_MAIN_PID_ENV] = str(os.getpid())
+        # SIGINT is blocked across the spawn, so the server inherits it blocked until it ignores it:
+        # a Ctrl-C to the process group while it still imports would print its traceback; ours waits
+        # (the resource tracker first: its own start unblocks SIGINT)
+        resource_tracker.ensure_running()
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             forkserver.ensure_running()  # from this thread, so the server's parent-death signal is ours
         finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             os.environ.pop(_MAIN_PID_ENV, None)
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=guard_worker,
                                    initargs=(os.getpid(),))
