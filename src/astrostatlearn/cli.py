@@ -398,6 +398,47 @@ def benchmark(
     typer.echo(f"report: {res['report_html']} (summary {res['report_md']})")
 
 
+@app.command()
+@user_errors
+def view(
+    field: Path = typer.Argument(..., help="Field directory or image file; with --serve and no --out, a built site to serve."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Site folder to build (index.html, tiles, catalogue chunks)."),
+    seg: list[Path] = typer.Option([], "--seg", "-s", help="A segment output folder (or a label FITS) to overlay; repeatable."),
+    truth: bool = typer.Option(False, "--truth", help="Overlay the field's truth map (true.fits) with truth.ecsv."),
+    stretch: str = typer.Option("asinh", help="Display stretch: asinh (sky-2σ to the 99.95th percentile, linear to ~5σ) or zscale."),
+    scheduler: Optional[str] = typer.Option(None, help="'processes', 'threads', or a dask.distributed scheduler address."),
+    workers: int = typer.Option(0, help="Local workers (0 = all cores)."),
+    serve: bool = typer.Option(False, "--serve", help="Then serve the site at http://127.0.0.1:PORT/ until Ctrl-C."),
+    port: int = typer.Option(8000, help="Port for --serve (on 127.0.0.1)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Rebuild an existing site; parts whose inputs are unchanged are reused."),
+) -> None:
+    """Build a zoomable offline web viewer of a field: image, segmentation overlays, catalogue.
+
+    A tile pyramid of the image (astronomer's stretch; non-finite pixels transparent), one
+    overlay pyramid per segmentation (outlines and translucent fill, a stable colour per ID;
+    coarser levels keep the largest ID of each 2x2 so small objects stay visible), and the
+    catalogue, shown on a click. Built block by block in bounded memory, in parallel.
+    """
+    from astrostatlearn.view.serve import check_port, check_site, serve_site
+
+    if serve:
+        check_port(port)  # before a long build
+    if out is None:
+        if not serve:
+            fail("give --out SITE to build a site (or --serve to serve a built one)")
+        serve_site(check_site(field), port, announce=typer.echo)
+        return
+    from astrostatlearn.view import build_site
+
+    res = build_site(field, out, segs=seg, truth=truth, stretch=stretch, overwrite=overwrite, scheduler=scheduler,
+                     workers=workers or None, progress=True)
+    typer.echo(res.summary())
+    if serve:
+        serve_site(out, port, announce=typer.echo)
+    else:
+        typer.echo(f"serve it with: astrostatlearn view {out} --serve --port {port}")
+
+
 def parse_region(text: str | None) -> "Window | None":
     """Parse ``y0:y1,x0:x1`` (0-based, half-open) into a Window."""
     from astrostatlearn.field import Window

@@ -122,6 +122,12 @@ class ImageFile:
     def close(self) -> None:
         self._hdul.close()
 
+    def __enter__(self) -> "ImageFile":
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
     def __getstate__(self) -> dict:
         raise TypeError("ImageFile is not picklable; pass its path and reopen it in the worker")
 

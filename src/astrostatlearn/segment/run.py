@@ -41,6 +41,7 @@ from astrostatlearn.segment.checkpoint import Checkpoint, file_digest
 from astrostatlearn.segment.stitch import own_objects
 from astrostatlearn.segment.tiles import tile_from_arrays
 from astrostatlearn.processes import WorkerDiedError, check_workers
+from astrostatlearn.schedulers import check_scheduler, compute_context
 from astrostatlearn.progress import progress_bar
 
 OUTPUTS = ("segmentation.fits", "score.fits", "catalog.ecsv", "run.json")
@@ -102,45 +103,6 @@ def _segment_tile(run_id: str, index: int, paths: tuple[str, str | None], model:
     if with_score and pred.score is not None:
         score = pred.score[core.relative_to(window)].astype(np.float32)
     return _TileOutput(index, window, core, owned.labels, score, cat, owned.n_at_edge, owned.max_extent)
-
-
-def _scheduler_context(scheduler: str | None, workers: int):
-    """(compute function, closer) for 'threads', 'processes', 'synchronous' or a distributed address."""
-    import dask
-
-    if scheduler in (None, "processes"):
-        from astrostatlearn.processes import process_pool, stop_pool
-
-        pool = process_pool(workers, preload=["astrostatlearn.segment.run"])
-        return ((lambda tasks: dask.compute(*tasks, scheduler="processes", pool=pool)),
-                (lambda run_id, failed=False: stop_pool(pool, kill=failed)))
-    if scheduler in ("threads", "synchronous", "single-threaded"):
-        kw = {"num_workers": workers} if scheduler == "threads" else {}
-        return (lambda tasks: dask.compute(*tasks, scheduler=scheduler, **kw)), (lambda run_id, failed=False: None)
-    from distributed import Client
-
-    try:
-        client = Client(scheduler, timeout="20s")
-    except OSError as exc:
-        raise InputError(f"cannot reach the dask scheduler at {scheduler} ({exc})") from None
-
-    def close(run_id: str, failed: bool = False) -> None:
-        try:
-            client.run(forget_run, run_id)  # the workers outlive the run; their caches must not
-        finally:
-            client.close()
-
-    return (lambda tasks: client.gather(client.compute(list(tasks)))), close
-
-
-LOCAL_SCHEDULERS = ("processes", "threads", "synchronous", "single-threaded")
-
-
-def check_scheduler(scheduler: str | None) -> None:
-    """Refuse a scheduler that is neither local nor a dask.distributed address (host:port)."""
-    if scheduler is not None and scheduler not in LOCAL_SCHEDULERS and ":" not in scheduler:
-        raise InputError(f"unknown scheduler {scheduler!r}; use processes, threads, synchronous or a "
-                         "dask.distributed address such as tcp://host:8786")
 
 
 def check_segment_args(segmenter: Segmenter, out: Path, tile: int, halo: int | None, overwrite: bool,
@@ -285,7 +247,8 @@ def execute_plan(plan: SegmentPlan, assembly: _Assembly, progress: bool = False,
     """Segment every tile from ``start`` on (Dask) and feed the results to ``assembly`` in raster
     order; after each batch, the maps are flushed and ``checkpoint`` records the tiles done."""
     tasks = plan.tasks()
-    compute, close = _scheduler_context(plan.scheduler, plan.workers)
+    compute, close = compute_context(plan.scheduler, plan.workers, preload=["astrostatlearn.segment.run"],
+                                     forget=forget_run)
     bar = progress_bar(total=len(tasks), initial=start, desc=f"segment {plan.segmenter.name}", unit="tile",
                        enabled=progress)
     failed = True
