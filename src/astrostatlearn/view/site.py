@@ -134,7 +134,7 @@ def find_layers(field: Field, segs: Sequence[str | Path], truth: bool) -> list[L
 
 def plan_site(field_path: str | Path, out: str | Path, segs: Sequence[str | Path] = (), truth: bool = False,
               stretch: str = "asinh", overwrite: bool = False, scheduler: str | None = None,
-              workers: int | None = None) -> SitePlan:
+              workers: int | None = None, block_levels: int = 4) -> SitePlan:
     """Check the inputs and decide the work (see :func:`build_site`)."""
     check_workers(workers)
     check_scheduler(scheduler)
@@ -143,7 +143,7 @@ def plan_site(field_path: str | Path, out: str | Path, segs: Sequence[str | Path
         raise InputError("site folder exists; pass --overwrite to rebuild it (unchanged parts are reused)", out)
     with Field.open(field_path) as field:
         layers = find_layers(field, segs, truth)
-        plan = SitePlan(Path(field_path), field.img.path.absolute(), Pyramid(field.shape),
+        plan = SitePlan(Path(field_path), field.img.path.absolute(), Pyramid(field.shape, block_levels=block_levels),
                         choose_stretch(field, stretch), layers, out, overwrite, scheduler,
                         workers or min(2, os.cpu_count() or 1), sky_grid(field))
     plan.reuse = _reusable(plan)
@@ -257,15 +257,16 @@ class SiteResult:
 
 def build_site(field_path: str | Path, out: str | Path, segs: Sequence[str | Path] = (), truth: bool = False,
                stretch: str = "asinh", overwrite: bool = False, scheduler: str | None = None,
-               workers: int | None = None, progress: bool = False) -> SiteResult:
+               workers: int | None = None, progress: bool = False, block_levels: int = 4) -> SiteResult:
     """Build the viewer site of the field at ``field_path`` into ``out``.
 
     ``segs``: ``segment`` output folders (or label FITS files) to overlay; ``truth``: overlay the
     field's truth map; ``stretch``: 'asinh' or 'zscale' (:mod:`.stretch`); ``scheduler`` and
-    ``workers`` as for ``segment``. Raises :class:`InputError` for bad input (a segmentation of
+    ``workers`` as for ``segment``; ``block_levels``: each task makes this many levels plus one
+    (blocks of ``256 * 2**block_levels`` pixels; the tiles do not depend on it). Raises :class:`InputError` for bad input (a segmentation of
     another shape, an existing site without ``overwrite``)."""
     t0 = time.perf_counter()
-    plan = plan_site(field_path, out, segs, truth, stretch, overwrite, scheduler, workers)
+    plan = plan_site(field_path, out, segs, truth, stretch, overwrite, scheduler, workers, block_levels)
     with OutputSet(plan.out, None, overwrite) as tx:
         staging = tx.path()
         for part, old in plan.reuse.items():

@@ -22,6 +22,13 @@
     navigatorPosition: "BOTTOM_LEFT", gestureSettingsMouse: { clickToZoom: false }, timeout: 60000,
   });
   state.viewer = viewer;
+  // Levels of the tiles a part draws now (loaded, on screen), finest last.
+  state.drawnLevels = (name) => {
+    const item = state.items[name];
+    if (!item) return [];
+    const levels = new Set(item.getTilesToDraw().filter((t) => t.tile.loaded).map((t) => t.level));
+    return Array.from(levels).sort((a, b) => a - b);
+  };
   $("title").textContent = S.title;
   $("size").textContent = `${W} x ${H} pixels, ${S.layers.length} overlay(s); stretch ${S.image.stretch.kind}`;
   $("osd-version").textContent = OpenSeadragon.version.versionStr;
@@ -81,18 +88,26 @@
   viewer.addHandler("tile-load-failed", (e) => state.failed.push(e.tile ? e.tile.getUrl() : e.message));
 
   // ---- swipe comparison ----------------------------------------------------------------------
+  function setClip(part, rect) {  // only on a change: setting a clip asks for a redraw
+    const key = rect ? `${rect.x.toFixed(2)},${rect.width.toFixed(2)}` : "";
+    if (part.item && part.clipKey !== key) { part.item.setClip(rect); part.clipKey = key; }
+  }
   function updateSwipe() {
     const on = $("swipe").checked;
     $("swipe-line").hidden = !on;
     const frac = $("swipe-pos").value / 1000;
-    for (const part of parts) if (part.item) part.item.setClip(null);
-    if (!on || !parts[0].item) return;
-    const split = parts[0].item.viewerElementToImageCoordinates(new OpenSeadragon.Point(frac * viewer.container.clientWidth, 0)).x;
-    const xs = Math.min(Math.max(split, 0), W);
-    const a = byName($("swipe-a").value), b = byName($("swipe-b").value);
-    if (a && a.item) a.item.setClip(new OpenSeadragon.Rect(0, 0, xs, H));
-    if (b && b.item && b !== a) b.item.setClip(new OpenSeadragon.Rect(xs, 0, W - xs, H));
-    $("swipe-line").style.left = `${frac * 100}%`;
+    let xs = 0;
+    if (on && parts[0].item) {
+      const split = parts[0].item.viewerElementToImageCoordinates(new OpenSeadragon.Point(frac * viewer.container.clientWidth, 0)).x;
+      xs = Math.min(Math.max(split, 0), W);
+      $("swipe-line").style.left = `${frac * 100}%`;
+    }
+    const a = on ? byName($("swipe-a").value) : null, b = on ? byName($("swipe-b").value) : null;
+    for (const part of parts) {
+      if (part === a) setClip(part, new OpenSeadragon.Rect(0, 0, xs, H));
+      else if (part === b) setClip(part, new OpenSeadragon.Rect(xs, 0, W - xs, H));
+      else setClip(part, null);
+    }
   }
   for (const id of ["swipe", "swipe-a", "swipe-b"]) $(id).addEventListener("change", applyVisibility);
   $("swipe-pos").addEventListener("input", updateSwipe);
