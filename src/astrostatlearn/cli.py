@@ -376,6 +376,7 @@ def benchmark(
     split: str = typer.Option("0.7,0.15,0.15", help="Train,val,test fractions (horizontal bands with guard bands)."),
     model: list[str] = typer.Option([], "--model", help="METHOD=PATH: benchmark this model file for METHOD (repeatable; default: the method's shipped model, or trained on the train split)."),
     peers: bool = typer.Option(True, "--peers/--no-peers", help="Add SExtractor and NoiseChisel rows when installed."),
+    view: bool = typer.Option(True, "--view/--no-view", help="Build the viewer site view/ with every run as a layer; the report links to it."),
     tile: int = typer.Option(1024, help="Tile core size for segmentation."),
     workers: int = typer.Option(0, help="Workers (0 = all cores)."),
     scheduler: Optional[str] = typer.Option(None, help="'processes' (default), 'threads' or a dask.distributed address."),
@@ -384,7 +385,8 @@ def benchmark(
     """Run every method x variant on the same held-out test region and write the report.
 
     Methods that learn are trained on the train split. Writes results.csv, results.json,
-    report.md (pixel, instance and cost tables) and a self-contained report.html with figures.
+    report.md (pixel, instance and cost tables), a self-contained report.html with figures, and
+    the viewer site view/ (every run as a layer; each row of the report links to its layer).
     """
     from astrostatlearn.benchmark import run_benchmark
 
@@ -394,7 +396,7 @@ def benchmark(
     res = run_benchmark(field, out, [m.strip() for m in methods.split(",") if m.strip()],
                         [v.strip() for v in variants.split(",") if v.strip()], tile=tile, workers=workers or None,
                         scheduler=scheduler, peers_too=peers, models=parse_params(model, "--model"),
-                        overwrite=overwrite, log=typer.echo)
+                        overwrite=overwrite, view=view, log=typer.echo)
     typer.echo(f"report: {res['report_html']} (summary {res['report_md']})")
 
 

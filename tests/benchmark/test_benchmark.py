@@ -49,6 +49,19 @@ def test_report_in_headless_chromium(bench: dict) -> None:
     assert res["total"] == 4 and res["loaded"] == 4 and res["broken_links"] == []
 
 
+def test_report_rows_link_to_their_layer_in_the_viewer(bench: dict) -> None:
+    import re
+
+    out = bench["out"]
+    page = (out / "report.html").read_text()
+    links = set(re.findall(r'href="(view/index.html#layer=[^"]+)"', page))
+    assert links == {f"view/index.html#layer={m}-{v}" for m in ("sep", "kmeans") for v in ("raw", "snr")}
+    config = json.loads((out / "view" / "site.js").read_text().split("=", 1)[1].rstrip(";\n"))
+    assert {l["name"] for l in config["layers"]} == {"truth"} | {link.split("=")[-1] for link in links}
+    sep = next(l for l in config["layers"] if l["name"] == "sep-raw")
+    assert sep["catalog"]["n_objects"] == json.loads((out / "runs" / "sep__raw" / "run.json").read_text())["n_objects"]
+
+
 def test_bad_benchmark_input(sim_field: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unknown variant"):
         run_benchmark(sim_field, tmp_path / "a", ["sep"], ["shiny"], peers_too=False)

@@ -48,7 +48,13 @@ def markdown_table(records: Sequence[dict], cols: Sequence[tuple[str, str]]) -> 
 def html_table(records: Sequence[dict], cols: Sequence[tuple[str, str]]) -> str:
     head, body = table_rows(records, cols)
     th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
+    def cells(rec: dict, row: list[str]) -> str:
+        out = [f"<td>{html.escape(c)}</td>" for c in row]
+        if rec.get("view"):  # the method links to its layer in the viewer
+            out[0] = f'<td><a href="{html.escape(rec["view"])}">{html.escape(row[0])}</a></td>'
+        return "".join(out)
+
+    trs = "".join(f"<tr>{cells(rec, row)}</tr>" for rec, row in zip(records, body))
     return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
 
 

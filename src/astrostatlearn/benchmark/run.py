@@ -11,15 +11,16 @@ from astrostatlearn.benchmark.report import write_report
 from astrostatlearn.field import Field, Window, check_writable
 from astrostatlearn.field.outputs import OutputSet
 
-OUTPUTS = ("results.csv", "results.json", "report.md", "report.html", "runs")
+OUTPUTS = ("results.csv", "results.json", "report.md", "report.html", "runs", "view")
 
 
 def run_benchmark(field_dir: str | Path, out: str | Path, methods: Sequence[str] = DEFAULT_METHODS,
                   variants: Sequence[str] = DEFAULT_VARIANTS, tile: int = 1024, workers: int | None = None,
                   scheduler: str | None = None, peers_too: bool = True, models: dict[str, str] | None = None,
-                  overwrite: bool = False, log=print) -> dict[str, Any]:
-    """Run everything and write results.csv, results.json, report.md, report.html and runs/ into
-    ``out``, committed as one set."""
+                  overwrite: bool = False, view: bool = True, log=print) -> dict[str, Any]:
+    """Run everything and write results.csv, results.json, report.md, report.html, runs/ and
+    (with ``view``) the viewer site view/, with every run as a layer, into ``out``, committed as
+    one set. The report links each row to its layer in the viewer."""
     out = Path(out)
     for name in OUTPUTS:
         check_writable(out / name, overwrite)
@@ -28,17 +29,37 @@ def run_benchmark(field_dir: str | Path, out: str | Path, methods: Sequence[str]
         rows, meta = run_matrix(field_dir, stage, tuple(methods), tuple(variants), tile=tile, workers=workers,
                                 scheduler=scheduler, peers_too=peers_too, models=models, log=log)
         figs = make_figures(Path(field_dir), rows, meta)
+        if view:
+            _build_view(Path(field_dir), stage, rows, scheduler, workers, log)
         for r in rows:  # the records name where the runs will be once committed
             r.seg_path, r.score_path = (None if p is None else p.replace(str(stage), str(out))
                                         for p in (r.seg_path, r.score_path))
         write_results(rows, meta, stage)
         records = [r.flat() for r in rows if r.evaluation is not None]
+        if view:
+            for r, rec in zip([r for r in rows if r.evaluation is not None], records):
+                rec["view"] = f"view/index.html#layer={view_layer(r)}" if r.seg_path else None
         notes = sorted({f"{r.method}: {r.note}" for r in rows if r.note})
         for m in methods:
             if not any(r.method == m for r in rows):
                 notes.append(f"{m}: no row; its model was trained for another variant than those asked for")
         write_report(stage, records, meta, figs, notes)
     return {"rows": rows, "meta": meta, "report_md": out / "report.md", "report_html": out / "report.html"}
+
+
+def view_layer(row: Row) -> str:
+    """The viewer layer of a benchmark row."""
+    return f"{row.method}-{row.variant}".replace("+", "_")
+
+
+def _build_view(field_dir: Path, stage: Path, rows: Sequence[Row], scheduler: str | None, workers: int | None,
+                log) -> None:
+    """The viewer site of the field, with the truth and every scored run (staged paths) as layers."""
+    from astrostatlearn.view import build_site
+
+    layers = [(view_layer(r), r.seg_path) for r in rows if r.evaluation is not None and r.seg_path]
+    res = build_site(field_dir, stage / "view", segs=layers, truth=True, scheduler=scheduler, workers=workers)
+    log(f"viewer: the truth and {len(layers)} runs as layers ({res.seconds:.0f} s)")
 
 
 def make_figures(field_dir: Path, rows: Sequence[Row], meta: dict[str, Any]) -> dict[str, bytes]:

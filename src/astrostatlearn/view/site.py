@@ -104,18 +104,22 @@ def _layer_name(name: str, taken: set[str]) -> str:
     return out
 
 
-def find_layers(field: Field, segs: Sequence[str | Path], truth: bool) -> list[LayerSource]:
-    """Layers for ``--truth`` and each ``--seg`` (a ``segment`` output folder, or a label FITS file)."""
+def find_layers(field: Field, segs: Sequence[Any], truth: bool) -> list[LayerSource]:
+    """Layers for ``--truth`` and each ``--seg``: a ``segment`` output folder or a label FITS file,
+    or a ``(name, path)`` pair that names the layer (default: the run's method, else the file's name)."""
     taken: set[str] = set()
     layers = []
     if truth:
         if field.true is None:
             raise InputError("the field has no truth map (true.fits) to show with --truth", field.img.path.parent)
         layers.append(LayerSource(_layer_name("truth", taken), "truth", field.true.path, field.catalog))
-    for seg in map(Path, segs):
+    for item in segs:
+        given, seg = (item[0], Path(item[1])) if isinstance(item, tuple) else (None, Path(item))
         if not seg.exists():
             raise InputError("segmentation not found", seg)
         labels, catalog, method = seg, None, None
+        if seg.is_file() and seg.name == "segmentation.fits":  # inside a segment output folder
+            seg = seg.parent
         if seg.is_dir():
             labels = seg / "segmentation.fits"
             if not labels.exists():
@@ -127,12 +131,12 @@ def find_layers(field: Field, segs: Sequence[str | Path], truth: bool) -> list[L
             if f.shape != field.shape:
                 raise InputError(f"segmentation is {f.shape[0]}x{f.shape[1]} but the field is "
                                  f"{field.shape[0]}x{field.shape[1]}", labels)
-        name = method or (seg.name if seg.is_dir() else seg.stem.removesuffix(".fits"))
+        name = given or method or (seg.name if seg.is_dir() else seg.stem.removesuffix(".fits"))
         layers.append(LayerSource(_layer_name(name, taken), "segmentation", labels, catalog, method))
     return layers
 
 
-def plan_site(field_path: str | Path, out: str | Path, segs: Sequence[str | Path] = (), truth: bool = False,
+def plan_site(field_path: str | Path, out: str | Path, segs: Sequence[Any] = (), truth: bool = False,
               stretch: str = "asinh", overwrite: bool = False, scheduler: str | None = None,
               workers: int | None = None, block_levels: int = 4) -> SitePlan:
     """Check the inputs and decide the work (see :func:`build_site`)."""
@@ -255,12 +259,13 @@ class SiteResult:
                 f"{self.seconds:.1f} s")
 
 
-def build_site(field_path: str | Path, out: str | Path, segs: Sequence[str | Path] = (), truth: bool = False,
+def build_site(field_path: str | Path, out: str | Path, segs: Sequence[Any] = (), truth: bool = False,
                stretch: str = "asinh", overwrite: bool = False, scheduler: str | None = None,
                workers: int | None = None, progress: bool = False, block_levels: int = 4) -> SiteResult:
     """Build the viewer site of the field at ``field_path`` into ``out``.
 
-    ``segs``: ``segment`` output folders (or label FITS files) to overlay; ``truth``: overlay the
+    ``segs``: ``segment`` output folders or label FITS files to overlay, each optionally as a
+    ``(layer name, path)`` pair; ``truth``: overlay the
     field's truth map; ``stretch``: 'asinh' or 'zscale' (:mod:`.stretch`); ``scheduler`` and
     ``workers`` as for ``segment``; ``block_levels``: each task makes this many levels plus one
     (blocks of ``256 * 2**block_levels`` pixels; the tiles do not depend on it). Raises :class:`InputError` for bad input (a segmentation of
