@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DEMO_DIR ?= demo-output
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test venv clean bench
+.PHONY: demo test venv clean bench viewer-assets
 
 venv: $(STAMP)
 
@@ -24,6 +24,11 @@ demo: venv
 
 bench: venv
 	$(PY) benchmarks/bench_simulate.py
+
+# Re-vendor the viewer's JavaScript from the npm registry (exact version and tarball hash from
+# viewer/package-lock.json) into src/astrostatlearn/view/static/openseadragon; needs Node.js and npm.
+viewer-assets:
+	cd viewer && npm ci --ignore-scripts --no-audit --no-fund && $(PYTHON) vendor.py
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache

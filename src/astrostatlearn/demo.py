@@ -3,7 +3,8 @@
 1. simulate a 2048^2 euclid-vis field with exact truth;
 2. benchmark the classical methods and the shipped U-Net on its held-out test band, with
    SExtractor and NoiseChisel beside them when installed;
-3. write the report and print where it is;
+3. write the report and the viewer site (the field, the truth and every run as layers), and
+   print where they are and the command that serves the viewer;
 4. if the shared real data are present, segment the real KiDS frame and compare with SExtractor.
 
 Usage: ``python -m astrostatlearn.demo [--out demo-output] [--size 2048]``.
@@ -56,6 +57,9 @@ def main(argv: list[str] | None = None) -> None:
                         log=lambda m: print("      " + m, flush=True))
     print(f"[3/4] report: {res['report_html'].resolve()}", flush=True)
     print(f"      summary: {res['report_md'].resolve()}", flush=True)
+    site = out / "benchmark" / "view"
+    print(f"      viewer: {site.resolve()}; serve it with: .venv/bin/astrostatlearn view {site} --serve "
+          "(then open http://127.0.0.1:8000/)", flush=True)
     if args.kids.exists():
         from astrostatlearn.benchmark.real import compare_with_sextractor
 

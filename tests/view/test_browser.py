@@ -26,24 +26,31 @@ pytestmark = pytest.mark.skipif(find_chromium() is None, reason="Debian chromium
 
 
 @pytest.fixture(scope="module")
-def page(view_field: Path, tmp_path_factory: pytest.TempPathFactory):
+def chromium():
+    """One headless Chromium for the module (Playwright's sync API allows one session per thread)."""
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=find_chromium(), headless=True,
+                                    args=[f for f in CHROMIUM_FLAGS if f != "--headless"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(chromium, view_field: Path, tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("browser")
     site = tmp / "site"
     build_site(view_field, site, segs=[_seg_folder(view_field, tmp)], truth=True, workers=1, scheduler="synchronous")
     server = make_server(site, 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/"
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=find_chromium(), headless=True,
-                                    args=[f for f in CHROMIUM_FLAGS if f != "--headless"])
-        pg = browser.new_page(viewport={"width": 1200, "height": 800})
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.goto(url)
-        pg.wait_for_function("window.astroViewer && window.astroViewer.ready", timeout=30_000)
-        pg.url_base, pg.errors = url, errors  # type: ignore[attr-defined]
-        yield pg
-        browser.close()
+    pg = chromium.new_page(viewport={"width": 1200, "height": 800})
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(url)
+    pg.wait_for_function("window.astroViewer && window.astroViewer.ready", timeout=30_000)
+    pg.url_base, pg.errors = url, errors  # type: ignore[attr-defined]
+    yield pg
+    pg.close()
     server.shutdown()
     server.server_close()
 
@@ -61,11 +68,11 @@ def _shot(page) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(page.locator("#viewer").screenshot())).convert("RGB")).astype(int)
 
 
-def _element_xy(page, x: float, y: float) -> tuple[float, float]:
-    """Page coordinates of the array position (x, y) (0-based pixel centres)."""
+def _element_xy(page, x: float, y: float, ny: int = SHAPE[0]) -> tuple[float, float]:
+    """Page coordinates of the array position (x, y) (0-based pixel centres) in a field of ``ny`` rows."""
     box = page.locator("#viewer").bounding_box()
     p = page.evaluate(f"""() => {{ const it = window.astroViewer.items.image;
-        const q = it.imageToViewerElementCoordinates(new OpenSeadragon.Point({x} + 0.5, {SHAPE[0]} - {y} - 0.5));
+        const q = it.imageToViewerElementCoordinates(new OpenSeadragon.Point({x} + 0.5, {ny} - {y} - 0.5));
         return [q.x, q.y]; }}""")
     return box["x"] + p[0], box["y"] + p[1]
 
@@ -155,16 +162,52 @@ def test_sky_coordinates_under_the_cursor_match_astropy(page, view_field: Path) 
     assert "RA" in page.inner_text("#coords") and "Dec" in page.inner_text("#coords")
 
 
-def test_a_report_link_opens_one_layer(page, tmp_path: Path) -> None:
+def test_a_report_link_opens_one_layer(page) -> None:
     page.goto(page.url_base + "index.html#layer=sep")  # another URL: a new page
     page.wait_for_function("window.astroViewer && window.astroViewer.ready", timeout=30_000)
     assert page.is_checked("#toggle-sep") and not page.is_checked("#toggle-truth")
     assert page.input_value("#inspect-layer") == "sep"
-    page.check("#toggle-truth")
-    page.evaluate("window.astroViewer.viewer.viewport.zoomTo(2.2, new OpenSeadragon.Point(0.45, 0.3), true)")
-    _settle(page)
-    shot = tmp_path / "viewer.png"
-    page.screenshot(path=str(shot))
-    assert Image.open(shot).size == (1200, 800)
-    if os.environ.get("ASTROSTATLEARN_SCREENSHOT"):  # how docs/images/viewer.png is made
+
+
+def test_screenshot_of_a_simulated_field(chromium, sim_field: Path, tmp_path: Path) -> None:
+    """The README's picture: a simulated field with the truth and a sep run, an object clicked.
+    ASTROSTATLEARN_SCREENSHOT=docs/images/viewer.png saves it there."""
+    from astropy.table import Table
+    from typer.testing import CliRunner
+
+    from astrostatlearn.cli import app
+
+    seg = tmp_path / "sep"
+    res = CliRunner().invoke(app, ["segment", str(sim_field), "-m", "sep", "-o", str(seg), "--workers", "1", "--tile", "256"])
+    assert res.exit_code == 0, res.output
+    site = tmp_path / "site"
+    build_site(sim_field, site, segs=[seg], truth=True, workers=1, scheduler="synchronous")
+    cat = Table.read(seg / "catalog.ecsv")
+    inner = cat[(cat["x"] > 128) & (cat["x"] < 384) & (cat["y"] > 128) & (cat["y"] < 384)]  # away from the edges
+    big = inner[int(np.argmax(inner["area"]))]
+    server = make_server(site, 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        pg = chromium.new_page(viewport={"width": 1200, "height": 760})
+        pg.goto(f"http://127.0.0.1:{server.server_address[1]}/#layer=sep")
+        pg.wait_for_function("window.astroViewer && window.astroViewer.ready", timeout=30_000)
+        pg.check("#toggle-truth")
+        pg.evaluate("window.astroViewer.viewer.viewport.zoomTo(1.8, null, true)")
+        pg.evaluate(f"""() => {{ const v = window.astroViewer.viewer, it = window.astroViewer.items.image;
+            v.viewport.panTo(it.imageToViewportCoordinates({float(big['x'])} + 0.5, {512 - float(big['y'])} - 0.5), true); }}""")
+        _settle(pg)
+        pg.mouse.click(*_element_xy(pg, float(big["x"]), float(big["y"]), 512))
+        pg.wait_for_function("window.astroViewer.lastObject !== null", timeout=10_000)
+        assert pg.evaluate("window.astroViewer.lastObject.id") == int(big["id"])
+        pg.mouse.move(*_element_xy(pg, float(big["x"]) + 20, float(big["y"]), 512))
+        _settle(pg)
+        shot = tmp_path / "viewer.png"
+        pg.screenshot(path=str(shot))
+        pg.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    picture = np.asarray(Image.open(shot).convert("L"))
+    assert picture.shape == (760, 1200) and picture[:, :850].std() > 10  # the field is drawn, not blank
+    if os.environ.get("ASTROSTATLEARN_SCREENSHOT"):
         shutil.copyfile(shot, os.environ["ASTROSTATLEARN_SCREENSHOT"])
