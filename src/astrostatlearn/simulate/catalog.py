@@ -58,20 +58,7 @@ def draw_catalog(shape: tuple[int, int], preset: Preset, seed: int) -> dict[str,
     flux = 10.0 ** (-0.4 * (mag - preset.zeropoint))
 
     # Morphology (drawn for every row so the random stream does not depend on the star flags).
-    frac_bulge = np.clip(0.35 - 0.2 * (mag - preset.mag_bright) / max(preset.mag_faint - preset.mag_bright, 1e-6), 0.15, 0.35)
-    bulge = rng.random(n) < frac_bulge
-    n_disk = rng.choice([0.5, 1.0, 1.5], size=n, p=[0.2, 0.6, 0.2])
-    n_bulge = rng.choice([3.0, 3.5, 4.0], size=n)
-    sersic_n = np.where(bulge, n_bulge, n_disk)
-    ln_rd = preset.size_ln_a + preset.size_ln_b * (mag - 23.0) + preset.size_ln_scatter * rng.standard_normal(n)
-    hlr = 1.678 * np.exp(ln_rd) * np.where(bulge, 0.6, 1.0)
-    hlr = np.clip(hlr, 0.3 * preset.pixel_scale, 5.0)
-    sig_e = np.where(bulge, 0.15, preset.ellipticity_sigma)
-    e = np.hypot(*(rng.standard_normal((2, n)) * sig_e))
-    e = np.minimum(e, 0.8)
-    q = (1.0 - e) / (1.0 + e)
-    pa = rng.uniform(0.0, math.pi, n)
-
+    sersic_n, hlr, q, pa = galaxy_shapes(rng, mag, preset)
     sersic_n[is_star] = np.nan
     hlr[is_star] = 0.0
     q[is_star] = 1.0
@@ -82,6 +69,28 @@ def draw_catalog(shape: tuple[int, int], preset: Preset, seed: int) -> dict[str,
     }
     cat["radius"] = stamp_radius(cat, preset)
     return cat
+
+
+def galaxy_shapes(rng: np.random.Generator, mag: np.ndarray, preset: Preset,
+                  size_mag: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """``(sersic_n, hlr, q, pa)`` of galaxies of magnitudes ``mag`` (the population model of the
+    module docstring); ``size_mag``: the magnitudes the size relation is read at (default ``mag``)."""
+    n = mag.size
+    size_mag = mag if size_mag is None else size_mag
+    frac_bulge = np.clip(0.35 - 0.2 * (mag - preset.mag_bright) / max(preset.mag_faint - preset.mag_bright, 1e-6), 0.15, 0.35)
+    bulge = rng.random(n) < frac_bulge
+    n_disk = rng.choice([0.5, 1.0, 1.5], size=n, p=[0.2, 0.6, 0.2])
+    n_bulge = rng.choice([3.0, 3.5, 4.0], size=n)
+    sersic_n = np.where(bulge, n_bulge, n_disk)
+    ln_rd = preset.size_ln_a + preset.size_ln_b * (size_mag - 23.0) + preset.size_ln_scatter * rng.standard_normal(n)
+    hlr = 1.678 * np.exp(ln_rd) * np.where(bulge, 0.6, 1.0)
+    hlr = np.clip(hlr, 0.3 * preset.pixel_scale, 5.0)
+    sig_e = np.where(bulge, 0.15, preset.ellipticity_sigma)
+    e = np.hypot(*(rng.standard_normal((2, n)) * sig_e))
+    e = np.minimum(e, 0.8)
+    q = (1.0 - e) / (1.0 + e)
+    pa = rng.uniform(0.0, math.pi, n)
+    return sersic_n, hlr, q, pa
 
 
 def stamp_radius(cat: dict[str, np.ndarray], preset: Preset) -> np.ndarray:

@@ -70,12 +70,15 @@ def _psf(preset: Preset) -> galsim.GSObject:
     return galsim.Moffat(beta=preset.psf_beta, fwhm=preset.psf_fwhm, gsparams=_GSPARAMS)
 
 
-def draw_stamp(obj: dict[str, float], preset: Preset) -> tuple[Window, np.ndarray]:
-    """The noiseless PSF-convolved model of one object, pixel-integrated, and its stamp window."""
+def draw_stamp(obj: dict[str, float], preset: Preset, psf: galsim.GSObject | None = None,
+               method: str = "auto") -> tuple[Window, np.ndarray]:
+    """The noiseless PSF-convolved model of one object, pixel-integrated, and its stamp window;
+    ``psf``: a GalSim profile (arcsec units) instead of the preset's Moffat, with ``method``
+    'no_pixel' when it already includes the pixel response (an effective PSF)."""
     r = int(obj["radius"])
     ix, iy = int(math.floor(obj["x"] + 0.5)), int(math.floor(obj["y"] + 0.5))
     win = Window(iy - r, iy + r + 1, ix - r, ix + r + 1)
-    psf = _psf(preset)
+    psf = _psf(preset) if psf is None else psf
     if obj["is_star"]:
         prof = psf.withFlux(float(obj["flux"]))
     else:
@@ -85,7 +88,7 @@ def draw_stamp(obj: dict[str, float], preset: Preset) -> tuple[Window, np.ndarra
         prof = galsim.Convolve(gal, psf, gsparams=_GSPARAMS)
     # GalSim images are 1-based: 0-based pixel i has its centre at i + 1.
     image = galsim.ImageF(galsim.BoundsI(win.x0 + 1, win.x1, win.y0 + 1, win.y1), scale=preset.pixel_scale)
-    prof.drawImage(image=image, center=galsim.PositionD(obj["x"] + 1.0, obj["y"] + 1.0), method="auto")
+    prof.drawImage(image=image, center=galsim.PositionD(obj["x"] + 1.0, obj["y"] + 1.0), method=method)
     return win, image.array.astype(np.float64)
 
 

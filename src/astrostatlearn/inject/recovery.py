@@ -1,0 +1,302 @@
+"""``astrostatlearn recovery``: how many injected galaxies each method finds (Balrog-style).
+
+Every realisation written by ``inject`` is segmented by each method (its shipped model or
+defaults, on its own input variant) and by SExtractor at the seed's settings (1.5 sigma, 5 pixels,
+gauss 2.0 5x5, the rms map). Then, per method:
+
+- **completeness**: injected objects matched at IoU > 0.5 (the instance metrics' matching)
+  over injected objects, against injected magnitude and S/N, pooled over the realisations, with
+  the range over realisations as the interval;
+- **m50, m90**: the magnitudes where the pooled completeness first falls below 50% and 90%
+  (linear between bin centres);
+- **mask IoU** of the recovered objects (mean);
+- **spurious detections per Mpix**: predicted segments that touch neither an injected object nor
+  the image's own sources (``ignore.fits``), per Mpix of the area outside the own sources.
+
+Outputs, one set: ``recovery.csv``, ``recovery.json`` (with the curves), ``recovery.html``
+(figures embedded), and ``runs/<realisation>/<method>/`` (each segmentation).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from astrostatlearn.errors import InputError
+from astrostatlearn.field import Field
+from astrostatlearn.field.fitsio import open_image
+from astrostatlearn.field.outputs import OutputSet
+from astrostatlearn.metrics.binned import SNR_BINS, binned_detection
+from astrostatlearn.metrics.instance import match_instances
+from astrostatlearn.metrics.pairs import LabelPairs, count_pairs
+from astrostatlearn.progress import progress_bar
+
+SEXTRACTOR = "SExtractor"
+SEED_THRESH = 1.5
+MAG_STEP = 0.25
+
+
+def find_realisations(inject_dir: str | Path) -> list[Path]:
+    """The realisation folders of an ``inject`` output (each a field with truth and ignore.fits)."""
+    d = Path(inject_dir)
+    if not d.is_dir():
+        raise InputError("injection folder not found", d)
+    found = sorted(p for p in d.glob("real-*") if (p / "true.fits").exists() and (p / "truth.ecsv").exists())
+    if not found:
+        raise InputError("no realisations (real-*/ with true.fits and truth.ecsv); make them with astrostatlearn inject", d)
+    return found
+
+
+def segment_with_method(real: Path, method: str, work: Path, model: str | None = None) -> Path:
+    """Segment realisation ``real`` with ``method`` (registry name); return segmentation.fits."""
+    from astrostatlearn.methods import default_segmenter, load_segmenter
+    from astrostatlearn.preprocess import fit_variant
+    from astrostatlearn.segment import BackgroundMesh, region_tiles, segment_field
+
+    seg = load_segmenter(model) if model else default_segmenter(method)
+    if seg.needs_fit and not seg.is_fitted and seg.supervised:
+        raise InputError(f"method {method!r} is supervised: train it (astrostatlearn train) and pass --model {method}=PATH")
+    variant = seg.trained_variant or seg.default_variant
+    with Field.open(real) as f:
+        pre = fit_variant(f, variant)
+        mesh = BackgroundMesh.from_field(f, pre)
+        if seg.needs_fit and not seg.is_fitted:
+            seg.fit(list(region_tiles(f, pre, mesh, f.full, tile=512, max_tiles=16)))
+        segment_field(f, seg, work, variant=variant, overwrite=True, pre=pre, mesh=mesh,
+                      scheduler=seg.default_scheduler, model_path=model)
+    return work / "segmentation.fits"
+
+
+def segment_with_sextractor(real: Path, work: Path) -> Path:
+    from astrostatlearn.benchmark import peers
+
+    return peers.run_sextractor(real, work, thresh=SEED_THRESH)
+
+
+def score_realisation(real: Path, seg_path: Path, mag_edges: np.ndarray) -> dict[str, Any]:
+    """Completeness by magnitude and S/N, mask IoU and spurious detections of one segmentation."""
+    from astropy.table import Table
+
+    with open_image(real / "true.fits") as t, open_image(seg_path) as p, open_image(real / "ignore.fits") as g:
+        true, pred, ignore = t.read().astype(np.int64), p.read().astype(np.int64), g.read() > 0
+    if pred.shape != true.shape:
+        raise InputError(f"segmentation shape {pred.shape} differs from the realisation's {true.shape}", seg_path)
+    cat = Table.read(real / "truth.ecsv")
+    ids = np.asarray(cat["id"], np.int64)
+    in_truth = np.asarray(cat["area_true"]) > 0  # undetectable objects (no pixel above 1 sigma) count too
+    m = match_instances(LabelPairs.from_maps(true, pred))
+    # Completeness over every injected object, in the truth map or not.
+    hit = np.isin(ids, m.matched_true)
+    by_mag = binned_detection(m, ids, np.asarray(cat["mag"], float), mag_edges)
+    by_snr = binned_detection(m, ids, np.asarray(cat["snr"], float), SNR_BINS)
+    for binned, col, edges in ((by_mag, "mag", mag_edges), (by_snr, "snr", SNR_BINS)):
+        v = np.asarray(cat[col], float)
+        binned["n_true"] = np.histogram(v, edges)[0].tolist()  # every injected object, not only those in true.fits
+        binned["n_hit"] = np.histogram(v[hit], edges)[0].tolist()
+    touched = np.unique(pred[(pred > 0) & ((true > 0) | ignore)])
+    all_pred = np.unique(pred[pred > 0])
+    spurious = np.setdiff1d(all_pred, touched)
+    clean_mpix = float(np.count_nonzero(~ignore)) / 1e6
+    return {"realisation": real.name, "n_injected": int(ids.size), "n_in_truth": int(in_truth.sum()),
+            "n_recovered": int(hit.sum()), "iou_sum": float(m.matched_iou.sum()), "n_matched": int(m.tp),
+            "n_spurious": int(spurious.size), "clean_mpix": clean_mpix, "mag": by_mag, "snr": by_snr}
+
+
+def _crossing(mids: np.ndarray, comp: np.ndarray, level: float) -> float | None:
+    """The magnitude where ``comp`` first falls below ``level`` going faint (linear between bins)."""
+    ok = np.isfinite(comp)
+    mids, comp = mids[ok], comp[ok]
+    for i in range(1, comp.size):
+        if comp[i - 1] >= level > comp[i]:
+            return float(mids[i - 1] + (comp[i - 1] - level) / (comp[i - 1] - comp[i]) * (mids[i] - mids[i - 1]))
+    if comp.size and comp[0] < level:
+        return None  # never reaches the level, even in the brightest bin
+    return None if not comp.size else (None if comp[-1] < level else float("inf"))
+
+
+def summarise(name: str, runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Pool one method's realisations: curves with their range, m50, m90, mask IoU, spurious rate."""
+    out: dict[str, Any] = {"method": name}
+    for col in ("mag", "snr"):
+        edges = np.asarray(runs[0][col]["edges"])
+        n = np.array([r[col]["n_true"] for r in runs], float)
+        h = np.array([r[col]["n_hit"] for r in runs], float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            each = np.where(n > 0, h / np.maximum(n, 1), np.nan)
+            pooled = np.where(n.sum(0) > 0, h.sum(0) / np.maximum(n.sum(0), 1), np.nan)
+        out[col] = {"edges": edges.tolist(), "completeness": pooled.tolist(),
+                    "low": np.nanmin(np.where(np.isnan(each), np.inf, each), axis=0).tolist(),
+                    "high": np.nanmax(np.where(np.isnan(each), -np.inf, each), axis=0).tolist(),
+                    "n_true": n.sum(0).astype(int).tolist()}
+    mids = 0.5 * (np.asarray(out["mag"]["edges"][1:]) + np.asarray(out["mag"]["edges"][:-1]))
+    comp = np.asarray(out["mag"]["completeness"], float)
+    n_inj = sum(r["n_injected"] for r in runs)
+    out.update({"n_injected": n_inj, "n_recovered": sum(r["n_recovered"] for r in runs),
+                "completeness": sum(r["n_recovered"] for r in runs) / max(n_inj, 1),
+                "m50": _crossing(mids, comp, 0.5), "m90": _crossing(mids, comp, 0.9),
+                "mask_iou": sum(r["iou_sum"] for r in runs) / max(sum(r["n_matched"] for r in runs), 1),
+                "spurious_per_mpix": sum(r["n_spurious"] for r in runs) / max(sum(r["clean_mpix"] for r in runs), 1e-9)})
+    return out
+
+
+COLUMNS = [("method", "method", "{}"), ("completeness", "completeness", "{:.3f}"), ("m50", "m50", "{:.2f}"),
+           ("m90", "m90", "{:.2f}"), ("mask_iou", "mask IoU", "{:.3f}"), ("spurious_per_mpix", "spurious/Mpix", "{:.1f}"),
+           ("n_recovered", "recovered", "{}"), ("n_injected", "injected", "{}")]
+
+
+def _cell(value: Any, fmt: str) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float) and not np.isfinite(value):
+        return "> range"
+    return fmt.format(value)
+
+
+def table_text(rows: Sequence[dict[str, Any]]) -> str:
+    head = [c[1] for c in COLUMNS]
+    body = [[_cell(r[k], f) for k, _, f in COLUMNS] for r in rows]
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(b, widths)) for b in body]
+    return "\n".join(lines)
+
+
+def curves_figure(rows: Sequence[dict[str, Any]], col: str) -> bytes:
+    """Completeness against ``col`` ('mag' or 'snr'), every method on one plot, realisations' range shaded."""
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for r in rows:
+        e = np.asarray(r[col]["edges"], float)
+        if col == "snr":
+            e = np.where(np.isfinite(e), e, e[np.isfinite(e)].max() * 2)
+            mids = np.sqrt(np.maximum(e[:-1], 1.0) * e[1:])
+        else:
+            mids = 0.5 * (e[1:] + e[:-1])
+        c = np.asarray(r[col]["completeness"], float)
+        lo, hi = (np.asarray(r[col][k], float) for k in ("low", "high"))
+        line, = ax.plot(mids, c, marker="o", ms=3, label=r["method"])
+        ax.fill_between(mids, np.where(np.isfinite(lo), lo, np.nan), np.where(np.isfinite(hi), hi, np.nan),
+                        color=line.get_color(), alpha=0.15)
+    if col == "snr":
+        ax.set_xscale("log")
+    ax.set_xlabel("injected magnitude" if col == "mag" else "injected S/N (matched filter)")
+    ax.set_ylabel("completeness (IoU > 0.5)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_html(path: Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> None:
+    th = "".join(f"<th>{html.escape(c[1])}</th>" for c in COLUMNS)
+    trs = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(r[k], f))}</td>" for k, _, f in COLUMNS) + "</tr>"
+                  for r in rows)
+    figs = "".join(f'<figure><img alt="completeness against {c}" src="data:image/png;base64,'
+                   f'{base64.b64encode(curves_figure(rows, c)).decode()}"><figcaption>Completeness against '
+                   f'{"injected magnitude" if c == "mag" else "injected S/N"}; shaded: the range over the '
+                   f'{meta["n_realisations"]} realisations</figcaption></figure>' for c in ("mag", "snr"))
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in meta.get("notes", []))
+    path.write_text(f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>astrostatlearn recovery</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}} table{{border-collapse:collapse}}
+th,td{{border:1px solid #ccc;padding:3px 8px;text-align:right}} td:first-child{{text-align:left}} img{{max-width:100%}}</style>
+</head><body><h1>Injection-recovery</h1>
+<p>{html.escape(meta["injection"])}: {meta["n_realisations"]} realisations, {meta["n_injected"]} galaxies injected each
+time away from the image's own sources. A galaxy is recovered when a segment matches its truth mask at IoU &gt; 0.5.
+Spurious: segments touching neither an injected galaxy nor the image's own sources, per Mpix outside them.</p>
+<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table><ul>{notes}</ul>{figs}</body></html>""")
+
+
+@dataclass
+class RecoveryResult:
+    out: Path
+    rows: list[dict[str, Any]]
+    seconds: float
+
+    def table(self) -> str:
+        return table_text(self.rows)
+
+
+def run_recovery(inject_dir: str | Path, out: str | Path, methods: Sequence[str] = ("sep", "unet"),
+                 sextractor: bool = True, models: dict[str, str] | None = None, overwrite: bool = False,
+                 progress: bool = False) -> RecoveryResult:
+    """Segment and score every realisation of ``inject_dir`` with each method and SExtractor
+    (see the module docstring); write the results into ``out``."""
+    from astrostatlearn.benchmark import peers
+    from astrostatlearn.methods import method_class
+
+    t0 = time.perf_counter()
+    reals = find_realisations(inject_dir)
+    for m in methods:
+        method_class(m)  # an unknown name fails before any work
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise InputError("output exists; pass --overwrite to replace it", out)
+    desc = json.loads((Path(inject_dir) / "inject.json").read_text()) if (Path(inject_dir) / "inject.json").exists() else {}
+    lo, hi = desc.get("mag_range") or _mag_span(reals)
+    mag_edges = np.arange(np.floor(lo / MAG_STEP) * MAG_STEP, hi + MAG_STEP, MAG_STEP)
+    notes = []
+    runners: list[tuple[str, Any]] = [(m, lambda r, w, m=m: segment_with_method(r, m, w, (models or {}).get(m)))
+                                      for m in methods]
+    if sextractor:
+        if peers.ensure_installed()["sextractor"]:
+            runners.append((SEXTRACTOR, segment_with_sextractor))
+        else:
+            notes.append("SExtractor is not installed (Debian source-extractor): no reference row")
+    scores: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in runners}
+    with OutputSet(out, None, overwrite) as tx:
+        stage = tx.path()
+        bar = progress_bar(total=len(reals) * len(runners), desc="recovery", unit="run", enabled=progress)
+        for real in reals:
+            for name, run in runners:
+                seg = run(real, stage / "runs" / real.name / name)
+                scores[name].append(score_realisation(real, seg, mag_edges))
+                bar.update()
+        bar.close()
+        rows = [summarise(name, runs) for name, runs in scores.items()]
+        meta = {"injection": str(inject_dir), "n_realisations": len(reals),
+                "n_injected": scores[runners[0][0]][0]["n_injected"] if runners else 0,
+                "notes": notes + desc.get("notes", []), "inject": desc}
+        (stage / "recovery.json").write_text(json.dumps({"meta": meta, "methods": rows,
+                                                         "realisations": scores}, indent=1, default=_json))
+        _write_csv(stage / "recovery.csv", rows)
+        write_html(stage / "recovery.html", rows, meta)
+    return RecoveryResult(out, rows, time.perf_counter() - t0)
+
+
+def _json(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(type(o))
+
+
+def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    import csv
+
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow([c[0] for c in COLUMNS])
+        for r in rows:
+            w.writerow([r[c[0]] for c in COLUMNS])
+
+
+def _mag_span(reals: Sequence[Path]) -> tuple[float, float]:
+    from astropy.table import Table
+
+    mags = np.concatenate([np.asarray(Table.read(r / "truth.ecsv")["mag"], float) for r in reals])
+    return float(mags.min()), float(mags.max())

@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import galsim
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+from typer.testing import CliRunner
+
+from astrostatlearn.cli import app
+from astrostatlearn.errors import InputError
+from astrostatlearn.inject import InjectRequest, inject_image
+from astrostatlearn.inject.psf import estimate_psf
+from astrostatlearn.inject.sources import find_sources
+
+runner = CliRunner()
+
+
+def star_field(path: Path, fwhm: float = 3.5, n_side: int = 6, shape: int = 400, nan_box: bool = False) -> Path:
+    """Noise (sigma 1) with a grid of isolated Moffat stars of known FWHM (pixels) and a WCS."""
+    rng = np.random.default_rng(5)
+    img = rng.normal(0.0, 1.0, (shape, shape))
+    psf = galsim.Moffat(beta=3.0, fwhm=fwhm)
+    step = shape // (n_side + 1)
+    for i in range(1, n_side + 1):
+        for j in range(1, n_side + 1):
+            stamp = psf.withFlux(float(rng.uniform(2e3, 6e3))).drawImage(nx=41, ny=41, scale=1.0,
+                                                                          offset=rng.uniform(-0.5, 0.5, 2)).array
+            y, x = i * step, j * step
+            img[y - 20:y + 21, x - 20:x + 21] += stamp
+    if nan_box:
+        img[10:90, 300:390] = np.nan
+    header = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRVAL1": 150.0, "CRVAL2": 2.0,
+                          "CRPIX1": 200.0, "CRPIX2": 200.0, "CDELT1": -0.2 / 3600, "CDELT2": 0.2 / 3600,
+                          "MAGZERO": 27.0, "GAIN": 4.0})
+    fits.PrimaryHDU(img.astype(np.float32), header=header).writeto(path)
+    return path
+
+
+def test_the_psf_is_estimated_from_the_stars(tmp_path: Path) -> None:
+    path = star_field(tmp_path / "stars.fits", fwhm=3.5)
+    img = fits.getdata(path)
+    est = estimate_psf(img, find_sources(img))
+    assert est.n_stars >= 20
+    truth = galsim.Moffat(beta=3.0, fwhm=3.5).drawImage(nx=25, ny=25, scale=1.0).array
+    assert est.image.shape == (25, 25) and est.image.sum() == pytest.approx(1.0, rel=1e-5)
+    assert np.abs(est.image - truth / truth.sum()).sum() < 0.1  # within 10% of the true PSF, pixel by pixel summed
+    assert abs(est.fwhm_px - 3.5) < 0.6
+
+
+def test_injected_fields_carry_the_truth_header_and_flux(tmp_path: Path) -> None:
+    path = star_field(tmp_path / "stars.fits", nan_box=True)
+    res = inject_image(path, tmp_path / "inj", InjectRequest(n=12, realisations=2, seed=3))
+    d = res.description
+    assert d["zeropoint"] == 27.0 and d["gain"] == 4.0 and d["pixel_scale_arcsec"] == pytest.approx(0.2)
+    assert d["psf"]["n_stars"] >= 20 and d["mag_range"][1] - d["mag_range"][0] == pytest.approx(5.0)
+    original = fits.getdata(path).astype(np.float64)
+    truths = []
+    for real in res.realisations:
+        for name in ("img.fits", "rms.fits", "true.fits", "ignore.fits", "truth.ecsv"):
+            assert (real / name).exists(), name
+        head = fits.getheader(real / "img.fits")
+        assert head["CRVAL1"] == 150.0 and head["CTYPE2"] == "DEC--TAN"  # the WCS carries over
+        img, true = fits.getdata(real / "img.fits").astype(np.float64), fits.getdata(real / "true.fits")
+        ignore = fits.getdata(real / "ignore.fits") > 0
+        cat = Table.read(real / "truth.ecsv")
+        assert len(cat) == 12 and set(np.unique(true[true > 0])) <= set(cat["id"])
+        assert not (true > 0)[ignore].any(), "an injected object's truth lies on the image's own sources"
+        assert ignore[10:90, 300:390].all() and (true[10:90, 300:390] == 0).all()  # NaN never used
+        assert np.isnan(img[10:90, 300:390]).all()
+        finite = np.isfinite(original)
+        added = (img - original)[finite].sum()
+        assert added == pytest.approx(float(np.sum(cat["flux"])), rel=0.08)  # the injected flux is there
+        assert (fits.getdata(real / "rms.fits")[finite] >= 1.0 * 0.9).all()  # sky rms ~1 plus source noise
+        assert np.all(np.diff(cat["mag"][np.argsort(cat["flux"])[::-1]]) >= 0)  # flux follows the zero-point
+        assert np.allclose(cat["flux"], 10 ** (-0.4 * (cat["mag"] - 27.0)))
+        truths.append(np.c_[cat["x"], cat["y"]])
+    assert not np.allclose(truths[0], truths[1])  # realisations differ
+    assert json.loads((tmp_path / "inj" / "inject.json").read_text())["realisations"][1]["n_injected"] == 12
+
+
+def test_injection_is_reproducible_from_its_seed(tmp_path: Path) -> None:
+    path = star_field(tmp_path / "stars.fits")
+    for name in ("a", "b"):
+        inject_image(path, tmp_path / name, InjectRequest(n=5, realisations=1, psf_fwhm=3.5, seed=9))
+    assert np.array_equal(fits.getdata(tmp_path / "a/real-000/img.fits"), fits.getdata(tmp_path / "b/real-000/img.fits"))
+
+
+def test_bad_input_is_one_line(tmp_path: Path) -> None:
+    blank = tmp_path / "blank.fits"
+    fits.PrimaryHDU(np.random.default_rng(1).normal(0, 1, (200, 200)).astype(np.float32)).writeto(blank)
+    stars = star_field(tmp_path / "stars.fits")
+
+    def one_line(args: list[str]) -> str:
+        r = runner.invoke(app, ["inject", *args])
+        lines = [ln for ln in r.output.strip().splitlines() if ln.strip()]
+        assert r.exit_code == 2 and len(lines) == 1, r.output
+        return lines[0]
+
+    assert "--psf-fwhm" in one_line([str(blank), "-o", str(tmp_path / "o1")])  # no stars, no PSF
+    assert "room for only" in one_line([str(stars), "-o", str(tmp_path / "o2"), "--n", "5000"])
+    small = tmp_path / "rms.fits"
+    fits.PrimaryHDU(np.ones((50, 50), np.float32)).writeto(small)
+    assert "differs" in one_line([str(stars), "--rms", str(small), "-o", str(tmp_path / "o3")])
+    assert "BRIGHT,FAINT" in one_line([str(stars), "-o", str(tmp_path / "o4"), "--mag-range", "25"])
+    assert "not both" in one_line([str(stars), "-o", str(tmp_path / "o5"), "--psf-fwhm", "3", "--psf", str(small)])
+    ok = runner.invoke(app, ["inject", str(stars), "-o", str(tmp_path / "o6"), "--n", "3", "-k", "1"])
+    assert ok.exit_code == 0, ok.output
+    assert "--overwrite" in one_line([str(stars), "-o", str(tmp_path / "o6")])
+    assert not any((tmp_path / f"o{i}").exists() for i in range(1, 6))
+
+
+def test_source_poisson_noise_needs_a_gain(tmp_path: Path) -> None:
+    path = star_field(tmp_path / "stars.fits")
+    inject_image(path, tmp_path / "g", InjectRequest(n=6, realisations=1, psf_fwhm=3.5, mag_range=(20, 21)))
+    inject_image(path, tmp_path / "x", InjectRequest(n=6, realisations=1, psf_fwhm=3.5, mag_range=(20, 21), gain=1e12))
+    true = fits.getdata(tmp_path / "g/real-000/true.fits") > 0
+    rms_g, rms_x = (fits.getdata(tmp_path / f"{k}/real-000/rms.fits") for k in ("g", "x"))
+    assert (rms_g[true] > rms_x[true] + 1e-3).mean() > 0.5  # gain 4: the rms grows on the objects
+    assert np.median(np.abs(rms_x - rms_g)[~true]) < 1e-3  # and stays the sky rms off them

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+from typer.testing import CliRunner
+
+from astrostatlearn.cli import app
+from astrostatlearn.inject import InjectRequest, inject_image
+from astrostatlearn.inject.recovery import run_recovery, score_realisation, summarise
+from tests.inject.test_inject import star_field
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def injected(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("recovery")
+    path = star_field(tmp / "stars.fits")
+    inject_image(path, tmp / "inj", InjectRequest(n=25, realisations=2, seed=1))
+    return tmp / "inj"
+
+
+def test_a_perfect_segmentation_recovers_what_is_in_the_truth(injected: Path, tmp_path: Path) -> None:
+    real = injected / "real-000"
+    true = fits.getdata(real / "true.fits")
+    pred = true.copy()
+    busy = (fits.getdata(real / "ignore.fits") > 0) | (true > 0)
+    y, x = next((y, x) for y in range(4, 390, 6) for x in range(4, 390, 6) if not busy[y - 4:y + 8, x - 4:x + 8].any())
+    pred[y:y + 4, x:x + 4] = 77  # one blob off every source: spurious
+    fits.PrimaryHDU(pred).writeto(tmp_path / "perfect.fits")
+    cat = Table.read(real / "truth.ecsv")
+    r = score_realisation(real, tmp_path / "perfect.fits", np.arange(18.0, 30.0, 0.5))
+    assert r["n_recovered"] == int(np.count_nonzero(cat["area_true"] > 0)) and r["n_injected"] == len(cat)
+    assert r["n_spurious"] == 1 and r["iou_sum"] == pytest.approx(r["n_matched"])
+    clean = float(np.count_nonzero(fits.getdata(real / "ignore.fits") == 0)) / 1e6
+    assert r["clean_mpix"] == pytest.approx(clean)
+    s = summarise("perfect", [r])
+    assert s["mask_iou"] == pytest.approx(1.0) and s["spurious_per_mpix"] == pytest.approx(1 / clean)
+    assert sum(s["mag"]["n_true"]) == len(cat)
+
+
+def test_recovery_reports_every_method_with_sextractor(injected: Path, tmp_path: Path) -> None:
+    res = run_recovery(injected, tmp_path / "rec", methods=["sep"])
+    names = [r["method"] for r in res.rows]
+    assert names[0] == "sep" and (("SExtractor" in names) == (shutil.which("source-extractor") is not None))
+    sep = res.rows[0]
+    comp = np.asarray(sep["mag"]["completeness"], float)
+    finite = comp[np.isfinite(comp)]
+    assert finite[:3].mean() >= finite[-3:].mean()  # bright galaxies are found more often than faint ones
+    assert 0 < sep["completeness"] <= 1 and sep["n_injected"] == 50
+    lo, hi = np.asarray(sep["mag"]["low"], float), np.asarray(sep["mag"]["high"], float)
+    ok = np.isfinite(lo) & np.isfinite(comp)
+    assert np.all(lo[ok] <= comp[ok] + 1e-9) and np.all(comp[ok] <= hi[ok] + 1e-9)
+    if sep["m50"] is not None and np.isfinite(sep["m50"]):
+        assert sep["mag"]["edges"][0] <= sep["m50"] <= sep["mag"]["edges"][-1]
+    for name in ("recovery.csv", "recovery.json", "recovery.html"):
+        assert (tmp_path / "rec" / name).exists()
+    assert (tmp_path / "rec" / "runs" / "real-001" / "sep" / "segmentation.fits").exists()
+    assert "data:image/png;base64," in (tmp_path / "rec" / "recovery.html").read_text()
+
+
+def test_recovery_cli(injected: Path, tmp_path: Path) -> None:
+    r = runner.invoke(app, ["recovery", str(injected), "-o", str(tmp_path / "r"), "--methods", "sep", "--no-sextractor"])
+    assert r.exit_code == 0, r.output
+    assert "completeness" in r.output and "spurious/Mpix" in r.output
+    bad = runner.invoke(app, ["recovery", str(tmp_path), "-o", str(tmp_path / "r2")])
+    assert bad.exit_code == 2 and "no realisations" in bad.output
+    again = runner.invoke(app, ["recovery", str(injected), "-o", str(tmp_path / "r"), "--methods", "sep"])
+    assert again.exit_code == 2 and "--overwrite" in again.output
+    unknown = runner.invoke(app, ["recovery", str(injected), "-o", str(tmp_path / "r3"), "--methods", "magic"])
+    assert unknown.exit_code == 2 and not (tmp_path / "r3").exists()
