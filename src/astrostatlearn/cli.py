@@ -531,6 +531,8 @@ def evaluate(
     true: Path = typer.Option(..., "--true", help="Truth instance map (FITS, int, 0 = background)."),
     pred: Path = typer.Option(..., "--pred", help="Predicted instance map (FITS, int, 0 = background)."),
     catalog: Optional[Path] = typer.Option(None, help="Truth catalogue (ECSV with id, mag, snr) for binned completeness/purity."),
+    image: Optional[Path] = typer.Option(None, "--image", help="Without --catalog: the field's image, to bin completeness by each true object's footprint S/N."),
+    rms: Optional[Path] = typer.Option(None, "--rms", help="With --image: its noise map (default: the image's sigma-clipped std)."),
     score: Optional[Path] = typer.Option(None, help="Per-pixel score map; each object's COCO score is its mean (unless --scores gives it)."),
     scores: Optional[Path] = typer.Option(None, help="Run catalogue (catalog.ecsv from segment) whose per-object 'score' ranks COCO detections."),
     region: Optional[str] = typer.Option(None, help="Evaluate only y0:y1,x0:x1 (0-based, half-open), e.g. a test split."),
@@ -562,6 +564,12 @@ def evaluate(
             cat = Table.read(catalog, format="ascii.ecsv")
         except Exception as exc:
             raise InputError(f"unreadable ECSV catalogue ({exc})", catalog) from None
+    elif image is not None:  # no truth catalogue: S/N from img, rms and true
+        from astrostatlearn.field import Field
+        from astrostatlearn.metrics import footprint_snr
+
+        with Field.open(img=image, rms=rms, true=true) as f:
+            cat = footprint_snr(f, parse_region(region))
     object_scores = None
     if scores is not None:
         from astrostatlearn.metrics import object_scores_from_catalog

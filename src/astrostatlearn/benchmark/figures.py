@@ -87,16 +87,23 @@ def metric_bars(records: Sequence[dict], metrics: Sequence[str] = ("pixel_iou", 
     return _png(fig)
 
 
-def completeness_purity(curves: Sequence[tuple[str, dict]]) -> bytes:
-    """Completeness and purity against true magnitude, one line per method."""
+def completeness_purity(curves: Sequence[tuple[str, dict]], col: str = "mag") -> bytes:
+    """Completeness and purity against true magnitude (``col='mag'``) or S/N (``'snr'``, log
+    axis), one line per method."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for name, b in curves:
-        edges = np.asarray(b["edges"])
-        mid = (edges[:-1] + edges[1:]) / 2
+        edges = np.asarray(b["edges"], float)
+        if col == "snr":
+            edges = np.where(np.isfinite(edges), edges, edges[np.isfinite(edges)].max() * 2)
+            mid = np.sqrt(np.maximum(edges[:-1], 1.0) * edges[1:])
+        else:
+            mid = (edges[:-1] + edges[1:]) / 2
         axes[0].plot(mid, np.asarray(b["completeness"], float), marker="o", label=name)
         axes[1].plot(mid, np.asarray(b["purity"], float), marker="o", label=name)
     for ax, t in zip(axes, ("completeness", "purity")):
-        ax.set_xlabel("true magnitude (AB)")
+        ax.set_xlabel("true magnitude (AB)" if col == "mag" else "true S/N")
+        if col == "snr":
+            ax.set_xscale("log")
         ax.set_ylabel(t)
         ax.set_ylim(0, 1.05)
         ax.grid(alpha=0.3)

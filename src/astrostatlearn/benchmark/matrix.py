@@ -101,6 +101,10 @@ def run_matrix(field_dir: str | Path, out: str | Path, methods: tuple[str, ...] 
         plan = leak_free_splits(f, fractions)
         test = plan.regions["test"]
         catalog = f.truth_table()
+        if catalog is None or "snr" not in catalog.colnames:  # no truth catalogue: S/N from img, rms, true
+            from astrostatlearn.metrics import footprint_snr
+
+            catalog = footprint_snr(f)
         true_path = f.true.path
         meta = {"field": str(field_dir), "shape": list(f.shape), "splits": plan.as_dict(),
                 "test_region": [test.y0, test.y1, test.x0, test.x1], "methods": list(methods), "variants": list(variants)}

@@ -83,10 +83,12 @@ def make_figures(field_dir: Path, rows: Sequence[Row], meta: dict[str, Any]) -> 
                                     windows),
         "Pixel IoU, instance F1 and PQ per variant": figures.metric_bars([r.flat() for r in scored]),
     }
-    curves = [(f"{m} ({r.variant})", r.evaluation.binned["mag"]) for m, r in best.items()
-              if r.evaluation.binned and "mag" in r.evaluation.binned]
-    if curves:
-        figs["Completeness and purity against true magnitude"] = figures.completeness_purity(curves)
+    for col, title in (("mag", "true magnitude"), ("snr", "true S/N")):  # S/N alone without a truth catalogue
+        curves = [(f"{m} ({r.variant})", r.evaluation.binned[col]) for m, r in best.items()
+                  if r.evaluation.binned and col in r.evaluation.binned]
+        if curves:
+            figs[f"Completeness and purity against {title}"] = figures.completeness_purity(curves, col)
+            break
     prs = []
     for m, r in best.items():
         if r.score_path:

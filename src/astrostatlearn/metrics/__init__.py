@@ -18,10 +18,11 @@ from astrostatlearn.metrics.instance import (
 )
 from astrostatlearn.metrics.pairs import LabelPairs, count_pairs
 from astrostatlearn.metrics.pixel import Confusion, patch_mean, pixel_metrics_from_counts
+from astrostatlearn.metrics.snr import footprint_snr
 
 __all__ = [
     "ArraySource", "Confusion", "Evaluation", "LabelPairs", "MAG_BINS", "Matching", "SNR_BINS",
-    "binned_detection", "block_pq_terms", "bootstrap_pq", "coco_evaluate", "coco_metrics", "count_pairs", "detection_metrics", "evaluate",
+    "binned_detection", "block_pq_terms", "bootstrap_pq", "coco_evaluate", "coco_metrics", "count_pairs", "detection_metrics", "evaluate", "footprint_snr",
     "instances_to_rle", "match_instances", "object_scores_from_catalog", "panoptic_quality", "patch_mean", "pixel_metrics_from_counts",
     "pq_loss_breakdown", "pq_terms",
 ]
