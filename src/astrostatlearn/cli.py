@@ -491,7 +491,7 @@ def inject(
 def recovery(
     inject_dir: Path = typer.Argument(..., help="An `inject` output folder."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: recovery.csv, recovery.json, recovery.html, runs/."),
-    methods: str = typer.Option("sep,unet", help=f"Comma-separated methods ({METHOD_LIST})."),
+    methods: Optional[str] = typer.Option(None, help=f"Comma-separated methods ({METHOD_LIST}); default: every method that runs without training."),
     sextractor: bool = typer.Option(True, "--sextractor/--no-sextractor", help="Add SExtractor at the seed's settings (1.5 sigma, 5 px)."),
     model: list[str] = typer.Option([], "--model", help="METHOD=PATH: a model to use instead of the method's default (repeatable)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
@@ -504,7 +504,8 @@ def recovery(
     """
     from astrostatlearn.inject.recovery import run_recovery
 
-    res = run_recovery(inject_dir, out, [m.strip() for m in methods.split(",") if m.strip()], sextractor=sextractor,
+    names = None if methods is None else [m.strip() for m in methods.split(",") if m.strip()]
+    res = run_recovery(inject_dir, out, names, sextractor=sextractor,
                        models=parse_params(model, "--model"), overwrite=overwrite, progress=True)
     typer.echo(res.table())
     typer.echo(f"wrote {out}/recovery.csv, recovery.json and recovery.html ({res.seconds:.0f} s)")

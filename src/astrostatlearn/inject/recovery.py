@@ -232,14 +232,16 @@ class RecoveryResult:
         return table_text(self.rows)
 
 
-def run_recovery(inject_dir: str | Path, out: str | Path, methods: Sequence[str] = ("sep", "unet"),
+def run_recovery(inject_dir: str | Path, out: str | Path, methods: Sequence[str] | None = None,
                  sextractor: bool = True, models: dict[str, str] | None = None, overwrite: bool = False,
                  progress: bool = False) -> RecoveryResult:
     """Segment and score every realisation of ``inject_dir`` with each method and SExtractor
-    (see the module docstring); write the results into ``out``."""
+    (see the module docstring); write the results into ``out``. ``methods``: registry names
+    (default: every method that runs as it comes, :func:`~astrostatlearn.methods.ready_methods`)."""
     from astrostatlearn.benchmark import peers
-    from astrostatlearn.methods import method_class
+    from astrostatlearn.methods import method_class, ready_methods
 
+    methods = ready_methods() if methods is None else list(methods)
     t0 = time.perf_counter()
     reals = find_realisations(inject_dir)
     for m in methods:

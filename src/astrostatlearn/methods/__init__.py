@@ -18,6 +18,7 @@ from astrostatlearn.methods.base import (
     make_segmenter,
     method_class,
     method_names,
+    ready_methods,
     register,
 )
 
@@ -25,4 +26,4 @@ from astrostatlearn.methods.base import (
 # run of sep never imports scikit-learn, photutils' deblender or torch.
 
 __all__ = ["BUILTIN_METHODS", "SEGMENTERS", "Instances", "Prediction", "Segmenter", "Tile", "TrainRequest",
-           "default_segmenter", "load_segmenter", "make_segmenter", "method_class", "method_names", "register"]
+           "default_segmenter", "load_segmenter", "make_segmenter", "method_class", "method_names", "ready_methods", "register"]

@@ -341,6 +341,13 @@ def method_names() -> list[str]:
     return list(BUILTIN_METHODS) + [n for n in SEGMENTERS if n not in BUILTIN_METHODS]
 
 
+def ready_methods() -> list[str]:
+    """Methods that run on any image as they come: no fitting, an unsupervised fit on the image
+    itself, or a shipped model (everything but supervised methods without one)."""
+    return [n for n in method_names()
+            if not (method_class(n).needs_fit and method_class(n).supervised and not method_class(n).shipped_model)]
+
+
 def method_class(name: str) -> type[Segmenter]:
     """The Segmenter class registered under ``name`` (imports its module on first use)."""
     if name not in SEGMENTERS and name in BUILTIN_METHODS:
