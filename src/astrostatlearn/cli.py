@@ -89,16 +89,6 @@ def parse_params(items: list[str], option: str = "--param") -> dict[str, str]:
     return out
 
 
-def resolve_variant(seg: Any, variant: str | None) -> str:
-    """The input variant for ``seg``: the model's own (a different one is refused), else the
-    requested one, else the method's default."""
-    trained = seg.trained_variant
-    if trained and variant and variant != trained:
-        raise InputError(f"this {seg.name} model was trained on variant {trained!r}, not {variant!r}; "
-                         f"drop --variant or pass a model trained on {variant!r}")
-    return variant or trained or seg.default_variant
-
-
 def _fmt(value: float) -> str:
     return f"{value:.6g}"
 
@@ -280,10 +270,9 @@ def segment(
     exceed the largest footprint: the run warns when one reaches it. Outputs carry the
     input's header and WCS; the catalogue has each object's score.
     """
-    from astrostatlearn.field import Field, scan_field
-    from astrostatlearn.methods import default_segmenter, load_segmenter
-    from astrostatlearn.segment import region_tiles, segment_field
-    from astrostatlearn.segment.run import check_segment_args
+    from astrostatlearn.field import Field
+    from astrostatlearn.methods import default_segmenter, load_segmenter, resolve_variant
+    from astrostatlearn.segment.run import check_segment_args, prepare_and_segment
 
     seg = load_segmenter(model) if model else default_segmenter(method)
     if seg.name != method:
@@ -291,21 +280,10 @@ def segment(
     seg.set_options(parse_params(param))
     variant = resolve_variant(seg, variant)
     check_segment_args(seg, out, tile, halo, overwrite, resume)  # before the field is scanned
-    if seg.needs_fit and not seg.is_fitted and seg.supervised:
-        raise InputError(f"method {method!r} is supervised: train it first (astrostatlearn train) and pass --model")
     with Field.open(field, rms=rms) as f:
-        scan_field(f, progress=True)
-        from astrostatlearn.preprocess import fit_variant
-        from astrostatlearn.segment import BackgroundMesh
-
-        pre = fit_variant(f, variant)
-        mesh = BackgroundMesh.from_field(f, pre, progress=True)
-        if seg.needs_fit and not seg.is_fitted:  # unsupervised (kmeans): fit on a sample of this field
-            seg.fit(list(region_tiles(f, pre, mesh, f.full, tile=512, max_tiles=16)))
-        res = segment_field(f, seg, out, variant=variant, tile=tile, halo=halo, scheduler=scheduler,
-                            workers=workers or None, score=score, overwrite=overwrite,
-                            progress=True, pre=pre, mesh=mesh,
-                            model_path=str(model) if model else None, resume=resume)
+        res = prepare_and_segment(f, seg, out, variant=variant, tile=tile, halo=halo, scheduler=scheduler,
+                                  workers=workers or None, score=score, overwrite=overwrite, progress=True,
+                                  model_path=str(model) if model else None, resume=resume)
     t = res.timings
     typer.echo(f"wrote {out}: {res.n_objects} objects, {res.run['n_tiles']} tiles, "
                f"{res.run['mpix_per_s']:.2f} Mpix/s ({t['total']:.1f} s)")

@@ -55,22 +55,15 @@ def find_realisations(inject_dir: str | Path) -> list[Path]:
 
 
 def segment_with_method(real: Path, method: str, work: Path, model: str | None = None) -> Path:
-    """Segment realisation ``real`` with ``method`` (registry name); return segmentation.fits."""
-    from astrostatlearn.methods import default_segmenter, load_segmenter
-    from astrostatlearn.preprocess import fit_variant
-    from astrostatlearn.segment import BackgroundMesh, region_tiles, segment_field
+    """Segment realisation ``real`` with ``method`` (registry name) as ``astrostatlearn segment``
+    does; return its segmentation.fits."""
+    from astrostatlearn.methods import default_segmenter, load_segmenter, resolve_variant
+    from astrostatlearn.segment.run import prepare_and_segment
 
     seg = load_segmenter(model) if model else default_segmenter(method)
-    if seg.needs_fit and not seg.is_fitted and seg.supervised:
-        raise InputError(f"method {method!r} is supervised: train it (astrostatlearn train) and pass --model {method}=PATH")
-    variant = seg.trained_variant or seg.default_variant
     with Field.open(real) as f:
-        pre = fit_variant(f, variant)
-        mesh = BackgroundMesh.from_field(f, pre)
-        if seg.needs_fit and not seg.is_fitted:
-            seg.fit(list(region_tiles(f, pre, mesh, f.full, tile=512, max_tiles=16)))
-        segment_field(f, seg, work, variant=variant, overwrite=True, pre=pre, mesh=mesh,
-                      scheduler=seg.default_scheduler, model_path=model)
+        prepare_and_segment(f, seg, work, variant=resolve_variant(seg, None), overwrite=True,
+                            scheduler=seg.default_scheduler, model_path=model)
     return work / "segmentation.fits"
 
 

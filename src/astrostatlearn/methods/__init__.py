@@ -19,6 +19,7 @@ from astrostatlearn.methods.base import (
     method_class,
     method_names,
     ready_methods,
+    resolve_variant,
     register,
 )
 
@@ -26,4 +27,4 @@ from astrostatlearn.methods.base import (
 # run of sep never imports scikit-learn, photutils' deblender or torch.
 
 __all__ = ["BUILTIN_METHODS", "SEGMENTERS", "Instances", "Prediction", "Segmenter", "Tile", "TrainRequest",
-           "default_segmenter", "load_segmenter", "make_segmenter", "method_class", "method_names", "ready_methods", "register"]
+           "default_segmenter", "load_segmenter", "make_segmenter", "method_class", "method_names", "ready_methods", "register", "resolve_variant"]

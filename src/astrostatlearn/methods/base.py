@@ -341,6 +341,16 @@ def method_names() -> list[str]:
     return list(BUILTIN_METHODS) + [n for n in SEGMENTERS if n not in BUILTIN_METHODS]
 
 
+def resolve_variant(seg: Segmenter, variant: str | None) -> str:
+    """The input variant for ``seg``: the model's own (a different one is refused), else the
+    requested one, else the method's default."""
+    trained = seg.trained_variant
+    if trained and variant and variant != trained:
+        raise InputError(f"this {seg.name} model was trained on variant {trained!r}, not {variant!r}; "
+                         f"drop --variant or pass a model trained on {variant!r}")
+    return variant or trained or seg.default_variant
+
+
 def ready_methods() -> list[str]:
     """Methods that run on any image as they come: no fitting, an unsupervised fit on the image
     itself, or a shipped model (everything but supervised methods without one)."""

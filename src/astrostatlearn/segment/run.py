@@ -355,6 +355,26 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
         return assemble_outputs(plan, assembly, timings, t_start)
 
 
+def prepare_and_segment(field: Field, segmenter: Segmenter, out: str | Path, variant: str = "raw",
+                        progress: bool = False, **options: Any) -> SegmentResult:
+    """What ``astrostatlearn segment`` does once its arguments are checked: scan every pixel of
+    ``field`` (:func:`~astrostatlearn.field.scan_field`), fit the variant and the background mesh,
+    fit an unsupervised method on a sample of 16 tiles of the field, then :func:`segment_field`
+    with ``options`` (tile, halo, scheduler, workers, score, overwrite, model_path, resume)."""
+    from astrostatlearn.field import scan_field
+    from astrostatlearn.segment.tiles import region_tiles
+
+    if segmenter.needs_fit and not segmenter.is_fitted and segmenter.supervised:
+        raise InputError(f"method {segmenter.name!r} is supervised: train it first (astrostatlearn train) and pass "
+                         "a model")
+    scan_field(field, progress=progress)
+    pre = fit_variant(field, variant)
+    mesh = BackgroundMesh.from_field(field, pre, progress=progress)
+    if segmenter.needs_fit and not segmenter.is_fitted:  # unsupervised (kmeans): fit on a sample of this field
+        segmenter.fit(list(region_tiles(field, pre, mesh, field.full, tile=512, max_tiles=16)))
+    return segment_field(field, segmenter, out, variant=variant, progress=progress, pre=pre, mesh=mesh, **options)
+
+
 def _open_assembly(plan: SegmentPlan, tx: OutputSet, start: int, state: dict[str, Any],
                    parts: list[Any]) -> tuple[_Assembly, int]:
     """The output maps, filled in fixed ``*.part`` files of the partial folder: reopened when
