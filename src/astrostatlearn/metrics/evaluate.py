@@ -8,6 +8,7 @@ default 16 Mpix blocks, whatever the field size.
 
 from __future__ import annotations
 
+import html
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -85,6 +86,30 @@ class Evaluation:
                 "pixel_patch_mean": f"mean over {self.patch}x{self.patch} patches where the metric is defined",
             },
         }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every figure as plain Python (JSON-ready), with the conventions."""
+        return self.as_dict()
+
+    def to_table(self) -> Any:
+        """The headline figures as an astropy Table: ``group``, ``metric``, ``value``."""
+        from astropy.table import Table
+
+        rows = [("pixel", k, v) for k, v in self.pixel.items()]
+        rows += [("pixel (patch mean)", k, v) for k, v in self.pixel_patch_mean.items()]
+        rows += [("instance", k, v) for k, v in self.detection.items()]
+        rows += [(f"panoptic {c}", k, v) for c in ("galaxy", "void", "all") for k, v in self.panoptic[c].items()]
+        if self.coco:
+            rows += [(f"coco {t}", k, v) for t in ("segm", "bbox") for k, v in self.coco[t].items()]
+        return Table(rows=[(g, k, float(v)) for g, k, v in rows], names=("group", "metric", "value"))
+
+    def __repr__(self) -> str:
+        p, d = self.panoptic["galaxy"], self.detection
+        return (f"Evaluation(region {self.region.shape[0]}x{self.region.shape[1]}, pixel IoU {self.pixel['iou']:.3f}, "
+                f"F1 {d['f1']:.3f}, PQ {p['pq']:.3f}, {d['n_true']} true / {d['n_pred']} predicted objects)")
+
+    def _repr_html_(self) -> str:
+        return "<pre>" + html.escape(self.table()) + "</pre>"
 
     def table(self) -> str:
         """A readable plain-text summary."""

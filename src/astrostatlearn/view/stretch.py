@@ -51,9 +51,19 @@ def choose_stretch(field: Field, kind: str = "asinh", max_pixels: int = 2_000_00
     if kind not in STRETCHES:
         raise InputError(f"unknown stretch {kind!r}; use one of {', '.join(STRETCHES)}")
     sample = np.concatenate([field.read_img(w).ravel() for w in sample_rows(field.shape, max_pixels)])
+    if not np.isfinite(sample).any():
+        raise InputError("the image has no finite pixel to choose a display stretch from", field.img.path)
+    return stretch_from_sample(sample, kind)
+
+
+def stretch_from_sample(sample: np.ndarray, kind: str = "asinh") -> Stretch:
+    """The stretch (see the module docstring) from a sample of image values (NaN ignored)."""
+    if kind not in STRETCHES:
+        raise InputError(f"unknown stretch {kind!r}; use one of {', '.join(STRETCHES)}")
+    sample = np.asarray(sample, np.float32).ravel()
     sample = sample[np.isfinite(sample)]
     if sample.size == 0:
-        raise InputError("the image has no finite pixel to choose a display stretch from", field.img.path)
+        raise InputError("no finite pixel to choose a display stretch from")
     if kind == "zscale":
         from astropy.visualization import ZScaleInterval
 

@@ -1,0 +1,88 @@
+"""Arrays, memory-mapped HDU data and ``NDData``/``CCDData`` as inputs, checked in one place.
+
+An ``NDData``'s ``uncertainty`` becomes the rms (``StdDevUncertainty`` as it is,
+``VarianceUncertainty`` by its square root, ``InverseVariance`` by ``1/sqrt``), its ``mask``
+(True = bad) is applied, and its ``wcs`` is used. Masked pixels become NaN, which every method
+treats as missing data. Every problem is an :class:`~astrostatlearn.errors.InputError` (a
+``ValueError``) with one sentence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from astrostatlearn.errors import InputError
+
+
+@dataclass
+class ImageInputs:
+    """``img`` float32 [y, x] (NaN = no data), ``rms`` float32 or None, ``wcs`` or None."""
+
+    img: np.ndarray
+    rms: np.ndarray | None
+    wcs: Any
+
+
+def _as_2d(x: Any, name: str) -> np.ndarray:
+    a = np.asarray(x)
+    if a.ndim != 2:
+        raise InputError(f"{name} must be a 2-D array [y, x], got {a.ndim} dimension(s) of shape {a.shape}")
+    if a.dtype.kind not in "iuf":
+        raise InputError(f"{name} must hold numbers, got dtype {a.dtype}")
+    if min(a.shape) < 8:
+        raise InputError(f"{name} is {a.shape[0]}x{a.shape[1]} pixels; at least 8x8 is needed")
+    return a
+
+
+def _uncertainty_rms(unc: Any) -> np.ndarray:
+    from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
+
+    a = np.asarray(unc.array, dtype=np.float64)
+    if isinstance(unc, StdDevUncertainty):
+        return a
+    if isinstance(unc, VarianceUncertainty):
+        return np.sqrt(a)
+    if isinstance(unc, InverseVariance):
+        with np.errstate(divide="ignore"):
+            return 1.0 / np.sqrt(a)
+    raise InputError(f"unsupported NDData uncertainty {type(unc).__name__}; use StdDevUncertainty, "
+                     "VarianceUncertainty or InverseVariance")
+
+
+def image_inputs(data: Any, rms: Any = None, wcs: Any = None, mask: Any = None) -> ImageInputs:
+    """Unpack and check the science image, its rms, WCS and mask (see the module docstring)."""
+    from astropy.nddata import NDData
+
+    if isinstance(data, NDData):
+        if rms is None and data.uncertainty is not None:
+            rms = _uncertainty_rms(data.uncertainty)
+        if mask is None and data.mask is not None:
+            mask = data.mask
+        if wcs is None and data.wcs is not None:
+            wcs = data.wcs
+        data = data.data
+    img = _as_2d(data, "data").astype(np.float32)
+    if rms is not None:
+        rms = _as_2d(rms, "rms").astype(np.float32)
+        if rms.shape != img.shape:
+            raise InputError(f"rms has shape {rms.shape}, but the image has {img.shape}")
+    if mask is not None:
+        m = np.asarray(mask)
+        if m.shape != img.shape:
+            raise InputError(f"mask has shape {m.shape}, but the image has {img.shape}")
+        img = np.where(m.astype(bool), np.float32(np.nan), img)
+    if wcs is not None and not hasattr(wcs, "to_header"):
+        raise InputError(f"wcs must be an astropy WCS, got {type(wcs).__name__}")
+    return ImageInputs(img, rms, wcs)
+
+
+def label_input(x: Any, name: str) -> np.ndarray:
+    """A label map (int, 0 = background) from an array, a SegmentationImage or a result."""
+    for attr in ("labels", "data"):
+        if hasattr(x, attr) and not isinstance(x, np.ndarray):
+            x = getattr(x, attr)
+            break
+    return _as_2d(x, name)
