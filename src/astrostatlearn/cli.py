@@ -152,6 +152,7 @@ def simulate(
     size: int = typer.Option(2048, "--size", "-n", help="Field size N: the field is N x N pixels."),
     seed: int = typer.Option(0, help="Random seed; the field is identical for a seed whatever --tile/--workers."),
     preset: str = typer.Option("euclid-vis", help="Survey preset: euclid-vis (0.1\" pixels, 0.17\" PSF) or ground."),
+    noise_correlation: float = typer.Option(0.0, "--noise-correlation", help="Gaussian sigma (pixels) of the noise's correlation, as in resampled or coadded images (0 = white)."),
     tile: int = typer.Option(1024, help="Tile size in pixels for streaming (memory per worker grows as tile^2)."),
     workers: int = typer.Option(0, help="Worker processes (0 = all cores)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
@@ -166,7 +167,17 @@ def simulate(
 
     if size <= 0:
         fail(f"--size must be positive, got {size}")
-    s = simulate_field(out, size, seed=seed, preset=preset, tile=tile, workers=workers or None,
+    if noise_correlation < 0:
+        fail(f"--noise-correlation must be >= 0 pixels, got {noise_correlation}")
+    from astrostatlearn.simulate import get_preset
+
+    chosen: Any = preset
+    if noise_correlation:
+        try:
+            chosen = get_preset(preset).with_overrides(noise_correlation=noise_correlation)
+        except KeyError as exc:
+            raise InputError(str(exc.args[0])) from None
+    s = simulate_field(out, size, seed=seed, preset=chosen, tile=tile, workers=workers or None,
                        overwrite=overwrite, progress=True)
     typer.echo(
         f"wrote {s.out}/{{img,rms,true}}.fits and truth.ecsv: {s.shape[0]}x{s.shape[1]} pixels, "

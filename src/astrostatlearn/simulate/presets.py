@@ -36,6 +36,8 @@ class Preset:
     ellipticity_sigma: float = 0.25   # per-component intrinsic ellipticity dispersion (disks)
     isophote: float = 1.0             # truth isophote, in units of the local sky sigma
     stamp_threshold: float = 0.05     # draw each object out to this fraction of sky sigma
+    noise_correlation: float = 0.0    # Gaussian sigma (pixels) of the noise's correlation, as in resampled
+    #                                   or coadded images; the per-pixel rms is unchanged (0 = white noise)
 
     def with_overrides(self, **changes: Any) -> "Preset":
         return replace(self, **changes)

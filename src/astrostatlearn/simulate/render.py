@@ -52,14 +52,40 @@ def sky_sigma_map(window: Window, preset: Preset, seed: int) -> np.ndarray:
 
 def unit_noise(window: Window, seed: int) -> np.ndarray:
     """Standard normal noise for ``window``, assembled from fixed seeded 256x256 blocks."""
-    out = np.empty(window.shape, dtype=np.float64)
+    return unit_noise_any(window, seed)
+
+
+def correlated_noise(window: Window, seed: int, sigma_px: float) -> np.ndarray:
+    """Unit-variance noise for ``window`` with a Gaussian correlation of ``sigma_px`` pixels: the
+    seeded white noise of a grown window (:func:`unit_noise_any`, so tiles agree), convolved
+    with a unit-norm kernel. ``sigma_px = 0``: white noise."""
+    if sigma_px <= 0:
+        return unit_noise(window, seed)
+    r = int(math.ceil(4 * sigma_px))
+    grown = Window(window.y0 - r, window.y1 + r, window.x0 - r, window.x1 + r)
+    white = unit_noise_any(grown, seed)
+    x = np.arange(-r, r + 1)
+    k = np.exp(-0.5 * (x / sigma_px) ** 2)
+    k /= np.sqrt(np.sum(k**2))  # the 2-D kernel outer(k, k) then has unit norm: variance stays 1
+    from scipy.ndimage import correlate1d
+
+    # Direct sums (not FFTs), so every pixel is bit-identical whatever the tile that holds it.
+    smooth = correlate1d(correlate1d(white, k, axis=0, mode="constant"), k, axis=1, mode="constant")
+    return smooth[r:-r, r:-r]
+
+
+def unit_noise_any(window: Window, seed: int) -> np.ndarray:
+    """Standard normal noise for any window, also one reaching beyond the field (negative
+    coordinates), from fixed seeded 256x256 blocks ``(seed, 3, block_y, block_x)``."""
     b = NOISE_BLOCK
+    out = np.empty(window.shape, dtype=np.float64)
     for by in range(window.y0 // b, (window.y1 - 1) // b + 1):
         for bx in range(window.x0 // b, (window.x1 - 1) // b + 1):
             block = Window(by * b, by * b + b, bx * b, bx * b + b)
             part = block.intersect(window)
-            assert part is not None
-            rng = np.random.default_rng(np.random.SeedSequence([seed, 3, by, bx]))
+            if part is None:
+                continue
+            rng = np.random.default_rng(np.random.SeedSequence([seed, 3, by % (1 << 31), bx % (1 << 31)]))
             noise = rng.standard_normal((b, b))
             out[part.relative_to(window)] = noise[part.relative_to(block)]
     return out
@@ -122,7 +148,7 @@ def render_tile(window: Window, cat: dict[str, np.ndarray], preset: Preset, seed
         truth[t] = np.where(wins, np.int32(obj["id"]), truth[t])
     var = sigma**2 + np.maximum(model, 0.0) / preset.gain
     rms = np.sqrt(var)
-    img = model + preset.sky_level + rms * unit_noise(window, seed)
+    img = model + preset.sky_level + rms * correlated_noise(window, seed, preset.noise_correlation)
     fg = truth[truth > 0]
     area_ids, area_counts = np.unique(fg, return_counts=True)
     result = TileResult(window, np.asarray(owned_ids, np.int64), np.asarray(owned_snr, np.float64),
