@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DEMO_DIR ?= demo-output
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test venv clean bench viewer-assets
+.PHONY: demo test venv clean bench viewer-assets docs
 
 venv: $(STAMP)
 
@@ -21,6 +21,11 @@ test: venv
 
 demo: venv
 	$(PY) -m astrostatlearn.demo --out $(DEMO_DIR)
+
+# The documentation site (Sphinx, numpydoc, a sphinx-gallery tutorial run at build time), offline,
+# warnings as errors; open docs/_build/html/index.html.
+docs: venv
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
 bench: venv
 	$(PY) benchmarks/bench_simulate.py

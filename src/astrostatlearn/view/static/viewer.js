@@ -20,6 +20,7 @@
     id: "viewer", prefixUrl: "static/openseadragon/images/", tileSources: dzi(S.image.path),
     drawer: "canvas", imageSmoothingEnabled: false, maxZoomPixelRatio: 40, showNavigator: true,
     navigatorPosition: "BOTTOM_LEFT", gestureSettingsMouse: { clickToZoom: false }, timeout: 60000,
+    blendTime: 0,  // tiles appear at once: what is drawn is what is loaded
   });
   state.viewer = viewer;
   // Levels of the tiles a part draws now (loaded, on screen), finest last.
