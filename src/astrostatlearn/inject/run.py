@@ -266,7 +266,34 @@ class InjectResult:
 
 def inject_image(image: str | Path, out: str | Path, request: InjectRequest | None = None,
                  rms: str | Path | None = None, overwrite: bool = False, progress: bool = False) -> InjectResult:
-    """Inject galaxies into ``image`` (see the module docstring); write the realisations into ``out``."""
+    """Inject simulated galaxies into a real image and write the realisations as fields.
+
+    Parameters
+    ----------
+    image : path
+        The real image (FITS); its header gives the zero-point, gain and WCS when present.
+    out : path
+        Output folder: ``real-<k>/`` (each a field with ``ignore.fits``), ``inject.json``, ``psf.fits``.
+    request : InjectRequest, optional
+        How many galaxies, realisations, magnitudes, PSF and overrides (default: 100 x 5).
+    rms : path, optional
+        The image's noise map (default: its background rms).
+    overwrite : bool
+        Replace an existing output folder.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    InjectResult
+        The folder, the realisation folders and the run's description.
+
+    Raises
+    ------
+    InputError
+        No stars to estimate the PSF from, no room for ``n`` objects, an rms of another shape,
+        an existing output folder.
+    """
     request = request or InjectRequest()
     out = Path(out)
     if out.exists() and not overwrite:

@@ -262,14 +262,41 @@ class SiteResult:
 def build_site(field_path: str | Path, out: str | Path, segs: Sequence[Any] = (), truth: bool = False,
                stretch: str = "asinh", overwrite: bool = False, scheduler: str | None = None,
                workers: int | None = None, progress: bool = False, block_levels: int = 4) -> SiteResult:
-    """Build the viewer site of the field at ``field_path`` into ``out``.
+    """Build the viewer site of a field.
 
-    ``segs``: ``segment`` output folders or label FITS files to overlay, each optionally as a
-    ``(layer name, path)`` pair; ``truth``: overlay the
-    field's truth map; ``stretch``: 'asinh' or 'zscale' (:mod:`.stretch`); ``scheduler`` and
-    ``workers`` as for ``segment``; ``block_levels``: each task makes this many levels plus one
-    (blocks of ``256 * 2**block_levels`` pixels; the tiles do not depend on it). Raises :class:`InputError` for bad input (a segmentation of
-    another shape, an existing site without ``overwrite``)."""
+    Parameters
+    ----------
+    field_path : path
+        A field folder (``img.fits``, optional ``true.fits``, ``truth.ecsv``) or an image file.
+    out : path
+        The site folder to write (``index.html``, tiles, catalogue chunks).
+    segs : sequence
+        ``segment`` output folders or label FITS files to overlay, each optionally as a
+        ``(layer name, path)`` pair.
+    truth : bool
+        Overlay the field's truth map.
+    stretch : {'asinh', 'zscale'}
+        The display stretch (:mod:`astrostatlearn.view.stretch`).
+    overwrite : bool
+        Rebuild an existing site; parts whose inputs are unchanged are reused.
+    scheduler, workers : optional
+        As for ``segment``: 'processes', 'threads', 'synchronous' or a dask.distributed address.
+    progress : bool
+        Show a progress bar.
+    block_levels : int
+        Each task makes this many levels plus one (blocks of ``256 * 2**block_levels`` pixels);
+        the tiles do not depend on it.
+
+    Returns
+    -------
+    SiteResult
+        The folder, the parts built and reused, the tile count and the wall time.
+
+    Raises
+    ------
+    InputError
+        A segmentation of another shape, an existing site without ``overwrite``, bad options.
+    """
     t0 = time.perf_counter()
     plan = plan_site(field_path, out, segs, truth, stretch, overwrite, scheduler, workers, block_levels)
     with OutputSet(plan.out, None, overwrite) as tx:
