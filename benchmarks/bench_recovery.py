@@ -1,6 +1,7 @@
 """Injection-recovery on every real image in ../shared/data/real: each method beside SExtractor.
 
 Usage: python benchmarks/bench_recovery.py [--methods sep,unet] [--n 150] [--realisations 3] [--out DIR]
+       [--model unet=PATH] [--images 'KiDS r,VIKING Ks']
 
 For each image (KiDS r, g, i, VIKING Ks, EMMI) it runs `inject` (PSF estimated from the image's
 stars; EMMI, with too few isolated stars, gets a Moffat of the FWHM of its SExtractor stars) and
@@ -31,6 +32,7 @@ def main() -> None:
     ap.add_argument("--realisations", type=int, default=3)
     ap.add_argument("--images", default=",".join(IMAGES))
     ap.add_argument("--out", default=None)
+    ap.add_argument("--model", action="append", default=[], help="METHOD=PATH: a model instead of the method's default")
     args = ap.parse_args()
     root = Path(args.out or tempfile.mkdtemp(prefix="bench-recovery-"))
     methods = [m for m in args.methods.split(",") if m]
@@ -44,7 +46,8 @@ def main() -> None:
         slug = name.replace(" ", "-")
         inj = inject_image(REAL / rel, root / f"inj-{slug}", InjectRequest(n=n, realisations=args.realisations, seed=1,
                                                                           **extra), overwrite=True)
-        rec = run_recovery(root / f"inj-{slug}", root / f"rec-{slug}", methods, overwrite=True)
+        models = dict(m.split("=", 1) for m in args.model)
+        rec = run_recovery(root / f"inj-{slug}", root / f"rec-{slug}", methods, models=models, overwrite=True)
         d = inj.description
         print(f"\n## {name} ({rel}): {args.realisations} x {n} galaxies, mag {d['mag_range'][0]:.2f}-{d['mag_range'][1]:.2f}, "
               f"PSF {d['psf']['source']} (FWHM {d['psf']['fwhm_px']:.2f} px), {time.perf_counter() - t0:.0f} s")

@@ -228,9 +228,36 @@ class RecoveryResult:
 def run_recovery(inject_dir: str | Path, out: str | Path, methods: Sequence[str] | None = None,
                  sextractor: bool = True, models: dict[str, str] | None = None, overwrite: bool = False,
                  progress: bool = False) -> RecoveryResult:
-    """Segment and score every realisation of ``inject_dir`` with each method and SExtractor
-    (see the module docstring); write the results into ``out``. ``methods``: registry names
-    (default: every method that runs as it comes, :func:`~astrostatlearn.methods.ready_methods`)."""
+    """Segment and score every realisation of an injection with each method and SExtractor.
+
+    Parameters
+    ----------
+    inject_dir : path
+        An ``inject`` output folder (``real-*/`` fields with ``ignore.fits``).
+    out : path
+        Output folder: ``recovery.csv``, ``recovery.json``, ``recovery.html``, ``runs/``.
+    methods : sequence of str, optional
+        Registry names (default: every method that runs as it comes,
+        :func:`~astrostatlearn.methods.ready_methods`).
+    sextractor : bool
+        Add SExtractor at the seed's settings (1.5 sigma, 5 pixels) when installed.
+    models : dict, optional
+        Method name to a model file to use instead of the method's default.
+    overwrite : bool
+        Replace an existing output folder.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    RecoveryResult
+        One row per method: completeness, m50, m90, mask IoU, spurious per Mpix, and the curves.
+
+    Raises
+    ------
+    InputError
+        No realisations, an unknown method, an existing output folder.
+    """
     from astrostatlearn.benchmark import peers
     from astrostatlearn.methods import method_class, ready_methods
 

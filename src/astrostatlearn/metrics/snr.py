@@ -16,7 +16,22 @@ from astrostatlearn.field import Field, Window, robust_stats
 
 
 def footprint_snr(field: Field, region: Window | None = None, block_pixels: int = 1 << 24) -> Any:
-    """An astropy Table ``id, snr, flux_iso, area`` for every true object of ``field`` (in ``region``)."""
+    """Footprint S/N of every true object of a field.
+
+    Parameters
+    ----------
+    field : Field
+        A field with a truth map (and, ideally, an rms map).
+    region : Window, optional
+        Only this window (footprints are cut at its edges).
+    block_pixels : int
+        Pixels per streamed row block.
+
+    Returns
+    -------
+    astropy.table.Table
+        ``id``, ``snr``, ``flux_iso`` (image units) and ``area`` (pixels).
+    """
     from astropy.table import Table
 
     if field.true is None:
