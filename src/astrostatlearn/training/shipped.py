@@ -9,7 +9,8 @@ IoU, counted from epoch 60); ``--snapshot-every 5`` also keeps the model every 5
 saved model carries the post-processing chosen on a validation field (``SHIPPED_POSTPROCESS``).
 The ``snr`` input, background-subtracted and divided by the rms, makes the model indifferent to
 flux units and sky level; the fields vary noise level, sky background (with and
-without), PSF width, pixel scale, flux zero point and object density. Seeds 1000+ are used here;
+without), PSF width, pixel scale, flux zero point and object density, all with white noise
+(``--surveys correlated`` adds four with correlated noise: a candidate, not the shipped model). Seeds 1000+ are used here;
 evaluation fields use other seeds.
 """
 
@@ -41,6 +42,16 @@ TRAINING_SURVEYS = [
     ("ground", {"sky_sigma": 3.0, "zeropoint": 27.0, "sky_level": 100.0}),
 ]
 
+# A candidate set, not the shipped model's: the eight surveys plus four with correlated noise, as in
+# resampled or coadded images (KiDS, VIKING, HST drizzles). ``--surveys correlated``.
+CORRELATED_SURVEYS = TRAINING_SURVEYS + [
+    ("euclid-vis", {"noise_correlation": 0.6}),
+    ("euclid-vis", {"sky_sigma": 1.2, "noise_correlation": 1.0}),
+    ("ground", {"noise_correlation": 0.5}),
+    ("ground", {"psf_fwhm": 0.9, "sky_sigma": 3.0, "noise_correlation": 0.8}),
+]
+SURVEY_SETS = {"shipped": TRAINING_SURVEYS, "correlated": CORRELATED_SURVEYS}
+
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -53,12 +64,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--patience", type=int, default=40, help="early stopping, counted from half the schedule")
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--surveys", choices=sorted(SURVEY_SETS), default="shipped",
+                    help="training surveys: the shipped model's, or those plus correlated noise")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--snapshot-every", type=int, default=0, help="also keep the model every N epochs, beside --out (0 = never)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     dirs = []
-    for k, (name, over) in enumerate(TRAINING_SURVEYS):
+    for k, (name, over) in enumerate(SURVEY_SETS[args.surveys]):
         field_dir = args.work / f"field{k}"
         ds_dir = args.work / f"ds{k}"
         if not (ds_dir / "manifest.json").exists():
