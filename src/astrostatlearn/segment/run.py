@@ -313,22 +313,60 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
                   score: bool = True, overwrite: bool = False, progress: bool = False,
                   pre: Preprocessor | None = None, mesh: BackgroundMesh | None = None,
                   model_path: str | None = None, region: Window | None = None, resume: bool = False) -> SegmentResult:
-    """Segment ``field`` with ``segmenter`` (fitted if it needs to be) into folder ``out``.
+    """Segment a whole field of any size, tile by tile, into ``segmentation.fits``,
+    ``score.fits``, ``catalog.ecsv`` and ``run.json``.
 
     Three steps: :func:`plan_segment` (checks, variant, background mesh, tile cores),
     :func:`execute_plan` (tiles through Dask, results merged in raster order) and
-    :func:`assemble_outputs` (catalogue, run record).
+    :func:`assemble_outputs` (catalogue, run record). Local processes start from a forkserver, so
+    a script that uses the processes scheduler needs the usual ``if __name__ == "__main__":`` guard.
 
-    ``halo`` (default: max(128, the method's own halo)) must be at least the size of the largest
-    object, or objects may be cut at tile seams; the run counts objects that reach the halo edge
-    and reports them. ``scheduler``: 'processes', 'threads', 'synchronous', or the address of a
-    dask.distributed scheduler; default: the method's own (processes; threads for torch methods).
-    ``resume``: continue a run into ``out`` that was killed without warning (its partial state stays
-    in ``out``; see :mod:`.checkpoint`) from its finished tiles; the outputs equal an uninterrupted
-    run's. A killed run's partial state is otherwise refused unless ``overwrite``.
-    Local processes start from a forkserver, so a script that calls this with the processes
-    scheduler needs the usual ``if __name__ == "__main__":`` guard. ``region``: segment only this window (tiles still
-    read their halo from the surrounding image); the maps keep the field's shape, zero outside.
+    Parameters
+    ----------
+    field : Field
+        The field (image, optional rms).
+    segmenter : Segmenter
+        A method, fitted if it needs to be.
+    out : path
+        The output folder (one output set, staged and committed whole).
+    variant : str
+        The input variant.
+    tile : int
+        Tile core size, pixels.
+    halo : int, optional
+        Default max(128, the method's own halo); must be at least the largest object, or objects
+        may be cut at tile seams (objects that reach the halo edge are counted and reported).
+    scheduler : str, optional
+        'processes', 'threads', 'synchronous', or a dask.distributed address; default: the
+        method's own (processes; threads for torch methods).
+    workers : int, optional
+        Local workers (default: all cores).
+    score : bool
+        Write ``score.fits`` when the method has a score.
+    overwrite : bool
+        Replace existing outputs (and a killed run's partial state).
+    progress : bool
+        Show a progress bar.
+    pre, mesh : optional
+        A fitted variant and background mesh (default: fitted here).
+    model_path : str, optional
+        The model file the workers load (default: the method's default model).
+    region : Window, optional
+        Segment only this window (tiles still read their halo around it); the maps keep the
+        field's shape, zero outside.
+    resume : bool
+        Continue a run into ``out`` that was killed, from its finished tiles; the outputs equal an
+        uninterrupted run's.
+
+    Returns
+    -------
+    SegmentResult
+        The number of objects, the run record and the timings.
+
+    Raises
+    ------
+    InputError
+        Bad options, existing outputs without ``overwrite``, a worker that died.
     """
     t_start = time.perf_counter()
     with OutputSet(out, OUTPUTS, overwrite, expected_bytes=field.shape[0] * field.shape[1] * (8 if score else 4),
