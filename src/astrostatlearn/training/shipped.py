@@ -42,8 +42,9 @@ TRAINING_SURVEYS = [
     ("ground", {"sky_sigma": 3.0, "zeropoint": 27.0, "sky_level": 100.0}),
 ]
 
-# A candidate set, not the shipped model's: the eight surveys plus four with correlated noise, as in
-# resampled or coadded images (KiDS, VIKING, HST drizzles). ``--surveys correlated``.
+# The eight surveys plus four with correlated noise, as in resampled or coadded images (KiDS, VIKING,
+# HST drizzles): ``--surveys correlated --out src/astrostatlearn/data/unet-correlated.pt`` made the
+# correlated-noise U-Net shipped beside the default (not the default yet).
 CORRELATED_SURVEYS = TRAINING_SURVEYS + [
     ("euclid-vis", {"noise_correlation": 0.6}),
     ("euclid-vis", {"sky_sigma": 1.2, "noise_correlation": 1.0}),
