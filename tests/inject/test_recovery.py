@@ -74,3 +74,14 @@ def test_recovery_cli(injected: Path, tmp_path: Path) -> None:
     assert again.exit_code == 2 and "--overwrite" in again.output
     unknown = runner.invoke(app, ["recovery", str(injected), "-o", str(tmp_path / "r3"), "--methods", "magic"])
     assert unknown.exit_code == 2 and not (tmp_path / "r3").exists()
+
+
+def test_completeness_magnitudes_interpolate_between_bins() -> None:
+    from astrostatlearn.inject.recovery import _crossing
+
+    mids = np.array([20.0, 21.0, 22.0, 23.0, 24.0])
+    comp = np.array([1.0, 1.0, 0.6, 0.2, 0.0])
+    assert _crossing(mids, comp, 0.9) == pytest.approx(21.25)
+    assert _crossing(mids, comp, 0.5) == pytest.approx(22.25)
+    assert _crossing(mids, np.full(5, 0.3), 0.5) is None  # never reached
+    assert _crossing(mids, np.full(5, 0.95), 0.9) == float("inf")  # above it over the whole range

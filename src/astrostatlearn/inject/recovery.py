@@ -106,12 +106,12 @@ def _crossing(mids: np.ndarray, comp: np.ndarray, level: float) -> float | None:
     """The magnitude where ``comp`` first falls below ``level`` going faint (linear between bins)."""
     ok = np.isfinite(comp)
     mids, comp = mids[ok], comp[ok]
+    if not comp.size or comp[0] < level:
+        return None  # never reaches the level, even in the brightest bin
     for i in range(1, comp.size):
         if comp[i - 1] >= level > comp[i]:
             return float(mids[i - 1] + (comp[i - 1] - level) / (comp[i - 1] - comp[i]) * (mids[i] - mids[i - 1]))
-    if comp.size and comp[0] < level:
-        return None  # never reaches the level, even in the brightest bin
-    return None if not comp.size else (None if comp[-1] < level else float("inf"))
+    return float("inf")  # above the level over the whole range
 
 
 def summarise(name: str, runs: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -46,7 +46,8 @@ def check_port(port: int) -> None:
 def make_server(site: str | Path, port: int) -> ThreadingHTTPServer:
     """An HTTP server for ``site`` on 127.0.0.1:``port`` (0: any free port), not yet serving."""
     site = check_site(site)
-    check_port(port) if port else None
+    if port:
+        check_port(port)
     handler = functools.partial(_QuietHandler, directory=str(site))
     try:
         return ThreadingHTTPServer((HOST, port), handler)

@@ -212,7 +212,7 @@ def render_blocks(plan: SitePlan, staging: Path, progress: bool = False) -> dict
     return coarse
 
 
-def _layer_config(plan: SitePlan, layer: LayerSource, staging: Path) -> dict[str, Any]:
+def _layer_config(layer: LayerSource, staging: Path) -> dict[str, Any]:
     catalog = None
     if layer.catalog is not None:
         manifest = staging / layer.folder / "catalog" / "index.json"
@@ -231,7 +231,7 @@ def write_site_files(plan: SitePlan, staging: Path) -> dict[str, Any]:
     config = {
         "title": plan.field_path.name, "width": pyr.shape[1], "height": pyr.shape[0], "tileSize": pyr.tile,
         "maxLevel": pyr.max_level, "format": "png", "image": {"path": "image/", "stretch": plan.stretch.to_dict()},
-        "layers": [_layer_config(plan, layer, staging) for layer in plan.layers], "sky": plan.sky,
+        "layers": [_layer_config(layer, staging) for layer in plan.layers], "sky": plan.sky,
         "version": __version__,
     }
     shutil.copytree(STATIC, staging / "static", dirs_exist_ok=True)
