@@ -37,9 +37,12 @@ def place_objects(distance: np.ndarray, radii: np.ndarray, rng: np.random.Genera
     order = np.argsort(-radii, kind="stable")
     xs, ys = np.full(radii.size, np.nan), np.full(radii.size, np.nan)
     placed: list[int] = []
+    candidates: dict[float, tuple[np.ndarray, np.ndarray]] = {}  # radii repeat: one scan per distinct radius
     for k, i in enumerate(order):
         r = float(radii[i])
-        cand_y, cand_x = np.nonzero(distance >= r)
+        if r not in candidates:
+            candidates[r] = np.nonzero(distance >= r)
+        cand_y, cand_x = candidates[r]
         if cand_y.size == 0:
             raise InputError(f"the image has room for only {k} of the {radii.size} objects asked for away from its "
                              "own sources; lower --n (and use more --realisations)")

@@ -99,6 +99,7 @@ class InjectPlan:
     m5: float
     mag_range: tuple[float, float]
     ignore: np.ndarray = dataclass_field(repr=False, default=None)  # type: ignore[assignment]
+    free: np.ndarray = dataclass_field(repr=False, default=None)  # type: ignore[assignment]  # distance to ignore
     notes: list[str] = dataclass_field(default_factory=list)
 
     def preset(self) -> Preset:
@@ -168,6 +169,7 @@ def plan_injection(image: str | Path, request: InjectRequest, rms: str | Path | 
     plan = InjectPlan(Path(image), request, img, header, src, psf, zero, zp is not None, gain, float(scale), sigma,
                       m5, (float(mags[0]), float(mags[1])), notes=notes)
     plan.ignore = ignore_mask(src.segmap, src.valid, dilate=max(3, int(round(2 * psf.fwhm_px))))
+    plan.free = free_distance(plan.ignore)  # the same for every realisation
     return plan
 
 
@@ -181,7 +183,7 @@ def draw_objects(plan: InjectPlan, k: int) -> dict[str, np.ndarray]:
            "is_star": np.zeros(n, bool), "hlr": hlr, "sersic_n": sersic_n, "q": q, "pa": pa}
     cat["radius"] = stamp_radius(cat, preset)
     reach = stamp_radius(cat, preset.with_overrides(stamp_threshold=ISOPHOTE)).astype(float)
-    cat["x"], cat["y"] = place_objects(free_distance(plan.ignore), reach, rng)
+    cat["x"], cat["y"] = place_objects(plan.free, reach, rng)
     return cat
 
 
