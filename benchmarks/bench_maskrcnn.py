@@ -75,9 +75,7 @@ def main() -> None:
     ap.add_argument("--scratch", type=Path, default=None)
     args = ap.parse_args()
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="bench-maskrcnn-"))
-    from astrostatlearn.benchmark import peers, run_benchmark
-    from astrostatlearn.benchmark.matrix import Row, _score
-    from astrostatlearn.field import Field
+    from astrostatlearn.benchmark import run_benchmark
     from astrostatlearn.metrics import block_pq_terms, bootstrap_pq
 
     sys_path = Path(__file__).resolve().parent
@@ -95,20 +93,6 @@ def main() -> None:
                         log=lambda m: None)
     rows = [r for r in res["rows"] if r.evaluation is not None]
     region = res["meta"]["test_region"]
-    from astrostatlearn.field import Window
-
-    with Field.open(field) as f:
-        catalog = f.truth_table()
-    if peers.ensure_installed()["sextractor"]:
-        t0 = time.perf_counter()
-        seg = peers.run_sextractor(field, scratch / "sextractor-seed", thresh=1.5)
-        seed = Row("SExtractor", "raw", None, segment_s=time.perf_counter() - t0, seg_path=str(seg), reference=True,
-                   note="seed settings: DETECT_THRESH 1.5, MINAREA 5, rms map")
-        seed.evaluation = _score(field / "true.fits", seed.seg_path, None, catalog, Window(*region))
-        for r in rows:
-            if r.method == "SExtractor":
-                r.method = "SExtractor1.0"  # the matrix's tuned run
-        rows.append(seed)
     print(f"fresh field {field} ({args.size}^2, seed {args.seed}); test band {region}")
     print(f"{'method':<14} {'variant':<7} {'IoU':>6} {'Dice':>6} {'F1':>6} {'PQ':>6} {'SQ':>6} {'RQ':>6} "
           f"{'AP':>6} {'AP50':>6} {'AP75':>6} {'AR':>6}")

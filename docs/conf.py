@@ -1,5 +1,5 @@
-"""Sphinx configuration: offline build (no intersphinx, built-in theme), numpydoc docstrings,
-and a sphinx-gallery tutorial executed at build time."""
+"""Sphinx configuration: offline build (no intersphinx, built-in theme), numpydoc docstrings, the
+user guide in MyST Markdown, and a sphinx-gallery tutorial executed at build time."""
 
 from __future__ import annotations
 
@@ -18,7 +18,10 @@ import astrostatlearn  # noqa: E402
 project = "astrostatlearn"
 author = "the astrostatlearn developers"
 release = version = astrostatlearn.__version__
-extensions = ["sphinx.ext.autodoc", "sphinx.ext.autosummary", "numpydoc", "sphinx_gallery.gen_gallery"]
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.autosummary", "numpydoc", "sphinx_gallery.gen_gallery", "myst_parser"]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+myst_enable_extensions = ["deflist"]
+myst_heading_anchors = 3
 exclude_patterns = ["_build", "images/*.md", "architecture.md"]
 html_theme = "alabaster"
 html_static_path: list[str] = []

@@ -141,6 +141,11 @@ def simulate(shape: int | tuple[int, int], *, preset: str = "euclid-vis", seed: 
     SimulatedField
         ``img``, ``rms``, ``true`` (int32), ``truth`` (QTable with ``mag``, ``snr``), ``wcs``.
 
+    Raises
+    ------
+    InputError
+        A shape that is not positive, an unknown preset, bad ``workers``.
+
     Examples
     --------
     >>> import astrostatlearn
@@ -193,6 +198,11 @@ def evaluate(true: Any, pred: Any, *, catalog: Any = None, image: Any = None, rm
     -------
     Evaluation
         With ``to_table()``, ``to_dict()`` and a readable ``repr``.
+
+    Raises
+    ------
+    InputError
+        Maps of other shapes or dtypes, a map that is not a label map, an image of another shape.
 
     Examples
     --------
@@ -256,6 +266,20 @@ def inject(image: Any, rms: Any = None, *, n: int = 100, realisations: int = 5,
     InjectionResult
         ``realisations``: fields with ``img``, ``rms``, ``true`` (injected only), ``truth``
         and ``ignore`` (the image's own sources, dilated); ``description``.
+
+    Raises
+    ------
+    InputError
+        An image with no isolated stars and no ``psf_fwhm``/``psf``, an image too small for ``n``
+        objects, an rms of another shape, or bad options.
+
+    Examples
+    --------
+    >>> import astrostatlearn
+    >>> sim = astrostatlearn.simulate(512, seed=1)
+    >>> inj = astrostatlearn.inject(sim.img, sim.rms, n=10, realisations=2, psf_fwhm=2.0, wcs=sim.wcs)
+    >>> len(inj.realisations), inj.realisations[0].true.dtype
+    (2, dtype('int32'))
     """
     from astropy.io import fits
     from astropy.table import QTable

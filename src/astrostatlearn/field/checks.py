@@ -36,12 +36,44 @@ class FieldReport:
 
 
 def scan_field(field: Field, block_pixels: int = 1 << 24, progress: bool = False) -> FieldReport:
-    """Check every pixel of ``field`` in bounded memory; raise :class:`InputError` on bad data.
+    """Check every pixel of ``field`` in bounded memory.
 
     Non-finite image pixels are counted (they are masked downstream); it is fatal only when
     every pixel is non-finite. The rms must be finite and > 0 wherever the image is finite.
     The truth map must hold integral IDs in [0, 2**31 - 1] and look like a label map
     (:func:`check_label_like`).
+
+    Parameters
+    ----------
+    field : Field
+        An opened field (image, and optionally rms and truth).
+    block_pixels : int
+        Pixels per streamed row block; memory is a few times this many bytes per map.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    FieldReport
+        Shape, non-finite count and, with a truth map, the number of objects, foreground
+        pixels and the largest ID.
+
+    Raises
+    ------
+    InputError
+        Every image pixel non-finite, an rms <= 0 or non-finite where the image is finite, or a
+        truth map that is not integral, has negative or too large IDs, or is not a label map.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astrostatlearn.field import Field, scan_field
+    >>> from astrostatlearn.field.arrays import ArrayImage
+    >>> true = np.zeros((64, 64), np.int32); true[10:20, 10:20] = 7
+    >>> f = Field(ArrayImage(np.ones((64, 64), np.float32)), true=ArrayImage(true))
+    >>> r = scan_field(f)
+    >>> r.n_objects, r.n_foreground
+    (1, 100)
     """
     report = FieldReport(field.shape, field.shape[0] * field.shape[1])
     blocks = list(row_blocks(field.shape, block_pixels))

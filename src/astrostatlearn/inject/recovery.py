@@ -257,6 +257,20 @@ def run_recovery(inject_dir: str | Path, out: str | Path, methods: Sequence[str]
     ------
     InputError
         No realisations, an unknown method, an existing output folder.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from astrostatlearn.inject import InjectRequest, inject_image
+    >>> from astrostatlearn.inject.recovery import run_recovery
+    >>> from astrostatlearn.simulate import simulate_field
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> _ = simulate_field(tmp / "field", 512, seed=1, workers=0, progress=False)
+    >>> _ = inject_image(tmp / "field" / "img.fits", tmp / "inj", InjectRequest(n=10, realisations=2, psf_fwhm=2.0))
+    >>> rec = run_recovery(tmp / "inj", tmp / "rec", methods=["sep"], sextractor=False)
+    >>> [r["method"] for r in rec.rows], 0 <= rec.rows[0]["completeness"] <= 1
+    (['sep'], True)
     """
     from astrostatlearn.benchmark import peers
     from astrostatlearn.methods import method_class, ready_methods

@@ -295,6 +295,18 @@ def inject_image(image: str | Path, out: str | Path, request: InjectRequest | No
     InputError
         No stars to estimate the PSF from, no room for ``n`` objects, an rms of another shape,
         an existing output folder.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from astrostatlearn.inject import InjectRequest, inject_image
+    >>> from astrostatlearn.simulate import simulate_field
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> _ = simulate_field(tmp / "field", 512, seed=1, workers=0, progress=False)
+    >>> res = inject_image(tmp / "field" / "img.fits", tmp / "inj", InjectRequest(n=10, realisations=2, psf_fwhm=2.0))
+    >>> [p.name for p in res.realisations], sorted(p.name for p in res.realisations[0].iterdir())
+    (['real-000', 'real-001'], ['ignore.fits', 'img.fits', 'rms.fits', 'true.fits', 'truth.ecsv'])
     """
     request = request or InjectRequest()
     out = Path(out)

@@ -353,7 +353,19 @@ def resolve_variant(seg: Segmenter, variant: str | None) -> str:
 
 def ready_methods() -> list[str]:
     """Methods that run on any image as they come: no fitting, an unsupervised fit on the image
-    itself, or a shipped model (everything but supervised methods without one)."""
+    itself, or a shipped model (everything but supervised methods without one).
+
+    Returns
+    -------
+    list of str
+        Method names, in registry order.
+
+    Examples
+    --------
+    >>> from astrostatlearn.methods import ready_methods
+    >>> "sep" in ready_methods() and "forest" not in ready_methods()
+    True
+    """
     return [n for n in method_names()
             if not (method_class(n).needs_fit and method_class(n).supervised and not method_class(n).shipped_model)]
 
@@ -377,7 +389,30 @@ def make_segmenter(name: str, **params: Any) -> Segmenter:
 
 
 def default_segmenter(name: str) -> Segmenter:
-    """The segmenter ``name`` as used without a model file (its shipped model, if it has one)."""
+    """The segmenter ``name`` as used without a model file (its shipped model, if it has one).
+
+    Parameters
+    ----------
+    name : str
+        A registered method (``astrostatlearn methods`` lists them).
+
+    Returns
+    -------
+    Segmenter
+        A fresh instance, with the method's shipped model loaded when it has one.
+
+    Raises
+    ------
+    InputError
+        An unknown method name.
+
+    Examples
+    --------
+    >>> from astrostatlearn.methods import default_segmenter
+    >>> seg = default_segmenter("sep")
+    >>> seg.name, seg.needs_fit
+    ('sep', False)
+    """
     return method_class(name).default()
 
 

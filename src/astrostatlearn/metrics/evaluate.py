@@ -183,6 +183,53 @@ def evaluate(true: Any, pred: Any, *, catalog: Any = None, score: Any = None, re
     detection scores (mean over each segment; all 1.0 without one). ``object_scores``: (prediction
     IDs, scores), the method's own per-object scores, which rank COCO detections where given. ``region``: evaluate only
     this window (e.g. the test split). ``coco=False`` skips COCO (the only non-streaming part).
+
+    Parameters
+    ----------
+    true, pred : array or image source
+        Instance maps [y, x] of the same shape (numpy arrays, or objects with ``shape`` and
+        ``read(window)`` such as :func:`~astrostatlearn.field.open_image`'s).
+    catalog : astropy.table.Table, optional
+        The truth catalogue (``id``, ``mag``, ``snr``) for the binned figures.
+    score : array or image source, optional
+        Per-pixel score map in [0, 1].
+    region : Window, optional
+        Evaluate only this window.
+    patch : int
+        Patch size (pixels) of the patch-mean pixel figures.
+    coco : bool
+        Compute COCO AP/AR (faster-coco-eval, on ``coco_tile``-sized tiles).
+    coco_tile : int
+        Tile size of the COCO evaluation, pixels.
+    workers : int
+        Threads that stream the row blocks.
+    block_pixels : int
+        Pixels per streamed row block.
+    progress : bool
+        Show a progress bar.
+    object_scores : (ndarray, ndarray), optional
+        Prediction IDs and their scores.
+
+    Returns
+    -------
+    Evaluation
+        ``pixel``, ``pixel_patch_mean``, ``detection``, ``panoptic`` (``galaxy``, ``void``, ``all``),
+        ``errors``, ``binned`` and ``coco``; ``to_dict()`` and ``to_table()`` flatten them.
+
+    Raises
+    ------
+    InputError
+        Maps of different shapes, or a map that is not a label map.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astrostatlearn.metrics import evaluate
+    >>> true = np.zeros((64, 64), np.int32); true[8:24, 8:24] = 1; true[40:56, 40:56] = 2
+    >>> pred = np.zeros_like(true); pred[8:24, 8:22] = 5
+    >>> ev = evaluate(true, pred, coco=False)
+    >>> round(ev.pixel["iou"], 3), ev.detection["completeness"], round(ev.panoptic["galaxy"]["pq"], 3)
+    (0.438, 0.5, 0.583)
     """
     t_src, p_src = as_source(true, "truth"), as_source(pred, "prediction")
     if tuple(t_src.shape) != tuple(p_src.shape):

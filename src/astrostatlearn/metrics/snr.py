@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from astrostatlearn.errors import InputError
 from astrostatlearn.field import Field, Window, robust_stats
 
 
@@ -31,11 +32,29 @@ def footprint_snr(field: Field, region: Window | None = None, block_pixels: int 
     -------
     astropy.table.Table
         ``id``, ``snr``, ``flux_iso`` (image units) and ``area`` (pixels).
+
+    Raises
+    ------
+    InputError
+        A field without a truth map.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astrostatlearn.field import Field
+    >>> from astrostatlearn.field.arrays import ArrayImage
+    >>> from astrostatlearn.metrics import footprint_snr
+    >>> img = np.zeros((32, 32), np.float32); img[4:8, 4:8] = 1.0
+    >>> true = np.zeros((32, 32), np.int32); true[4:8, 4:8] = 3
+    >>> rms = np.full((32, 32), 0.5, np.float32)
+    >>> t = footprint_snr(Field(ArrayImage(img), ArrayImage(rms), ArrayImage(true)))
+    >>> [int(i) for i in t["id"]], [round(float(v), 1) for v in t["snr"]]
+    ([3], [8.0])
     """
     from astropy.table import Table
 
     if field.true is None:
-        raise ValueError("the field has no truth map")
+        raise InputError("the field has no truth map; footprint S/N needs true.fits")
     region = region or field.full
     _, sky, sigma = robust_stats(field)
     rows = max(1, block_pixels // max(region.shape[1], 1))

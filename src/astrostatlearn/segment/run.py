@@ -367,6 +367,21 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
     ------
     InputError
         Bad options, existing outputs without ``overwrite``, a worker that died.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from astrostatlearn.field import Field
+    >>> from astrostatlearn.methods import default_segmenter
+    >>> from astrostatlearn.segment import segment_field
+    >>> from astrostatlearn.simulate import simulate_field
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> _ = simulate_field(tmp / "field", 256, seed=1, workers=0, progress=False)
+    >>> with Field.open(tmp / "field") as f:
+    ...     res = segment_field(f, default_segmenter("sep"), tmp / "run", tile=128, scheduler="threads")
+    >>> sorted(p.name for p in (tmp / "run").iterdir())
+    ['catalog.ecsv', 'run.json', 'score.fits', 'segmentation.fits']
     """
     t_start = time.perf_counter()
     with OutputSet(out, OUTPUTS, overwrite, expected_bytes=field.shape[0] * field.shape[1] * (8 if score else 4),
@@ -398,7 +413,49 @@ def prepare_and_segment(field: Field, segmenter: Segmenter, out: str | Path, var
     """What ``astrostatlearn segment`` does once its arguments are checked: scan every pixel of
     ``field`` (:func:`~astrostatlearn.field.scan_field`), fit the variant and the background mesh,
     fit an unsupervised method on a sample of 16 tiles of the field, then :func:`segment_field`
-    with ``options`` (tile, halo, scheduler, workers, score, overwrite, model_path, resume)."""
+    with ``options`` (tile, halo, scheduler, workers, score, overwrite, model_path, resume).
+
+    Parameters
+    ----------
+    field : Field
+        The opened field.
+    segmenter : Segmenter
+        The method, with its model when it has one.
+    out : str or Path
+        The output folder.
+    variant : str
+        The input variant (``raw``, ``snr``, ...).
+    progress : bool
+        Show progress bars.
+    **options
+        Passed to :func:`segment_field`.
+
+    Returns
+    -------
+    SegmentResult
+        As :func:`segment_field`.
+
+    Raises
+    ------
+    InputError
+        Bad pixels (:func:`~astrostatlearn.field.scan_field`), a variant the model was not trained
+        on, or anything :func:`segment_field` refuses.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from astrostatlearn.field import Field
+    >>> from astrostatlearn.methods import default_segmenter
+    >>> from astrostatlearn.segment.run import prepare_and_segment
+    >>> from astrostatlearn.simulate import simulate_field
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> _ = simulate_field(tmp / "field", 256, seed=1, workers=0, progress=False)
+    >>> with Field.open(tmp / "field") as f:
+    ...     res = prepare_and_segment(f, default_segmenter("sep"), tmp / "run", scheduler="threads")
+    >>> res.n_objects > 0, (tmp / "run" / "catalog.ecsv").exists()
+    (True, True)
+    """
     from astrostatlearn.field import scan_field
     from astrostatlearn.segment.tiles import region_tiles
 

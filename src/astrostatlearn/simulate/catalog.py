@@ -1,6 +1,6 @@
 """The simulated object catalogue, drawn once for the whole field from the seed.
 
-Population model (documented in the README):
+Population model (documented in docs/guide/simulation.md):
 
 * galaxy number counts ``dN/dm ∝ 10**(count_slope * m)`` between ``mag_bright`` and ``mag_faint``,
   normalised to ``density`` objects per arcmin^2 (stars included);

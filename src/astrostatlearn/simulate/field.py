@@ -94,6 +94,49 @@ def simulate_field(out: str | Path, size: int | tuple[int, int], seed: int = 0,
     preset whatever ``tile`` and ``workers`` (default: all cores) are. Files are written under
     temporary names and committed as one set when complete (:class:`OutputSet`); existing files are
     refused unless ``overwrite``.
+
+    Parameters
+    ----------
+    out : str or Path
+        The field folder to write.
+    size : int or (int, int)
+        N for an N x N field, or (ny, nx), in pixels.
+    seed : int
+        Seed of the catalogue and the noise.
+    preset : str or Preset
+        ``"euclid-vis"`` (default, 0.1 arcsec pixels) or ``"ground"`` (KiDS-like), or a
+        :class:`Preset`.
+    tile : int
+        Pixels per side of a generation tile (does not change the result).
+    workers : int, optional
+        Worker processes; default all cores, 0 runs in this process.
+    overwrite : bool
+        Replace an existing field.
+    progress : bool
+        Show a progress bar.
+    on_tile : callable, optional
+        Called with each finished tile's :class:`TileResult`.
+
+    Returns
+    -------
+    SimulationSummary
+        The folder, the shape, the number of objects (and of them in the truth map and stars)
+        and the foreground fraction.
+
+    Raises
+    ------
+    InputError
+        A bad size, tile or preset, or existing files without ``overwrite``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from astrostatlearn.simulate import simulate_field
+    >>> out = Path(tempfile.mkdtemp()) / "field"
+    >>> s = simulate_field(out, 128, seed=1, workers=0, progress=False)
+    >>> s.shape, sorted(p.name for p in out.iterdir())
+    ((128, 128), ['img.fits', 'rms.fits', 'true.fits', 'truth.ecsv'])
     """
     shape = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     if min(shape) < 8:

@@ -56,7 +56,30 @@ def make_server(site: str | Path, port: int) -> ThreadingHTTPServer:
 
 
 def serve_site(site: str | Path, port: int = 8000, announce: Callable[[str], None] = print) -> None:
-    """Serve ``site`` until interrupted; ``announce`` receives the address."""
+    """Serve ``site`` until interrupted; ``announce`` receives the address.
+
+    Parameters
+    ----------
+    site : str or Path
+        A folder written by :func:`build_site`.
+    port : int
+        TCP port on 127.0.0.1.
+    announce : callable
+        Receives the line with the address once the server listens.
+
+    Raises
+    ------
+    InputError
+        Not a viewer site, or the port is in use.
+
+    Examples
+    --------
+    >>> from astrostatlearn.view import serve_site
+    >>> serve_site("no-such-site")
+    Traceback (most recent call last):
+    ...
+    astrostatlearn.errors.InputError: no-such-site: not a viewer site (no index.html and site.js); build one with astrostatlearn view
+    """
     server = make_server(site, port)
     try:
         announce(f"serving {Path(site)} at http://{HOST}:{server.server_address[1]}/ (Ctrl-C to stop)")

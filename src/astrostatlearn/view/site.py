@@ -296,6 +296,18 @@ def build_site(field_path: str | Path, out: str | Path, segs: Sequence[Any] = ()
     ------
     InputError
         A segmentation of another shape, an existing site without ``overwrite``, bad options.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from astrostatlearn.simulate import simulate_field
+    >>> from astrostatlearn.view import build_site
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> _ = simulate_field(tmp / "field", 256, seed=1, workers=0, progress=False)
+    >>> site = build_site(tmp / "field", tmp / "site", truth=True, scheduler="threads")
+    >>> (site.out / "index.html").exists(), site.n_tiles > 0
+    (True, True)
     """
     t0 = time.perf_counter()
     plan = plan_site(field_path, out, segs, truth, stretch, overwrite, scheduler, workers, block_levels)
