@@ -84,3 +84,22 @@ def test_a_row_equals_evaluate_on_the_segmentation_it_saved(bench: dict, sim_fie
         assert float(row["pixel_iou"]) == pytest.approx(ev.pixel["iou"], abs=1e-12)
         assert float(row["pq"]) == pytest.approx(ev.panoptic["galaxy"]["pq"], abs=1e-12)
         assert float(row["inst_f1"]) == pytest.approx(ev.detection["f1"], abs=1e-12)
+
+
+def test_report_has_the_seeds_panoptic_table(bench: dict) -> None:
+    """One row per class (all, void, galaxy), one PQ/SQ/RQ column group per run, the values those of
+    results.csv, and `all` the mean of the two classes."""
+    rows = list(csv.DictReader(open(bench["out"] / "results.csv")))
+    md = Path(bench["report_md"]).read_text()
+    table = md.split("## Panoptic quality (the seed's table)")[1].strip().split("\n\n")[0].splitlines()
+    head = [c.strip() for c in table[0].strip("|").split("|")]
+    body = {cells[0]: cells[1:] for cells in ([c.strip() for c in line.strip("|").split("|")] for line in table[2:])}
+    assert list(body) == ["all", "void", "galaxy"]
+    assert head[1:] == [f"{r['method']} {r['variant']} {k}" for r in rows for k in ("PQ", "SQ", "RQ")]
+    for i, r in enumerate(rows):
+        for j, k in enumerate(("pq", "sq", "rq")):
+            gal, void, al = (float(body[c][3 * i + j]) for c in ("galaxy", "void", "all"))
+            assert gal == pytest.approx(float(r[k]), abs=5e-4) and void == pytest.approx(float(r[f"void_{k}"]), abs=5e-4)
+            assert al == pytest.approx((gal + void) / 2, abs=1e-3)
+    html = Path(bench["report_html"]).read_text()
+    assert html.count("<th colspan=3>") == len(rows)

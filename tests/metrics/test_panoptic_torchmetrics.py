@@ -33,3 +33,8 @@ def test_pq_agrees_with_torchmetrics(seed: int) -> None:
     assert ev.panoptic["void"]["pq"] == pytest.approx(void_pq, abs=1e-5)
     assert ev.panoptic["galaxy"]["sq"] == pytest.approx(per_class[0, 1].item(), abs=1e-5)
     assert ev.panoptic["galaxy"]["rq"] == pytest.approx(per_class[0, 2].item(), abs=1e-5)
+    assert ev.panoptic["void"]["sq"] == pytest.approx(per_class[1, 1].item(), abs=1e-5)
+    assert ev.panoptic["void"]["rq"] == pytest.approx(per_class[1, 2].item(), abs=1e-5)
+    overall = tm.PanopticQuality(things={1}, stuffs={0}, return_sq_and_rq=True)(_panoptic_tensor(p), _panoptic_tensor(t))
+    for i, k in enumerate(("pq", "sq", "rq")):  # "all" is the mean over the two classes, as torchmetrics' total
+        assert ev.panoptic["all"][k] == pytest.approx(overall[i].item(), abs=1e-5)

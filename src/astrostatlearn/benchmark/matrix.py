@@ -63,6 +63,7 @@ class Row:
         for k in ("pq", "sq", "rq"):
             out[k] = ev.panoptic["galaxy"][k]
             out[f"void_{k}"] = ev.panoptic["void"][k]
+            out[f"all_{k}"] = ev.panoptic["all"][k]
         if ev.coco:
             for k in ("AP", "AP50", "AP75", "AR_max"):
                 out[f"segm_{k}"] = ev.coco["segm"][k]

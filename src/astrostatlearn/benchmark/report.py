@@ -1,4 +1,4 @@
-"""The benchmark report: three tables (pixel, instance, cost) as Markdown and a self-contained
+"""The benchmark report: pixel, instance, cost and the seed's panoptic tables as Markdown and a self-contained
 HTML page with the figures embedded as data URIs (no external links or files).
 
 The HTML carries a small script that counts its images once loaded and writes the result into
@@ -20,6 +20,9 @@ PIXEL_COLS = [("pixel_iou", "IoU"), ("pixel_recall", "recall"), ("pixel_precisio
 INSTANCE_COLS = [("inst_completeness", "completeness"), ("inst_purity", "purity"), ("inst_f1", "F1"), ("pq", "PQ"),
                  ("sq", "SQ"), ("rq", "RQ"), ("segm_AP", "AP"), ("segm_AP50", "AP50"), ("segm_AP75", "AP75"),
                  ("segm_AR_max", "AR")]
+# The seed study's panoptic table: one row per class, one PQ/SQ/RQ column group per run; "all" is
+# the mean over the two classes, as in the COCO panoptic evaluation.
+PANOPTIC_CLASSES = (("all", "all_"), ("void", "void_"), ("galaxy", ""))
 COST_COLS = [("train_s", "training s"), ("segment_s", "inference s"), ("mpix_per_s", "Mpix/s"), ("peak_mb", "peak MB")]
 
 
@@ -58,6 +61,31 @@ def html_table(records: Sequence[dict], cols: Sequence[tuple[str, str]]) -> str:
     return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
 
 
+def panoptic_rows(records: Sequence[dict], digits: int = 3) -> tuple[list[str], list[list[str]]]:
+    """The seed's PQ/SQ/RQ table: a header of run names (each spanning PQ, SQ, RQ) and one row per
+    class (``all``, ``void``, ``galaxy``)."""
+    runs = [f"{r['method']} {r['variant']}" for r in records]
+    body = [[name] + [_fmt(r.get(f"{prefix}{k}"), digits) for r in records for k in ("pq", "sq", "rq")]
+            for name, prefix in PANOPTIC_CLASSES]
+    return runs, body
+
+
+def panoptic_markdown(records: Sequence[dict]) -> str:
+    runs, body = panoptic_rows(records)
+    head = ["class"] + [f"{run} {k}" for run in runs for k in ("PQ", "SQ", "RQ")]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in body])
+
+
+def panoptic_html(records: Sequence[dict]) -> str:
+    runs, body = panoptic_rows(records)
+    top = "<th rowspan=2>class</th>" + "".join(f"<th colspan=3>{html.escape(run)}</th>" for run in runs)
+    sub = "".join("<th>PQ</th><th>SQ</th><th>RQ</th>" for _ in runs)
+    trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
+    return (f'<div style="overflow-x:auto"><table class="panoptic"><thead><tr>{top}</tr><tr>{sub}</tr></thead>'
+            f"<tbody>{trs}</tbody></table></div>")
+
+
 def write_report(out: Path, records: Sequence[dict], meta: dict[str, Any], figures: dict[str, bytes],
                  notes: Sequence[str] = ()) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` into ``out``; returns their paths."""
@@ -73,6 +101,7 @@ def write_report(out: Path, records: Sequence[dict], meta: dict[str, Any], figur
     md = ["# astrostatlearn benchmark", "", intro, ""]
     for title, cols in sections:
         md += [f"## {title}", "", markdown_table(records, cols), ""]
+    md += ["## Panoptic quality (the seed's table)", "", panoptic_markdown(records), ""]
     md += [f"- {n}" for n in notes]
     md += ["", "Figures are in report.html."]
     atomic_write_bytes(out / "report.md", "\n".join(md).encode(), overwrite=True)
@@ -82,6 +111,8 @@ def write_report(out: Path, records: Sequence[dict], meta: dict[str, Any], figur
         f"<figcaption>{html.escape(name)}</figcaption></figure>" for name, png in figures.items())
     nav = "".join(f'<a href="#{t.split()[0].lower()}">{html.escape(t)}</a> ' for t, _ in sections) + '<a href="#figures">Figures</a>'
     body = "".join(f'<h2 id="{t.split()[0].lower()}">{html.escape(t)}</h2>{html_table(records, c)}' for t, c in sections)
+    body += f'<h2 id="panoptic">Panoptic quality (the seed\'s table)</h2>{panoptic_html(records)}'
+    nav += ' <a href="#panoptic">Panoptic</a>'
     notes_html = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>astrostatlearn benchmark</title>
