@@ -72,3 +72,24 @@ def test_coco_ranks_by_the_methods_own_object_scores() -> None:
     # IDs without an own score fall back to the map mean (1.0 without a map): ranked like "bad".
     partial = evaluate(true, pred, object_scores=(np.array([1]), np.array([0.5])), coco_tile=64).coco["segm"]["AP"]
     assert partial < good
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_run_length_encoding_equals_pycocotools_per_object_masks(seed: int) -> None:
+    """instances_to_rle builds COCO RLEs from the map's runs: identical to encoding one binary mask
+    per object, including objects on the first and last pixels and in the last column."""
+    from faster_coco_eval.core import mask as mask_utils
+    from scipy import ndimage
+
+    from astrostatlearn.metrics.coco import instances_to_rle
+
+    rng = np.random.default_rng(seed)
+    lab, _ = ndimage.label(ndimage.gaussian_filter(rng.normal(size=(97, 130)), 2) > 0.3)
+    lab[0, :5], lab[-1, -3:], lab[10:20, -1] = 999, 1000, 1001
+    ids, rles = instances_to_rle(lab)
+    ref_ids = np.unique(lab[lab > 0])
+    ref = mask_utils.encode(np.asfortranarray(lab[:, :, None] == ref_ids[None, None, :]).astype(np.uint8))
+    np.testing.assert_array_equal(ids, ref_ids)
+    assert len(ids) > 10
+    assert [r["counts"] for r in rles] == [q["counts"].decode("ascii") for q in ref]
+    assert instances_to_rle(np.zeros((8, 8), np.int32))[1] == []

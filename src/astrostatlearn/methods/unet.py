@@ -22,6 +22,7 @@ from torch import nn
 
 from astrostatlearn.errors import InputError
 from astrostatlearn.methods.base import Prediction, Tile, TrainRequest, register
+from astrostatlearn.methods.cpu_inference import ENGINES, PRECISIONS, CompiledCache, resolve_engine
 from astrostatlearn.methods.instances import core_seeded_instances
 from astrostatlearn.methods.torch_model import WINDOW_OPTIONS, TorchSegmenter
 
@@ -129,18 +130,33 @@ class UNetSegmenter(TorchSegmenter):
         "threshold": "foreground probability threshold",
         "core_level": "centre-ness level of an object's core",
         "min_dynamic": "h-maxima depth that separates two cores (none: connected cores)",
+        "engine": f"inference engine, one of {', '.join(ENGINES)} (auto: OpenVINO on a CPU, PyTorch on a GPU)",
+        "precision": f"OpenVINO precision, one of {', '.join(PRECISIONS)} (auto: bf16 where the CPU has it)",
+        "window": "inference window in pixels (a multiple of 16)",
+        "overlap": "overlap of neighbouring windows in pixels, blended smoothly",
         **WINDOW_OPTIONS,
     }
     train_options = {"width": "channels of the first level (default 16)", "depth": "down-sampling levels (default 4)",
                      "crop": "random training crop in pixels (default 128; 0 = whole patches)"}
 
-    def __init__(self, variant: str = "snr", window: int = 256, overlap: int = 64, batch_size: int = 8,
+    def __init__(self, variant: str = "snr", window: int = 256, overlap: int = 32, batch_size: int = 8,
                  threshold: float = 0.5, core_level: float = 0.5, min_dynamic: float | None = 0.3,
-                 min_area: int = 5, tta: int = 1, device: str | None = None, halo: int = 64) -> None:
+                 min_area: int = 5, tta: int = 1, device: str | None = None, halo: int = 64,
+                 engine: str = "auto", precision: str = "auto") -> None:
         self.variant, self.window, self.overlap, self.batch_size = variant, window, overlap, batch_size
         self.threshold, self.core_level, self.min_dynamic, self.min_area = threshold, core_level, min_dynamic, min_area
         self.tta, self.device, self.halo = tta, device, halo
+        self.engine, self.precision = engine, precision
         self.net_: UNet | None = None
+        self._compiled = CompiledCache()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_compiled"] = None  # compiled networks stay in the process that built them
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _compiled=CompiledCache())
 
     # -- model handling ---------------------------------------------------------------------
     @classmethod
@@ -150,6 +166,9 @@ class UNetSegmenter(TorchSegmenter):
     def check_options(self) -> None:
         if self.tta not in (1, 2, 4, 8):
             raise InputError(f"tta must be 1, 2, 4 or 8, got {self.tta}")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        resolve_engine(self.engine, self._device())
 
     @classmethod
     def shipped(cls) -> "UNetSegmenter":
@@ -208,17 +227,36 @@ class UNetSegmenter(TorchSegmenter):
         acc = np.zeros((2, H, W), np.float32)
         wsum = np.zeros((H, W), np.float32)
         boxes = [(y, x) for y in ys for x in xs]
-        with torch.inference_mode():
-            for b0 in range(0, len(boxes), self.batch_size):
-                chunk = boxes[b0:b0 + self.batch_size]
-                batch = torch.from_numpy(np.stack([img[:, y:y + win, x:x + win] for y, x in chunk])).float().to(dev)
-                with torch.autocast(dev.type, enabled=dev.type == "cuda"):
-                    out = torch.sigmoid(net(batch)).float().cpu().numpy()
-                for (y, x), o in zip(chunk, out):
-                    acc[:, y:y + win, x:x + win] += o * weight
-                    wsum[y:y + win, x:x + win] += weight
+        infer = self._inference(net, dev, (self.batch_size, c, win, win))
+        for b0 in range(0, len(boxes), self.batch_size):
+            chunk = boxes[b0:b0 + self.batch_size]
+            out = infer(np.stack([img[:, y:y + win, x:x + win] for y, x in chunk]).astype(np.float32))
+            for (y, x), o in zip(chunk, out):
+                acc[:, y:y + win, x:x + win] += o * weight
+                wsum[y:y + win, x:x + win] += weight
         maps = acc / np.maximum(wsum, 1e-6)
         return maps[0, :ny, :nx], maps[1, :ny, :nx]
+
+    def _inference(self, net: UNet, dev: torch.device, shape: tuple[int, int, int, int]):
+        """A function from a batch of windows [n <= shape[0], C, H, W] to their sigmoid maps, by the
+        resolved engine: OpenVINO (compiled once per run for ``shape``; short batches are padded)
+        or PyTorch (the reference; AMP on CUDA)."""
+        if resolve_engine(self.engine, dev) == "openvino":
+            compiled = self._compiled.get(net, shape, self.precision)
+
+            def run_openvino(batch: np.ndarray) -> np.ndarray:
+                n = batch.shape[0]
+                if n < shape[0]:
+                    batch = np.concatenate([batch, np.zeros((shape[0] - n, *batch.shape[1:]), np.float32)])
+                return compiled(batch)[:n]
+
+            return run_openvino
+
+        def run_torch(batch: np.ndarray) -> np.ndarray:
+            with torch.inference_mode(), torch.autocast(dev.type, enabled=dev.type == "cuda"):
+                return torch.sigmoid(net(torch.from_numpy(batch).to(dev))).float().cpu().numpy()
+
+        return run_torch
 
     def postprocess(self, prob: np.ndarray, centre: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Instances: foreground = prob > threshold, split by a watershed on the centre-ness seeded by
