@@ -1,12 +1,16 @@
 """Whole-field segmentation side by side with the peers, on one simulated field.
 
-Methods: ``astrostatlearn segment --method sep`` and ``--method photutils`` (all cores, through
-Dask), SExtractor 2.25 (Debian ``source-extractor``, installed by this script when missing) and
-NoiseChisel + Segment (Debian ``gnuastro``). Each runs as its own process on the same field;
-the script prints wall time, peak RSS, pixel IoU, instance F1 and PQ for each, scored against
-the exact truth with ``astrostatlearn.metrics``.
+Methods: ``astrostatlearn segment --method M`` for each of ``--methods`` (all cores, through
+Dask; ``unet[engine=torch]`` passes ``-p engine=torch``: the PyTorch reference path beside the
+default OpenVINO one), SExtractor 2.25 at the seed study's settings (1.5 sigma, 5 px, gauss 2.0 5x5,
+rms map; Debian ``source-extractor``, installed by this script when missing) and NoiseChisel +
+Segment (Debian ``gnuastro``). Each runs as its own process on the same field, timed from process
+start to all outputs written (``--no-score``: no score map, as SExtractor writes none); the script
+prints wall time, peak RSS, pixel IoU, instance F1 and PQ for each, scored against the exact truth
+with ``astrostatlearn.metrics``.
 
 Usage: python benchmarks/bench_segment.py [--size 8192] [--field DIR] [--scratch DIR]
+       [--methods sep,photutils,unet,unet[engine=torch]] [--no-noisechisel]
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=8192)
     ap.add_argument("--field", type=Path, default=None)
     ap.add_argument("--scratch", type=Path, default=None)
+    ap.add_argument("--methods", default="sep,photutils,unet,unet[engine=torch]")
+    ap.add_argument("--no-noisechisel", action="store_true")
     args = ap.parse_args()
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="bench-segment-"))
     field = args.field or scratch / f"field{args.size}"
@@ -60,19 +66,22 @@ def main() -> None:
     have = peers.ensure_installed()
     exe = [sys.executable, "-m", "astrostatlearn.cli"]
     runs: list[tuple[str, list[list[str]], Path]] = []
-    for m in ("sep", "photutils"):
-        out = scratch / f"out_{m}"
-        runs.append((f"astrostatlearn {m}", [exe + ["segment", str(field), "--method", m, "--out", str(out),
-                                                    "--overwrite", "--no-score"]], out / "segmentation.fits"))
+    for entry in args.methods.split(","):
+        m, _, opts = entry.partition("[")
+        params = [a for kv in opts.rstrip("]").split(";") if kv for a in ("-p", kv)]
+        out = scratch / f"out_{m}_{len(runs)}"
+        runs.append((f"astrostatlearn {entry}", [exe + ["segment", str(field), "--method", m, "--out", str(out),
+                                                        "--overwrite", "--no-score", *params]], out / "segmentation.fits"))
     if have["sextractor"]:
-        runs.append(("SExtractor 2.25", [peers.sextractor_command(field, scratch / "sex")], scratch / "sex" / "sex_seg.fits"))
-    if have["noisechisel"]:
+        runs.append(("SExtractor 2.25 (seed)", [peers.sextractor_command(field, scratch / "sex", thresh=1.5)],
+                     scratch / "sex" / "sex_seg.fits"))
+    if have["noisechisel"] and not args.no_noisechisel:
         runs.append(("NoiseChisel+Segment", peers.noisechisel_commands(field, scratch / "nc"), scratch / "nc" / "nc_objects.fits"))
     from astrostatlearn.field import open_image
 
     ny, nx = open_image(field / "img.fits").shape  # the field's own size (also with --field)
     print(f"field {field} ({ny}x{nx}, {ny * nx / 1e6:.0f} Mpix), 2 cores")
-    print(f"{'method':<22} {'wall s':>7} {'Mpix/s':>7} {'peak MB':>8} {'objects':>8} {'pixel IoU':>9} {'inst F1':>8} {'PQ':>6}")
+    print(f"{'method':<34} {'wall s':>7} {'Mpix/s':>7} {'peak MB':>8} {'objects':>8} {'pixel IoU':>9} {'inst F1':>8} {'PQ':>6}")
     results = {}
     for name, cmds, seg in runs:
         # Each tool in a fresh measuring process, so peak RSS is its own.
@@ -80,14 +89,14 @@ def main() -> None:
                 "w, m = b.timed(json.loads(sys.argv[1])); print(json.dumps([w, m]))") % str(Path(__file__).parent)
         p = subprocess.run([sys.executable, "-c", code, json.dumps(cmds)], capture_output=True, text=True)
         if p.returncode != 0:
-            print(f"{name:<22} failed: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else '?'}")
+            print(f"{name:<34} failed: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else '?'}")
             continue
         wall, mem = json.loads(p.stdout.strip().splitlines()[-1])
         if name.startswith("NoiseChisel"):
             seg = peers.noisechisel_objects(scratch / "nc")
         s = score(field / "true.fits", seg)
         results[name] = dict(s, wall_s=wall, peak_mb=mem)
-        print(f"{name:<22} {wall:>7.1f} {ny * nx / 1e6 / wall:>7.2f} {mem:>8.0f} {s['n']:>8} {s['iou']:>9.3f} "
+        print(f"{name:<34} {wall:>7.1f} {ny * nx / 1e6 / wall:>7.2f} {mem:>8.0f} {s['n']:>8} {s['iou']:>9.3f} "
               f"{s['f1']:>8.3f} {s['pq']:>6.3f}", flush=True)
     (scratch / "bench_segment.json").write_text(json.dumps(results, indent=2))
 

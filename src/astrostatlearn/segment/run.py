@@ -21,6 +21,7 @@ import os
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -462,9 +463,17 @@ def prepare_and_segment(field: Field, segmenter: Segmenter, out: str | Path, var
     if segmenter.needs_fit and not segmenter.is_fitted and segmenter.supervised:
         raise InputError(f"method {segmenter.name!r} is supervised: train it first (astrostatlearn train) and pass "
                          "a model")
-    scan_field(field, progress=progress)
-    pre = fit_variant(field, variant)
-    mesh = BackgroundMesh.from_field(field, pre, progress=progress)
+    # The pixel scan and the statistics passes read the field independently: run them side by
+    # side (the I/O and numpy release the GIL). A bad pixel is reported as the scan names it.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        scan = pool.submit(scan_field, field, progress=progress)
+        try:
+            pre = fit_variant(field, variant)
+            mesh = BackgroundMesh.from_field(field, pre, progress=False)
+        except Exception:
+            scan.result()
+            raise
+        scan.result()
     if segmenter.needs_fit and not segmenter.is_fitted:  # unsupervised (kmeans): fit on a sample of this field
         segmenter.fit(list(region_tiles(field, pre, mesh, field.full, tile=512, max_tiles=16)))
     return segment_field(field, segmenter, out, variant=variant, progress=progress, pre=pre, mesh=mesh, **options)
