@@ -31,3 +31,24 @@ def measure(body: str) -> dict:
         raise RuntimeError(p.stderr[-2000:])
     line = [ln for ln in p.stdout.splitlines() if ln.startswith("@@RESULT@@")][-1]
     return json.loads(line[len("@@RESULT@@"):])
+
+
+_TIMED = """
+import json, resource, subprocess, sys, time
+t0 = time.perf_counter()
+for cmd in json.loads(sys.argv[1]):
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(cmd[0] + ' failed: ' + p.stderr[-800:])
+print(json.dumps([time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024]))
+"""
+
+
+def timed_commands(cmds: list[list[str]]) -> tuple[float, float]:
+    """Run commands one after another from a fresh measuring process: (wall s, peak RSS MB of the
+    largest process they started, workers included)."""
+    p = subprocess.run([sys.executable, "-c", _TIMED, json.dumps(cmds)], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(p.stderr.strip()[-800:] or "failed")
+    wall, peak = json.loads(p.stdout.strip().splitlines()[-1])
+    return wall, peak

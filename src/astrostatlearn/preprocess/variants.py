@@ -126,6 +126,16 @@ class Preprocessor:
             out = [_scaled(s, 0.0, 2.0, LinearStretch())]
         return np.stack(out).astype(np.float32, copy=False)
 
+    def linear_noise(self, rms: np.ndarray) -> np.ndarray | None:
+        """Channel 0's 1-sigma noise for a variant linear in the image with unit or 1/rms slope
+        (``raw``: the rms itself; ``snr``: 1), computed directly; None for the others, whose noise
+        is propagated through the variant."""
+        if self.variant == "raw":
+            return rms
+        if self.variant == "snr":
+            return np.ones_like(rms)
+        return None
+
     def read(self, field: Field, window: Window) -> np.ndarray:
         """Read ``window`` of ``field`` and apply the variant."""
         return self.apply(field.read_img(window), field.read_rms(window))

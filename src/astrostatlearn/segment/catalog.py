@@ -1,7 +1,11 @@
-"""Source catalogue of a segmentation, measured with photutils' SourceCatalog.
+"""Source catalogue of a segmentation, with photutils' SourceCatalog definitions.
 
 Measured per tile on the raw image minus the field's global background level, for the objects
-the tile owns; ``x``/``y`` are 0-based field pixel coordinates (photutils convention).
+the tile owns; ``x``/``y`` are 0-based field pixel coordinates (photutils convention). The
+columns are photutils' (segment flux and its error, area, the centroid and second moments of the
+non-negative data, SExtractor's 1/12 fix for thin objects), computed for all objects of a tile
+at once from a few ``bincount`` sums instead of one cutout per object; tests check them against
+``SourceCatalog`` itself.
 """
 
 from __future__ import annotations
@@ -9,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 from astropy.table import Table, vstack
 from astropy.wcs import WCS
-from photutils.segmentation import SegmentationImage, SourceCatalog
 
 from astrostatlearn.field import Window
 from astrostatlearn.methods.base import Instances, Prediction
@@ -29,18 +32,13 @@ def measure(labels: np.ndarray, data: np.ndarray, error: np.ndarray | None, wind
     n = int(labels.max()) if labels.size else 0
     if n == 0:
         return empty_catalog()
-    cat = SourceCatalog(data, SegmentationImage(labels), error=error)
+    m = segment_moments(labels, data, error)
     t = Table()
-    t["id"] = np.asarray(cat.label, np.int64)
-    t["x"] = np.asarray(cat.x_centroid, float) + window.x0
-    t["y"] = np.asarray(cat.y_centroid, float) + window.y0
-    t["flux"] = np.asarray(cat.segment_flux, float)
-    t["flux_err"] = np.asarray(cat.segment_flux_err, float) if error is not None else np.full(n, np.nan)
-    t["area"] = np.asarray(cat.area.value, float)
-    t["semimajor_sigma"] = np.asarray(cat.semimajor_axis.value, float)
-    t["semiminor_sigma"] = np.asarray(cat.semiminor_axis.value, float)
-    t["orientation"] = np.asarray(cat.orientation.value, float)
-    t["ellipticity"] = np.asarray(cat.ellipticity.value, float)
+    t["id"] = m["id"]
+    t["x"] = m["x"] + window.x0
+    t["y"] = m["y"] + window.y0
+    for c in ("flux", "flux_err", "area", "semimajor_sigma", "semiminor_sigma", "orientation", "ellipticity"):
+        t[c] = m[c]
     ids = np.asarray(t["id"])
     t["score"] = Prediction(labels, score, instances).object_scores(ids)
     if score is not None:
@@ -48,12 +46,72 @@ def measure(labels: np.ndarray, data: np.ndarray, error: np.ndarray | None, wind
 
         t["max_score"] = np.asarray(ndimage.maximum(score, labels, ids), float)
     else:
-        t["max_score"] = np.full(n, np.nan)
+        t["max_score"] = np.full(len(t), np.nan)
     if instances is not None and instances.boxes is not None:
         boxes = instances.take(ids).boxes
         for k, c in enumerate(("box_y0", "box_x0", "box_y1", "box_x1")):
             t[c] = boxes[:, k].astype(float)
     return t
+
+
+def segment_moments(labels: np.ndarray, data: np.ndarray, error: np.ndarray | None) -> dict[str, np.ndarray]:
+    """photutils ``SourceCatalog`` columns of every segment of ``labels`` (IDs in increasing order).
+
+    ``flux`` = sum of ``data``; ``flux_err`` = quadrature sum of ``error`` (NaN without one);
+    ``area`` in pixels; ``x``, ``y``: centroid of the non-negative data (window pixels);
+    ``semimajor_sigma``/``semiminor_sigma``: square roots of the eigenvalues of the covariance of
+    that data (each diagonal raised by 1/12 while its determinant is below 1/144, as SExtractor
+    does; NaN when negative), ``orientation`` of the major axis (degrees counter-clockwise from +x,
+    in [0, 360)), ``ellipticity`` = 1 - b/a.
+    """
+    lab = np.asarray(labels).ravel()
+    size = int(lab.max()) + 1
+    area = np.bincount(lab, minlength=size)
+    ids = np.flatnonzero(area)
+    ids = ids[ids > 0]
+    vals = np.asarray(data, np.float64).ravel()
+    finite = np.isfinite(vals)
+    flux = np.bincount(lab, weights=np.where(finite, vals, 0.0), minlength=size)[ids]
+    if error is None:
+        flux_err = np.full(ids.size, np.nan)
+    else:
+        e2 = np.where(finite, np.asarray(error, np.float64).ravel() ** 2, 0.0)
+        flux_err = np.sqrt(np.bincount(lab, weights=e2, minlength=size)[ids])
+    w = np.where(finite & (vals > 0), vals, 0.0)
+    ny, nx = labels.shape
+    yy = np.repeat(np.arange(ny, dtype=np.float64), nx)
+    xx = np.tile(np.arange(nx, dtype=np.float64), ny)
+
+    def wsum(v: np.ndarray | None) -> np.ndarray:
+        return np.bincount(lab, weights=w if v is None else w * v, minlength=size)[ids]
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m00 = wsum(None)
+        yc, xc = wsum(yy) / m00, wsum(xx) / m00
+        # Central moments in a second pass (about each pixel's own object's centroid), so thin
+        # and one-pixel objects get exactly zero variance, as photutils' cutout moments do.
+        cy, cx = np.zeros(size), np.zeros(size)
+        cy[ids], cx[ids] = np.nan_to_num(yc), np.nan_to_num(xc)
+        dy, dx = yy - cy[lab], xx - cx[lab]
+        var_x, var_y, cov = wsum(dx * dx) / m00, wsum(dy * dy) / m00, wsum(dx * dy) / m00
+        covar = np.stack([np.stack([var_x, cov], -1), np.stack([cov, var_y], -1)], -2)
+        det = np.linalg.det(covar)
+        covar[det < 0] = np.nan
+        thin = np.flatnonzero(det < 1.0 / 144)
+        while thin.size:
+            covar[thin, 0, 0] += 1.0 / 12
+            covar[thin, 1, 1] += 1.0 / 12
+            det = np.linalg.det(covar[thin])
+            thin = thin[det < 1.0 / 144]
+        eig = np.full((ids.size, 2), np.nan)
+        ok = np.isfinite(covar).all(axis=(1, 2))
+        eig[ok] = np.linalg.eigvalsh(covar[ok])[:, ::-1]
+        eig[(eig < 0).any(axis=1)] = np.nan
+        a, b = np.sqrt(eig[:, 0]), np.sqrt(eig[:, 1])
+        orientation = np.rad2deg(0.5 * np.arctan2(2.0 * covar[:, 0, 1], covar[:, 0, 0] - covar[:, 1, 1])) % 360
+        return {"id": ids.astype(np.int64), "x": xc, "y": yc, "flux": flux, "flux_err": flux_err,
+                "area": area[ids].astype(float), "semimajor_sigma": a, "semiminor_sigma": b,
+                "orientation": orientation, "ellipticity": 1.0 - b / a}
 
 
 def empty_catalog() -> Table:

@@ -21,9 +21,11 @@ def channel0_noise(pre: Preprocessor, img: np.ndarray, rms: np.ndarray | None, m
     """
     if rms is None:
         return mesh_rms
-    up = pre.apply(img + rms, rms)[0]
-    down = pre.apply(img - rms, rms)[0]
-    err = np.abs(up - down) / 2.0
+    err = pre.linear_noise(rms)
+    if err is None:
+        up = pre.apply(img + rms, rms)[0]
+        down = pre.apply(img - rms, rms)[0]
+        err = np.abs(up - down) / 2.0
     floor = 1e-3 * mesh_rms
     return np.where(err > floor, err, mesh_rms).astype(np.float32)
 
