@@ -55,3 +55,15 @@ def test_tile_noise_is_the_rms_propagated_through_the_variant(sim_field, variant
     ref = np.where(ref > 1e-3 * mesh_rms, ref, mesh_rms)
     np.testing.assert_allclose(err, ref, rtol=1e-5, atol=1e-6 * float(np.abs(ref).max()))
     assert (pre.linear_noise(rms) is not None) == (variant in ("raw", "snr"))
+
+
+def test_score_columns_equal_ndimage_mean_and_maximum() -> None:
+    rng = np.random.default_rng(5)
+    labels, n = ndimage.label(ndimage.gaussian_filter(rng.normal(size=(120, 90)), 2) > 0.05)
+    labels = labels.astype(np.int32)
+    score = rng.random(labels.shape).astype(np.float32)
+    t = measure(labels, rng.normal(size=labels.shape), None, Window(0, 120, 0, 90), score)
+    ids = np.arange(1, n + 1)
+    assert n > 10
+    np.testing.assert_allclose(t["score"], ndimage.mean(score, labels, ids), rtol=1e-12)
+    np.testing.assert_array_equal(t["max_score"], np.asarray(ndimage.maximum(score, labels, ids), float))

@@ -114,9 +114,12 @@ class Prediction:
         if self.instances is not None:
             return self.instances.take(ids).scores.astype(float)
         if self.score is not None and ids.size:
-            from scipy import ndimage
-
-            return np.asarray(ndimage.mean(self.score, self.labels, ids), float)
+            pix = np.flatnonzero(self.labels.ravel())  # object pixels only
+            lab = self.labels.ravel()[pix]
+            n = max(int(lab.max(initial=0)), int(ids.max())) + 1
+            total = np.bincount(lab, weights=self.score.ravel()[pix].astype(np.float64), minlength=n)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return total[ids] / np.bincount(lab, minlength=n)[ids]
         return np.full(ids.size, np.nan)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import sep
 
 from astrostatlearn.methods.base import Prediction, Segmenter, Tile, register
-from astrostatlearn.methods.detection import gaussian_kernel, snr_score
+from astrostatlearn.methods.detection import filter_image, gaussian_kernel, snr_score
 
 
 @register
@@ -44,8 +44,5 @@ class SepSegmenter(Segmenter):
     def predict(self, tile: Tile) -> Prediction:
         _, seg = self.extract(tile)
         kernel = self._kernel()
-        from scipy import ndimage
-
-        k = kernel / kernel.sum()
-        filtered = ndimage.convolve(np.where(tile.valid, tile.signal, 0.0), k, mode="nearest")
-        return Prediction(seg.astype(np.int32), snr_score(filtered, tile.err, k, self.nsigma))
+        filtered = filter_image(np.where(tile.valid, tile.signal, 0.0), kernel)
+        return Prediction(seg.astype(np.int32), snr_score(filtered, tile.err, kernel / kernel.sum(), self.nsigma))

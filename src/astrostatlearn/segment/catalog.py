@@ -42,9 +42,7 @@ def measure(labels: np.ndarray, data: np.ndarray, error: np.ndarray | None, wind
     ids = np.asarray(t["id"])
     t["score"] = Prediction(labels, score, instances).object_scores(ids)
     if score is not None:
-        from scipy import ndimage
-
-        t["max_score"] = np.asarray(ndimage.maximum(score, labels, ids), float)
+        t["max_score"] = segment_maximum(labels, score, ids)
     else:
         t["max_score"] = np.full(len(t), np.nan)
     if instances is not None and instances.boxes is not None:
@@ -64,23 +62,23 @@ def segment_moments(labels: np.ndarray, data: np.ndarray, error: np.ndarray | No
     does; NaN when negative), ``orientation`` of the major axis (degrees counter-clockwise from +x,
     in [0, 360)), ``ellipticity`` = 1 - b/a.
     """
-    lab = np.asarray(labels).ravel()
-    size = int(lab.max()) + 1
+    ny, nx = labels.shape
+    pix = np.flatnonzero(np.asarray(labels).ravel())  # segment pixels only: most of a tile is sky
+    lab = np.asarray(labels).ravel()[pix]
+    size = int(lab.max(initial=0)) + 1
     area = np.bincount(lab, minlength=size)
     ids = np.flatnonzero(area)
-    ids = ids[ids > 0]
-    vals = np.asarray(data, np.float64).ravel()
+    vals = np.asarray(data, np.float64).ravel()[pix]
     finite = np.isfinite(vals)
     flux = np.bincount(lab, weights=np.where(finite, vals, 0.0), minlength=size)[ids]
     if error is None:
         flux_err = np.full(ids.size, np.nan)
     else:
-        e2 = np.where(finite, np.asarray(error, np.float64).ravel() ** 2, 0.0)
+        e2 = np.where(finite, np.asarray(error, np.float64).ravel()[pix] ** 2, 0.0)
         flux_err = np.sqrt(np.bincount(lab, weights=e2, minlength=size)[ids])
     w = np.where(finite & (vals > 0), vals, 0.0)
-    ny, nx = labels.shape
-    yy = np.repeat(np.arange(ny, dtype=np.float64), nx)
-    xx = np.tile(np.arange(nx, dtype=np.float64), ny)
+    yy, xx = np.divmod(pix, nx)
+    yy, xx = yy.astype(np.float64), xx.astype(np.float64)
 
     def wsum(v: np.ndarray | None) -> np.ndarray:
         return np.bincount(lab, weights=w if v is None else w * v, minlength=size)[ids]
@@ -112,6 +110,24 @@ def segment_moments(labels: np.ndarray, data: np.ndarray, error: np.ndarray | No
         return {"id": ids.astype(np.int64), "x": xc, "y": yc, "flux": flux, "flux_err": flux_err,
                 "area": area[ids].astype(float), "semimajor_sigma": a, "semiminor_sigma": b,
                 "orientation": orientation, "ellipticity": 1.0 - b / a}
+
+
+def segment_maximum(labels: np.ndarray, values: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The maximum of ``values`` over each segment ``ids`` of ``labels`` (NaN for an absent ID),
+    from the segment pixels alone, sorted by ID."""
+    pix = np.flatnonzero(np.asarray(labels).ravel())
+    lab = np.asarray(labels).ravel()[pix]
+    v = np.asarray(values, np.float64).ravel()[pix]
+    order = np.argsort(lab, kind="stable")
+    lab, v = lab[order], v[order]
+    out = np.full(ids.size, np.nan)
+    if lab.size:
+        starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
+        present, peak = lab[starts], np.maximum.reduceat(v, starts)
+        pos = np.searchsorted(present, ids)
+        hit = (pos < present.size) & (present[np.minimum(pos, present.size - 1)] == ids)
+        out[hit] = peak[pos[hit]]
+    return out
 
 
 def empty_catalog() -> Table:

@@ -39,14 +39,16 @@ class OwnedObjects:
 
 def pixel_centroids(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Unweighted centroids (y, x) of the pixels of each ID in ``ids``, as an (n, 2) array: the
-    same sums as ``ndimage.center_of_mass(np.ones(...), labels, ids)``, in two bincounts over the
-    rows and columns instead of three passes over a full-size grid."""
-    lab = np.asarray(labels)
+    same sums as ``ndimage.center_of_mass(np.ones(...), labels, ids)``, in bincounts over the
+    labelled pixels only (``ids`` must be positive)."""
+    lab = np.asarray(labels).ravel()
     n = int(max(lab.max(initial=0), ids.max(initial=0))) + 1
-    counts = np.bincount(lab.ravel(), minlength=n)  # pixels per ID
-    ny, nx = lab.shape
-    sum_y = np.bincount(lab.ravel(), weights=np.repeat(np.arange(ny, dtype=np.float64), nx), minlength=n)
-    sum_x = np.bincount(lab.ravel(), weights=np.tile(np.arange(nx, dtype=np.float64), ny), minlength=n)
+    pix = np.flatnonzero(lab)  # labelled pixels only (ID 0 is never asked for)
+    lab = lab[pix]
+    y, x = np.divmod(pix, np.asarray(labels).shape[1])
+    counts = np.bincount(lab, minlength=n)  # pixels per ID
+    sum_y = np.bincount(lab, weights=y.astype(np.float64), minlength=n)
+    sum_x = np.bincount(lab, weights=x.astype(np.float64), minlength=n)
     count = counts[ids].astype(np.float64)
     return np.stack([sum_y[ids] / count, sum_x[ids] / count], axis=1)
 
