@@ -10,7 +10,7 @@ prints wall time, peak RSS, pixel IoU, instance F1 and PQ for each, scored again
 with ``astrostatlearn.metrics``.
 
 Usage: python benchmarks/bench_segment.py [--size 8192] [--field DIR] [--scratch DIR]
-       [--methods sep,photutils,unet,unet[engine=torch]] [--no-noisechisel]
+       [--methods sep,photutils,kmeans,unet,unet[engine=torch]] [--no-noisechisel]
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=8192)
     ap.add_argument("--field", type=Path, default=None)
     ap.add_argument("--scratch", type=Path, default=None)
-    ap.add_argument("--methods", default="sep,photutils,unet,unet[engine=torch]")
+    ap.add_argument("--methods", default="sep,photutils,kmeans,unet,unet[engine=torch]")
     ap.add_argument("--no-noisechisel", action="store_true")
     args = ap.parse_args()
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="bench-segment-"))

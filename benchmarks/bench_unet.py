@@ -25,10 +25,11 @@ from pathlib import Path
 import numpy as np
 
 
-def throughput(device: str, size: int = 1024, repeats: int = 2) -> float:
+def throughput(device: str, size: int = 1024, repeats: int = 2, engine: str = "auto") -> float:
+    """Mpix/s of the shipped U-Net's maps on a noise image in one piece (its windows, batched)."""
     from astrostatlearn.methods.unet import UNetSegmenter
 
-    seg = UNetSegmenter.shipped()
+    seg = UNetSegmenter.shipped().set_params(engine=engine)
     seg.device = device
     img = np.random.default_rng(0).normal(size=(1, size, size)).astype(np.float32)
     seg.predict_maps(img[:, :256, :256])  # warm-up
@@ -167,8 +168,12 @@ def main() -> None:
                   f"SExtractor {sex.evaluation.panoptic['galaxy']['sq']:.3f})")
     import torch
 
-    print(f"\nU-Net inference throughput (1024^2, window 256, overlap 64): CPU {throughput('cpu'):.2f} Mpix/s "
-          f"({torch.get_num_threads()} threads)")
+    from astrostatlearn.methods.unet import UNetSegmenter
+
+    shipped = UNetSegmenter.shipped()
+    print(f"\nU-Net maps throughput (1024^2, window {shipped.window}, overlap {shipped.overlap}, "
+          f"{torch.get_num_threads()} threads): CPU {throughput('cpu'):.2f} Mpix/s (default engine), "
+          f"{throughput('cpu', engine='torch'):.2f} Mpix/s (PyTorch reference); end to end: bench_segment.py")
     if torch.cuda.is_available():
         print(f"U-Net inference throughput: GPU {throughput('cuda'):.2f} Mpix/s ({torch.cuda.get_device_name()})")
     log = resources.files("astrostatlearn.data") / "unet-default.csv"

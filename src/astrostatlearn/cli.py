@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import sys
 import warnings
@@ -153,6 +154,10 @@ def simulate(
     seed: int = typer.Option(0, help="Random seed; the field is identical for a seed whatever --tile/--workers."),
     preset: str = typer.Option("euclid-vis", help="Survey preset: euclid-vis (0.1\" pixels, 0.17\" PSF) or ground."),
     noise_correlation: float = typer.Option(0.0, "--noise-correlation", help="Gaussian sigma (pixels) of the noise's correlation, as in resampled or coadded images (0 = white)."),
+    background_gradient: float = typer.Option(0.0, "--background-gradient", help="Leave a sky plane rising by this many sky sigmas across the field."),
+    stripes: float = typer.Option(0.0, "--stripes", help="Per-row offsets, normal with this many sky sigmas (readout/sky stripes)."),
+    bad_columns: float = typer.Option(0.0, "--bad-columns", help="Fraction of columns with no data (NaN)."),
+    holes: float = typer.Option(0.0, "--holes", help="Fraction of the field in circular holes with no data (NaN), radii 20-200 px."),
     tile: int = typer.Option(1024, help="Tile size in pixels for streaming (memory per worker grows as tile^2)."),
     workers: int = typer.Option(0, help="Worker processes (0 = all cores)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
@@ -167,14 +172,21 @@ def simulate(
 
     if size <= 0:
         fail(f"--size must be positive, got {size}")
-    if noise_correlation < 0:
-        fail(f"--noise-correlation must be >= 0 pixels, got {noise_correlation}")
+    # preset field: (value, flag, exclusive upper bound)
+    options = {"noise_correlation": (noise_correlation, "--noise-correlation", math.inf),
+               "background_gradient": (background_gradient, "--background-gradient", math.inf),
+               "stripe_sigma": (stripes, "--stripes", math.inf), "bad_column_rate": (bad_columns, "--bad-columns", 1.0),
+               "hole_fraction": (holes, "--holes", 1.0)}
+    for value, flag, upper in options.values():
+        if not 0 <= value < upper:
+            fail(f"{flag} must be >= 0" + ("" if upper == math.inf else f" and < {upper:g}") + f", got {value}")
+    overrides = {key: value for key, (value, _, _) in options.items() if value}
     from astrostatlearn.simulate import get_preset
 
     chosen: Any = preset
-    if noise_correlation:
+    if overrides:
         try:
-            chosen = get_preset(preset).with_overrides(noise_correlation=noise_correlation)
+            chosen = get_preset(preset).with_overrides(**overrides)
         except KeyError as exc:
             raise InputError(str(exc.args[0])) from None
     s = simulate_field(out, size, seed=seed, preset=chosen, tile=tile, workers=workers or None,

@@ -137,3 +137,40 @@ def test_correlated_noise_keeps_the_pixel_rms_and_the_tiling(tmp_path: Path) -> 
     simulate_field(tmp_path / "w", 300, seed=5, preset=preset.with_overrides(noise_correlation=0.0), tile=300,
                    workers=1, progress=False)
     assert not np.array_equal(a, fits.getdata(tmp_path / "w" / "img.fits"))
+
+
+def test_real_image_defects_are_drawn_from_global_coordinates(tmp_path) -> None:
+    """Gradient, stripes, bad columns and holes: present as asked, identical whatever the tiling,
+    and no-data pixels are NaN in the image and background in the truth."""
+    from astropy.io import fits
+
+    p = get_preset("euclid-vis").with_overrides(background_gradient=20.0, stripe_sigma=0.5, bad_column_rate=0.02,
+                                                hole_fraction=0.05)
+    simulate_field(tmp_path / "a", 512, seed=3, preset=p, tile=512, workers=1, progress=False)
+    simulate_field(tmp_path / "b", 512, seed=3, preset=p, tile=192, workers=1, progress=False)
+    plain = tmp_path / "c"
+    simulate_field(plain, 512, seed=3, tile=512, workers=1, progress=False)
+    img, true = fits.getdata(tmp_path / "a" / "img.fits"), fits.getdata(tmp_path / "a" / "true.fits")
+    for name in ("img.fits", "rms.fits", "true.fits"):
+        np.testing.assert_array_equal(fits.getdata(tmp_path / "a" / name), fits.getdata(tmp_path / "b" / name))
+    nan = ~np.isfinite(img)
+    assert nan.all(axis=0).sum() >= 3  # bad columns
+    assert 0.02 < nan.mean() < 0.2 and not true[nan].any()
+    base = fits.getdata(plain / "img.fits")
+    diff = np.where(nan, np.nan, img - base)  # the offsets alone (the objects and noise are the same)
+    rows = np.nanmedian(diff, axis=1)
+    assert np.nanstd(rows - np.nanmedian(rows)) > 0.1 * p.sky_sigma  # stripes
+    assert np.nanmax(diff) - np.nanmin(diff) > 5 * p.sky_sigma  # the gradient across the field
+    truth_plain = fits.getdata(plain / "true.fits")
+    np.testing.assert_array_equal(true[~nan], truth_plain[~nan])
+
+
+def test_simulate_refuses_bad_defect_options(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from astrostatlearn.cli import app
+
+    for args in (["--holes", "1.5"], ["--bad-columns", "-0.1"], ["--stripes", "-1"]):
+        r = CliRunner().invoke(app, ["simulate", str(tmp_path / "x"), "--size", "64", *args])
+        assert r.exit_code == 2 and "must be >= 0" in r.output, (args, r.output)
+        assert not (tmp_path / "x").exists()

@@ -38,6 +38,11 @@ class Preset:
     stamp_threshold: float = 0.05     # draw each object out to this fraction of sky sigma
     noise_correlation: float = 0.0    # Gaussian sigma (pixels) of the noise's correlation, as in resampled
     #                                   or coadded images; the per-pixel rms is unchanged (0 = white noise)
+    # Real-image defects (astrostatlearn.simulate.defects); all off by default.
+    background_gradient: float = 0.0  # sky plane rising by this many sky sigmas across the field
+    stripe_sigma: float = 0.0         # per-row offsets, normal with this many sky sigmas
+    bad_column_rate: float = 0.0      # fraction of columns with no data (NaN)
+    hole_fraction: float = 0.0        # fraction of the field in circular holes with no data (NaN)
 
     def with_overrides(self, **changes: Any) -> "Preset":
         return replace(self, **changes)

@@ -22,6 +22,7 @@ import galsim
 import numpy as np
 
 from astrostatlearn.field.windows import Window
+from astrostatlearn.simulate.defects import background_offset, has_defects, no_data
 from astrostatlearn.simulate.presets import Preset
 
 NOISE_BLOCK = 256
@@ -149,6 +150,11 @@ def render_tile(window: Window, cat: dict[str, np.ndarray], preset: Preset, seed
     var = sigma**2 + np.maximum(model, 0.0) / preset.gain
     rms = np.sqrt(var)
     img = model + preset.sky_level + rms * correlated_noise(window, seed, preset.noise_correlation)
+    if has_defects(preset):
+        img += background_offset(window, field_shape, preset, seed)
+        missing = no_data(window, field_shape, preset, seed)
+        img[missing] = np.nan
+        truth[missing] = 0
     fg = truth[truth > 0]
     area_ids, area_counts = np.unique(fg, return_counts=True)
     result = TileResult(window, np.asarray(owned_ids, np.int64), np.asarray(owned_snr, np.float64),
