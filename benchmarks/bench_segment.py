@@ -17,26 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 
-from astrostatlearn.benchmark import peers
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import timed_commands  # noqa: E402
 
-
-def timed(cmds: list[list[str]]) -> tuple[float, float]:
-    """Run commands one after another in child processes: (wall s, peak RSS MB of any child)."""
-    t0 = time.perf_counter()
-    for cmd in cmds:
-        p = subprocess.run(cmd, capture_output=True, text=True)
-        if p.returncode != 0:
-            raise RuntimeError(f"{cmd[0]} failed: {p.stderr[-800:]}")
-    wall = time.perf_counter() - t0
-    return wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+from astrostatlearn.benchmark import peers  # noqa: E402
 
 
 def score(true_path: Path, pred_path: Path) -> dict:
@@ -84,14 +73,11 @@ def main() -> None:
     print(f"{'method':<34} {'wall s':>7} {'Mpix/s':>7} {'peak MB':>8} {'objects':>8} {'pixel IoU':>9} {'inst F1':>8} {'PQ':>6}")
     results = {}
     for name, cmds, seg in runs:
-        # Each tool in a fresh measuring process, so peak RSS is its own.
-        code = ("import sys, json, resource; sys.path.insert(0, %r); import bench_segment as b; "
-                "w, m = b.timed(json.loads(sys.argv[1])); print(json.dumps([w, m]))") % str(Path(__file__).parent)
-        p = subprocess.run([sys.executable, "-c", code, json.dumps(cmds)], capture_output=True, text=True)
-        if p.returncode != 0:
-            print(f"{name:<34} failed: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else '?'}")
+        try:  # each tool from a fresh measuring process, so peak RSS is its own
+            wall, mem = timed_commands(cmds)
+        except RuntimeError as exc:
+            print(f"{name:<34} failed: {str(exc).splitlines()[-1] if str(exc).strip() else '?'}")
             continue
-        wall, mem = json.loads(p.stdout.strip().splitlines()[-1])
         if name.startswith("NoiseChisel"):
             seg = peers.noisechisel_objects(scratch / "nc")
         s = score(field / "true.fits", seg)
