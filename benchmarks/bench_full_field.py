@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _measure import timed_commands  # noqa: E402
+from bench_maskrcnn import densest_window  # noqa: E402
 
 from astrostatlearn.benchmark import peers  # noqa: E402
 
@@ -58,20 +59,6 @@ def evaluate_step(field: Path, seg: Path, out: Path) -> tuple[float, float, dict
               "--json", str(js), "--overwrite")
     wall, peak = timed_commands([cmd])
     return wall, peak, json.loads(js.read_text())
-
-
-def densest_window(true_path: Path, window: int = 256) -> int:
-    """Objects in the most crowded ``window``^2 window of the truth map (what a detector's
-    per-window cap, such as Mask R-CNN's ``box_detections_per_img``, must exceed)."""
-    import numpy as np
-
-    from astrostatlearn.field import open_image, tile_grid
-
-    f = open_image(true_path, role="truth")
-    try:
-        return max(int(np.count_nonzero(np.bincount(f.read(w).ravel())[1:])) for w in tile_grid(f.shape, window))
-    finally:
-        f.close()
 
 
 def main() -> None:

@@ -30,6 +30,11 @@ def openvino_available() -> bool:
     return True
 
 
+def check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+
 def resolve_engine(engine: str, device: torch.device) -> str:
     """``'torch'`` or ``'openvino'`` for ``engine`` on ``device`` (``'auto'``: OpenVINO on a CPU when
     it is installed)."""
@@ -62,8 +67,7 @@ class CompiledNetwork:
                  threads: int | None = None) -> None:
         import openvino as ov
 
-        if precision not in PRECISIONS:
-            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        check_precision(precision)
         self.shape = shape
         # Tracing a small example is enough for a fully convolutional network (and 3x faster than
         # tracing the real shape); the model is then compiled for the real shape.

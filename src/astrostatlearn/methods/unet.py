@@ -22,7 +22,7 @@ from torch import nn
 
 from astrostatlearn.errors import InputError
 from astrostatlearn.methods.base import Prediction, Tile, TrainRequest, register
-from astrostatlearn.methods.cpu_inference import ENGINES, PRECISIONS, CompiledCache, resolve_engine
+from astrostatlearn.methods.cpu_inference import ENGINES, PRECISIONS, CompiledCache, check_precision, resolve_engine
 from astrostatlearn.methods.instances import core_seeded_instances
 from astrostatlearn.methods.torch_model import WINDOW_OPTIONS, TorchSegmenter
 
@@ -166,8 +166,7 @@ class UNetSegmenter(TorchSegmenter):
     def check_options(self) -> None:
         if self.tta not in (1, 2, 4, 8):
             raise InputError(f"tta must be 1, 2, 4 or 8, got {self.tta}")
-        if self.precision not in PRECISIONS:
-            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        check_precision(self.precision)
         resolve_engine(self.engine, self._device())
 
     @classmethod
