@@ -14,7 +14,7 @@ from tests.test_cli import assert_one_line_error, run
 def test_methods_command_lists_the_registry() -> None:
     r = run("methods")
     assert r.exit_code == 0, r.output
-    for name in ("sep", "photutils", "kmeans", "forest", "unet", "maskrcnn"):
+    for name in ("sep", "photutils", "kmeans", "forest", "unet", "maskrcnn", "detr"):
         assert f"\n{name}: " in "\n" + r.output
     assert "segment -p tta=" in r.output and "train -p widths=" in r.output
     for cmd in ("benchmark", "methods"):
@@ -85,3 +85,42 @@ def test_impossible_training_settings_are_refused_before_any_work(sim_field: Pat
                                                                   option: list[str]) -> None:
     assert_one_line_error(run("train", "unet", "--field", sim_field, "--out", tmp_path / "m.pt", *option), option[0])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_train_detr_from_the_panoptic_export_then_segment(sim_field: Path, tmp_path: Path) -> None:
+    out = tmp_path / "d.pt"
+    args = ["train", "detr", "--field", sim_field, "--out", out, "--patch", "64", "--split", "0.6,0.2,0.2",
+            "--steps", "2", "--batch", "2", "-p", "window=64", "-p", "widths=8/8/16/16", "-p", "d_model=32"]
+    assert_one_line_error(run(*args, "-p", "queries=2"), "densest 64^2 crop")
+    assert_one_line_error(run(*args[:-6], "-p", "window=128"), "larger than the dataset patches")
+    r = run(*args, "--epochs", "1", "--overwrite")
+    assert r.exit_code == 0, r.output
+    assert "validation PQ" in r.output and (out.parent / "d.pt.datasets" / "ds0" / "coco" / "panoptic_train.json").exists()
+    rows = list(csv.DictReader(open(out.with_suffix(".csv"))))
+    assert [r["metric"] for r in rows] == ["pq"] and float(rows[0]["term_ce"]) > 0 and float(rows[0]["term_aux"]) > 0
+    r = run(*args, "--epochs", "2", "--resume")
+    assert r.exit_code == 0, r.output
+    assert len(list(csv.DictReader(open(out.with_suffix(".csv"))))) == 2
+    r = run("segment", sim_field, "--method", "detr", "--model", out, "--out", tmp_path / "seg",
+            "-p", "score_threshold=0.0", "--tile", "256")
+    assert r.exit_code == 0, r.output
+    cat = Table.read(tmp_path / "seg" / "catalog.ecsv")
+    assert "score" in cat.colnames and np.all((np.asarray(cat["score"]) >= 0) & (np.asarray(cat["score"]) <= 1))
+
+
+def test_detr_model_checks(sim_field: Path, tmp_path: Path) -> None:
+    from astrostatlearn.methods.detr import DetrSegmenter, build_detr
+
+    small = {"window": 64, "widths": [8, 8, 16, 16], "d_model": 32}
+    DetrSegmenter.from_network(build_detr(2, **small), "soft+rms").save(tmp_path / "v.pt")
+    assert_one_line_error(run("segment", sim_field, "--method", "detr", "--model", tmp_path / "v.pt",
+                              "--variant", "snr", "--out", tmp_path / "o"), "trained on variant 'soft+rms'")
+    DetrSegmenter.from_network(build_detr(3, **small), "snr").save(tmp_path / "c.pt")
+    assert_one_line_error(run("segment", sim_field, "--method", "detr", "--model", tmp_path / "c.pt",
+                              "--out", tmp_path / "o"), "takes 3 channels")
+    (tmp_path / "bad.pt").write_bytes(b"PK" + bytes(range(200)))
+    assert_one_line_error(run("segment", sim_field, "--method", "detr", "--model", tmp_path / "bad.pt",
+                              "--out", tmp_path / "o"), "bad.pt")
+    assert_one_line_error(run("segment", sim_field, "--method", "detr", "--model", tmp_path / "v.pt",
+                              "-p", "mask_threshold=-1", "--out", tmp_path / "o"), "[0, 1]")
+    assert not (tmp_path / "o").exists()

@@ -310,14 +310,14 @@ def segment(
     t = res.timings
     typer.echo(f"wrote {out}: {res.n_objects} objects, {res.run['n_tiles']} tiles, "
                f"{res.run['mpix_per_s']:.2f} Mpix/s ({t['total']:.1f} s)")
-    if "warning" in res.run:
-        typer.echo("warning: " + res.run["warning"], err=True)
+    for msg in ([res.run["warning"]] if "warning" in res.run else []) + res.run.get("method_warnings", []):
+        typer.echo("warning: " + msg, err=True)
 
 
 @app.command()
 @user_errors
 def train(
-    method: str = typer.Argument(..., help="Method to train: any that learns (forest, kmeans, unet, maskrcnn)."),
+    method: str = typer.Argument(..., help="Method to train: any that learns (`astrostatlearn methods` lists them)."),
     field: list[Path] = typer.Option(..., "--field", "-f", help="Training field(s) with a truth map; repeat for several (learned models)."),
     out: Path = typer.Option(..., "--out", "-o", help="Where to save the fitted model."),
     variant: Optional[str] = typer.Option(None, "--variant", "-v", help="Input variant (default: the method's own)."),

@@ -100,12 +100,15 @@ class Prediction:
     ``labels``: int32 instance map (0 = background), with any overlap between the method's
     instances already resolved by its own stated rule; ``score``: optional float32 per-pixel
     score in [0, 1]; ``instances``: optional per-object records (scores, boxes, classes) for
-    methods that have them, such as detectors.
+    methods that have them, such as detectors; ``counters``: the method's own tallies for the
+    tile (e.g. windows that hit a detector's query limit), summed over tiles into ``run.json``
+    (``method_counters``) and turned into warnings by :meth:`Segmenter.run_warnings`.
     """
 
     labels: np.ndarray
     score: np.ndarray | None = None
     instances: Instances | None = None
+    counters: dict[str, int] = field(default_factory=dict)
 
     def object_scores(self, ids: np.ndarray) -> np.ndarray:
         """Per-object scores of ``ids``: the method's own where it gives them, else the mean of the
@@ -225,6 +228,11 @@ class Segmenter:
     def check_options(self) -> None:
         """Raise InputError when a parameter is out of range (subclasses check their own)."""
 
+    def run_warnings(self, counters: dict[str, int]) -> list[str]:
+        """Warnings for a whole-field run, from the :attr:`Prediction.counters` summed over its
+        tiles (none by default)."""
+        return []
+
     @property
     def is_fitted(self) -> bool:
         return not self.needs_fit or any(k.endswith("_") and not k.startswith("_") for k in vars(self))
@@ -330,6 +338,7 @@ BUILTIN_METHODS: dict[str, str] = {
     "forest": "astrostatlearn.methods.forest",
     "unet": "astrostatlearn.methods.unet",
     "maskrcnn": "astrostatlearn.methods.maskrcnn",
+    "detr": "astrostatlearn.methods.detr",
 }
 
 

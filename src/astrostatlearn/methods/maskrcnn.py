@@ -36,7 +36,8 @@ from torch import nn
 
 from astrostatlearn.errors import InputError
 from astrostatlearn.methods.base import Instances, Prediction, Tile, TrainRequest, register
-from astrostatlearn.methods.torch_model import WINDOW_OPTIONS, TorchSegmenter
+from astrostatlearn.methods.torch_model import WINDOW_OPTIONS
+from astrostatlearn.methods.windowed import WindowedDetector, share_bounds, window_starts  # noqa: F401 (re-exported)
 
 SHIPPED_MODEL = "maskrcnn-default.pt"
 # Two anchor sizes per pyramid level (strides 4, 8, 16 and the pooled 32), ratios 0.5, 1, 2.
@@ -188,40 +189,13 @@ def paste_instances(boxes: np.ndarray, scores: np.ndarray, masks: np.ndarray, sh
     return labels, np.asarray(kept, np.int64), score_map
 
 
-def window_starts(size: int, window: int, overlap: int) -> list[int]:
-    """Start offsets of windows of ``window`` px overlapping by ``overlap`` px that cover ``size``."""
-    if size <= window:
-        return [0]
-    stride = max(1, window - overlap)
-    starts = list(range(0, size - window + 1, stride))
-    if starts[-1] + window < size:
-        starts.append(size - window)
-    return starts
-
-
-def share_bounds(starts: list[int], window: int, size: int) -> list[tuple[float, float]]:
-    """Each window's share of the axis: from the midpoint of its overlap with the previous window
-    to the midpoint of its overlap with the next (the ends reach the axis ends)."""
-    out = []
-    for k, s in enumerate(starts):
-        lo = 0.0 if k == 0 else (s + starts[k - 1] + window) / 2.0
-        hi = float(size) if k == len(starts) - 1 else (starts[k + 1] + s + window) / 2.0
-        out.append((lo, hi))
-    return out
-
-
 @register
-class MaskRCNNSegmenter(TorchSegmenter):
+class MaskRCNNSegmenter(WindowedDetector):
     """Segmenter around a trained Mask R-CNN (see the module notes)."""
 
     name = "maskrcnn"
     file_format = FORMAT
-    config_params = ("window",)
-    default_scheduler = "threads"  # torch parallelises inside each tile and releases the GIL
-    needs_fit = True
-    supervised = True
     shipped_model = SHIPPED_MODEL
-    default_variant = "snr"
     options = {
         "score_threshold": "lowest detection score kept (0-1)",
         "mask_threshold": "mask probability that makes a pixel part of an object (0-1)",
@@ -245,19 +219,6 @@ class MaskRCNNSegmenter(TorchSegmenter):
                               config["fpn_channels"], config["detections"])
 
     @classmethod
-    def from_network(cls, net: nn.Module, variant: str, **params: Any) -> "MaskRCNNSegmenter":
-        seg = super().from_network(net, variant, **params)
-        seg.overlap = min(seg.overlap, seg.window // 4)  # a small window (a test model) overlaps by a quarter
-        return seg  # type: ignore[return-value]
-
-    def check_options(self) -> None:
-        for k in ("score_threshold", "mask_threshold"):
-            if not 0.0 <= getattr(self, k) <= 1.0:
-                raise InputError(f"{k} must be in [0, 1], got {getattr(self, k)}")
-        if self.overlap >= self.window:
-            raise InputError(f"overlap {self.overlap} must be smaller than the window {self.window}")
-
-    @classmethod
     def train(cls, request: TrainRequest) -> str:
         from astrostatlearn.training.maskrcnn import train_maskrcnn_request
 
@@ -268,31 +229,18 @@ class MaskRCNNSegmenter(TorchSegmenter):
         """Detections over ``image`` [C, y, x] by overlapping windows: (boxes [N, 4] x0, y0, x1, y1
         in image pixels, scores [N], masks [N, 28, 28]), each kept by the window that owns its
         box centre."""
-        if self.net_ is None:
-            raise InputError("maskrcnn is not fitted: pass --model or use the shipped model")
-        net, dev, win = self.net_, self._device(), self.window
-        net.to(dev).eval()
-        c, ny, nx = image.shape
-        if c != net.config["in_channels"]:
-            raise InputError(f"this maskrcnn model takes {net.config['in_channels']} channels, the input has {c}")
-        img = np.pad(image, ((0, 0), (0, max(win - ny, 0)), (0, max(win - nx, 0))))
-        H, W = img.shape[1:]
-        ys, xs = window_starts(H, win, self.overlap), window_starts(W, win, self.overlap)
-        yb, xb = share_bounds(ys, win, H), share_bounds(xs, win, W)
-        jobs = [(iy, ix) for iy in range(len(ys)) for ix in range(len(xs))]
+        ny, nx = image.shape[1:]
         boxes, scores, masks = [], [], []
         with torch.inference_mode():
-            for b0 in range(0, len(jobs), self.batch_size):
-                chunk = jobs[b0:b0 + self.batch_size]
-                batch = torch.from_numpy(np.stack([img[:, ys[iy]:ys[iy] + win, xs[ix]:xs[ix] + win]
-                                                   for iy, ix in chunk])).float().to(dev)
+            for chunk, batch in self.window_batches(image):
+                dev = batch.device
                 with torch.autocast(dev.type, enabled=dev.type == "cuda"):
-                    dets = detect(net, batch)
-                for (iy, ix), d in zip(chunk, dets):
-                    b = d["boxes"].float().cpu().numpy() + np.array([xs[ix], ys[iy], xs[ix], ys[iy]], np.float32)
+                    dets = detect(self.net_, batch)
+                for (y0, x0, ysh, xsh), d in zip(chunk, dets):
+                    b = d["boxes"].float().cpu().numpy() + np.array([x0, y0, x0, y0], np.float32)
                     s = d["scores"].float().cpu().numpy()
                     cy, cx = (b[:, 1] + b[:, 3]) / 2, (b[:, 0] + b[:, 2]) / 2
-                    own = ((cy >= yb[iy][0]) & (cy < yb[iy][1]) & (cx >= xb[ix][0]) & (cx < xb[ix][1])
+                    own = ((cy >= ysh[0]) & (cy < ysh[1]) & (cx >= xsh[0]) & (cx < xsh[1])
                            & (s >= self.score_threshold) & (cy < ny) & (cx < nx))
                     boxes.append(b[own])
                     scores.append(s[own])

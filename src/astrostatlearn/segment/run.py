@@ -20,10 +20,12 @@ import io
 import os
 import threading
 import time
+import warnings
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,7 @@ class _TileOutput:
     catalog: Any
     n_at_edge: int
     max_extent: int
+    counters: dict[str, int] = dc_field(default_factory=dict)
 
 
 # Worker-side state per run: run id -> (field, segmenter), so a worker opens the field and loads
@@ -103,7 +106,8 @@ def _segment_tile(run_id: str, index: int, paths: tuple[str, str | None], model:
     score = None
     if with_score and pred.score is not None:
         score = pred.score[core.relative_to(window)].astype(np.float32)
-    return _TileOutput(index, window, core, owned.labels, score, cat, owned.n_at_edge, owned.max_extent)
+    return _TileOutput(index, window, core, owned.labels, score, cat, owned.n_at_edge, owned.max_extent,
+                       dict(pred.counters))
 
 
 def check_segment_args(segmenter: Segmenter, out: Path, tile: int, halo: int | None, overwrite: bool,
@@ -199,6 +203,7 @@ class _Assembly:
     n_edge: int = 0
     max_extent: int = 0
     has_score: bool = False
+    counters: dict[str, int] = dc_field(default_factory=dict)  # the method's own tallies, summed over tiles
 
     def __post_init__(self) -> None:
         self.parts: list[Any] = []
@@ -213,6 +218,8 @@ class _Assembly:
         self.next_id += n
         self.n_edge += res.n_at_edge
         self.max_extent = max(self.max_extent, res.max_extent)
+        for k, v in res.counters.items():
+            self.counters[k] = self.counters.get(k, 0) + int(v)
         if self.score_writer is not None and res.score is not None:
             self.score_writer.write(res.core, res.score)
             self.has_score = True
@@ -220,7 +227,7 @@ class _Assembly:
     def state(self) -> dict[str, Any]:
         """The counters a checkpoint saves (the catalogue parts are saved apart)."""
         return {"next_id": self.next_id, "n_edge": self.n_edge, "max_extent": self.max_extent,
-                "has_score": self.has_score}
+                "has_score": self.has_score, "counters": dict(self.counters)}
 
     def restore(self, state: dict[str, Any], parts: list[Any]) -> None:
         for k, v in state.items():
@@ -293,10 +300,16 @@ def assemble_outputs(plan: SegmentPlan, assembly: _Assembly, timings: dict[str, 
         "region": [region.y0, region.y1, region.x0, region.x1],
         "n_tiles": len(plan.cores), "n_objects": assembly.next_id, "objects_at_halo_edge": assembly.n_edge,
         "largest_object_extent_px": assembly.max_extent, "resumed_at_tile": plan.resumed_at,
+        "method_counters": dict(assembly.counters),
     }
     if assembly.n_edge:
         run["warning"] = (f"{assembly.n_edge} objects reach the edge of a tile halo and may be cut at seams; "
                           f"the largest object spans {assembly.max_extent} px: rerun with --halo > {assembly.max_extent}")
+    method_warnings = seg.run_warnings(assembly.counters)
+    if method_warnings:
+        run["method_warnings"] = method_warnings
+        for msg in method_warnings:
+            warnings.warn(msg, stacklevel=2)
     cat = finish_catalog(assembly.parts, field.wcs, {"method": seg.name, "variant": plan.pre.variant})
     buf = io.StringIO()
     cat.write(buf, format="ascii.ecsv")

@@ -14,7 +14,7 @@ import csv
 import os
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
@@ -65,7 +65,8 @@ def pick_device(name: str | None) -> torch.device:
 @dataclass
 class EpochStats:
     """One epoch: mean training loss, validation loss (NaN where the model gives none in eval
-    mode) and the validation metric that selects the best model (higher is better)."""
+    mode) and the validation metric that selects the best model (higher is better); ``terms``:
+    the mean of each training loss term where the task gives several (they sum to ``train_loss``)."""
 
     epoch: int
     train_loss: float
@@ -74,6 +75,7 @@ class EpochStats:
     metric: str
     lr: float
     seconds: float
+    terms: dict[str, float] = field(default_factory=dict)
 
 
 class TrainTask(Protocol):
@@ -178,7 +180,7 @@ def fit(model: nn.Module, task: "TrainTask | Callable[[torch.Tensor, dict[str, t
             if hasattr(ds, "set_epoch"):
                 ds.set_epoch(epoch)
         model.train()
-        total, n = 0.0, 0
+        total, n, term_sums = 0.0, 0, {}
         it: Any = train_dl
         if progress:
             from tqdm import tqdm
@@ -190,7 +192,8 @@ def fit(model: nn.Module, task: "TrainTask | Callable[[torch.Tensor, dict[str, t
             batch = task.to_device(batch, device)
             opt.zero_grad(set_to_none=True)
             with torch.autocast(device.type, enabled=use_amp):
-                loss = sum(task.losses(model, batch).values())
+                terms = task.losses(model, batch)
+                loss = sum(terms.values())
             scaler.scale(loss).backward()
             if cfg.clip_grad:
                 scaler.unscale_(opt)
@@ -201,11 +204,14 @@ def fit(model: nn.Module, task: "TrainTask | Callable[[torch.Tensor, dict[str, t
             size = task.batch_size(batch)
             total += float(loss.detach()) * size
             n += size
+            for k, v in terms.items():
+                term_sums[k] = term_sums.get(k, 0.0) + float(v.detach()) * size
         model.eval()
         with torch.inference_mode():
             val_loss, val_metric = task.validate(model, val_dl, device)
         stats = EpochStats(epoch, total / max(n, 1), val_loss, val_metric, task.metric,
-                           opt.param_groups[0]["lr"], time.perf_counter() - t0)
+                           opt.param_groups[-1]["lr"], time.perf_counter() - t0,
+                           {k: v / max(n, 1) for k, v in term_sums.items()} if len(term_sums) > 1 else {})
         history.append(stats)
         _append_csv(log_csv, stats)
         if stats.val_metric > best:
@@ -224,6 +230,25 @@ def fit(model: nn.Module, task: "TrainTask | Callable[[torch.Tensor, dict[str, t
         if min(stale, epoch + 1 - min_epochs) >= cfg.patience:
             break
     return history
+
+
+def fit_and_save(net: nn.Module, task: "TrainTask", train: Dataset, val: Dataset, cfg: TrainConfig, out: Path,
+                 save: Callable[[nn.Module, Path], Any], resume: bool = False, progress: bool = True,
+                 snapshot_every: int = 0) -> list[EpochStats]:
+    """:func:`fit`, saving the best model to ``out`` with ``save(model, path)`` (and, every
+    ``snapshot_every`` epochs, to ``<out stem>.epochNNN.pt``); the checkpoint is ``out.ckpt`` and
+    the log ``out`` with suffix ``.csv``."""
+
+    def on_best(model: nn.Module, stats: EpochStats) -> None:
+        save(model, out)
+        model.train()
+
+    def on_epoch(model: nn.Module, stats: EpochStats) -> None:
+        if snapshot_every > 0 and (stats.epoch + 1) % snapshot_every == 0:
+            save(model, out.with_name(f"{out.stem}.epoch{stats.epoch + 1:03d}.pt"))
+
+    return fit(net, task, train, val, cfg, out.with_suffix(out.suffix + ".ckpt"), out.with_suffix(".csv"), on_best,
+               resume=resume, progress=progress, on_epoch=on_epoch)
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -263,12 +288,15 @@ def _default_iou(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[
 
 
 def _append_csv(path: Path, s: EpochStats) -> None:
+    """One row per epoch; the loss terms as columns ``term_<name>``."""
+    row = {k: v for k, v in asdict(s).items() if k != "terms"}
+    row.update({f"term_{k}": v for k, v in s.terms.items()})
     new = not path.exists()
     with open(path, "a", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(asdict(s)))
+        w = csv.DictWriter(fh, fieldnames=list(row))
         if new:
             w.writeheader()
-        w.writerow(asdict(s))
+        w.writerow(row)
 
 
 def _save_checkpoint(path: Path, model: nn.Module, opt: Any, epoch: int, best: float, stale: int,

@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import ConcatDataset, Dataset
 
 from astrostatlearn.datasets.build import load_manifest
-from astrostatlearn.datasets.torch_dataset import PatchDataset
 from astrostatlearn.errors import InputError
 from astrostatlearn.methods.maskrcnn import MaskRCNNSegmenter, build_maskrcnn, detect, paste_instances
 from astrostatlearn.metrics import LabelPairs, match_instances, pq_terms
-from astrostatlearn.training.loop import EpochStats, TrainConfig, fit
+from astrostatlearn.training.loop import EpochStats, TrainConfig, fit_and_save
+from astrostatlearn.training.patches import AnnotatedPatches, ConcatPatches, channel_stats, densest_patch, one_variant
 
 if TYPE_CHECKING:
     from astrostatlearn.methods.base import TrainRequest
@@ -62,37 +61,14 @@ def detection_targets(inst: np.ndarray) -> dict[str, torch.Tensor]:
             "instances": torch.from_numpy(inst.astype(np.int64))}
 
 
-class CocoPatches(Dataset):
-    """A split of a patch dataset as (image, targets), the targets from its COCO instances export."""
-
-    def __init__(self, root: Path, split: str, augment: bool, noise: float = 0.3, flux: tuple[float, float] = (0.5, 2.0),
-                 crop: int | None = None, seed: int = 0) -> None:
-        self.base = PatchDataset(root, split, augment=augment, noise=noise, flux_scale=flux, seed=seed)
-        coco = Path(root) / "coco" / f"instances_{split}.json"
-        if not coco.exists():
-            raise InputError(f"no COCO export for split {split!r} (run `astrostatlearn dataset` with --coco)", root)
-        patch = load_manifest(root)["patch"]
-        self.maps = coco_instance_maps(coco, (patch, patch))
-        if len(self.maps) != len(self.base):
-            raise InputError(f"COCO export has {len(self.maps)} images but the {split} split {len(self.base)} patches", coco)
-        self.crop, self.seed, self.epoch = crop, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.base.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, idx: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        item = self.base.sample(idx, self.maps[idx])
-        image, inst = item["image"], item["instances"].numpy()
-        if self.crop and self.crop < inst.shape[0]:
-            rng = np.random.default_rng([self.seed, self.epoch, idx, 11])
-            y, x = (int(v) for v in rng.integers(0, inst.shape[0] - self.crop + 1, 2))
-            inst = inst[y:y + self.crop, x:x + self.crop]
-            image = image[:, y:y + self.crop, x:x + self.crop]
-        return image.contiguous(), detection_targets(inst)
+def coco_patches(root: Path, split: str, augment: bool, crop: int | None = None, seed: int = 0) -> AnnotatedPatches:
+    """A split of a patch dataset as (image, torchvision targets), the targets from its COCO instances export."""
+    coco = Path(root) / "coco" / f"instances_{split}.json"
+    if not coco.exists():
+        raise InputError(f"no COCO export for split {split!r} (run `astrostatlearn dataset` with --coco)", root)
+    patch = load_manifest(root)["patch"]
+    return AnnotatedPatches(root, split, coco_instance_maps(coco, (patch, patch)), detection_targets, augment,
+                            crop=crop, seed=seed, source=coco)
 
 
 class DetectionTask:
@@ -146,51 +122,6 @@ class DetectionTask:
         return float("nan"), pq_terms(float(m.matched_iou.sum()), m.tp, m.fp, m.fn)["pq"]
 
 
-def channel_stats(dataset: ConcatDataset, n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel (median, 3 x robust sigma) of the inputs of up to ``n`` training patches."""
-    vals = []
-    for parts in dataset.datasets:
-        base = parts.base
-        for i in np.linspace(0, len(base) - 1, min(n, len(base))).round().astype(int):
-            inputs = base.raw(int(i))["inputs"]
-            vals.append(inputs.reshape(inputs.shape[0], -1))
-    x = np.concatenate(vals, axis=1)
-    med = np.median(x, axis=1)
-    sigma = 1.4826 * np.median(np.abs(x - med[:, None]), axis=1)
-    return torch.tensor(med, dtype=torch.float32), torch.tensor(3.0 * np.maximum(sigma, 1e-12), dtype=torch.float32)
-
-
-def densest_patch(dirs: Sequence[Path]) -> int:
-    """The largest number of truth objects in one patch of any split of the datasets."""
-    from astrostatlearn.datasets.build import iter_shards
-
-    most = 0
-    for d in dirs:
-        for split in load_manifest(d)["shards"]:
-            for shard in iter_shards(d, split):
-                for lab in shard["instances"]:
-                    most = max(most, int(np.unique(lab[lab > 0]).size))
-    return most
-
-
-class _Concat(Dataset):
-    """ConcatDataset that forwards set_epoch to its parts."""
-
-    def __init__(self, parts: list[CocoPatches]) -> None:
-        self.ds = ConcatDataset(parts)
-        self.datasets = parts
-
-    def set_epoch(self, epoch: int) -> None:
-        for d in self.datasets:
-            d.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return len(self.ds)
-
-    def __getitem__(self, i: int):
-        return self.ds[i]
-
-
 def train_maskrcnn(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: TrainConfig | None = None,
                    widths: tuple[int, ...] = (16, 32, 48, 64), fpn: int = 64, detections: int = 400,
                    crop: int | None = None, resume: bool = False, progress: bool = True,
@@ -202,13 +133,10 @@ def train_maskrcnn(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: Tra
     """
     cfg = cfg or TrainConfig()
     dirs = [Path(d) for d in dataset_dirs]
-    variants = {load_manifest(d)["variant"] for d in dirs}
-    if len(variants) != 1:
-        raise InputError(f"datasets mix variants {sorted(variants)}; train on one variant")
-    variant = variants.pop()
+    variant = one_variant(dirs)
     patch = load_manifest(dirs[0])["patch"]
-    train = _Concat([CocoPatches(d, "train", True, crop=crop, seed=cfg.seed) for d in dirs])
-    val = _Concat([CocoPatches(d, "val", False, seed=cfg.seed) for d in dirs])
+    train = ConcatPatches([coco_patches(d, "train", True, crop=crop, seed=cfg.seed) for d in dirs])
+    val = ConcatPatches([coco_patches(d, "val", False, seed=cfg.seed) for d in dirs])
     channels = train.datasets[0].base.channels
     densest = densest_patch(dirs)
     if densest * 2 > detections:
@@ -221,16 +149,9 @@ def train_maskrcnn(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: Tra
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
 
-    def on_best(model: nn.Module, stats: EpochStats) -> None:
-        MaskRCNNSegmenter.from_network(model, variant=variant).save(out)
-        model.train()
-
-    def on_epoch(model: nn.Module, stats: EpochStats) -> None:
-        if snapshot_every > 0 and (stats.epoch + 1) % snapshot_every == 0:
-            MaskRCNNSegmenter.from_network(model, variant=variant).save(out.with_name(f"{out.stem}.epoch{stats.epoch + 1:03d}.pt"))
-
-    history = fit(net, DetectionTask(), train, val, cfg, out.with_suffix(out.suffix + ".ckpt"), out.with_suffix(".csv"),
-                  on_best, resume=resume, progress=progress, on_epoch=on_epoch)
+    history = fit_and_save(net, DetectionTask(), train, val, cfg, out,
+                           lambda model, path: MaskRCNNSegmenter.from_network(model, variant=variant).save(path),
+                           resume=resume, progress=progress, snapshot_every=snapshot_every)
     meta = {"variant": variant, "channels": channels, "datasets": [str(d) for d in dirs], "config": net.config,
             "densest_window_objects": densest, "crop": crop, "train_config": cfg.__dict__,
             "history": [h.__dict__ for h in history]}

@@ -14,7 +14,7 @@ import argparse
 import time
 from pathlib import Path
 
-from astrostatlearn.datasets import SPLITS, build_dataset, export_instances
+from astrostatlearn.datasets import SPLITS, build_dataset, export_instances, export_panoptic
 from astrostatlearn.field import Field
 from astrostatlearn.simulate import get_preset, simulate_field
 from astrostatlearn.training.loop import TrainConfig
@@ -23,18 +23,20 @@ from astrostatlearn.training.shipped import TRAINING_SURVEYS
 
 
 def build_training_sets(work: Path, size: int) -> list[Path]:
-    """Simulate the training surveys and write their snr datasets with COCO exports (reused when present)."""
+    """Simulate the training surveys and write their snr datasets with COCO instances and panoptic
+    exports (reused when present)."""
     t0 = time.perf_counter()
     dirs = []
     for k, (name, over) in enumerate(TRAINING_SURVEYS):
         field_dir, ds_dir = work / f"field{k}", work / f"ds{k}"
-        if not (ds_dir / "coco" / "instances_val.json").exists():
+        if not (ds_dir / "coco" / "panoptic_val.json").exists():
             preset = get_preset(name).with_overrides(**over)
             simulate_field(field_dir, size, seed=1000 + k, preset=preset, overwrite=True, progress=False)
             with Field.open(field_dir) as f:
                 build_dataset(f, "snr", ds_dir, patch=256, overwrite=True)
             for split in SPLITS:
                 export_instances(ds_dir, split, ds_dir / "coco" / f"instances_{split}.json", overwrite=True)
+                export_panoptic(ds_dir, split, ds_dir / "coco", overwrite=True)
         dirs.append(ds_dir)
         print(f"dataset {k}: {name} {over} ({time.perf_counter() - t0:.0f} s)", flush=True)
     return dirs
