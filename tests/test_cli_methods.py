@@ -60,23 +60,39 @@ def test_train_maskrcnn_refuses_fields_without_truth_or_splits(sim_field: Path, 
                           "smaller than one 256-pixel patch")
 
 
-def test_train_maskrcnn_from_the_coco_export_then_segment(sim_field: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("method, options, export, term", [
+    ("maskrcnn", ["-p", "widths=8/8/16/16", "-p", "fpn=16"], "instances_train.json", None),
+    ("detr", ["-p", "window=64", "-p", "widths=8/8/16/16", "-p", "d_model=32"], "panoptic_train.json", "term_aux"),
+])
+def test_train_a_detector_from_its_coco_export_then_segment(sim_field: Path, tmp_path: Path, method: str,
+                                                            options: list[str], export: str, term: str | None) -> None:
     out = tmp_path / "m.pt"
-    args = ["train", "maskrcnn", "--field", sim_field, "--out", out, "--patch", "64", "--split", "0.6,0.2,0.2",
-            "--steps", "2", "--batch", "2", "-p", "widths=8/8/16/16", "-p", "fpn=16"]
+    args = ["train", method, "--field", sim_field, "--out", out, "--patch", "64", "--split", "0.6,0.2,0.2",
+            "--steps", "2", "--batch", "2", *options]
     r = run(*args, "--epochs", "1")
     assert r.exit_code == 0, r.output
-    assert "validation PQ" in r.output and (out.parent / "m.pt.datasets" / "ds0" / "coco" / "instances_train.json").exists()
+    assert "validation PQ" in r.output and (out.parent / "m.pt.datasets" / "ds0" / "coco" / export).exists()
     rows = list(csv.DictReader(open(out.with_suffix(".csv"))))
     assert [r["metric"] for r in rows] == ["pq"] and 0.0 <= float(rows[0]["val_metric"]) <= 1.0
+    if term:  # the model's loss terms are logged, and sum to the training loss
+        terms = [float(v) for k, v in rows[0].items() if k.startswith("term_")]
+        assert float(rows[0][term]) > 0 and sum(terms) == pytest.approx(float(rows[0]["train_loss"]), rel=1e-4)
     r = run(*args, "--epochs", "2", "--resume")
     assert r.exit_code == 0, r.output
     assert len(list(csv.DictReader(open(out.with_suffix(".csv"))))) == 2
-    r = run("segment", sim_field, "--method", "maskrcnn", "--model", out, "--out", tmp_path / "seg",
+    r = run("segment", sim_field, "--method", method, "--model", out, "--out", tmp_path / "seg",
             "-p", "score_threshold=0.0", "--tile", "256")
     assert r.exit_code == 0, r.output
     cat = Table.read(tmp_path / "seg" / "catalog.ecsv")
     assert "score" in cat.colnames and np.all((np.asarray(cat["score"]) >= 0) & (np.asarray(cat["score"]) <= 1))
+
+
+def test_detr_refuses_too_few_queries_or_a_window_beyond_the_patch(sim_field: Path, tmp_path: Path) -> None:
+    args = ["train", "detr", "--field", sim_field, "--out", tmp_path / "d.pt", "--patch", "64", "--split",
+            "0.6,0.2,0.2", "--steps", "1", "--batch", "2", "--epochs", "1", "-p", "widths=8/8/16/16", "-p", "d_model=32"]
+    assert_one_line_error(run(*args, "-p", "window=64", "-p", "queries=2"), "densest 64^2 crop")
+    assert_one_line_error(run(*args, "-p", "window=128", "--overwrite"), "larger than the dataset patches")
+    assert not (tmp_path / "d.pt").exists()
 
 
 @pytest.mark.parametrize("option", [["--epochs", "0"], ["--batch", "0"], ["--lr", "-1"], ["--lr", "nan"],
@@ -85,27 +101,6 @@ def test_impossible_training_settings_are_refused_before_any_work(sim_field: Pat
                                                                   option: list[str]) -> None:
     assert_one_line_error(run("train", "unet", "--field", sim_field, "--out", tmp_path / "m.pt", *option), option[0])
     assert list(tmp_path.iterdir()) == []
-
-
-def test_train_detr_from_the_panoptic_export_then_segment(sim_field: Path, tmp_path: Path) -> None:
-    out = tmp_path / "d.pt"
-    args = ["train", "detr", "--field", sim_field, "--out", out, "--patch", "64", "--split", "0.6,0.2,0.2",
-            "--steps", "2", "--batch", "2", "-p", "window=64", "-p", "widths=8/8/16/16", "-p", "d_model=32"]
-    assert_one_line_error(run(*args, "-p", "queries=2"), "densest 64^2 crop")
-    assert_one_line_error(run(*args[:-6], "-p", "window=128"), "larger than the dataset patches")
-    r = run(*args, "--epochs", "1", "--overwrite")
-    assert r.exit_code == 0, r.output
-    assert "validation PQ" in r.output and (out.parent / "d.pt.datasets" / "ds0" / "coco" / "panoptic_train.json").exists()
-    rows = list(csv.DictReader(open(out.with_suffix(".csv"))))
-    assert [r["metric"] for r in rows] == ["pq"] and float(rows[0]["term_ce"]) > 0 and float(rows[0]["term_aux"]) > 0
-    r = run(*args, "--epochs", "2", "--resume")
-    assert r.exit_code == 0, r.output
-    assert len(list(csv.DictReader(open(out.with_suffix(".csv"))))) == 2
-    r = run("segment", sim_field, "--method", "detr", "--model", out, "--out", tmp_path / "seg",
-            "-p", "score_threshold=0.0", "--tile", "256")
-    assert r.exit_code == 0, r.output
-    cat = Table.read(tmp_path / "seg" / "catalog.ecsv")
-    assert "score" in cat.colnames and np.all((np.asarray(cat["score"]) >= 0) & (np.asarray(cat["score"]) <= 1))
 
 
 def test_detr_model_checks(sim_field: Path, tmp_path: Path) -> None:

@@ -19,8 +19,8 @@ backbone instead of timm weights), then adapted for faint galaxies of 3-50 px:
 
 ``num_queries`` caps the objects one window can hold; the trainer refuses a value below twice
 the densest training crop. At inference a window whose kept detections reach the cap (all
-queries but the void's) may have lost objects: such windows are counted
-(``run.json`` ``method_counters``) and the run warns.
+queries but the void's) may have lost objects: such windows are counted per tile (a window in
+two tiles' halos counts twice) into ``run.json`` (``method_counters``), and the run warns.
 
 **Overlap rule** (DETR's panoptic post-processing): a query is kept when its most probable class
 is not "no object" and its class probability is at least ``score_threshold``; each pixel goes

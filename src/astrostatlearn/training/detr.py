@@ -140,8 +140,9 @@ def train_detr(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: TrainCo
     val = ConcatPatches([panoptic_patches(d, "val", False, crop=window, seed=cfg.seed) for d in dirs])
     torch.manual_seed(cfg.seed)
     net = build_detr(len(train.datasets[0].base.channels), **{k: v for k, v in config.items() if k != "in_channels"})
-    net.shift.copy_(channel_stats(train)[0])
-    net.scale.copy_(channel_stats(train)[1])
+    shift, scale = channel_stats(train)
+    net.shift.copy_(shift)
+    net.scale.copy_(scale)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
 
