@@ -58,6 +58,7 @@ def test_train_maskrcnn_refuses_fields_without_truth_or_splits(sim_field: Path, 
     assert_one_line_error(run("train", "maskrcnn", "--field", bare, "--out", tmp_path / "m.pt"), "truth map")
     assert_one_line_error(run("train", "maskrcnn", "--field", sim_field, "--out", tmp_path / "m.pt"),
                           "smaller than one 256-pixel patch")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bare"]  # no datasets left behind
 
 
 @pytest.mark.parametrize("method, options, export, term", [
@@ -92,7 +93,7 @@ def test_detr_refuses_too_few_queries_or_a_window_beyond_the_patch(sim_field: Pa
             "0.6,0.2,0.2", "--steps", "1", "--batch", "2", "--epochs", "1", "-p", "widths=8/8/16/16", "-p", "d_model=32"]
     assert_one_line_error(run(*args, "-p", "window=64", "-p", "queries=2"), "densest 64^2 crop")
     assert_one_line_error(run(*args, "-p", "window=128", "--overwrite"), "larger than the dataset patches")
-    assert not (tmp_path / "d.pt").exists()
+    assert list(tmp_path.iterdir()) == []  # neither a model nor the datasets built for it are left
 
 
 @pytest.mark.parametrize("option", [["--epochs", "0"], ["--batch", "0"], ["--lr", "-1"], ["--lr", "nan"],

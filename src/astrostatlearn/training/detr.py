@@ -171,15 +171,16 @@ def parse_detr_options(params: dict[str, Any]) -> dict[str, Any]:
 def train_detr_request(request: "TrainRequest") -> str:
     """``astrostatlearn train detr``: patch datasets with COCO exports beside ``request.out``
     (``OUT.datasets/dsK``), then :func:`train_detr`; returns a one-line summary."""
-    from astrostatlearn.training.requests import check_loop_request, prepare_datasets
+    from astrostatlearn.training.requests import check_loop_request, datasets_removed_if_refused, prepare_datasets
 
     check_loop_request(request, DetrSegmenter)
     opts = parse_detr_options(request.params)
-    dirs = prepare_datasets(request, request.variant or DetrSegmenter.default_variant, coco=True)
-    cfg = TrainConfig(epochs=request.epochs, batch_size=request.batch, lr=request.lr or 5e-4, seed=request.seed,
-                      steps_per_epoch=request.steps, device=request.device, clip_grad=0.1)
-    hist = train_detr(dirs, request.out, cfg, opts, resume=request.resume, progress=True,
-                      snapshot_every=request.snapshot_every)
+    with datasets_removed_if_refused(request):
+        dirs = prepare_datasets(request, request.variant or DetrSegmenter.default_variant, coco=True)
+        cfg = TrainConfig(epochs=request.epochs, batch_size=request.batch, lr=request.lr or 5e-4, seed=request.seed,
+                          steps_per_epoch=request.steps, device=request.device, clip_grad=0.1)
+        hist = train_detr(dirs, request.out, cfg, opts, resume=request.resume, progress=True,
+                          snapshot_every=request.snapshot_every)
     best = max(hist, key=lambda h: h.val_metric)
     return (f"wrote {request.out}: best validation PQ {best.val_metric:.3f} at epoch {best.epoch + 1}; "
             f"log {request.out.with_suffix('.csv')}")

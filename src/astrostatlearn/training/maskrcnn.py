@@ -162,7 +162,7 @@ def train_maskrcnn(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: Tra
 def train_maskrcnn_request(request: "TrainRequest") -> str:
     """``astrostatlearn train maskrcnn``: patch datasets with COCO exports beside ``request.out``
     (``OUT.datasets/dsK``), then :func:`train_maskrcnn`; returns a one-line summary."""
-    from astrostatlearn.training.requests import check_loop_request, prepare_datasets
+    from astrostatlearn.training.requests import check_loop_request, datasets_removed_if_refused, prepare_datasets
 
     check_loop_request(request, MaskRCNNSegmenter)
     opts: dict[str, Any] = {"widths": (16, 32, 48, 64), "fpn": 64, "detections": 400}
@@ -173,11 +173,12 @@ def train_maskrcnn_request(request: "TrainRequest") -> str:
             raise InputError(f"option {k}={v!r}: expected integers") from None
     if len(opts["widths"]) != 4:
         raise InputError("widths must give 4 stages, e.g. 16/32/48/64")
-    dirs = prepare_datasets(request, request.variant or MaskRCNNSegmenter.default_variant, coco=True)
-    cfg = TrainConfig(epochs=request.epochs, batch_size=request.batch, lr=request.lr or 1e-3, seed=request.seed,
-                      steps_per_epoch=request.steps, device=request.device, clip_grad=10.0)
-    hist = train_maskrcnn(dirs, request.out, cfg, opts["widths"], opts["fpn"], opts["detections"],
-                          resume=request.resume, progress=True, snapshot_every=request.snapshot_every)
+    with datasets_removed_if_refused(request):
+        dirs = prepare_datasets(request, request.variant or MaskRCNNSegmenter.default_variant, coco=True)
+        cfg = TrainConfig(epochs=request.epochs, batch_size=request.batch, lr=request.lr or 1e-3, seed=request.seed,
+                          steps_per_epoch=request.steps, device=request.device, clip_grad=10.0)
+        hist = train_maskrcnn(dirs, request.out, cfg, opts["widths"], opts["fpn"], opts["detections"],
+                              resume=request.resume, progress=True, snapshot_every=request.snapshot_every)
     best = max(hist, key=lambda h: h.val_metric)
     return (f"wrote {request.out}: best validation PQ {best.val_metric:.3f} at epoch {best.epoch + 1}; "
             f"log {request.out.with_suffix('.csv')}")

@@ -3,8 +3,10 @@ every learned method's trainer."""
 
 from __future__ import annotations
 
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from astrostatlearn.errors import InputError
 
@@ -50,3 +52,17 @@ def prepare_datasets(request: "TrainRequest", variant: str, coco: bool = False) 
                                      "use a larger field or other --split fractions", fp)
         dirs.append(d)
     return dirs
+
+
+@contextmanager
+def datasets_removed_if_refused(request: "TrainRequest") -> Iterator[None]:
+    """Remove the patch datasets this request built (``OUT.datasets``) when the training is refused
+    (an InputError) before any checkpoint was written, so a refused command leaves nothing behind."""
+    root = request.out.with_name(request.out.name + ".datasets")
+    existed = root.exists()
+    try:
+        yield
+    except InputError:
+        if not existed and not request.out.with_suffix(request.out.suffix + ".ckpt").exists():
+            shutil.rmtree(root, ignore_errors=True)
+        raise

@@ -133,17 +133,18 @@ def train_unet_request(request: "TrainRequest") -> str:
     """``astrostatlearn train unet``: build patch datasets beside ``request.out``
     (``OUT.datasets/dsK``), train, and return a one-line summary."""
     from astrostatlearn.methods.base import convert_option
-    from astrostatlearn.training.requests import check_loop_request, prepare_datasets
+    from astrostatlearn.training.requests import check_loop_request, datasets_removed_if_refused, prepare_datasets
 
     check_loop_request(request, UNetSegmenter)
     opts = {"width": 16, "depth": 4, "crop": 128}
     for k, v in request.params.items():
         opts[k] = convert_option(str(v), opts[k], k)
-    dirs = prepare_datasets(request, request.variant or UNetSegmenter.default_variant)
-    cfg = TrainConfig(epochs=request.epochs, batch_size=request.batch, lr=request.lr or 3e-3, seed=request.seed,
-                      steps_per_epoch=request.steps, device=request.device)
-    hist = train_unet(dirs, request.out, cfg, width=opts["width"], depth=opts["depth"], crop=opts["crop"] or None,
-                      resume=request.resume, progress=True, snapshot_every=request.snapshot_every)
+    with datasets_removed_if_refused(request):
+        dirs = prepare_datasets(request, request.variant or UNetSegmenter.default_variant)
+        cfg = TrainConfig(epochs=request.epochs, batch_size=request.batch, lr=request.lr or 3e-3, seed=request.seed,
+                          steps_per_epoch=request.steps, device=request.device)
+        hist = train_unet(dirs, request.out, cfg, width=opts["width"], depth=opts["depth"], crop=opts["crop"] or None,
+                          resume=request.resume, progress=True, snapshot_every=request.snapshot_every)
     best = max(hist, key=lambda h: h.val_metric)
     return (f"wrote {request.out}: best validation IoU {best.val_metric:.3f} at epoch {best.epoch + 1}; "
             f"log {request.out.with_suffix('.csv')}")
