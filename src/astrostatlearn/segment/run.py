@@ -20,8 +20,8 @@ import io
 import os
 import threading
 import time
-import warnings
 import uuid
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass

@@ -16,8 +16,7 @@ import time
 from pathlib import Path
 
 from astrostatlearn.training.detr import train_detr
-from astrostatlearn.training.loop import TrainConfig
-from astrostatlearn.training.shipped_maskrcnn import build_training_sets
+from astrostatlearn.training.shipped_maskrcnn import build_training_sets, recipe_arguments, recipe_config
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,19 +24,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=Path("src/astrostatlearn/data/detr-default.pt"))
     ap.add_argument("--work", type=Path, default=Path("build/shipped-maskrcnn"),
                     help="where the training sets go (shared with the Mask R-CNN recipe)")
-    ap.add_argument("--size", type=int, default=2048, help="size of each simulated training field")
-    ap.add_argument("--epochs", type=int, default=35)
-    ap.add_argument("--steps", type=int, default=100, help="batches per epoch")
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=5e-4)
-    ap.add_argument("--device", default=None)
-    ap.add_argument("--resume", action="store_true")
+    recipe_arguments(ap, epochs=35, steps=100, lr=5e-4)
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     dirs = build_training_sets(args.work, args.size)
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, steps_per_epoch=args.steps, lr=args.lr,
-                      patience=args.epochs, seed=0, device=args.device, clip_grad=0.1)
-    train_detr(dirs, args.out, cfg, resume=args.resume)
+    train_detr(dirs, args.out, recipe_config(args, clip_grad=0.1), resume=args.resume)
     print(f"saved {args.out} ({args.out.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.0f} s")
 
 

@@ -42,24 +42,33 @@ def build_training_sets(work: Path, size: int) -> list[Path]:
     return dirs
 
 
+def recipe_arguments(ap: argparse.ArgumentParser, epochs: int, steps: int, lr: float) -> None:
+    """The options every detector recipe takes: field size, loop settings, device and ``--resume``."""
+    ap.add_argument("--size", type=int, default=2048, help="size of each simulated training field")
+    ap.add_argument("--epochs", type=int, default=epochs)
+    ap.add_argument("--steps", type=int, default=steps, help="batches per epoch")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=lr)
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--resume", action="store_true")
+
+
+def recipe_config(args: argparse.Namespace, clip_grad: float) -> TrainConfig:
+    """The shared loop's settings of a recipe: no early stop, seed 0, gradients clipped at ``clip_grad``."""
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch, steps_per_epoch=args.steps, lr=args.lr,
+                       patience=args.epochs, seed=0, device=args.device, clip_grad=clip_grad)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("src/astrostatlearn/data/maskrcnn-default.pt"))
     ap.add_argument("--work", type=Path, default=Path("build/shipped-maskrcnn"))
-    ap.add_argument("--size", type=int, default=2048, help="size of each simulated training field")
-    ap.add_argument("--epochs", type=int, default=45)
-    ap.add_argument("--steps", type=int, default=60, help="batches per epoch")
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    recipe_arguments(ap, epochs=45, steps=60, lr=1e-3)
     ap.add_argument("--crop", type=int, default=128)
-    ap.add_argument("--device", default=None)
-    ap.add_argument("--resume", action="store_true")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     dirs = build_training_sets(args.work, args.size)
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, steps_per_epoch=args.steps, lr=args.lr,
-                      patience=args.epochs, seed=0, device=args.device, clip_grad=10.0)
-    train_maskrcnn(dirs, args.out, cfg, crop=args.crop, resume=args.resume)
+    train_maskrcnn(dirs, args.out, recipe_config(args, clip_grad=10.0), crop=args.crop, resume=args.resume)
     print(f"saved {args.out} ({args.out.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.0f} s")
 
 
