@@ -62,6 +62,26 @@ def test_recovery_reports_every_method_with_sextractor(injected: Path, tmp_path:
         assert (tmp_path / "rec" / name).exists()
     assert (tmp_path / "rec" / "runs" / "real-001" / "sep" / "segmentation.fits").exists()
     assert "data:image/png;base64," in (tmp_path / "rec" / "recovery.html").read_text()
+    assert all(r["false_per_mpix_negated"] >= 0 for r in res.rows)
+
+
+def test_the_negated_image_counts_only_segments_off_the_own_sources(injected: Path, tmp_path: Path) -> None:
+    """The negated field is -img with the rms and header; its false-detection count skips own sources."""
+    from astrostatlearn.inject.recovery import false_per_mpix, negated_field
+
+    real = injected / "real-000"
+    neg = negated_field(real, tmp_path / "neg")
+    img, header = fits.getdata(real / "img.fits", header=True)
+    assert np.array_equal(fits.getdata(neg / "img.fits"), -img, equal_nan=True)
+    assert fits.getheader(neg / "img.fits") == header
+    ignore = fits.getdata(real / "ignore.fits") > 0
+    seg = np.zeros(ignore.shape, np.int32)
+    seg[ignore] = 5  # one segment on the own sources: not false
+    free = np.argwhere(~ignore)[:1]
+    seg[tuple(free.T)] = 9  # one off them: false
+    fits.PrimaryHDU(seg).writeto(tmp_path / "seg.fits")
+    clean = float(np.count_nonzero(~ignore)) / 1e6
+    assert false_per_mpix(tmp_path / "seg.fits", real / "ignore.fits") == pytest.approx(1 / clean)
 
 
 def test_recovery_cli(injected: Path, tmp_path: Path) -> None:

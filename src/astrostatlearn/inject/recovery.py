@@ -11,7 +11,12 @@ gauss 2.0 5x5, the rms map). Then, per method:
   (linear between bin centres);
 - **mask IoU** of the recovered objects (mean);
 - **spurious detections per Mpix**: predicted segments that touch neither an injected object nor
-  the image's own sources (``ignore.fits``), per Mpix of the area outside the own sources.
+  the image's own sources (``ignore.fits``), per Mpix of the area outside the own sources. The own
+  sources are those of sep at 1.5 sigma, so a method deeper than that also counts real faint
+  sources here;
+- **false detections per Mpix on the negated image**: the same count on ``-img`` of the first
+  realisation, where real sources are holes and only noise (symmetric about the background) can be
+  detected: the standard estimate of a detector's false-positive rate.
 
 Outputs, one set: ``recovery.csv``, ``recovery.json`` (with the curves), ``recovery.html``
 (figures embedded), and ``runs/<realisation>/<method>/`` (each segmentation).
@@ -102,6 +107,27 @@ def score_realisation(real: Path, seg_path: Path, mag_edges: np.ndarray) -> dict
             "n_spurious": int(spurious.size), "clean_mpix": clean_mpix, "mag": by_mag, "snr": by_snr}
 
 
+def negated_field(real: Path, out: Path) -> Path:
+    """A field folder holding ``-img`` of realisation ``real`` (NaN kept) with its rms and header."""
+    from astropy.io import fits
+
+    out.mkdir(parents=True, exist_ok=True)
+    with fits.open(real / "img.fits") as h:
+        fits.PrimaryHDU(-h[0].data, h[0].header).writeto(out / "img.fits", overwrite=True)
+    if (real / "rms.fits").exists():
+        with fits.open(real / "rms.fits") as h:
+            fits.PrimaryHDU(h[0].data, h[0].header).writeto(out / "rms.fits", overwrite=True)
+    return out
+
+
+def false_per_mpix(seg_path: Path, ignore_path: Path) -> float:
+    """Segments of ``seg_path`` touching none of ``ignore_path``'s sources, per Mpix outside them."""
+    with open_image(seg_path) as p, open_image(ignore_path) as g:
+        pred, ignore = p.read().astype(np.int64), g.read() > 0
+    n = np.setdiff1d(np.unique(pred[pred > 0]), np.unique(pred[(pred > 0) & ignore])).size
+    return n / max(float(np.count_nonzero(~ignore)) / 1e6, 1e-9)
+
+
 def _crossing(mids: np.ndarray, comp: np.ndarray, level: float) -> float | None:
     """The magnitude where ``comp`` first falls below ``level`` going faint (linear between bins)."""
     ok = np.isfinite(comp)
@@ -141,6 +167,7 @@ def summarise(name: str, runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 COLUMNS = [("method", "method", "{}"), ("completeness", "completeness", "{:.3f}"), ("m50", "m50", "{:.2f}"),
            ("m90", "m90", "{:.2f}"), ("mask_iou", "mask IoU", "{:.3f}"), ("spurious_per_mpix", "spurious/Mpix", "{:.1f}"),
+           ("false_per_mpix_negated", "false/Mpix (negated)", "{:.1f}"),
            ("n_recovered", "recovered", "{}"), ("n_injected", "injected", "{}")]
 
 
@@ -211,7 +238,8 @@ th,td{{border:1px solid #ccc;padding:3px 8px;text-align:right}} td:first-child{{
 </head><body><h1>Injection-recovery</h1>
 <p>{html.escape(meta["injection"])}: {meta["n_realisations"]} realisations, {meta["n_injected"]} galaxies injected each
 time away from the image's own sources. A galaxy is recovered when a segment matches its truth mask at IoU &gt; 0.5.
-Spurious: segments touching neither an injected galaxy nor the image's own sources, per Mpix outside them.</p>
+Spurious: segments touching neither an injected galaxy nor the image's own sources, per Mpix outside them.
+False (negated): the same count on the negated image, where only noise can be detected.</p>
 <table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table><ul>{notes}</ul>{figs}</body></html>""")
 
 
@@ -297,14 +325,19 @@ def run_recovery(inject_dir: str | Path, out: str | Path, methods: Sequence[str]
     scores: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in runners}
     with OutputSet(out, None, overwrite) as tx:
         stage = tx.path()
-        bar = progress_bar(total=len(reals) * len(runners), desc="recovery", unit="run", enabled=progress)
+        bar = progress_bar(total=(len(reals) + 1) * len(runners), desc="recovery", unit="run", enabled=progress)
         for real in reals:
             for name, run in runners:
                 seg = run(real, stage / "runs" / real.name / name)
                 scores[name].append(score_realisation(real, seg, mag_edges))
                 bar.update()
+        negated = negated_field(reals[0], stage / "runs" / "negated" / "field")
+        false_rates = {}
+        for name, run in runners:
+            false_rates[name] = false_per_mpix(run(negated, stage / "runs" / "negated" / name), reals[0] / "ignore.fits")
+            bar.update()
         bar.close()
-        rows = [summarise(name, runs) for name, runs in scores.items()]
+        rows = [dict(summarise(name, runs), false_per_mpix_negated=false_rates[name]) for name, runs in scores.items()]
         meta = {"injection": str(inject_dir), "n_realisations": len(reals),
                 "n_injected": scores[runners[0][0]][0]["n_injected"] if runners else 0,
                 "notes": notes + desc.get("notes", []), "inject": desc}
