@@ -158,6 +158,10 @@ def simulate(
     stripes: float = typer.Option(0.0, "--stripes", help="Per-row offsets, normal with this many sky sigmas (readout/sky stripes)."),
     bad_columns: float = typer.Option(0.0, "--bad-columns", help="Fraction of columns with no data (NaN)."),
     holes: float = typer.Option(0.0, "--holes", help="Fraction of the field in circular holes with no data (NaN), radii 20-200 px."),
+    bright_stars: float = typer.Option(0.0, "--bright-stars", help="Bright stars with halos and diffraction spikes per arcmin^2 (mag 12-17)."),
+    saturation: float = typer.Option(0.0, "--saturation", help="Pixel level (image units) where the detector saturates; saturated stars bleed along columns (0 = never)."),
+    clusters: float = typer.Option(0.0, "--clusters", help="Bright central galaxies in intracluster light, per arcmin^2 (the ICL is background in the truth)."),
+    psf: Optional[Path] = typer.Option(None, "--psf", help="A PSF image (FITS, at the field's pixel scale, e.g. inject's psf.fits) instead of the preset's Moffat."),
     tile: int = typer.Option(1024, help="Tile size in pixels for streaming (memory per worker grows as tile^2)."),
     workers: int = typer.Option(0, help="Worker processes (0 = all cores)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
@@ -176,11 +180,16 @@ def simulate(
     options = {"noise_correlation": (noise_correlation, "--noise-correlation", math.inf),
                "background_gradient": (background_gradient, "--background-gradient", math.inf),
                "stripe_sigma": (stripes, "--stripes", math.inf), "bad_column_rate": (bad_columns, "--bad-columns", 1.0),
-               "hole_fraction": (holes, "--holes", 1.0)}
+               "hole_fraction": (holes, "--holes", 1.0), "bright_stars": (bright_stars, "--bright-stars", math.inf),
+               "saturation": (saturation, "--saturation", math.inf), "clusters": (clusters, "--clusters", math.inf)}
     for value, flag, upper in options.values():
         if not 0 <= value < upper:
             fail(f"{flag} must be >= 0" + ("" if upper == math.inf else f" and < {upper:g}") + f", got {value}")
-    overrides = {key: value for key, (value, _, _) in options.items() if value}
+    overrides: dict[str, Any] = {key: value for key, (value, _, _) in options.items() if value}
+    if psf is not None:
+        if not psf.is_file():
+            fail(f"--psf: no such file: {psf}")
+        overrides["psf_file"] = str(psf.resolve())
     from astrostatlearn.simulate import get_preset
 
     chosen: Any = preset

@@ -36,7 +36,9 @@ class PSFModel:
     @property
     def fwhm_px(self) -> float:
         """FWHM from the area above half the peak (a circle of that area)."""
-        return 2.0 * math.sqrt(float(np.count_nonzero(self.image >= 0.5 * self.image.max())) / math.pi)
+        from astrostatlearn.simulate.render import image_fwhm
+
+        return image_fwhm(self.image)
 
     @property
     def noise_area(self) -> float:
@@ -46,10 +48,9 @@ class PSFModel:
     def galsim(self, pixel_scale: float):
         """The PSF as a GalSim profile in arcsec (an interpolated image that already includes the
         pixel response, so objects are drawn with ``method='no_pixel'``)."""
-        import galsim
+        from astrostatlearn.simulate.render import psf_profile
 
-        return galsim.InterpolatedImage(galsim.ImageD(self.image.astype(np.float64), scale=pixel_scale),
-                                        normalization="flux")
+        return psf_profile(self.image, pixel_scale)
 
 
 def moffat_psf(fwhm_px: float, beta: float = 3.0) -> PSFModel:
@@ -65,15 +66,9 @@ def moffat_psf(fwhm_px: float, beta: float = 3.0) -> PSFModel:
 
 def psf_from_file(path: str | Path) -> PSFModel:
     """A PSF image from a FITS file (first image HDU), normalised to unit sum."""
-    from astrostatlearn.field.fitsio import open_image
+    from astrostatlearn.simulate.render import read_psf_image
 
-    with open_image(path, role="PSF") as f:
-        img = f.read().astype(np.float64)
-    if not np.isfinite(img).all() or img.sum() <= 0:
-        raise InputError("PSF image must be finite with a positive sum", path)
-    if img.shape[0] % 2 == 0 or img.shape[1] % 2 == 0:
-        img = img[: img.shape[0] - 1 + img.shape[0] % 2, : img.shape[1] - 1 + img.shape[1] % 2]
-    return PSFModel(_normalised(img), f"file {Path(path).name}")
+    return PSFModel(_normalised(read_psf_image(str(path))), f"file {Path(path).name}")
 
 
 def _normalised(img: np.ndarray) -> np.ndarray:

@@ -42,7 +42,9 @@ def draw_catalog(shape: tuple[int, int], preset: Preset, seed: int) -> dict[str,
     Columns: ``id`` (1..N), ``x``, ``y`` (0-based pixels), ``mag``, ``flux``, ``is_star``,
     ``hlr`` (circularised half-light radius before the PSF, arcsec; 0 for stars), ``sersic_n``
     (NaN for stars), ``q`` (axis ratio b/a), ``pa`` (position angle, radians, counter-clockwise
-    from +x), ``radius`` (stamp half-size, pixels).
+    from +x), ``halo`` (bright stars drawn with halo and spikes, :mod:`.bright`), ``radius``
+    (stamp half-size, pixels). Bright stars and cluster galaxies, when the preset asks for them,
+    follow the faint population with the next IDs.
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
     ny, nx = shape
@@ -67,7 +69,15 @@ def draw_catalog(shape: tuple[int, int], preset: Preset, seed: int) -> dict[str,
         "id": np.arange(1, n + 1, dtype=np.int64), "x": x, "y": y, "mag": mag, "flux": flux,
         "is_star": is_star, "hlr": hlr, "sersic_n": sersic_n, "q": q, "pa": pa,
     }
+    cat["halo"] = np.zeros(n, bool)
+    if preset.bright_stars or preset.clusters:
+        from astrostatlearn.simulate.bright import STAR_RADIUS, bright_rows
+
+        extra = bright_rows(shape, preset, seed, first_id=n + 1)
+        cat = {k: np.concatenate([v, extra[k]]) for k, v in cat.items()}
     cat["radius"] = stamp_radius(cat, preset)
+    if cat["halo"].any():
+        cat["radius"][cat["halo"]] = STAR_RADIUS
     return cat
 
 

@@ -148,6 +148,10 @@ def simulate_field(out: str | Path, size: int | tuple[int, int], seed: int = 0,
             preset = get_preset(preset)
         except KeyError as exc:
             raise InputError(str(exc.args[0])) from None
+    if preset.psf_file:  # stamp sizes follow the PSF image's width
+        from astrostatlearn.simulate.render import image_fwhm, read_psf_image
+
+        preset = preset.with_overrides(psf_fwhm=image_fwhm(read_psf_image(preset.psf_file)) * preset.pixel_scale)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError("output exists and is not a directory", out)

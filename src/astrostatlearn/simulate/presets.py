@@ -43,6 +43,12 @@ class Preset:
     stripe_sigma: float = 0.0         # per-row offsets, normal with this many sky sigmas
     bad_column_rate: float = 0.0      # fraction of columns with no data (NaN)
     hole_fraction: float = 0.0        # fraction of the field in circular holes with no data (NaN)
+    # Bright objects (astrostatlearn.simulate.bright); all off by default.
+    bright_stars: float = 0.0         # stars with halos and spikes per arcmin^2, mag bright_star_mag..star_mag_bright
+    bright_star_mag: float = 12.0     # brightest of them
+    saturation: float = 0.0           # pixel level (image units) where the detector saturates and bleeds (0 = never)
+    clusters: float = 0.0             # bright central galaxies with intracluster light, per arcmin^2
+    psf_file: str = ""                # a PSF image (FITS, unit sum, at the field's pixel scale) instead of the Moffat
 
     def with_overrides(self, **changes: Any) -> "Preset":
         return replace(self, **changes)

@@ -94,7 +94,35 @@ def unit_noise_any(window: Window, seed: int) -> np.ndarray:
 
 @lru_cache(maxsize=8)
 def _psf(preset: Preset) -> galsim.GSObject:
+    if preset.psf_file:
+        return psf_profile(read_psf_image(preset.psf_file), preset.pixel_scale)
     return galsim.Moffat(beta=preset.psf_beta, fwhm=preset.psf_fwhm, gsparams=_GSPARAMS)
+
+
+def read_psf_image(path: str) -> np.ndarray:
+    """A PSF image from a FITS file (first image HDU): finite, positive sum, cropped to odd sides,
+    normalised to unit sum (float64, ``[y, x]``)."""
+    from astrostatlearn.errors import InputError
+    from astrostatlearn.field.fitsio import open_image
+
+    with open_image(path, role="PSF") as f:
+        img = f.read().astype(np.float64)
+    if not np.isfinite(img).all() or img.sum() <= 0:
+        raise InputError("PSF image must be finite with a positive sum", path)
+    img = img[: img.shape[0] - 1 + img.shape[0] % 2, : img.shape[1] - 1 + img.shape[1] % 2]
+    return img / img.sum()
+
+
+def psf_profile(image: np.ndarray, pixel_scale: float) -> galsim.GSObject:
+    """A PSF image (pixel response included: draw with ``method='no_pixel'``) as a GalSim profile
+    in arcsec."""
+    return galsim.InterpolatedImage(galsim.ImageD(np.asarray(image, np.float64), scale=pixel_scale),
+                                    normalization="flux", gsparams=_GSPARAMS)
+
+
+def image_fwhm(image: np.ndarray) -> float:
+    """FWHM in pixels from the area above half the peak (a circle of that area)."""
+    return 2.0 * math.sqrt(float(np.count_nonzero(image >= 0.5 * image.max())) / math.pi)
 
 
 def draw_stamp(obj: dict[str, float], preset: Preset, psf: galsim.GSObject | None = None,
@@ -105,8 +133,14 @@ def draw_stamp(obj: dict[str, float], preset: Preset, psf: galsim.GSObject | Non
     r = int(obj["radius"])
     ix, iy = int(math.floor(obj["x"] + 0.5)), int(math.floor(obj["y"] + 0.5))
     win = Window(iy - r, iy + r + 1, ix - r, ix + r + 1)
-    psf = _psf(preset) if psf is None else psf
-    if obj["is_star"]:
+    if psf is None:
+        psf = _psf(preset)
+        method = "no_pixel" if preset.psf_file else method
+    if obj.get("halo", False):
+        from astrostatlearn.simulate.bright import halo_profile
+
+        prof = halo_profile(obj, preset, psf)
+    elif obj["is_star"]:
         prof = psf.withFlux(float(obj["flux"]))
     else:
         gal = galsim.Sersic(n=float(obj["sersic_n"]), half_light_radius=float(obj["hlr"]),
@@ -116,7 +150,14 @@ def draw_stamp(obj: dict[str, float], preset: Preset, psf: galsim.GSObject | Non
     # GalSim images are 1-based: 0-based pixel i has its centre at i + 1.
     image = galsim.ImageF(galsim.BoundsI(win.x0 + 1, win.x1, win.y0 + 1, win.y1), scale=preset.pixel_scale)
     prof.drawImage(image=image, center=galsim.PositionD(obj["x"] + 1.0, obj["y"] + 1.0), method=method)
-    return win, image.array.astype(np.float64)
+    stamp = image.array.astype(np.float64)
+    if obj.get("halo", False):
+        from astrostatlearn.simulate.bright import add_spikes, bleed
+
+        add_spikes(stamp, win, obj, preset)
+        if preset.saturation > 0:
+            bleed(stamp, preset.saturation - preset.sky_level)
+    return win, stamp
 
 
 def render_tile(window: Window, cat: dict[str, np.ndarray], preset: Preset, seed: int,
@@ -147,9 +188,15 @@ def render_tile(window: Window, cat: dict[str, np.ndarray], preset: Preset, seed
         wins = (s > threshold[t]) & (s > best[t])
         best[t] = np.where(wins, s, best[t])
         truth[t] = np.where(wins, np.int32(obj["id"]), truth[t])
+    if preset.clusters:
+        from astrostatlearn.simulate.bright import icl_light
+
+        model += icl_light(window, preset, seed, field_shape)  # light of no object: background in the truth
     var = sigma**2 + np.maximum(model, 0.0) / preset.gain
     rms = np.sqrt(var)
     img = model + preset.sky_level + rms * correlated_noise(window, seed, preset.noise_correlation)
+    if preset.saturation > 0:
+        img = np.minimum(img, preset.saturation)
     if has_defects(preset):
         img += background_offset(window, field_shape, preset, seed)
         missing = no_data(window, field_shape, preset, seed)
