@@ -10,7 +10,8 @@ saved model carries the post-processing chosen on a validation field (``SHIPPED_
 The ``snr`` input, background-subtracted and divided by the rms, makes the model indifferent to
 flux units and sky level; the fields vary noise level, sky background (with and
 without), PSF width, pixel scale, flux zero point and object density, all with white noise
-(``--surveys correlated`` adds four with correlated noise: a candidate, not the shipped model). Seeds 1000+ are used here;
+(``--surveys correlated`` adds four with correlated noise; ``--surveys real`` adds five more with
+bright saturated stars, clusters with intracluster light, defects and a Kolmogorov PSF image). Seeds 1000+ are used here;
 evaluation fields use other seeds.
 """
 
@@ -51,7 +52,35 @@ CORRELATED_SURVEYS = TRAINING_SURVEYS + [
     ("ground", {"noise_correlation": 0.5}),
     ("ground", {"psf_fwhm": 0.9, "sky_sigma": 3.0, "noise_correlation": 0.8}),
 ]
-SURVEY_SETS = {"shipped": TRAINING_SURVEYS, "correlated": CORRELATED_SURVEYS}
+# Those plus what real images have (``simulate --bright-stars --saturation --clusters``, gradients,
+# stripes, bad columns, holes, and a non-Moffat PSF image: Kolmogorov seeing through an obscured
+# aperture, written by :func:`kolmogorov_psf`): ``--surveys real``.
+KOLMOGOROV_PSF = "kolmogorov-psf.fits"
+REAL_IMAGE_SURVEYS = CORRELATED_SURVEYS + [
+    ("ground", {"bright_stars": 0.3, "saturation": 4000.0, "clusters": 0.05, "noise_correlation": 0.5,
+                "stripe_sigma": 0.2}),
+    ("euclid-vis", {"bright_stars": 0.2, "bright_star_mag": 14.0, "saturation": 20000.0, "clusters": 0.05,
+                    "background_gradient": 5.0}),
+    ("ground", {"psf_fwhm": 0.9, "sky_sigma": 3.0, "bright_stars": 0.2, "saturation": 3000.0, "bad_column_rate": 0.005,
+                "hole_fraction": 0.02, "noise_correlation": 0.7}),
+    ("euclid-vis", {"sky_sigma": 1.2, "noise_correlation": 0.8, "clusters": 0.1, "stripe_sigma": 0.3,
+                    "hole_fraction": 0.02}),
+    ("ground", {"psf_file": KOLMOGOROV_PSF, "bright_stars": 0.1, "saturation": 5000.0, "noise_correlation": 0.6}),
+]
+SURVEY_SETS = {"shipped": TRAINING_SURVEYS, "correlated": CORRELATED_SURVEYS, "real": REAL_IMAGE_SURVEYS}
+
+
+def kolmogorov_psf(path: Path, pixel_scale: float = 0.2, fwhm: float = 0.8) -> Path:
+    """A PSF image (unit sum, pixel response included) of Kolmogorov seeing of ``fwhm`` arcsec
+    through an aperture with a 30% central obstruction, at ``pixel_scale`` arcsec / pixel."""
+    import galsim
+    from astropy.io import fits
+
+    prof = galsim.Convolve(galsim.Kolmogorov(fwhm=fwhm), galsim.Airy(lam_over_diam=0.1, obscuration=0.3))
+    img = prof.drawImage(nx=41, ny=41, scale=pixel_scale).array
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fits.PrimaryHDU(img / img.sum()).writeto(path, overwrite=True)
+    return path
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -66,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--device", default=None)
     ap.add_argument("--surveys", choices=sorted(SURVEY_SETS), default="shipped",
-                    help="training surveys: the shipped model's, or those plus correlated noise")
+                    help="training surveys: the shipped model's, those plus correlated noise, or those plus real-image features")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--snapshot-every", type=int, default=0, help="also keep the model every N epochs, beside --out (0 = never)")
     args = ap.parse_args(argv)
@@ -76,6 +105,8 @@ def main(argv: list[str] | None = None) -> None:
         field_dir = args.work / f"field{k}"
         ds_dir = args.work / f"ds{k}"
         if not (ds_dir / "manifest.json").exists():
+            if over.get("psf_file") == KOLMOGOROV_PSF:
+                over = dict(over, psf_file=str(kolmogorov_psf(args.work / KOLMOGOROV_PSF).resolve()))
             preset = get_preset(name).with_overrides(**over)
             simulate_field(field_dir, args.size, seed=1000 + k, preset=preset, overwrite=True, progress=False)
             with Field.open(field_dir) as f:
