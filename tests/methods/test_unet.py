@@ -151,3 +151,17 @@ def test_shipped_model_carries_the_tuned_postprocessing() -> None:
 
     params = UNetSegmenter.shipped().get_params()
     assert {k: params[k] for k in SHIPPED_POSTPROCESS} == SHIPPED_POSTPROCESS
+
+
+def test_local_background_flattens_channel_0_before_the_network() -> None:
+    from astrostatlearn.methods.base import Tile
+
+    image = np.random.default_rng(0).standard_normal((1, 64, 64)).astype(np.float32)
+    bkg = np.linspace(0, 5, 64, dtype=np.float32)[None, :].repeat(64, 0)  # a gradient of 5 sigma
+    valid = np.ones((64, 64), bool)
+    valid[0, :3] = False
+    tile = Tile(image + bkg[None], bkg, np.ones_like(bkg), valid, Window(0, 64, 0, 64))
+    flat = UNetSegmenter(local_background=True).network_input(tile)
+    np.testing.assert_allclose(flat[0][valid], image[0][valid], atol=1e-5)
+    assert (flat[0][~valid] == 0).all()
+    np.testing.assert_allclose(UNetSegmenter(local_background=False).network_input(tile)[0][valid], (image[0] + bkg)[valid])

@@ -30,6 +30,7 @@ from astrostatlearn.methods.torch_model import WINDOW_OPTIONS, TorchSegmenter
 SHIPPED_MODEL = "unet-default.pt"
 MIN_SNR: float | None = 5.0  # default significance cut (astrostatlearn.methods.significance): the
 # conventional 5-sigma detection limit; 4 and 5 tie on the validation fields (seeds 3000, 3001), 3 and 6 lose
+LOCAL_BACKGROUND = False
 
 
 class ConvBlock(nn.Sequential):
@@ -134,6 +135,8 @@ class UNetSegmenter(TorchSegmenter):
         "core_level": "centre-ness level of an object's core",
         "min_dynamic": "h-maxima depth that separates two cores (none: connected cores)",
         "min_snr": "drop objects below this S/N, with the noise measured in empty apertures (none: keep all)",
+        "local_background": "subtract the field's 64-px background mesh from channel 0 first, as SExtractor does "
+                            "(gradients, scattered and intracluster light)",
         "engine": f"inference engine, one of {', '.join(ENGINES)} (auto: OpenVINO on a CPU, PyTorch on a GPU)",
         "precision": f"OpenVINO precision, one of {', '.join(PRECISIONS)} (auto: bf16 where the CPU has it)",
         "window": "inference window in pixels (a multiple of 16)",
@@ -146,11 +149,13 @@ class UNetSegmenter(TorchSegmenter):
     def __init__(self, variant: str = "snr", window: int = 256, overlap: int = 32, batch_size: int = 8,
                  threshold: float = 0.5, core_level: float = 0.5, min_dynamic: float | None = 0.3,
                  min_area: int = 5, tta: int = 1, device: str | None = None, halo: int = 64,
-                 engine: str = "auto", precision: str = "auto", min_snr: float | None = MIN_SNR) -> None:
+                 engine: str = "auto", precision: str = "auto", min_snr: float | None = MIN_SNR,
+                 local_background: bool = LOCAL_BACKGROUND) -> None:
         self.variant, self.window, self.overlap, self.batch_size = variant, window, overlap, batch_size
         self.threshold, self.core_level, self.min_dynamic, self.min_area = threshold, core_level, min_dynamic, min_area
         self.tta, self.device, self.halo = tta, device, halo
         self.engine, self.precision, self.min_snr = engine, precision, min_snr
+        self.local_background = local_background
         self.net_: UNet | None = None
         self._compiled = CompiledCache()
 
@@ -269,8 +274,17 @@ class UNetSegmenter(TorchSegmenter):
         fg = (prob > self.threshold) & valid
         return core_seeded_instances(fg, centre * fg, self.core_level, self.min_area, self.min_dynamic)
 
+    def network_input(self, tile: Tile) -> np.ndarray:
+        """The tile's channels as the network reads them: non-finite pixels 0; with
+        ``local_background``, channel 0 minus its mesh background."""
+        image = tile.image
+        if self.local_background:
+            image = image.copy()
+            image[0] -= tile.bkg
+        return np.where(tile.valid[None], image, 0.0).astype(np.float32)
+
     def predict(self, tile: Tile) -> Prediction:
-        prob, centre = self.predict_maps(np.where(tile.valid[None], tile.image, 0.0).astype(np.float32))
+        prob, centre = self.predict_maps(self.network_input(tile))
         prob = np.where(tile.valid, prob, 0.0).astype(np.float32)
         labels = self.postprocess(prob, centre, tile.valid)
         labels = drop_insignificant(labels, tile.signal, tile.err, tile.valid, self.min_snr)

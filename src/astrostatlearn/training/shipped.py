@@ -63,9 +63,9 @@ REAL_IMAGE_SURVEYS = CORRELATED_SURVEYS + [
                     "background_gradient": 5.0}),
     ("ground", {"psf_fwhm": 0.9, "sky_sigma": 3.0, "bright_stars": 0.2, "saturation": 3000.0, "bad_column_rate": 0.005,
                 "hole_fraction": 0.02, "noise_correlation": 0.7}),
-    ("euclid-vis", {"sky_sigma": 1.2, "noise_correlation": 0.8, "clusters": 0.1, "stripe_sigma": 0.3,
-                    "hole_fraction": 0.02}),
-    ("ground", {"psf_file": KOLMOGOROV_PSF, "bright_stars": 0.1, "saturation": 5000.0, "noise_correlation": 0.6}),
+    ("ground", {"sky_sigma": 3.0, "noise_correlation": 0.8, "clusters": 0.1, "stripe_sigma": 0.3,
+                "hole_fraction": 0.02}),
+    ("ground", {"psf_file": KOLMOGOROV_PSF, "noise_correlation": 0.6, "background_gradient": 3.0}),
 ]
 SURVEY_SETS = {"shipped": TRAINING_SURVEYS, "correlated": CORRELATED_SURVEYS, "real": REAL_IMAGE_SURVEYS}
 
@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default=None)
     ap.add_argument("--surveys", choices=sorted(SURVEY_SETS), default="shipped",
                     help="training surveys: the shipped model's, those plus correlated noise, or those plus real-image features")
+    ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (one cycle)")
+    ap.add_argument("--init", type=Path, default=None, help="fine-tune from this U-Net model file instead of from scratch")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--snapshot-every", type=int, default=0, help="also keep the model every N epochs, beside --out (0 = never)")
     args = ap.parse_args(argv)
@@ -113,9 +115,10 @@ def main(argv: list[str] | None = None) -> None:
                 build_dataset(f, "snr", ds_dir, patch=256, overwrite=True)
         dirs.append(ds_dir)
         print(f"dataset {k}: {name} {over} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, steps_per_epoch=args.steps, lr=2e-3,
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, steps_per_epoch=args.steps, lr=args.lr,
                       patience=args.patience, seed=0, device=args.device)
-    train_unet(dirs, args.out, cfg, width=args.width, crop=128, resume=args.resume, snapshot_every=args.snapshot_every)
+    train_unet(dirs, args.out, cfg, width=args.width, crop=128, resume=args.resume, snapshot_every=args.snapshot_every,
+               init=args.init)
     seg = UNetSegmenter.load_file(args.out)
     for name, value in SHIPPED_POSTPROCESS.items():
         setattr(seg, name, value)

@@ -97,18 +97,26 @@ class _EpochAware(Dataset):
 def train_unet(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: TrainConfig | None = None, width: int = 16,
                depth: int = 4, dropout: float = 0.1, crop: int | None = 128, noise: float = 0.3,
                flux: tuple[float, float] = (0.5, 2.0), resume: bool = False, progress: bool = True,
-               snapshot_every: int = 0) -> list[EpochStats]:
+               snapshot_every: int = 0, init: str | Path | None = None) -> list[EpochStats]:
     """Train a U-Net on ``dataset_dirs`` and save the best model (by validation IoU) to ``out``.
 
     Beside ``out`` go ``out.ckpt`` (last epoch, for ``resume``), ``out.csv`` (one row per epoch)
     and ``out.json`` (configuration and history); with ``snapshot_every=N``, also the model after
     every N-th epoch as ``<stem>.epochNNN.pt`` (to measure the training time to a target).
+    ``init``: a U-Net model file whose weights start the training (fine-tuning); its width,
+    depth and input channels must match.
     """
     cfg = cfg or TrainConfig()
     dirs = [Path(d) for d in dataset_dirs]
     train, val, variant, channels = load_splits(dirs, True, noise, flux, cfg.seed, crop)
     torch.manual_seed(cfg.seed)
     net = UNet(in_channels=len(channels), width=width, depth=depth, dropout=dropout)
+    if init is not None:
+        start = UNetSegmenter.load_file(init)
+        if start.net_.config != net.config or start.variant != variant:
+            raise InputError(f"cannot fine-tune from {init}: its network {start.net_.config} ({start.variant}) differs "
+                             f"from {net.config} ({variant})")
+        net.load_state_dict(start.net_.state_dict())
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
 
@@ -122,7 +130,8 @@ def train_unet(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: TrainCo
 
     history = fit(net, unet_loss, _EpochAware(train), val, cfg, out.with_suffix(out.suffix + ".ckpt"),
                   out.with_suffix(".csv"), on_best, resume=resume, progress=progress, on_epoch=on_epoch)
-    meta = {"variant": variant, "channels": channels, "datasets": [str(d) for d in dirs], "width": width, "depth": depth,
+    meta = {"variant": variant, "channels": channels, "datasets": [str(d) for d in dirs], "init": str(init) if init else None,
+            "width": width, "depth": depth,
             "dropout": dropout, "crop": crop, "noise": noise, "flux": list(flux), "config": cfg.__dict__,
             "history": [h.__dict__ for h in history]}
     (out.with_suffix(".json")).write_text(json.dumps(meta, indent=2))
