@@ -98,3 +98,24 @@ def test_resumed_run_reproduces_an_uninterrupted_one(small_dataset: Path, tmp_pa
     wb = torch.load(tmp_path / "b.ckpt", weights_only=False)["model"]
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k])
+
+
+def test_fine_tuning_starts_from_the_given_model_and_refuses_another_network(small_dataset: Path, tmp_path: Path) -> None:
+    import torch
+
+    from astrostatlearn.errors import InputError
+    from astrostatlearn.methods.unet import UNetSegmenter
+
+    base = tmp_path / "base.pt"
+    train_unet([small_dataset], base, _cfg(1), width=4, depth=2, crop=32, progress=False)
+    start = UNetSegmenter.load_file(base).net_.state_dict()
+    cfg = _cfg(1)
+    cfg.lr = 1e-12  # a step too small to move the weights: the result is the starting model
+    tuned = tmp_path / "tuned.pt"
+    train_unet([small_dataset], tuned, cfg, width=4, depth=2, crop=32, progress=False, init=base)
+    after = UNetSegmenter.load_file(tuned).net_.state_dict()
+    for k, v in start.items():
+        if v.is_floating_point() and "running" not in k:
+            torch.testing.assert_close(after[k], v, atol=1e-3, rtol=1e-3, msg=k)
+    with pytest.raises(InputError, match="cannot fine-tune"):
+        train_unet([small_dataset], tmp_path / "x.pt", _cfg(1), width=8, depth=2, crop=32, progress=False, init=base)
