@@ -96,7 +96,8 @@ def test_a_psf_image_replaces_the_moffat(tmp_path: Path) -> None:
     np.testing.assert_allclose(stamp[8:33, 8:33], 1000.0 * psf / psf.sum(), atol=2e-3 * stamp.max())
     out = tmp_path / "f"
     simulate_field(out, 256, seed=1, preset=preset, workers=1, progress=False)
-    assert fits.getheader(out / "img.fits")["PSFFWHM"] == pytest.approx(2 * np.sqrt((psf >= 0.5).sum() / np.pi) * 0.2)
+    header = fits.getheader(out / "img.fits")
+    assert header["PSFFWHM"] == pytest.approx(2 * np.sqrt((psf >= 0.5).sum() / np.pi) * 0.2) and header["PSFFILE"] == "psf.fits"
 
 
 def test_simulate_cli_checks_the_bright_options(tmp_path: Path) -> None:

@@ -60,7 +60,9 @@ def _header(shape: tuple[int, int], preset: Preset, seed: int, content: str) -> 
     h["PRESET"] = (preset.name, "astrostatlearn simulate preset")
     h["SIMSEED"] = (seed, "simulation seed")
     h["PIXSCALE"] = (preset.pixel_scale, "arcsec / pixel")
-    h["PSFFWHM"] = (preset.psf_fwhm, "Moffat PSF FWHM, arcsec")
+    h["PSFFWHM"] = (preset.psf_fwhm, "PSF FWHM, arcsec")
+    if preset.psf_file:
+        h["PSFFILE"] = (Path(preset.psf_file).name[:60], "PSF image used instead of the Moffat")
     h["MAGZP"] = (preset.zeropoint, "AB zero point of one image unit")
     h["SKYSIG"] = (preset.sky_sigma, "mean per-pixel sky sigma, image units")
     h["SKYLEVEL"] = (preset.sky_level, "background level in img")
