@@ -150,3 +150,22 @@ def test_pixel_centroids_equal_ndimage_center_of_mass() -> None:
     ids = np.arange(1, n + 1)[::3]
     ref = np.asarray(ndimage.center_of_mass(np.ones(lab.shape), lab, ids))
     np.testing.assert_array_equal(pixel_centroids(lab, ids), ref)
+
+
+def test_options_given_at_segment_time_hold_on_the_workers_with_a_model_file(sim_field: Path, tmp_path: Path) -> None:
+    """``segment --model M -p NAME=VALUE``: the workers load M, then take the driver's options."""
+    from importlib import resources
+
+    from typer.testing import CliRunner
+
+    from astrostatlearn.cli import app
+
+    model = str(resources.files("astrostatlearn.data") / "unet-default.pt")
+    counts = {}
+    for cut in ("none", "1000"):
+        out = tmp_path / cut
+        r = CliRunner().invoke(app, ["segment", str(sim_field), "-m", "unet", "--model", model, "-o", str(out),
+                                     "-p", f"min_snr={cut}", "--tile", "256", "--scheduler", "processes"])
+        assert r.exit_code == 0, r.output
+        counts[cut] = int(np.unique(fits.getdata(out / "segmentation.fits")).size - 1)
+    assert counts["none"] > 20 and counts["1000"] < counts["none"] / 4, counts

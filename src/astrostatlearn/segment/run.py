@@ -79,10 +79,13 @@ _RUN_STATE: dict[str, tuple[Field, Segmenter]] = {}
 _RUN_LOCK = threading.Lock()
 
 
-def _run_state(run_id: str, paths: tuple[str, str | None], model: str) -> tuple[Field, Segmenter]:
+def _run_state(run_id: str, paths: tuple[str, str | None], model: tuple[str, dict[str, Any]]) -> tuple[Field, Segmenter]:
+    """The run's field and segmenter: ``model`` is (model file, the driver's parameters), so the
+    options given at segment time (``-p``) hold on every worker, not only those in the file."""
     with _RUN_LOCK:
         if run_id not in _RUN_STATE:
-            _RUN_STATE[run_id] = (Field.open(img=paths[0], rms=paths[1]), load_segmenter(model))
+            seg = load_segmenter(model[0]).set_params(**model[1])
+            _RUN_STATE[run_id] = (Field.open(img=paths[0], rms=paths[1]), seg)
         return _RUN_STATE[run_id]
 
 
@@ -93,8 +96,9 @@ def forget_run(run_id: str | None = None) -> None:
             _RUN_STATE.pop(key)[0].close()
 
 
-def _segment_tile(run_id: str, index: int, paths: tuple[str, str | None], model: str, pre: Preprocessor,
-                  mesh: BackgroundMesh, core: Window, window: Window, background: float, with_score: bool) -> _TileOutput:
+def _segment_tile(run_id: str, index: int, paths: tuple[str, str | None], model: tuple[str, dict[str, Any]],
+                  pre: Preprocessor, mesh: BackgroundMesh, core: Window, window: Window, background: float,
+                  with_score: bool) -> _TileOutput:
     field, seg = _run_state(run_id, paths, model)
     img, rms = field.read_img(window), field.read_rms(window)
     tile = tile_from_arrays(pre, mesh, window, img, rms)
@@ -165,7 +169,8 @@ class SegmentPlan:
         import dask
 
         bkg = self.pre.stats.img_median
-        return [dask.delayed(_segment_tile, pure=False)(self.run_id, i, self.paths, self.model_path, self.pre, self.mesh,
+        model = (self.model_path, self.segmenter.get_params())
+        return [dask.delayed(_segment_tile, pure=False)(self.run_id, i, self.paths, model, self.pre, self.mesh,
                                                         c, c.grow(self.halo, self.field.shape), bkg, self.score)
                 for i, c in enumerate(self.cores)]
 
