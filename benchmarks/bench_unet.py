@@ -183,7 +183,7 @@ def main() -> None:
         metric = "val_metric" if "val_metric" in hist[0] else "val_iou"  # the shipped log predates the rename
         best = max(hist, key=lambda h: float(h[metric]))
         t_best = sum(float(h["seconds"]) for h in hist if int(h["epoch"]) <= int(best["epoch"]))
-        print(f"shipped model training (CPU, 2 cores): {len(hist)} epochs, {sum(float(h['seconds']) for h in hist):.0f} s; "
+        print(f"shipped model, last training run (CPU, 2 cores; the default is fine-tuned from unet-correlated.pt, see training.shipped): {len(hist)} epochs, {sum(float(h['seconds']) for h in hist):.0f} s; "
               f"best val IoU {float(best[metric]):.3f} at epoch {int(best['epoch']) + 1} after {t_best:.0f} s")
 
 
