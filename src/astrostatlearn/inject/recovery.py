@@ -98,13 +98,16 @@ def score_realisation(real: Path, seg_path: Path, mag_edges: np.ndarray) -> dict
         v = np.asarray(cat[col], float)
         binned["n_true"] = np.histogram(v, edges)[0].tolist()  # every injected object, not only those in true.fits
         binned["n_hit"] = np.histogram(v[hit], edges)[0].tolist()
-    touched = np.unique(pred[(pred > 0) & ((true > 0) | ignore)])
-    all_pred = np.unique(pred[pred > 0])
-    spurious = np.setdiff1d(all_pred, touched)
+    n_spurious = segments_off(pred, (true > 0) | ignore)
     clean_mpix = float(np.count_nonzero(~ignore)) / 1e6
     return {"realisation": real.name, "n_injected": int(ids.size), "n_in_truth": int(in_truth.sum()),
             "n_recovered": int(hit.sum()), "iou_sum": float(m.matched_iou.sum()), "n_matched": int(m.tp),
-            "n_spurious": int(spurious.size), "clean_mpix": clean_mpix, "mag": by_mag, "snr": by_snr}
+            "n_spurious": n_spurious, "clean_mpix": clean_mpix, "mag": by_mag, "snr": by_snr}
+
+
+def segments_off(pred: np.ndarray, busy: np.ndarray) -> int:
+    """How many segments of ``pred`` touch no pixel of the mask ``busy``."""
+    return int(np.setdiff1d(np.unique(pred[pred > 0]), np.unique(pred[(pred > 0) & busy])).size)
 
 
 def negated_field(real: Path, out: Path) -> Path:
@@ -124,8 +127,7 @@ def false_per_mpix(seg_path: Path, ignore_path: Path) -> float:
     """Segments of ``seg_path`` touching none of ``ignore_path``'s sources, per Mpix outside them."""
     with open_image(seg_path) as p, open_image(ignore_path) as g:
         pred, ignore = p.read().astype(np.int64), g.read() > 0
-    n = np.setdiff1d(np.unique(pred[pred > 0]), np.unique(pred[(pred > 0) & ignore])).size
-    return n / max(float(np.count_nonzero(~ignore)) / 1e6, 1e-9)
+    return segments_off(pred, ignore) / max(float(np.count_nonzero(~ignore)) / 1e6, 1e-9)
 
 
 def _crossing(mids: np.ndarray, comp: np.ndarray, level: float) -> float | None:
