@@ -286,7 +286,7 @@ def segment(
     model: Optional[Path] = typer.Option(None, help="A model saved by `train` (forest needs one; kmeans fits on the field; unet and maskrcnn default to their shipped models)."),
     variant: Optional[str] = typer.Option(None, "--variant", "-v", help="Input variant (default: the model's own, else the method's default)."),
     rms: Optional[Path] = typer.Option(None, help="Noise map, overriding the field directory's rms.fits."),
-    tile: int = typer.Option(1024, help="Tile core size in pixels."),
+    tile: Optional[int] = typer.Option(None, help="Tile core size in pixels (default: the method's own; sep 2048, others 1024)."),
     halo: Optional[int] = typer.Option(None, help="Halo around each tile core; must exceed the largest object (default 128)."),
     scheduler: Optional[str] = typer.Option(None, help="'processes', 'threads', or a dask.distributed scheduler address (default: the method's own)."),
     workers: int = typer.Option(0, help="Local workers (0 = all cores)."),
@@ -311,6 +311,7 @@ def segment(
         raise InputError(f"model is a {seg.name!r} model, not {method!r}", model)
     seg.set_options(parse_params(param))
     variant = resolve_variant(seg, variant)
+    tile = tile or seg.default_tile
     check_segment_args(seg, out, tile, halo, overwrite, resume)  # before the field is scanned
     with Field.open(field, rms=rms) as f:
         res = prepare_and_segment(f, seg, out, variant=variant, tile=tile, halo=halo, scheduler=scheduler,

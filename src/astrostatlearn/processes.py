@@ -24,7 +24,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from astrostatlearn.errors import InputError
 
@@ -140,10 +140,12 @@ def _started() -> int:
     return os.getpid()
 
 
-def process_pool(workers: int, preload: Sequence[str] = ()) -> ProcessPoolExecutor:
-    """A pool of ``workers`` guarded processes, all started before it is returned (a signal that
-    arrives meanwhile is held back, so no worker is ever half-started when the run stops);
-    ``preload``: modules the forkserver imports once."""
+def start_forkserver(preload: Sequence[str] = ()) -> Any:
+    """Start the forkserver that local pools fork their workers from, and return its context.
+
+    It returns at once: the server imports ``preload`` in its own process, so a caller that
+    starts it early (``segment`` does, before it reads the field) has the workers' imports done
+    by the time the pool is made. A running server is kept (with the modules it preloaded)."""
     import multiprocessing as mp
     from multiprocessing import forkserver, resource_tracker
 
@@ -161,6 +163,15 @@ def process_pool(workers: int, preload: Sequence[str] = ()) -> ProcessPoolExecut
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             os.environ.pop(_MAIN_PID_ENV, None)
+    return ctx
+
+
+def process_pool(workers: int, preload: Sequence[str] = ()) -> ProcessPoolExecutor:
+    """A pool of ``workers`` guarded processes, all started before it is returned (a signal that
+    arrives meanwhile is held back, so no worker is ever half-started when the run stops);
+    ``preload``: modules the forkserver imports once."""
+    ctx = start_forkserver(preload)
+    with critical():
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=guard_worker,
                                    initargs=(os.getpid(),))
         try:  # one task per worker spawns them all now (the pool spawns a worker per busy submit)

@@ -8,13 +8,15 @@ workers must see the same files at the same paths.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import itertools
+from collections import deque
+from typing import Any, Callable, Iterator, Sequence
 
 from astrostatlearn.errors import InputError
 
 LOCAL_SCHEDULERS = ("processes", "threads", "synchronous", "single-threaded")
 
-Compute = Callable[[Sequence[Any]], Sequence[Any]]
+Compute = Callable[[Sequence[Any]], Iterator[Any]]
 Close = Callable[..., None]
 
 
@@ -25,23 +27,73 @@ def check_scheduler(scheduler: str | None) -> None:
                          "dask.distributed address such as tcp://host:8786")
 
 
-def compute_context(scheduler: str | None, workers: int, preload: Sequence[str] = (),
-                    forget: Callable[[str], None] | None = None) -> tuple[Compute, Close]:
-    """``(compute, close)``: ``compute(delayed_tasks)`` returns their results in order;
-    ``close(run_id, failed=False)`` ends the pool (killing running tasks when ``failed``) or, on a
-    cluster, calls ``forget(run_id)`` on every worker so that caches do not outlive the run.
-    ``preload``: modules a local process pool imports once."""
+def local_preload(preload: Sequence[str]) -> list[str]:
+    """The modules a local process pool's forkserver imports for a run that needs ``preload``."""
+    return ["astrostatlearn.schedulers", *preload]
+
+
+def warm_up(scheduler: str | None, preload: Sequence[str] = ()) -> None:
+    """Start what :func:`compute_context` will need, without waiting for it: for the local
+    process pool, the forkserver, which imports ``preload`` in its own process while the caller
+    goes on (reading the field, say). Other schedulers need nothing ahead."""
+    if scheduler in (None, "processes"):
+        from astrostatlearn.processes import start_forkserver
+
+        start_forkserver(local_preload(preload))
+
+
+def compute_one(task: Any) -> Any:
+    """Compute one dask task where this runs (a worker of a local pool)."""
     import dask
 
+    return dask.compute(task, scheduler="synchronous")[0]
+
+
+def stream(submit: Callable[[Any], Any], tasks: Sequence[Any], ahead: int) -> Iterator[Any]:
+    """The results of ``tasks`` in their order, as soon as each is ready: at most ``ahead``
+    tasks are submitted (``submit(task)`` -> a future) beyond the one being waited for, so the
+    caller merges results while the workers compute, in bounded memory."""
+    pending: deque = deque()
+    queue = iter(tasks)
+    for task in itertools.islice(queue, max(1, ahead)):
+        pending.append(submit(task))
+    while pending:
+        result = pending.popleft().result()
+        task = next(queue, _END)
+        if task is not _END:
+            pending.append(submit(task))
+        yield result
+
+
+_END = object()
+
+
+def _batches(tasks: Sequence[Any], size: int, scheduler: str, kw: dict[str, Any]) -> Iterator[Any]:
+    """Dask's own local scheduler, ``size`` tasks at a time (threads share the process, so
+    there is no transfer to overlap)."""
+    import dask
+
+    for b0 in range(0, len(tasks), size):
+        yield from dask.compute(*tasks[b0:b0 + size], scheduler=scheduler, **kw)
+
+
+def compute_context(scheduler: str | None, workers: int, preload: Sequence[str] = (),
+                    forget: Callable[[str], None] | None = None) -> tuple[Compute, Close]:
+    """``(compute, close)``: ``compute(delayed_tasks)`` yields their results in order; on a
+    process pool or a cluster each as soon as it and those before it are done (tasks are
+    dispatched one at a time, up to two per worker ahead), with threads in batches; ``close(run_id, failed=False)`` ends the pool (killing running tasks when
+    ``failed``) or, on a cluster, calls ``forget(run_id)`` on every worker so that caches do not
+    outlive the run. ``preload``: modules a local process pool imports once."""
+    ahead = 2 * max(1, workers)
     if scheduler in (None, "processes"):
         from astrostatlearn.processes import process_pool, stop_pool
 
-        pool = process_pool(workers, preload=list(preload))
-        return ((lambda tasks: dask.compute(*tasks, scheduler="processes", pool=pool)),
+        pool = process_pool(workers, preload=local_preload(preload))
+        return ((lambda tasks: stream(lambda t: pool.submit(compute_one, t), tasks, ahead)),
                 (lambda run_id, failed=False: stop_pool(pool, kill=failed)))
     if scheduler in ("threads", "synchronous", "single-threaded"):
         kw = {"num_workers": workers} if scheduler == "threads" else {}
-        return (lambda tasks: dask.compute(*tasks, scheduler=scheduler, **kw)), (lambda run_id, failed=False: None)
+        return (lambda tasks: _batches(tasks, 8 * max(1, workers), scheduler, kw)), (lambda run_id, failed=False: None)
     from distributed import Client
 
     try:
@@ -56,4 +108,4 @@ def compute_context(scheduler: str | None, workers: int, preload: Sequence[str] 
         finally:
             client.close()
 
-    return (lambda tasks: client.gather(client.compute(list(tasks)))), close
+    return (lambda tasks: stream(client.compute, tasks, ahead)), close

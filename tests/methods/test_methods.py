@@ -112,3 +112,16 @@ def test_photutils_deblending_splits_blends() -> None:
     assert len(np.unique(make_segmenter("photutils", deblend=False).predict(tile).labels)) == 2
     assert len(np.unique(make_segmenter("photutils").predict(tile).labels)) == 3
     assert len(np.unique(make_segmenter("sep").predict(tile).labels)) == 3
+
+
+@pytest.mark.parametrize("fwhm", [1.5, 2.0, 3.3])
+def test_detection_kernel_equals_astropy_gaussian2dkernel(fwhm: float) -> None:
+    from astropy.convolution import Gaussian2DKernel
+
+    from astrostatlearn.methods.detection import FWHM_TO_SIGMA, gaussian_kernel
+
+    k = gaussian_kernel(fwhm)
+    ref = Gaussian2DKernel(fwhm * FWHM_TO_SIGMA, x_size=k.shape[1], y_size=k.shape[0])
+    ref.normalize()
+    np.testing.assert_allclose(k, ref.array, atol=1e-7)
+    assert k.shape[0] % 2 == 1 and k.sum() == pytest.approx(1.0)

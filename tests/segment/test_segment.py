@@ -169,3 +169,38 @@ def test_options_given_at_segment_time_hold_on_the_workers_with_a_model_file(sim
         assert r.exit_code == 0, r.output
         counts[cut] = int(np.unique(fits.getdata(out / "segmentation.fits")).size - 1)
     assert counts["none"] > 20 and counts["1000"] < counts["none"] / 4, counts
+
+
+def test_sep_tiles_default_to_its_own_size_and_scores_survive_no_score(sim_field: Path, tmp_path: Path) -> None:
+    seg = make_segmenter("sep")
+    with Field.open(sim_field) as f:
+        res = segment_field(f, seg, tmp_path / "n", scheduler="threads", score=False)
+        with_map = segment_field(f, seg, tmp_path / "s", scheduler="threads")
+    assert res.run["tile"] == seg.default_tile == 2048
+    assert not (tmp_path / "n" / "score.fits").exists()
+    a = Table.read(tmp_path / "n" / "catalog.ecsv")
+    b = Table.read(tmp_path / "s" / "catalog.ecsv")
+    np.testing.assert_array_equal(a["score"], b["score"])  # sep's own per-object scores, map or not
+    assert np.isfinite(a["score"]).all() and ((a["score"] > 0) & (a["score"] <= 1)).all()
+    assert np.isnan(a["max_score"]).all() and np.isfinite(b["max_score"]).all()
+    # Each object's score is the score map's value at its filtered peak, so never above its maximum.
+    assert (np.asarray(b["score"]) <= np.asarray(b["max_score"]) + 1e-6).all()
+    assert np.corrcoef(b["score"], b["max_score"])[0, 1] > 0.9
+
+
+def test_stream_yields_in_order_with_a_bounded_lookahead() -> None:
+    from concurrent.futures import Future
+
+    from astrostatlearn.schedulers import stream
+
+    submitted: list[int] = []
+
+    def submit(t: int) -> Future:
+        submitted.append(t)
+        fut: Future = Future()
+        fut.set_result(t * t)
+        return fut
+
+    results = stream(submit, list(range(10)), ahead=3)
+    assert next(results) == 0 and submitted == [0, 1, 2, 3]  # three ahead of the one awaited
+    assert list(results) == [t * t for t in range(1, 10)] and submitted == list(range(10))

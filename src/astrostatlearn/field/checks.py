@@ -10,7 +10,6 @@ from dataclasses import dataclass, field as dc_field
 from typing import Any
 
 import numpy as np
-from astropy.stats import sigma_clipped_stats
 
 from astrostatlearn.errors import InputError
 from astrostatlearn.field.field import Field
@@ -35,7 +34,7 @@ class FieldReport:
         return None if self.n_foreground is None else self.n_foreground / self.n_pixels
 
 
-def scan_field(field: Field, block_pixels: int = 1 << 24, progress: bool = False) -> FieldReport:
+def scan_field(field: Field, block_pixels: int = 1 << 24, progress: bool = False, truth: bool = True) -> FieldReport:
     """Check every pixel of ``field`` in bounded memory.
 
     Non-finite image pixels are counted (they are masked downstream); it is fatal only when
@@ -51,6 +50,8 @@ def scan_field(field: Field, block_pixels: int = 1 << 24, progress: bool = False
         Pixels per streamed row block; memory is a few times this many bytes per map.
     progress : bool
         Show a progress bar.
+    truth : bool
+        Check the truth map too, when the field has one (segmentation does not read it).
 
     Returns
     -------
@@ -76,17 +77,14 @@ def scan_field(field: Field, block_pixels: int = 1 << 24, progress: bool = False
     (1, 100)
     """
     report = FieldReport(field.shape, field.shape[0] * field.shape[1])
+    with_truth = truth and field.true is not None
     blocks = list(row_blocks(field.shape, block_pixels))
     ids = np.zeros(0, dtype=np.int64)
     n_fg = n_label = n_same = 0
     iterator = progress_bar(blocks, desc="scanning field", unit="block", enabled=progress)
     for w in iterator:
-        img = field.read_img(w)
-        finite = np.isfinite(img)
-        report.n_nonfinite += int(finite.size - np.count_nonzero(finite))
-        if field.rms is not None:
-            _check_rms(field, w, field.read_rms(w), finite)
-        if field.true is not None:
+        report.n_nonfinite += check_pixels(field, w, field.read_img(w), field.read_rms(w))
+        if with_truth:
             lab = check_label_block(field.true.read(w), w, field.true.path)
             n_label, n_same = n_label + (a := neighbour_agreement(lab))[0], n_same + a[1]
             fg = lab > 0
@@ -95,13 +93,22 @@ def scan_field(field: Field, block_pixels: int = 1 << 24, progress: bool = False
                 ids = np.union1d(ids, np.unique(lab[fg]))
     if report.n_nonfinite == report.n_pixels:
         raise InputError("every pixel is non-finite (NaN or inf)", field.img.path)
-    if field.true is not None:
+    if with_truth:
         check_label_like(n_label, n_same, field.true.path)
         report.n_foreground = n_fg
         report.n_objects = int(ids.size)
         report.max_id = int(ids.max()) if ids.size else 0
         report.ids = ids
     return report
+
+
+def check_pixels(field: Field, w: Window, img: np.ndarray, rms: np.ndarray | None) -> int:
+    """Check one window of the image and its rms (already read): :class:`InputError` where the rms
+    is non-finite or <= 0 but the image is finite; returns the number of non-finite image pixels."""
+    finite = np.isfinite(img)
+    if rms is not None:
+        _check_rms(field, w, rms, finite)
+    return int(finite.size - np.count_nonzero(finite))
 
 
 def _first_bad(mask: np.ndarray, w: Window) -> str:
@@ -169,5 +176,7 @@ def robust_stats(field: Field, max_pixels: int = 4_000_000, sigma: float = 3.0) 
     values = np.concatenate(rows) if rows else np.zeros(0, np.float32)
     if values.size == 0:
         raise InputError("every pixel is non-finite (NaN or inf)", field.img.path)
+    from astropy.stats import sigma_clipped_stats
+
     mean, median, std = sigma_clipped_stats(values, sigma=sigma, maxiters=10)
     return float(mean), float(median), float(std)

@@ -98,8 +98,11 @@ class ImageFile:
                 # stay resident, so reading a 25k^2 image strip by strip keeps RSS bounded.
                 offset, dtype, full = self._raw
                 mm = np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=full)
-                data = np.array(mm[lead + w.slices])
-                del mm
+                part = mm[lead + w.slices]
+                # One pass: the copy out of the map is also the byte swap to native order.
+                data = np.empty(part.shape, self.dtype if not self._scaled else part.dtype.newbyteorder("="))
+                data[...] = part
+                del mm, part
             else:
                 with _DECOMPRESS_LOCK:  # cfitsio's decoders (e.g. HCOMPRESS) keep global state
                     data = np.asarray(self._hdu.section[lead + w.slices])

@@ -27,7 +27,9 @@ class Tile:
 
     ``image``: the input variant's channels; ``bkg``/``err``: background and 1-sigma noise of
     channel 0, in the same units; ``valid``: finite input pixels; ``window``: position in the
-    field (0-based); ``truth``: int32 truth labels, for training only.
+    field (0-based); ``truth``: int32 truth labels, for training only; ``want_score``: whether
+    the caller uses the per-pixel score map (a method may skip computing it when False, as
+    ``segment --no-score`` asks).
     """
 
     image: np.ndarray
@@ -37,6 +39,7 @@ class Tile:
     window: Window
     channels: tuple[str, ...] = ("img",)
     truth: np.ndarray | None = None
+    want_score: bool = True
 
     @property
     def signal(self) -> np.ndarray:
@@ -79,10 +82,11 @@ class Instances:
              shift: tuple[int, int] = (0, 0)) -> "Instances":
         """Records of ``ids`` (in that order; IDs without a record get score 0), renamed to
         ``new_ids`` and with boxes shifted by ``shift`` = (dy, dx)."""
-        ids = np.asarray(ids, np.int64)
-        pos = {int(k): i for i, k in enumerate(self.ids)}
-        idx = np.array([pos.get(int(k), -1) for k in ids], np.int64)
-        have = idx >= 0
+        ids = np.asarray(ids, np.int64).reshape(-1)
+        order = np.argsort(self.ids, kind="stable")
+        at = np.minimum(np.searchsorted(self.ids[order], ids), max(self.ids.size - 1, 0))
+        have = (self.ids[order][at] == ids) if self.ids.size else np.zeros(ids.size, bool)
+        idx = np.where(have, order[at] if self.ids.size else 0, -1)
         scores = np.where(have, self.scores[np.maximum(idx, 0)] if self.ids.size else 0.0, 0.0)
         boxes = classes = None
         if self.boxes is not None:
@@ -174,6 +178,8 @@ class Segmenter:
     CLI, the benchmark and the demo never branch on a method's name:
 
     ``halo`` (pixels): the context a tile needs around its core for the method's filters.
+    ``default_tile`` (pixels): the tile core size ``segment`` uses unless told (bigger tiles
+    spend less on halos and per-tile work; memory per worker grows as its square).
     ``needs_fit``: the method must be fitted before predicting (supervised or not).
     ``supervised``: fitting needs truth labels. ``default_scheduler``: how the whole-field driver
     runs tiles unless told otherwise ("processes", or "threads" for methods that parallelise
@@ -193,6 +199,7 @@ class Segmenter:
     options: ClassVar[dict[str, str]] = {}
     train_options: ClassVar[dict[str, str]] = {}
     halo: int = 32
+    default_tile: ClassVar[int] = 1024
 
     def get_params(self) -> dict[str, Any]:
         sig = inspect.signature(type(self).__init__)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from astropy.stats import sigma_clipped_stats
 
 from astrostatlearn.errors import InputError
+from astrostatlearn.preprocess.clipping import clipped_rows
 from astrostatlearn.field import Field
 from astrostatlearn.field.windows import sample_rows
 
@@ -54,8 +54,9 @@ def global_stats(field: Field, max_pixels: int = 4_000_000) -> GlobalStats:
     values = np.concatenate(imgs)
     if values.size == 0:
         raise InputError("every pixel is non-finite (NaN or inf)", field.img.path)
-    _, median, std = sigma_clipped_stats(values, sigma=3.0, maxiters=10)
-    std = float(std) if std > 0 else float(np.std(values)) or 1.0
+    clipped = clipped_rows(values[None, :], sigma=3.0, maxiters=10)
+    median, std = float(clipped.median[0]), float(clipped.std[0])
+    std = std if std > 0 else float(np.std(values)) or 1.0
     lo, hi = np.percentile(values, [0.5, 99.5])
     if rmss:
         r = np.concatenate(rmss)

@@ -17,18 +17,12 @@ are astropy.visualization objects. Output is float32 ``[C, y, x]``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field as dc_field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from astropy.visualization import (
-    AsinhStretch,
-    BaseStretch,
-    LinearStretch,
-    LogStretch,
-    ManualInterval,
-    PowerStretch,
-    SqrtStretch,
-)
+
+if TYPE_CHECKING:
+    from astropy.visualization import BaseStretch
 
 from astrostatlearn.errors import InputError
 from astrostatlearn.field import Field, Window
@@ -47,6 +41,8 @@ STRETCHES = ("asinh", "log", "sqrt", "power", "linear")
 
 
 def _stretch(name: str, a: float) -> BaseStretch:
+    from astropy.visualization import AsinhStretch, LinearStretch, LogStretch, PowerStretch, SqrtStretch
+
     if name == "asinh":
         return AsinhStretch(a=a)
     if name == "log":
@@ -62,6 +58,8 @@ def _stretch(name: str, a: float) -> BaseStretch:
 
 def _scaled(x: np.ndarray, lo: float, hi: float, stretch: BaseStretch) -> np.ndarray:
     """Clip to [lo, hi], map to [0, 1], apply ``stretch``."""
+    from astropy.visualization import ManualInterval
+
     unit = ManualInterval(lo, hi)(x, clip=True)
     return np.asarray(stretch(unit, clip=True), dtype=np.float32)
 
@@ -109,6 +107,8 @@ class Preprocessor:
             rms = np.where(np.isfinite(rms) & (rms > 0), rms, np.float32(self.stats.rms_median)).astype(np.float32, copy=False)
         p = self.params
         v = self.variant
+        if v not in ("raw", "snr"):  # the stretches (astropy.visualization) only where needed
+            from astropy.visualization import LinearStretch, LogStretch
         if v == "raw":
             out = [img]
         elif v == "norm":

@@ -155,3 +155,23 @@ def finish_catalog(parts: list[Table], wcs: WCS | None, meta: dict) -> Table:
         "score": "the method's confidence in the object, in [0, 1] (its own per-object score, else the mean per-pixel score)",
     }
     return t
+
+
+def ecsv_bytes(table: Table) -> bytes:
+    """``table`` as ECSV text: astropy writes the header (datatypes, units, metadata) and numpy
+    the rows, integers as ``%d`` and floats as ``%.17g`` (exact round trip; ``nan`` for NaN), so a
+    170k-row catalogue takes a second instead of astropy's row-by-row formatting. Only plain
+    numeric columns are supported."""
+    import io
+
+    head = io.StringIO()
+    table[:0].write(head, format="ascii.ecsv")
+    body = ""
+    if len(table):
+        cols = [np.asarray(table[c]) for c in table.colnames]
+        if any(c.dtype.kind not in "iuf" or c.ndim != 1 for c in cols):
+            raise ValueError("ecsv_bytes writes plain numeric columns only")
+        fmt = " ".join("%d" if c.dtype.kind in "iu" else "%.17g" for c in cols)
+        body = "\n".join(fmt % row for row in zip(*(c.tolist() for c in cols))) + "\n"
+    return (head.getvalue() + body).encode()
+

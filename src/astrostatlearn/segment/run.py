@@ -9,20 +9,20 @@
    ``catalog.ecsv`` and ``run.json`` are staged and committed as one set, under a lock
    (:class:`~astrostatlearn.field.outputs.OutputSet`): never a mix of two runs' files.
 
-Memory: the driver holds at most ``8 x workers`` tile results (about 10 bytes per window pixel,
-~15 MB at tile 1024 + halo 128); each worker holds one tile's inputs and the method's work
-arrays, ~0.5 GB at tile 1024 for the classical methods.
+Memory: the driver holds at most ``2 x workers + 1`` tile results (4 bytes per window pixel for
+the labels plus 4 per core pixel for the score: ~21 MB at tile 2048 + halo 128) and merges them
+as they arrive; each worker holds one tile's inputs and the method's work arrays, about
+100 bytes per window pixel for the classical methods (~0.6 GB at tile 2048 + halo 128; measured
+by ``benchmarks/bench_full_field.py``).
 """
 
 from __future__ import annotations
 
-import io
 import os
 import threading
 import time
 import uuid
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from dataclasses import field as dc_field
@@ -39,15 +39,21 @@ from astrostatlearn.field.outputs import OutputSet
 from astrostatlearn.methods import Segmenter, load_segmenter
 from astrostatlearn.preprocess import Preprocessor, fit_variant
 from astrostatlearn.segment.background import BackgroundMesh
-from astrostatlearn.segment.catalog import finish_catalog, measure
+from astrostatlearn.segment.catalog import ecsv_bytes, finish_catalog, measure
 from astrostatlearn.segment.checkpoint import Checkpoint, file_digest
 from astrostatlearn.segment.stitch import own_objects
 from astrostatlearn.segment.tiles import tile_from_arrays
 from astrostatlearn.processes import WorkerDiedError, check_workers
-from astrostatlearn.schedulers import check_scheduler, compute_context
+from astrostatlearn.schedulers import check_scheduler, compute_context, warm_up
 from astrostatlearn.progress import progress_bar
 
 OUTPUTS = ("segmentation.fits", "score.fits", "catalog.ecsv", "run.json")
+
+
+def worker_modules(segmenter: Segmenter) -> list[str]:
+    """What a local worker imports once, in the forkserver: the driver's tile function and the
+    method's own module."""
+    return ["astrostatlearn.segment.run", type(segmenter).__module__]
 
 
 @dataclass
@@ -102,6 +108,7 @@ def _segment_tile(run_id: str, index: int, paths: tuple[str, str | None], model:
     field, seg = _run_state(run_id, paths, model)
     img, rms = field.read_img(window), field.read_rms(window)
     tile = tile_from_arrays(pre, mesh, window, img, rms)
+    tile.want_score = with_score
     pred = seg.predict(tile)
     owned = own_objects(pred.labels, window, core, field.shape, pred.instances)
     data = np.where(tile.valid, img - background, 0.0)
@@ -175,13 +182,14 @@ class SegmentPlan:
                 for i, c in enumerate(self.cores)]
 
 
-def plan_segment(field: Field, segmenter: Segmenter, out: str | Path, variant: str = "raw", tile: int = 1024,
+def plan_segment(field: Field, segmenter: Segmenter, out: str | Path, variant: str = "raw", tile: int | None = None,
                  halo: int | None = None, scheduler: str | None = None, workers: int | None = None,
                  score: bool = True, overwrite: bool = False, pre: Preprocessor | None = None,
                  mesh: BackgroundMesh | None = None, model_path: str | None = None,
                  region: Window | None = None, progress: bool = False) -> SegmentPlan:
     """Check the arguments and fix the run: variant, background mesh, halo, tile cores."""
     out = Path(out)
+    tile = tile or segmenter.default_tile
     halo = check_segment_args(segmenter, out, tile, halo, overwrite, partial=False)  # the OutputSet holds the lock
     check_scheduler(scheduler)
     check_workers(workers)
@@ -258,23 +266,24 @@ class _Assembly:
 def execute_plan(plan: SegmentPlan, assembly: _Assembly, progress: bool = False,
                  checkpoint: Checkpoint | None = None, start: int = 0) -> None:
     """Segment every tile from ``start`` on (Dask) and feed the results to ``assembly`` in raster
-    order; after each batch, the maps are flushed and ``checkpoint`` records the tiles done."""
+    order as they arrive (the workers go on computing meanwhile); after every ``8 x workers``
+    tiles, the maps are flushed and ``checkpoint`` records the tiles done."""
     tasks = plan.tasks()
-    compute, close = compute_context(plan.scheduler, plan.workers, preload=["astrostatlearn.segment.run"],
+    compute, close = compute_context(plan.scheduler, plan.workers, preload=worker_modules(plan.segmenter),
                                      forget=forget_run)
     bar = progress_bar(total=len(tasks), initial=start, desc=f"segment {plan.segmenter.name}", unit="tile",
                        enabled=progress)
     failed = True
     try:
         batch = max(1, 8 * plan.workers)
-        for b0 in range(start, len(tasks), batch):
-            n_parts = len(assembly.parts)
-            for res in compute(tasks[b0:b0 + batch]):
-                assembly.add(res)
-                bar.update()
-            if checkpoint is not None:
+        n_parts = len(assembly.parts)
+        for done, res in enumerate(compute(tasks[start:]), start=start + 1):
+            assembly.add(res)
+            bar.update()
+            if checkpoint is not None and (done % batch == 0 or done == len(tasks)):
                 assembly.sync()
-                checkpoint.save(min(b0 + batch, len(tasks)), assembly.state(), assembly.parts[n_parts:])
+                checkpoint.save(done, assembly.state(), assembly.parts[n_parts:])
+                n_parts = len(assembly.parts)
         failed = False
     except BrokenProcessPool:
         raise WorkerDiedError() from None
@@ -316,9 +325,7 @@ def assemble_outputs(plan: SegmentPlan, assembly: _Assembly, timings: dict[str, 
         for msg in method_warnings:
             warnings.warn(msg, stacklevel=2)
     cat = finish_catalog(assembly.parts, field.wcs, {"method": seg.name, "variant": plan.pre.variant})
-    buf = io.StringIO()
-    cat.write(buf, format="ascii.ecsv")
-    atomic_write_bytes(plan.stage / "catalog.ecsv", buf.getvalue().encode(), overwrite=True)
+    atomic_write_bytes(plan.stage / "catalog.ecsv", ecsv_bytes(cat), overwrite=True)
     timings["catalog"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
     run["timings_s"] = timings
@@ -327,7 +334,7 @@ def assemble_outputs(plan: SegmentPlan, assembly: _Assembly, timings: dict[str, 
     return SegmentResult(plan.out, assembly.next_id, assembly.n_edge, timings, run)
 
 
-def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: str = "raw", tile: int = 1024,
+def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: str = "raw", tile: int | None = None,
                   halo: int | None = None, scheduler: str | None = None, workers: int | None = None,
                   score: bool = True, overwrite: bool = False, progress: bool = False,
                   pre: Preprocessor | None = None, mesh: BackgroundMesh | None = None,
@@ -350,8 +357,8 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
         The output folder (one output set, staged and committed whole).
     variant : str
         The input variant.
-    tile : int
-        Tile core size, pixels.
+    tile : int, optional
+        Tile core size, pixels (default: the method's ``default_tile``).
     halo : int, optional
         Default max(128, the method's own halo); must be at least the largest object, or objects
         may be cut at tile seams (objects that reach the halo edge are counted and reported).
@@ -430,7 +437,8 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
 def prepare_and_segment(field: Field, segmenter: Segmenter, out: str | Path, variant: str = "raw",
                         progress: bool = False, **options: Any) -> SegmentResult:
     """What ``astrostatlearn segment`` does once its arguments are checked: scan every pixel of
-    ``field`` (:func:`~astrostatlearn.field.scan_field`), fit the variant and the background mesh,
+    ``field`` (the checks of :func:`~astrostatlearn.field.scan_field`, in the same pass as the
+    background mesh), fit the variant and the background mesh,
     fit an unsupervised method on a sample of 16 tiles of the field, then :func:`segment_field`
     with ``options`` (tile, halo, scheduler, workers, score, overwrite, model_path, resume).
 
@@ -475,23 +483,16 @@ def prepare_and_segment(field: Field, segmenter: Segmenter, out: str | Path, var
     >>> res.n_objects > 0, (tmp / "run" / "catalog.ecsv").exists()
     (True, True)
     """
-    from astrostatlearn.field import scan_field
     from astrostatlearn.segment.tiles import region_tiles
 
     if segmenter.needs_fit and not segmenter.is_fitted and segmenter.supervised:
         raise InputError(f"method {segmenter.name!r} is supervised: train it first (astrostatlearn train) and pass "
                          "a model")
-    # The pixel scan and the statistics passes read the field independently: run them side by
-    # side (the I/O and numpy release the GIL). A bad pixel is reported as the scan names it.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        scan = pool.submit(scan_field, field, progress=progress)
-        try:
-            pre = fit_variant(field, variant)
-            mesh = BackgroundMesh.from_field(field, pre, progress=False)
-        except Exception:
-            scan.result()
-            raise
-        scan.result()
+    # The workers' imports run in the forkserver while this process reads the field.
+    warm_up(options.get("scheduler") or segmenter.default_scheduler, worker_modules(segmenter))
+    # One pass over the pixels: the mesh strips make the scan's image and rms checks too.
+    pre = fit_variant(field, variant)
+    mesh = BackgroundMesh.from_field(field, pre, progress=progress, check=True)
     if segmenter.needs_fit and not segmenter.is_fitted:  # unsupervised (kmeans): fit on a sample of this field
         segmenter.fit(list(region_tiles(field, pre, mesh, field.full, tile=512, max_tiles=16)))
     return segment_field(field, segmenter, out, variant=variant, progress=progress, pre=pre, mesh=mesh, **options)

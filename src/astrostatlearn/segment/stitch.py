@@ -65,21 +65,62 @@ def present_ids(labels: np.ndarray) -> np.ndarray:
 def own_objects(labels: np.ndarray, window: Window, core: Window, field_shape: tuple[int, int],
                 instances: Instances | None = None) -> OwnedObjects:
     """Keep the objects of ``labels`` (covering ``window``) whose footprint's reference pixel is in
-    ``core``; ``instances`` (records aligned with the IDs of ``labels``) are kept with them."""
-    ids = present_ids(labels)
+    ``core``; ``instances`` (records aligned with the IDs of ``labels``) are kept with them.
+
+    Works on the labelled pixels alone (one ``flatnonzero``; most of a tile is sky), with
+    ``bincount`` sums for the centroids."""
+    labels = np.asarray(labels)
     none = np.zeros(0, np.int64)
-    empty = OwnedObjects(np.zeros(labels.shape, np.int32), none, none, 0, 0, none,
-                         None if instances is None else instances.take(none))
-    if ids.size == 0:
-        return empty
-    foot, n_foot = ndimage.label(labels > 0, structure=np.ones((3, 3), bool))
-    fids = np.arange(1, n_foot + 1)
-    fcom = pixel_centroids(foot, fids)
-    fy = np.floor(fcom[:, 0] + 0.5).astype(np.int64) + window.y0
-    fx = np.floor(fcom[:, 1] + 0.5).astype(np.int64) + window.x0
+    pix = np.flatnonzero(labels.ravel())
+    if pix.size == 0:
+        return OwnedObjects(np.zeros(labels.shape, np.int32), none, none, 0, 0, none,
+                            None if instances is None else instances.take(none))
+    lab = labels.ravel()[pix].astype(np.int64)
+    foot_map, n_foot = ndimage.label(labels > 0, structure=np.ones((3, 3), bool))
+    foot = foot_map.ravel()[pix]
+    y, x = np.divmod(pix, labels.shape[1])
+    y, x = y.astype(np.float64), x.astype(np.float64)
+    fy, fx = _reference_pixels(foot, y, x, n_foot + 1, np.arange(1, n_foot + 1), window)
     owned_foot = np.zeros(n_foot + 1, bool)
     owned_foot[1:] = (fy >= core.y0) & (fy < core.y1) & (fx >= core.x0) & (fx < core.x1)
-    # Footprints touching a window edge that is not the field edge may extend beyond the window.
+    at_edge = _footprints_at_window_edge(foot_map, n_foot, window, field_shape)
+    keep = owned_foot[foot]  # per labelled pixel
+    n_ids = int(lab.max()) + 1
+    kept_ids = np.flatnonzero(np.bincount(lab[keep], minlength=n_ids))
+    if kept_ids.size == 0:
+        return OwnedObjects(np.zeros(labels.shape, np.int32), none, none, 0, 0, none,
+                            None if instances is None else instances.take(none))
+    ry, rx = _reference_pixels(lab, y, x, n_ids, kept_ids, window)  # over all of each object's pixels
+    order = np.lexsort((rx, ry))
+    kept_ids, ry, rx = kept_ids[order], ry[order], rx[order]
+    lut = np.zeros(n_ids, np.int32)
+    lut[kept_ids] = np.arange(1, kept_ids.size + 1, dtype=np.int32)
+    kept = np.zeros(labels.shape, np.int32)
+    kept.ravel()[pix[keep]] = lut[lab[keep]]
+    n_edge = int(np.count_nonzero(np.bincount(lab[keep & at_edge[foot]], minlength=n_ids)))
+    boxes = ndimage.find_objects(foot_map)
+    extent = max((max(boxes[f - 1][0].stop - boxes[f - 1][0].start, boxes[f - 1][1].stop - boxes[f - 1][1].start)
+                  for f in np.flatnonzero(owned_foot)), default=0)
+    kept_inst = None
+    if instances is not None:
+        kept_inst = instances.take(kept_ids, np.arange(1, kept_ids.size + 1), shift=(window.y0, window.x0))
+    return OwnedObjects(kept, ry, rx, n_edge, int(extent), kept_ids.astype(np.int64), kept_inst)
+
+
+def _reference_pixels(groups: np.ndarray, y: np.ndarray, x: np.ndarray, n: int, ids: np.ndarray,
+                      window: Window) -> tuple[np.ndarray, np.ndarray]:
+    """Field coordinates of the rounded unweighted centroid of each group ``ids`` of pixels
+    (``groups``: each pixel's group, with its window coordinates ``y``, ``x``)."""
+    count = np.bincount(groups, minlength=n)[ids].astype(np.float64)
+    cy = np.bincount(groups, weights=y, minlength=n)[ids] / count
+    cx = np.bincount(groups, weights=x, minlength=n)[ids] / count
+    return (np.floor(cy + 0.5).astype(np.int64) + window.y0, np.floor(cx + 0.5).astype(np.int64) + window.x0)
+
+
+def _footprints_at_window_edge(foot: np.ndarray, n_foot: int, window: Window,
+                               field_shape: tuple[int, int]) -> np.ndarray:
+    """Per footprint ID, whether it touches a window edge that is not the field's edge (and may
+    so extend beyond the window)."""
     edges = []
     if window.y0 > 0:
         edges.append(foot[0])
@@ -91,24 +132,6 @@ def own_objects(labels: np.ndarray, window: Window, core: Window, field_shape: t
         edges.append(foot[:, -1])
     at_edge = np.zeros(n_foot + 1, bool)
     if edges:
-        at_edge[np.unique(np.concatenate(edges))] = True
+        at_edge[np.concatenate(edges)] = True
     at_edge[0] = False
-    keep_pix = owned_foot[foot]
-    kept_ids = present_ids(labels[keep_pix])
-    if kept_ids.size == 0:
-        return empty
-    com = pixel_centroids(labels, kept_ids)
-    ry = np.floor(com[:, 0] + 0.5).astype(np.int64) + window.y0
-    rx = np.floor(com[:, 1] + 0.5).astype(np.int64) + window.x0
-    order = np.lexsort((rx, ry))
-    kept_ids, ry, rx = kept_ids[order], ry[order], rx[order]
-    lut = np.zeros(int(labels.max()) + 1, np.int32)
-    lut[kept_ids] = np.arange(1, kept_ids.size + 1, dtype=np.int32)
-    kept = np.where(keep_pix, lut[labels], 0).astype(np.int32)
-    n_edge = int(present_ids(labels[keep_pix & at_edge[foot]]).size)
-    boxes = ndimage.find_objects(np.where(keep_pix, foot, 0))
-    extent = max((max(b[0].stop - b[0].start, b[1].stop - b[1].start) for b in boxes if b is not None), default=0)
-    kept_inst = None
-    if instances is not None:
-        kept_inst = instances.take(kept_ids, np.arange(1, kept_ids.size + 1), shift=(window.y0, window.x0))
-    return OwnedObjects(kept, ry, rx, n_edge, int(extent), kept_ids.astype(np.int64), kept_inst)
+    return at_edge

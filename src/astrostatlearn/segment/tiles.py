@@ -38,14 +38,20 @@ def make_tile(field: Field, pre: Preprocessor, mesh: BackgroundMesh, window: Win
 
 def tile_from_arrays(pre: Preprocessor, mesh: BackgroundMesh, window: Window, img: np.ndarray,
                      rms: np.ndarray | None, truth: np.ndarray | None = None) -> Tile:
-    """The method's view of ``window`` from its raw image and rms, already read."""
+    """The method's view of ``window`` from its raw image and rms, already read. Invalid pixels
+    (non-finite image, or rms non-finite or <= 0) take 0 in the image and the field's median rms
+    in the noise, so no pixel's inputs depend on which tile holds it."""
     valid = np.isfinite(img)
     if rms is not None:
         valid &= np.isfinite(rms) & (rms > 0)
+    all_valid = bool(valid.all())
     image = pre.apply(img, rms)
     bkg, mesh_rms = mesh.at(window)
-    safe_img = np.where(valid, img, 0.0).astype(np.float32)
-    safe_rms = None if rms is None else np.where(valid, rms, np.nanmedian(rms[valid]) if valid.any() else 1.0).astype(np.float32)
+    safe_img = np.asarray(img, np.float32) if all_valid else np.where(valid, img, 0.0).astype(np.float32)
+    safe_rms = None
+    if rms is not None:
+        safe_rms = np.asarray(rms, np.float32) if all_valid else \
+            np.where(valid, rms, np.float32(pre.stats.rms_median)).astype(np.float32)
     err = channel0_noise(pre, safe_img, safe_rms, mesh_rms)
     return Tile(image, bkg, err, valid, window, pre.channels, truth)
 

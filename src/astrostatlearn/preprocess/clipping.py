@@ -1,0 +1,123 @@
+"""Sigma-clipped statistics of many samples at once, from sorted rows.
+
+The same clipping as astropy's ``sigma_clip`` (centre: median, scale: standard deviation with
+ddof 0, bounds kept inclusive, iterated until nothing changes or ``maxiters``), computed for every
+row of a 2-D array together. Each row is sorted once, so the kept values are always one contiguous
+run ``[lo, hi)`` of the sorted row: a clipping step is a vectorised binary search for the two
+bounds, and the mean and standard deviation come from prefix sums. This is what makes a
+whole-field background mesh cost a sort of the pixels instead of ten passes over them.
+
+NaN marks a missing value (masked or non-finite); NaNs sort last and are never kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class ClippedStats:
+    """Per-row statistics of the values that survive clipping (float64 arrays of length n)."""
+
+    median: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    n: np.ndarray  # values kept per row (int64)
+
+    def sextractor_mode(self) -> np.ndarray:
+        """SExtractor's background estimator: ``2.5 median - 1.5 mean``, or the median when
+        ``|mean - median| / std >= 0.3`` (a crowded sample), or the mean when ``std == 0``
+        (as photutils' ``SExtractorBackground``). NaN for rows with nothing kept."""
+        mode = 2.5 * self.median - 1.5 * self.mean
+        with np.errstate(invalid="ignore", divide="ignore"):
+            crowded = np.abs(self.mean - self.median) / self.std >= 0.3
+        mode = np.where(crowded, self.median, mode)
+        return np.where(self.std == 0, self.mean, mode)
+
+
+def _search(s: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray, value: np.ndarray,
+            right: np.ndarray) -> np.ndarray:
+    """For each k, the first index i in [lo[k], hi[k]] with s[rows[k], i] >= value[k] (> where
+    ``right[k]``): ``np.searchsorted`` on many sorted runs at once, by bisection."""
+    lo, hi = lo.copy(), hi.copy()
+    last = s.shape[1] - 1
+    while True:
+        open_ = lo < hi
+        if not open_.any():
+            return lo
+        mid = (lo + hi) // 2
+        probe = s[rows, np.minimum(mid, last)]
+        below = np.where(right, probe <= value, probe < value)
+        lo = np.where(open_ & below, mid + 1, lo)
+        hi = np.where(open_ & ~below, mid, hi)
+
+
+def _run_median(s: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The median of each row's run ``s[r, lo:hi]`` (mean of the two middle values when even)."""
+    rows = np.arange(s.shape[0])
+    last = s.shape[1] - 1
+    n = hi - lo
+    a = s[rows, np.clip(lo + (n - 1) // 2, 0, last)].astype(np.float64)
+    b = s[rows, np.clip(lo + n // 2, 0, last)].astype(np.float64)
+    return np.where(n > 0, (a + b) / 2.0, np.nan)
+
+
+def clipped_rows(values: np.ndarray, sigma: float = 3.0, maxiters: int = 10) -> ClippedStats:
+    """Sigma-clip every row of ``values`` (n, m) about its median and return the statistics of
+    what is kept. NaNs are missing values. Equals astropy's
+    ``sigma_clipped_stats(row, sigma=sigma, maxiters=maxiters)`` row by row, up to the rounding
+    of float32 bounds.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astrostatlearn.preprocess.clipping import clipped_rows
+    >>> x = np.array([[1.0, 2.0, 3.0, 4.0, 100.0, np.nan]] * 2)
+    >>> st = clipped_rows(x, sigma=1.5)
+    >>> st.median.tolist(), st.n.tolist()
+    ([2.5, 2.5], [4, 4])
+    """
+    s = np.sort(np.asarray(values), axis=1)  # NaN last
+    if s.dtype.kind != "f" or s.dtype.itemsize < 4:
+        s = s.astype(np.float32)
+    n_rows, m = s.shape
+    hi = np.count_nonzero(~np.isnan(s), axis=1).astype(np.int64)
+    lo = np.zeros(n_rows, np.int64)
+    # Prefix sums (float32 as the data for rows up to 65536 values, float64 beyond) of the values less a per-row shift (the row's median),
+    # so the variance does not lose precision on a large sky level. NaNs sort past ``hi`` and
+    # the sums are never read there.
+    shift = np.nan_to_num(_run_median(s, lo, hi))
+    d = s - shift[:, None].astype(s.dtype)
+    if m > 1 << 16:  # long rows: accumulate in float64
+        d = d.astype(np.float64)
+    c1 = np.zeros((n_rows, m + 1), d.dtype)
+    c2 = np.zeros((n_rows, m + 1), d.dtype)
+    np.cumsum(d, axis=1, out=c1[:, 1:])
+    np.cumsum(d * d, axis=1, out=c2[:, 1:])
+    rows = np.arange(n_rows)
+
+    def stats() -> ClippedStats:
+        n = hi - lo
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = (c1[rows, hi].astype(np.float64) - c1[rows, lo]) / n
+            var = np.maximum((c2[rows, hi].astype(np.float64) - c2[rows, lo]) / n - mean * mean, 0.0)
+        return ClippedStats(_run_median(s, lo, hi), mean + shift, np.sqrt(var), n)
+
+    active = np.flatnonzero(hi > lo)  # rows still changing: a row whose run stops changing has converged
+    for _ in range(maxiters):
+        if active.size == 0:
+            break
+        st = stats()
+        med, std = st.median[active], st.std[active]
+        k = active.size
+        # Both bounds in one bisection: rows [0, k) look for the lower bound, [k, 2k) the upper.
+        found = _search(s, np.concatenate([active, active]), np.concatenate([lo[active], lo[active]]),
+                        np.concatenate([hi[active], hi[active]]),
+                        np.concatenate([med - sigma * std, med + sigma * std]), np.repeat([False, True], k))
+        new_lo, new_hi = found[:k], np.maximum(found[k:], found[:k])
+        changed = (new_lo != lo[active]) | (new_hi != hi[active])
+        lo[active], hi[active] = new_lo, new_hi
+        active = active[changed]
+    return stats()

@@ -1,0 +1,71 @@
+"""The whole-field background mesh: photutils' Background2D values, one checked pass, holes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from astrostatlearn.errors import InputError
+from astrostatlearn.field import Field, Window
+from astrostatlearn.field.arrays import ArrayImage
+from astrostatlearn.preprocess import fit_variant
+from astrostatlearn.segment.background import BackgroundMesh
+
+
+def _sky(shape: tuple[int, int] = (256, 320), seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    img = 10.0 + 0.01 * xx + 0.02 * yy + rng.normal(0, 1.0, shape)
+    img += (rng.random(shape) < 0.03) * rng.exponential(20, shape)
+    return img.astype(np.float32)
+
+
+def _field(img: np.ndarray, rms: np.ndarray | None = None) -> Field:
+    return Field(ArrayImage(img), rms=None if rms is None else ArrayImage(rms))
+
+
+def test_mesh_equals_photutils_background2d() -> None:
+    from astropy.stats import SigmaClip
+    from photutils.background import Background2D, SExtractorBackground, StdBackgroundRMS
+
+    img = _sky()
+    f = _field(img)
+    mesh = BackgroundMesh.from_field(f, fit_variant(f, "raw"), box=32, filter_size=1)
+    ref = Background2D(img, 32, filter_size=1, sigma_clip=SigmaClip(sigma=3.0, maxiters=10),
+                       bkg_estimator=SExtractorBackground(), bkg_rms_estimator=StdBackgroundRMS(),
+                       exclude_percentile=50.0)
+    np.testing.assert_allclose(mesh.bkg, ref.background_mesh, atol=2e-3)
+    np.testing.assert_allclose(mesh.rms, ref.background_rms_mesh, atol=2e-3)
+
+
+def test_mesh_follows_a_gradient_and_interpolates_smoothly() -> None:
+    img = _sky()
+    f = _field(img)
+    mesh = BackgroundMesh.from_field(f, fit_variant(f, "raw"), box=32)
+    bkg, rms = mesh.at(Window(0, 256, 0, 320))
+    yy, xx = np.mgrid[:256, :320]
+    inner = (slice(48, 208), slice(48, 272))  # the median filter flattens the outermost cells
+    truth = 10.0 + 0.01 * xx + 0.02 * yy
+    assert np.abs(bkg[inner] - truth[inner]).max() < 0.3
+    assert np.abs(rms[inner] - 1.0).max() < 0.15
+    assert np.abs(np.diff(bkg, axis=1)).max() < 0.05  # bilinear: no steps at cell edges
+
+
+def test_a_hole_of_nan_takes_the_nearest_cells() -> None:
+    img = _sky()
+    img[64:160, 96:224] = np.nan
+    f = _field(img)
+    mesh = BackgroundMesh.from_field(f, fit_variant(f, "raw"), box=32, filter_size=1)
+    assert np.isfinite(mesh.bkg).all() and np.isfinite(mesh.rms).all()
+    assert mesh.bkg[3, 5] == pytest.approx(mesh.bkg[1, 5], abs=0.5)  # filled, on the sky's level
+
+
+def test_check_names_a_bad_rms_pixel() -> None:
+    img = _sky()
+    rms = np.ones_like(img)
+    rms[200, 17] = 0.0
+    f = _field(img, rms)
+    pre = fit_variant(f, "raw")
+    BackgroundMesh.from_field(f, pre, box=32)  # no check: the mesh is made
+    with pytest.raises(InputError, match="y=200, x=17"):
+        BackgroundMesh.from_field(f, pre, box=32, check=True)
