@@ -311,7 +311,7 @@ def segment(
         raise InputError(f"model is a {seg.name!r} model, not {method!r}", model)
     seg.set_options(parse_params(param))
     variant = resolve_variant(seg, variant)
-    tile = tile or seg.default_tile
+    tile = seg.default_tile if tile is None else tile
     check_segment_args(seg, out, tile, halo, overwrite, resume)  # before the field is scanned
     with Field.open(field, rms=rms) as f:
         res = prepare_and_segment(f, seg, out, variant=variant, tile=tile, halo=halo, scheduler=scheduler,

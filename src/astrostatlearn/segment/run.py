@@ -189,7 +189,7 @@ def plan_segment(field: Field, segmenter: Segmenter, out: str | Path, variant: s
                  region: Window | None = None, progress: bool = False) -> SegmentPlan:
     """Check the arguments and fix the run: variant, background mesh, halo, tile cores."""
     out = Path(out)
-    tile = tile or segmenter.default_tile
+    tile = segmenter.default_tile if tile is None else tile
     halo = check_segment_args(segmenter, out, tile, halo, overwrite, partial=False)  # the OutputSet holds the lock
     check_scheduler(scheduler)
     check_workers(workers)
