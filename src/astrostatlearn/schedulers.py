@@ -50,9 +50,9 @@ def compute_one(task: Any) -> Any:
 
 
 def stream(submit: Callable[[Any], Any], tasks: Sequence[Any], ahead: int) -> Iterator[Any]:
-    """The results of ``tasks`` in their order, as soon as each is ready: at most ``ahead``
-    tasks are submitted (``submit(task)`` -> a future) beyond the one being waited for, so the
-    caller merges results while the workers compute, in bounded memory."""
+    """The results of ``tasks`` in their order, as soon as each is ready: ``ahead`` tasks are
+    kept submitted (``submit(task)`` -> a future; the next goes out as each result is taken), so
+    the caller merges results while the workers compute, in bounded memory."""
     pending: deque = deque()
     queue = iter(tasks)
     for task in itertools.islice(queue, max(1, ahead)):
