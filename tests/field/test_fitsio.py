@@ -115,3 +115,20 @@ def test_outputs_get_normal_permissions(tmp_path: Path) -> None:
     finally:
         os.umask(umask)
     assert stat.S_IMODE(p.stat().st_mode) == 0o644
+
+
+def test_streaming_writer_reserves_its_blocks(tmp_path: Path) -> None:
+    """The data unit is allocated up front, so a full disk fails when the writer is made (ENOSPC),
+    not when a memory-mapped write first touches a page (SIGBUS)."""
+    import os
+
+    probe = tmp_path / "probe"
+    with open(probe, "wb") as fh:
+        try:
+            os.posix_fallocate(fh.fileno(), 0, 4096)
+        except OSError:
+            pytest.skip("this file system has no fallocate: the writer keeps a sparse file")
+    w = FitsImageWriter(tmp_path / "r.fits", (1000, 1000), np.int32)
+    st = os.stat(w.target[0])
+    assert st.st_blocks * 512 >= st.st_size >= 4_000_000
+    w.abort()

@@ -89,3 +89,20 @@ def test_ecsv_writer_round_trips_exactly() -> None:
         np.testing.assert_array_equal(np.asarray(back[c]), np.asarray(cat[c]))  # NaN == NaN here
     empty = Table.read(io.BytesIO(ecsv_bytes(cat[:0])), format="ascii.ecsv")
     assert len(empty) == 0 and empty.colnames == cat.colnames
+
+
+def test_measure_from_the_owned_pixels_equals_measure_from_the_map() -> None:
+    """The sparse path (the kept pixels own_objects hands over) gives the same rows as the map."""
+    from astrostatlearn.segment import own_objects
+
+    rng = np.random.default_rng(3)
+    labels, _ = ndimage.label(ndimage.gaussian_filter(rng.normal(size=(120, 140)), 2.0) > 0.05)
+    window, core = Window(40, 160, 300, 440), Window(60, 140, 320, 420)
+    owned = own_objects(labels.astype(np.int32), window, core, (1000, 1000))
+    assert owned.n_objects > 5 and owned.pixels.size == np.count_nonzero(owned.labels)
+    np.testing.assert_array_equal(owned.labels.ravel()[owned.pixels], owned.pixel_ids)
+    data, error = rng.normal(3, 1, labels.shape), np.abs(rng.normal(1, 0.1, labels.shape))
+    dense = measure(owned.labels, data, error, window)
+    sparse = measure(owned.labels, data, error, window, sparse=(owned.pixels, owned.pixel_ids))
+    for col in dense.colnames:
+        np.testing.assert_array_equal(np.asarray(sparse[col]), np.asarray(dense[col]), err_msg=col)

@@ -34,11 +34,14 @@ class SepSegmenter(Segmenter):
     def extract(self, tile: Tile) -> tuple[np.ndarray, np.ndarray]:
         """sep's object table and segmentation map (IDs = row index + 1)."""
         data = np.subtract(tile.image[0], tile.bkg, dtype=np.float32)
-        data[~tile.valid] = 0.0
+        mask = None  # sep's mask costs 15% of its time: passed only when some pixel is invalid
+        if not tile.valid.all():
+            mask = np.ascontiguousarray(~tile.valid)
+            data[mask] = 0.0
         err = np.maximum(tile.err, np.float32(1e-30), dtype=np.float32)
         sep.set_extract_pixstack(max(300_000, int(data.size)))
         sep.set_sub_object_limit(4096)
-        return sep.extract(data, self.nsigma, err=err, mask=np.ascontiguousarray(~tile.valid),
+        return sep.extract(data, self.nsigma, err=err, mask=mask,
                            minarea=self.minarea, filter_kernel=self._kernel(), filter_type="conv",
                            deblend_nthresh=self.deblend_nthresh, deblend_cont=self.deblend_cont,
                            clean=self.clean, clean_param=self.clean_param, segmentation_map=True)

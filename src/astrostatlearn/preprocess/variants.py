@@ -100,11 +100,17 @@ class Preprocessor:
 
     def apply(self, img: np.ndarray, rms: np.ndarray | None = None) -> np.ndarray:
         """Variant of an image window (and its rms window): float32 ``[C, y, x]``."""
-        img = np.where(np.isfinite(img), img, np.float32(self.stats.img_median)).astype(np.float32, copy=False)
+        img = np.asarray(img, np.float32)
+        ok = np.isfinite(img)
+        if not ok.all():  # the where pass only for windows with bad pixels
+            img = np.where(ok, img, np.float32(self.stats.img_median))
         if rms is None:
             rms = np.full(img.shape, self.stats.rms_median, np.float32)
         else:
-            rms = np.where(np.isfinite(rms) & (rms > 0), rms, np.float32(self.stats.rms_median)).astype(np.float32, copy=False)
+            rms = np.asarray(rms, np.float32)
+            ok = np.isfinite(rms) & (rms > 0)
+            if not ok.all():
+                rms = np.where(ok, rms, np.float32(self.stats.rms_median))
         p = self.params
         v = self.variant
         if v not in ("raw", "snr"):  # the stretches (astropy.visualization) only where needed

@@ -22,17 +22,20 @@ COLUMNS = ("id", "x", "y", "ra", "dec", "flux", "flux_err", "area", "semimajor_s
 
 
 def measure(labels: np.ndarray, data: np.ndarray, error: np.ndarray | None, window: Window,
-            score: np.ndarray | None = None, instances: Instances | None = None) -> Table:
+            score: np.ndarray | None = None, instances: Instances | None = None,
+            sparse: tuple[np.ndarray, np.ndarray] | None = None) -> Table:
     """Rows for the objects in ``labels`` (IDs 1..n, window coordinates), in ID order.
 
     ``score`` (column): the method's per-object score from ``instances`` where it gives one, else
     the mean of the ``score`` map over the object, else NaN; ``max_score``: the map's maximum.
     ``box_*``: the method's own boxes (field pixels, end-exclusive) where it gives them.
+    ``sparse``: the labelled pixels (flat indices, increasing) and their IDs, when the caller has
+    them already (:class:`~astrostatlearn.segment.OwnedObjects`).
     """
     n = int(labels.max()) if labels.size else 0
     if n == 0:
         return empty_catalog()
-    m = segment_moments(labels, data, error)
+    m = segment_moments(labels, data, error, sparse)
     t = Table()
     t["id"] = m["id"]
     t["x"] = m["x"] + window.x0
@@ -52,7 +55,8 @@ def measure(labels: np.ndarray, data: np.ndarray, error: np.ndarray | None, wind
     return t
 
 
-def segment_moments(labels: np.ndarray, data: np.ndarray, error: np.ndarray | None) -> dict[str, np.ndarray]:
+def segment_moments(labels: np.ndarray, data: np.ndarray, error: np.ndarray | None,
+                    sparse: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """photutils ``SourceCatalog`` columns of every segment of ``labels`` (IDs in increasing order).
 
     ``flux`` = sum of ``data``; ``flux_err`` = quadrature sum of ``error`` (NaN without one);
@@ -60,11 +64,15 @@ def segment_moments(labels: np.ndarray, data: np.ndarray, error: np.ndarray | No
     ``semimajor_sigma``/``semiminor_sigma``: square roots of the eigenvalues of the covariance of
     that data (each diagonal raised by 1/12 while its determinant is below 1/144, as SExtractor
     does; NaN when negative), ``orientation`` of the major axis (degrees counter-clockwise from +x,
-    in [0, 360)), ``ellipticity`` = 1 - b/a.
+    in [0, 360)), ``ellipticity`` = 1 - b/a. ``sparse``: (flat indices of the labelled pixels,
+    their IDs), to skip finding them again.
     """
     ny, nx = labels.shape
-    pix = np.flatnonzero(np.asarray(labels).ravel())  # segment pixels only: most of a tile is sky
-    lab = np.asarray(labels).ravel()[pix]
+    if sparse is None:
+        pix = np.flatnonzero(np.asarray(labels).ravel())  # segment pixels only: most of a tile is sky
+        lab = np.asarray(labels).ravel()[pix]
+    else:
+        pix, lab = sparse
     size = int(lab.max(initial=0)) + 1
     area = np.bincount(lab, minlength=size)
     ids = np.flatnonzero(area)

@@ -34,7 +34,7 @@ import numpy as np
 from astrostatlearn import __version__
 from astrostatlearn.errors import InputError
 from astrostatlearn.field import Field, FitsImageWriter, Window, atomic_write_bytes, atomic_write_json, check_writable, tile_grid
-from astrostatlearn.field.fitsio import output_header, write_window
+from astrostatlearn.field.fitsio import output_header
 from astrostatlearn.field.outputs import OutputSet
 from astrostatlearn.methods import Segmenter, load_segmenter
 from astrostatlearn.preprocess import Preprocessor, fit_variant
@@ -70,7 +70,9 @@ class _TileOutput:
     index: int
     window: Window
     core: Window
-    labels: np.ndarray
+    pixels: np.ndarray  # the kept objects' pixels: flat indices into ``window``, increasing
+    pixel_ids: np.ndarray  # their tile IDs, 1..n_objects
+    n_objects: int
     score: np.ndarray | None
     catalog: Any
     n_at_edge: int
@@ -111,14 +113,18 @@ def _segment_tile(run_id: str, index: int, paths: tuple[str, str | None], model:
     tile.want_score = with_score
     pred = seg.predict(tile)
     owned = own_objects(pred.labels, window, core, field.shape, pred.instances)
-    data = np.where(tile.valid, img - background, 0.0)
-    cat = measure(owned.labels, data, None if rms is None else np.where(tile.valid, rms, 0.0), window,
-                  pred.score, owned.instances)
+    if tile.valid.all():  # the usual case: no masking passes over the whole window
+        data, error = img - np.float32(background), rms
+    else:
+        data = np.where(tile.valid, img - background, 0.0)
+        error = None if rms is None else np.where(tile.valid, rms, 0.0)
+    cat = measure(owned.labels, data, error, window, pred.score, owned.instances,
+                  sparse=(owned.pixels, owned.pixel_ids))
     score = None
     if with_score and pred.score is not None:
         score = pred.score[core.relative_to(window)].astype(np.float32)
-    return _TileOutput(index, window, core, owned.labels, score, cat, owned.n_at_edge, owned.max_extent,
-                       dict(pred.counters))
+    return _TileOutput(index, window, core, owned.pixels, owned.pixel_ids, owned.n_objects, score, cat,
+                       owned.n_at_edge, owned.max_extent, dict(pred.counters))
 
 
 def check_segment_args(segmenter: Segmenter, out: Path, tile: int, halo: int | None, overwrite: bool,
@@ -223,9 +229,9 @@ class _Assembly:
 
     def add(self, res: _TileOutput) -> None:
         """Merge one tile: its objects get global IDs (running offset), its catalogue rows too."""
-        n = int(res.labels.max()) if res.labels.size else 0
+        n = res.n_objects
         if n:
-            _merge_labels(self.seg_writer, res.window, res.labels, self.next_id)
+            _merge_labels(self.seg_writer, res.window, res.pixels, res.pixel_ids, self.next_id)
             res.catalog["id"] += self.next_id
             self.parts.append(res.catalog)
         self.next_id += n
@@ -523,12 +529,17 @@ def _open_assembly(plan: SegmentPlan, tx: OutputSet, start: int, state: dict[str
     return assembly, start
 
 
-def _merge_labels(writer: FitsImageWriter, window: Window, labels: np.ndarray, offset: int) -> None:
-    """Write a tile's kept objects (IDs + offset) into the output, never over another object."""
+def _merge_labels(writer: FitsImageWriter, window: Window, pixels: np.ndarray, ids: np.ndarray, offset: int) -> None:
+    """Write a tile's kept objects (``ids`` + offset at ``pixels``, flat indices into ``window``)
+    into the output, never over another object: only those pixels are read and written."""
     fname, data_offset, shape, dtype = writer.target
-    mm = np.memmap(fname, dtype=np.dtype(dtype).newbyteorder(">"), mode="r", offset=data_offset, shape=shape)
-    current = np.array(mm[window.slices])
-    del mm
-    new = np.where((labels > 0) & (current == 0), labels + offset, current).astype(np.int32)
-    write_window(writer.target, window, new)
+    mm = np.memmap(fname, dtype=np.dtype(dtype).newbyteorder(">"), mode="r+", offset=data_offset, shape=shape)
+    try:
+        sub = mm[window.slices]
+        y, x = np.divmod(pixels, window.shape[1])
+        free = sub[y, x] == 0
+        sub[y[free], x[free]] = ids[free] + offset
+        del sub
+    finally:
+        del mm
 
