@@ -92,3 +92,16 @@ def test_model_files_name_their_method(tmp_path: Path) -> None:
     (tmp_path / "junk.joblib").write_bytes(b"\x00" * 64)
     with pytest.raises(InputError, match="not a saved"):
         load_segmenter(tmp_path / "junk.joblib")
+
+
+def test_tile_knows_when_every_pixel_is_valid_and_masks_only_then() -> None:
+    from astrostatlearn.methods import Tile
+
+    valid = np.ones((4, 5), bool)
+    values = np.arange(20, dtype=np.float32).reshape(4, 5)
+    tile = Tile(values[None], np.zeros((4, 5)), np.ones((4, 5)), valid, Window(0, 4, 0, 5))
+    assert tile.all_valid and tile.zero_invalid(values) is values  # no copy, no pass
+    valid[1, 2] = False
+    tile = Tile(values[None], np.zeros((4, 5)), np.ones((4, 5)), valid, Window(0, 4, 0, 5))
+    out = tile.zero_invalid(values)
+    assert not tile.all_valid and out[1, 2] == 0 and out.sum() == values.sum() - values[1, 2]

@@ -112,3 +112,17 @@ def test_unknown_variant_and_stretch(sim_field: Path) -> None:
             fit_variant(f, "fancy")
         with pytest.raises(InputError, match="unknown stretch"):
             fit_variant(f, "soft", stretch="curvy")
+
+
+@pytest.mark.parametrize("variant", ["raw", "snr", "soft+rms"])
+def test_checked_apply_equals_the_checking_one_on_good_pixels(sim_field: Path, variant: str) -> None:
+    """``checked=True`` only skips the finiteness passes: on good pixels the values are the same,
+    and on bad pixels the unchecked call still replaces them."""
+    with Field.open(sim_field) as f:
+        pre = fit_variant(f, variant)
+        w = Window(10, 60, 20, 90)
+        img, rms = f.read_img(w), f.read_rms(w)
+    np.testing.assert_array_equal(pre.apply(img, rms, checked=True), pre.apply(img, rms))
+    bad = img.copy()
+    bad[3, 4] = np.nan
+    assert np.isfinite(pre.apply(bad, rms)).all()

@@ -29,7 +29,8 @@ class Tile:
     channel 0, in the same units; ``valid``: finite input pixels; ``window``: position in the
     field (0-based); ``truth``: int32 truth labels, for training only; ``want_score``: whether
     the caller uses the per-pixel score map (a method may skip computing it when False, as
-    ``segment --no-score`` asks).
+    ``segment --no-score`` asks); ``all_valid``: every pixel is valid (found when not given), so
+    a method can skip its masking passes.
     """
 
     image: np.ndarray
@@ -40,11 +41,23 @@ class Tile:
     channels: tuple[str, ...] = ("img",)
     truth: np.ndarray | None = None
     want_score: bool = True
+    all_valid: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.all_valid is None:
+            self.all_valid = bool(np.all(self.valid))
 
     @property
     def signal(self) -> np.ndarray:
         """Background-subtracted channel 0."""
         return self.image[0] - self.bkg
+
+    def zero_invalid(self, values: np.ndarray) -> np.ndarray:
+        """float32 ``values`` (``[y, x]`` or ``[C, y, x]``) with 0 at invalid pixels; no masking
+        pass (and no copy of float32 input) when every pixel is valid."""
+        if self.all_valid:
+            return np.asarray(values, np.float32)
+        return np.where(self.valid, values, 0.0).astype(np.float32)
 
 
 @dataclass

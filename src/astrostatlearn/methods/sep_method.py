@@ -35,10 +35,12 @@ class SepSegmenter(Segmenter):
         """sep's object table and segmentation map (IDs = row index + 1)."""
         data = np.subtract(tile.image[0], tile.bkg, dtype=np.float32)
         mask = None  # sep's mask costs 15% of its time: passed only when some pixel is invalid
-        if not tile.valid.all():
+        if not tile.all_valid:
             mask = np.ascontiguousarray(~tile.valid)
             data[mask] = 0.0
-        err = np.maximum(tile.err, np.float32(1e-30), dtype=np.float32)
+        err = np.ascontiguousarray(tile.err, np.float32)
+        if not err.min() >= 1e-30:  # sep needs a positive noise everywhere
+            err = np.maximum(err, np.float32(1e-30))
         sep.set_extract_pixstack(max(300_000, int(data.size)))
         sep.set_sub_object_limit(4096)
         return sep.extract(data, self.nsigma, err=err, mask=mask,
@@ -58,6 +60,6 @@ class SepSegmenter(Segmenter):
         instances = Instances(np.arange(1, len(objects) + 1), peak_score)
         score = None
         if tile.want_score:
-            filtered = filter_image(np.where(tile.valid, tile.signal, 0.0), kernel)
+            filtered = filter_image(tile.zero_invalid(tile.signal), kernel)
             score = snr_score(filtered, tile.err, kernel, self.nsigma)
-        return Prediction(seg.astype(np.int32), score, instances)
+        return Prediction(seg.astype(np.int32, copy=False), score, instances)

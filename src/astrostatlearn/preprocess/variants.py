@@ -98,18 +98,21 @@ class Preprocessor:
     def channels(self) -> tuple[str, ...]:
         return VARIANTS[self.variant]
 
-    def apply(self, img: np.ndarray, rms: np.ndarray | None = None) -> np.ndarray:
-        """Variant of an image window (and its rms window): float32 ``[C, y, x]``."""
+    def apply(self, img: np.ndarray, rms: np.ndarray | None = None, checked: bool = False) -> np.ndarray:
+        """Variant of an image window (and its rms window): float32 ``[C, y, x]``. Non-finite
+        image pixels take the global median, bad rms pixels the global median rms; ``checked``:
+        the caller knows every pixel is good, so those passes are skipped. A one-channel variant
+        that is the image itself (``raw``) shares the float32 input's memory."""
         img = np.asarray(img, np.float32)
-        ok = np.isfinite(img)
-        if not ok.all():  # the where pass only for windows with bad pixels
+        ok = True if checked else np.isfinite(img)
+        if not np.all(ok):  # the where pass only for windows with bad pixels
             img = np.where(ok, img, np.float32(self.stats.img_median))
         if rms is None:
-            rms = np.full(img.shape, self.stats.rms_median, np.float32)
+            rms = np.full(img.shape, self.stats.rms_median, np.float32) if self.variant != "raw" else None
         else:
             rms = np.asarray(rms, np.float32)
-            ok = np.isfinite(rms) & (rms > 0)
-            if not ok.all():
+            ok = True if checked else np.isfinite(rms) & (rms > 0)
+            if not np.all(ok):
                 rms = np.where(ok, rms, np.float32(self.stats.rms_median))
         p = self.params
         v = self.variant
@@ -130,6 +133,8 @@ class Preprocessor:
         else:  # summed: the seed's norm(norm(img) + norm(rms))
             s = _scaled(img, *p["norm_interval"], LinearStretch()) + _scaled(rms, *p["rms_interval"], LinearStretch())
             out = [_scaled(s, 0.0, 2.0, LinearStretch())]
+        if len(out) == 1:
+            return np.asarray(out[0], np.float32)[None]
         return np.stack(out).astype(np.float32, copy=False)
 
     def linear_noise(self, rms: np.ndarray) -> np.ndarray | None:

@@ -15,7 +15,7 @@ from astropy.table import Table, vstack
 from astropy.wcs import WCS
 
 from astrostatlearn.field import Window
-from astrostatlearn.methods.base import Instances, Prediction
+from astrostatlearn.methods.base import Instances
 
 COLUMNS = ("id", "x", "y", "ra", "dec", "flux", "flux_err", "area", "semimajor_sigma", "semiminor_sigma",
            "orientation", "ellipticity", "score", "max_score", "box_y0", "box_x0", "box_y1", "box_x1")
@@ -32,10 +32,25 @@ def measure(labels: np.ndarray, data: np.ndarray, error: np.ndarray | None, wind
     ``sparse``: the labelled pixels (flat indices, increasing) and their IDs, when the caller has
     them already (:class:`~astrostatlearn.segment.OwnedObjects`).
     """
-    n = int(labels.max()) if labels.size else 0
-    if n == 0:
+    pix, lab = sparse if sparse is not None else labelled_pixels(labels)
+    return measure_pixels(pix, lab, labels.shape, data, error, window, score, instances)
+
+
+def labelled_pixels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(flat indices of the labelled pixels, increasing; their IDs): most of a tile is sky."""
+    flat = np.asarray(labels).ravel()
+    pix = np.flatnonzero(flat)
+    return pix, flat[pix]
+
+
+def measure_pixels(pix: np.ndarray, lab: np.ndarray, shape: tuple[int, int], data: np.ndarray,
+                   error: np.ndarray | None, window: Window, score: np.ndarray | None = None,
+                   instances: Instances | None = None) -> Table:
+    """:func:`measure` from the labelled pixels alone: ``pix`` (flat indices into a ``shape``
+    window, increasing) and their IDs ``lab``; no window-sized label map is needed."""
+    if lab.size == 0:
         return empty_catalog()
-    m = segment_moments(labels, data, error, sparse)
+    m = segment_moments(pix, lab, shape, data, error)
     t = Table()
     t["id"] = m["id"]
     t["x"] = m["x"] + window.x0
@@ -43,9 +58,15 @@ def measure(labels: np.ndarray, data: np.ndarray, error: np.ndarray | None, wind
     for c in ("flux", "flux_err", "area", "semimajor_sigma", "semiminor_sigma", "orientation", "ellipticity"):
         t[c] = m[c]
     ids = np.asarray(t["id"])
-    t["score"] = Prediction(labels, score, instances).object_scores(ids)
+    if instances is not None:
+        t["score"] = instances.take(ids).scores.astype(float)
+    elif score is not None:
+        total = np.bincount(lab, weights=_gather(score, pix), minlength=int(ids.max()) + 1)[ids]
+        t["score"] = total / m["area"]
+    else:
+        t["score"] = np.full(len(t), np.nan)
     if score is not None:
-        t["max_score"] = segment_maximum(labels, score, ids)
+        t["max_score"] = np.asarray(ndimage_maximum(_gather(score, pix), lab, ids), float)
     else:
         t["max_score"] = np.full(len(t), np.nan)
     if instances is not None and instances.boxes is not None:
@@ -55,34 +76,44 @@ def measure(labels: np.ndarray, data: np.ndarray, error: np.ndarray | None, wind
     return t
 
 
-def segment_moments(labels: np.ndarray, data: np.ndarray, error: np.ndarray | None,
-                    sparse: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """photutils ``SourceCatalog`` columns of every segment of ``labels`` (IDs in increasing order).
+def _gather(values: np.ndarray, pix: np.ndarray) -> np.ndarray:
+    """``values`` at the flat indices ``pix``, float64 (gathered first, then converted: a
+    window-sized float64 copy would cost more than the measurement)."""
+    return np.asarray(values).ravel()[pix].astype(np.float64)
+
+
+def ndimage_maximum(values: np.ndarray, lab: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The maximum of ``values`` (one per labelled pixel) over each of ``ids``."""
+    from scipy import ndimage
+
+    if ids.size == 0:
+        return np.zeros(0)
+    return np.asarray(ndimage.maximum(values, lab, ids), float)
+
+
+def segment_moments(pix: np.ndarray, lab: np.ndarray, shape: tuple[int, int], data: np.ndarray,
+                    error: np.ndarray | None) -> dict[str, np.ndarray]:
+    """photutils ``SourceCatalog`` columns of every segment (IDs in increasing order), from its
+    labelled pixels: ``pix`` (flat indices into a ``shape`` window) and their IDs ``lab``.
 
     ``flux`` = sum of ``data``; ``flux_err`` = quadrature sum of ``error`` (NaN without one);
     ``area`` in pixels; ``x``, ``y``: centroid of the non-negative data (window pixels);
     ``semimajor_sigma``/``semiminor_sigma``: square roots of the eigenvalues of the covariance of
     that data (each diagonal raised by 1/12 while its determinant is below 1/144, as SExtractor
     does; NaN when negative), ``orientation`` of the major axis (degrees counter-clockwise from +x,
-    in [0, 360)), ``ellipticity`` = 1 - b/a. ``sparse``: (flat indices of the labelled pixels,
-    their IDs), to skip finding them again.
+    in [0, 360)), ``ellipticity`` = 1 - b/a.
     """
-    ny, nx = labels.shape
-    if sparse is None:
-        pix = np.flatnonzero(np.asarray(labels).ravel())  # segment pixels only: most of a tile is sky
-        lab = np.asarray(labels).ravel()[pix]
-    else:
-        pix, lab = sparse
+    nx = shape[1]
     size = int(lab.max(initial=0)) + 1
     area = np.bincount(lab, minlength=size)
     ids = np.flatnonzero(area)
-    vals = np.asarray(data, np.float64).ravel()[pix]
+    vals = _gather(data, pix)
     finite = np.isfinite(vals)
     flux = np.bincount(lab, weights=np.where(finite, vals, 0.0), minlength=size)[ids]
     if error is None:
         flux_err = np.full(ids.size, np.nan)
     else:
-        e2 = np.where(finite, np.asarray(error, np.float64).ravel()[pix] ** 2, 0.0)
+        e2 = np.where(finite, _gather(error, pix) ** 2, 0.0)
         flux_err = np.sqrt(np.bincount(lab, weights=e2, minlength=size)[ids])
     w = np.where(finite & (vals > 0), vals, 0.0)
     yy, xx = np.divmod(pix, nx)
@@ -118,18 +149,6 @@ def segment_moments(labels: np.ndarray, data: np.ndarray, error: np.ndarray | No
         return {"id": ids.astype(np.int64), "x": xc, "y": yc, "flux": flux, "flux_err": flux_err,
                 "area": area[ids].astype(float), "semimajor_sigma": a, "semiminor_sigma": b,
                 "orientation": orientation, "ellipticity": 1.0 - b / a}
-
-
-def segment_maximum(labels: np.ndarray, values: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """The maximum of ``values`` over each segment ``ids`` of ``labels``, from the segment pixels
-    alone (``ndimage.maximum`` on them rather than on the whole tile)."""
-    from scipy import ndimage
-
-    pix = np.flatnonzero(np.asarray(labels).ravel())
-    if ids.size == 0:
-        return np.zeros(0)
-    lab = np.asarray(labels).ravel()[pix]
-    return np.asarray(ndimage.maximum(np.asarray(values, np.float64).ravel()[pix], lab, ids), float)
 
 
 def empty_catalog() -> Table:

@@ -39,7 +39,7 @@ from astrostatlearn.field.outputs import OutputSet
 from astrostatlearn.methods import Segmenter, load_segmenter
 from astrostatlearn.preprocess import Preprocessor, fit_variant
 from astrostatlearn.segment.background import BackgroundMesh
-from astrostatlearn.segment.catalog import ecsv_bytes, finish_catalog, measure
+from astrostatlearn.segment.catalog import ecsv_bytes, finish_catalog, measure_pixels
 from astrostatlearn.segment.checkpoint import Checkpoint, file_digest
 from astrostatlearn.segment.stitch import own_objects
 from astrostatlearn.segment.tiles import tile_from_arrays
@@ -113,13 +113,13 @@ def _segment_tile(run_id: str, index: int, paths: tuple[str, str | None], model:
     tile.want_score = with_score
     pred = seg.predict(tile)
     owned = own_objects(pred.labels, window, core, field.shape, pred.instances)
-    if tile.valid.all():  # the usual case: no masking passes over the whole window
+    if tile.all_valid:  # the usual case: no masking passes over the whole window
         data, error = img - np.float32(background), rms
     else:
         data = np.where(tile.valid, img - background, 0.0)
         error = None if rms is None else np.where(tile.valid, rms, 0.0)
-    cat = measure(owned.labels, data, error, window, pred.score, owned.instances,
-                  sparse=(owned.pixels, owned.pixel_ids))
+    cat = measure_pixels(owned.pixels, owned.pixel_ids, window.shape, data, error, window, pred.score,
+                         owned.instances)
     score = None
     if with_score and pred.score is not None:
         score = pred.score[core.relative_to(window)].astype(np.float32)

@@ -24,25 +24,32 @@ from astrostatlearn.methods.base import Instances
 
 @dataclass
 class OwnedObjects:
-    """The objects a tile keeps: ``labels`` (window-sized, IDs 1..n in reference-pixel order),
-    their reference pixels (field coordinates), how many of them lie in footprints that touch
-    the halo's edge, and the largest kept footprint's extent in pixels. ``pixels`` (flat indices
-    into the window, increasing) and ``pixel_ids`` are the same labels, sparse: the kept pixels
-    alone, which is all the catalogue and the output merge read."""
+    """The objects a tile keeps, IDs 1..n in reference-pixel order: their pixels (``pixels``,
+    flat indices into the window of ``shape``, increasing, and their IDs ``pixel_ids``: all the
+    catalogue and the output merge read), their reference pixels (field coordinates), how many
+    of them lie in footprints that touch the halo's edge, and the largest kept footprint's extent
+    in pixels. :attr:`labels` is the same as a window-sized map, built when asked for."""
 
-    labels: np.ndarray
+    shape: tuple[int, int]
+    pixels: np.ndarray
+    pixel_ids: np.ndarray
     ref_y: np.ndarray
     ref_x: np.ndarray
     n_at_edge: int
     max_extent: int
     source_ids: np.ndarray
     instances: Instances | None = None
-    pixels: np.ndarray | None = None
-    pixel_ids: np.ndarray | None = None
 
     @property
     def n_objects(self) -> int:
         return int(self.source_ids.size)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The kept objects as an int32 map of the window (0 = not kept)."""
+        out = np.zeros(self.shape, np.int32)
+        out.ravel()[self.pixels] = self.pixel_ids
+        return out
 
 
 def pixel_centroids(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -79,10 +86,11 @@ def own_objects(labels: np.ndarray, window: Window, core: Window, field_shape: t
     ``bincount`` sums for the centroids."""
     labels = np.asarray(labels)
     none = np.zeros(0, np.int64)
+    nothing = OwnedObjects(labels.shape, none, np.zeros(0, np.int32), none, none, 0, 0, none,
+                           None if instances is None else instances.take(none))
     pix = np.flatnonzero(labels.ravel())
     if pix.size == 0:
-        return OwnedObjects(np.zeros(labels.shape, np.int32), none, none, 0, 0, none,
-                            None if instances is None else instances.take(none), none, np.zeros(0, np.int32))
+        return nothing
     lab = labels.ravel()[pix].astype(np.int64)
     foot_map, n_foot = ndimage.label(labels > 0, structure=np.ones((3, 3), bool))
     foot = foot_map.ravel()[pix]
@@ -96,16 +104,13 @@ def own_objects(labels: np.ndarray, window: Window, core: Window, field_shape: t
     n_ids = int(lab.max()) + 1
     kept_ids = np.flatnonzero(np.bincount(lab[keep], minlength=n_ids))
     if kept_ids.size == 0:
-        return OwnedObjects(np.zeros(labels.shape, np.int32), none, none, 0, 0, none,
-                            None if instances is None else instances.take(none), none, np.zeros(0, np.int32))
+        return nothing
     ry, rx = _reference_pixels(lab, y, x, n_ids, kept_ids, window)  # over all of each object's pixels
     order = np.lexsort((rx, ry))
     kept_ids, ry, rx = kept_ids[order], ry[order], rx[order]
     lut = np.zeros(n_ids, np.int32)
     lut[kept_ids] = np.arange(1, kept_ids.size + 1, dtype=np.int32)
     kept_pix, kept_lab = pix[keep], lut[lab[keep]]
-    kept = np.zeros(labels.shape, np.int32)
-    kept.ravel()[kept_pix] = kept_lab
     n_edge = int(np.count_nonzero(np.bincount(lab[keep & at_edge[foot]], minlength=n_ids)))
     boxes = ndimage.find_objects(foot_map)
     extent = max((max(boxes[f - 1][0].stop - boxes[f - 1][0].start, boxes[f - 1][1].stop - boxes[f - 1][1].start)
@@ -113,7 +118,8 @@ def own_objects(labels: np.ndarray, window: Window, core: Window, field_shape: t
     kept_inst = None
     if instances is not None:
         kept_inst = instances.take(kept_ids, np.arange(1, kept_ids.size + 1), shift=(window.y0, window.x0))
-    return OwnedObjects(kept, ry, rx, n_edge, int(extent), kept_ids.astype(np.int64), kept_inst, kept_pix, kept_lab)
+    return OwnedObjects(labels.shape, kept_pix, kept_lab, ry, rx, n_edge, int(extent), kept_ids.astype(np.int64),
+                        kept_inst)
 
 
 def _reference_pixels(groups: np.ndarray, y: np.ndarray, x: np.ndarray, n: int, ids: np.ndarray,

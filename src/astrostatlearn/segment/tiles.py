@@ -27,6 +27,8 @@ def channel0_noise(pre: Preprocessor, img: np.ndarray, rms: np.ndarray | None, m
         down = pre.apply(img - rms, rms)[0]
         err = np.abs(up - down) / 2.0
     floor = 1e-3 * mesh_rms
+    if err.min() > floor.max():  # the usual case: no pixel falls back to the mesh
+        return np.asarray(err, np.float32)
     return np.where(err > floor, err, mesh_rms).astype(np.float32)
 
 
@@ -45,15 +47,15 @@ def tile_from_arrays(pre: Preprocessor, mesh: BackgroundMesh, window: Window, im
     if rms is not None:
         valid &= np.isfinite(rms) & (rms > 0)
     all_valid = bool(valid.all())
-    image = pre.apply(img, rms)
     bkg, mesh_rms = mesh.at(window)
     safe_img = np.asarray(img, np.float32) if all_valid else np.where(valid, img, 0.0).astype(np.float32)
     safe_rms = None
     if rms is not None:
         safe_rms = np.asarray(rms, np.float32) if all_valid else \
             np.where(valid, rms, np.float32(pre.stats.rms_median)).astype(np.float32)
+    image = pre.apply(img, rms, checked=all_valid)
     err = channel0_noise(pre, safe_img, safe_rms, mesh_rms)
-    return Tile(image, bkg, err, valid, window, pre.channels, truth)
+    return Tile(image, bkg, err, valid, window, pre.channels, truth, all_valid=all_valid)
 
 
 def region_tiles(field: Field, pre: Preprocessor, mesh: BackgroundMesh, region: Window, tile: int = 512,
