@@ -64,6 +64,52 @@ def _run_median(s: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.where(n > 0, (a + b) / 2.0, np.nan)
 
 
+class _RunSums:
+    """Sums of ``d`` and ``d**2`` over ``[lo, hi)`` of each row, for runs inside ``[0, n_valid)``
+    that only shrink: the whole valid run's sums (float64) less prefix sums of its first and last
+    ``ends`` values; a row whose run has moved further in is summed directly."""
+
+    def __init__(self, d: np.ndarray, n_valid: np.ndarray, ends: int = 512) -> None:
+        self.d, self.n_valid = d, n_valid
+        n_rows, m = d.shape
+        self.k = k = min(ends, m)
+        finite = np.where(np.arange(m)[None, :] < n_valid[:, None], d, 0) if (n_valid < m).any() else d
+        self.t1 = finite.sum(axis=1, dtype=np.float64)
+        self.t2 = np.einsum("ij,ij->i", finite, finite, dtype=np.float64)
+        # The ends' prefix sums in the data's precision (float32 sums of k shifted values lose
+        # less than the whole-row float32 prefix sums did).
+        head = d[:, :k]
+        if (n_valid < k).any():
+            head = np.where(np.arange(k)[None, :] < n_valid[:, None], head, 0)
+        self.h1 = np.zeros((n_rows, k + 1), d.dtype)
+        self.h2 = np.zeros((n_rows, k + 1), d.dtype)
+        np.cumsum(head, axis=1, out=self.h1[:, 1:])
+        np.cumsum(head * head, axis=1, out=self.h2[:, 1:])
+        # The last k valid values of each row, as suffix sums: s1[:, j] = sum of the values from
+        # n_valid - k + j to n_valid (j = 0..k); positions before the row's start count 0.
+        if (n_valid == m).all():
+            tail = d[:, m - k:]
+        else:
+            idx = n_valid[:, None] - k + np.arange(k)[None, :]
+            tail = np.where(idx >= 0, d[np.arange(n_rows)[:, None], np.maximum(idx, 0)], 0)
+        self.s1 = np.zeros((n_rows, k + 1), d.dtype)
+        self.s2 = np.zeros((n_rows, k + 1), d.dtype)
+        np.cumsum(tail[:, ::-1], axis=1, out=self.s1[:, k - 1::-1])
+        np.cumsum((tail * tail)[:, ::-1], axis=1, out=self.s2[:, k - 1::-1])
+
+    def between(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        k, rows = self.k, np.arange(lo.size)
+        cut = self.n_valid - hi  # values clipped from the top
+        near = (lo <= k) & (cut <= k)
+        li, ti = np.minimum(lo, k), np.clip(k - cut, 0, k)
+        s1 = self.t1 - self.h1[rows, li] - self.s1[rows, ti]  # float64, as t1 and t2
+        s2 = self.t2 - self.h2[rows, li] - self.s2[rows, ti]
+        for r in np.flatnonzero(~near):  # rare: a run clipped by more than ``k`` at one end
+            run = self.d[r, lo[r]:hi[r]].astype(np.float64)
+            s1[r], s2[r] = run.sum(), np.dot(run, run)
+        return s1, s2
+
+
 def clipped_rows(values: np.ndarray, sigma: float = 3.0, maxiters: int = 10) -> ClippedStats:
     """Sigma-clip every row of ``values`` (n, m) about its median and return the statistics of
     what is kept. NaNs are missing values. Equals astropy's
@@ -85,24 +131,19 @@ def clipped_rows(values: np.ndarray, sigma: float = 3.0, maxiters: int = 10) -> 
     n_rows, m = s.shape
     hi = np.count_nonzero(~np.isnan(s), axis=1).astype(np.int64)
     lo = np.zeros(n_rows, np.int64)
-    # Prefix sums (float32 as the data for rows up to 65536 values, float64 beyond) of the values less a per-row shift (the row's median),
-    # so the variance does not lose precision on a large sky level. NaNs sort past ``hi`` and
-    # the sums are never read there.
+    # Values less a per-row shift (the row's median), so the variance does not lose precision on
+    # a large sky level. The kept run only shrinks, so its sums are the whole row's less the two
+    # clipped ends (:class:`_RunSums`): one reduction over the row, and prefix sums over its ends only.
     shift = np.nan_to_num(_run_median(s, lo, hi))
-    d = s - shift[:, None].astype(s.dtype)
-    if m > 1 << 16:  # long rows: accumulate in float64
-        d = d.astype(np.float64)
-    c1 = np.zeros((n_rows, m + 1), d.dtype)
-    c2 = np.zeros((n_rows, m + 1), d.dtype)
-    np.cumsum(d, axis=1, out=c1[:, 1:])
-    np.cumsum(d * d, axis=1, out=c2[:, 1:])
+    sums = _RunSums(s - shift[:, None].astype(s.dtype), hi.copy())
     rows = np.arange(n_rows)
 
     def stats() -> ClippedStats:
         n = hi - lo
+        s1, s2 = sums.between(lo, hi)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = (c1[rows, hi].astype(np.float64) - c1[rows, lo]) / n
-            var = np.maximum((c2[rows, hi].astype(np.float64) - c2[rows, lo]) / n - mean * mean, 0.0)
+            mean = s1 / n
+            var = np.maximum(s2 / n - mean * mean, 0.0)
         return ClippedStats(_run_median(s, lo, hi), mean + shift, np.sqrt(var), n)
 
     active = np.flatnonzero(hi > lo)  # rows still changing: a row whose run stops changing has converged

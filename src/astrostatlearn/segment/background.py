@@ -36,8 +36,11 @@ def cell_statistics(values: np.ndarray, box: int) -> tuple[np.ndarray, np.ndarra
     ``box`` columns)."""
     h, nx = values.shape
     ncy, ncx = -(-h // box), -(-nx // box)
-    padded = np.full((ncy * box, ncx * box), np.nan, np.float32)
-    padded[:h, :nx] = values
+    if (h, nx) == (ncy * box, ncx * box):
+        padded = np.asarray(values, np.float32)
+    else:
+        padded = np.full((ncy * box, ncx * box), np.nan, np.float32)
+        padded[:h, :nx] = values
     cells = padded.reshape(ncy, box, ncx, box).transpose(0, 2, 1, 3).reshape(ncy * ncx, box * box)
     st = clipped_rows(cells, sigma=3.0, maxiters=10)
     rows_in = np.minimum(box, h - box * np.arange(ncy))  # rows of each cell row inside the block
@@ -85,7 +88,8 @@ class BackgroundMesh:
             img, rms = field.read_img(w), field.read_rms(w)
             n_bad = check_pixels(field, w, img, rms) if check else 0
             ch0 = pre.apply(img, rms)[0]
-            return (*cell_statistics(np.where(np.isfinite(img), ch0, np.nan), box), n_bad)
+            finite = np.isfinite(img)
+            return (*cell_statistics(ch0 if finite.all() else np.where(finite, ch0, np.nan), box), n_bad)
 
         # Blocks are independent; two threads overlap reading with the sorting.
         with ThreadPoolExecutor(max_workers=workers) as pool:
