@@ -78,8 +78,12 @@ def multi_peaked(landscape: np.ndarray, comp: np.ndarray, n: int, level: float) 
     plateaus, n_plateaus = ndimage.label(local_max, structure=np.ones((3, 3), bool))
     if n_plateaus == 0:
         return np.zeros(0, np.int64)
-    owner = np.asarray(ndimage.maximum(comp, plateaus, np.arange(1, n_plateaus + 1)), np.int64)
-    counts = np.bincount(owner, minlength=n + 1)
+    # A plateau lies inside one component (both are 8-connected, the plateau within the foreground),
+    # so any of its pixels names its owner: a scatter, not a per-label sort of the tile.
+    on = plateaus > 0
+    owner = np.zeros(n_plateaus + 1, np.int64)
+    owner[plateaus[on]] = comp[on]
+    counts = np.bincount(owner[1:], minlength=n + 1)
     return np.flatnonzero(counts >= 2)
 
 
@@ -107,14 +111,20 @@ def core_seeded_instances(fg: np.ndarray, centre: np.ndarray, core_level: float 
         # h-maxima matter only where a component has several peaks above the core level; elsewhere
         # any core gives the same single object (tested against the whole-image transform).
         split = multi_peaked(landscape, comp, n, core_level)
-        cores &= h_maxima_in(landscape, comp, split, min_dynamic) | ~np.isin(comp, split)
+        cores &= h_maxima_in(landscape, comp, split, min_dynamic) | ~_member(comp, split, n)
     elif min_dynamic is not None:
         cores &= h_maxima(landscape, min_dynamic).astype(bool)
     markers, n_seeds = ndimage.label(cores, structure=np.ones((3, 3), bool))
-    has = np.zeros(n + 1, bool)
-    has[np.unique(comp[markers > 0])] = True
+    has = np.bincount(comp[markers > 0], minlength=n + 1) > 0
     missing = np.flatnonzero(~has[1:]) + 1
     if missing.size:
-        markers = np.where(np.isin(comp, missing), comp + n_seeds, markers)
+        markers = np.where(_member(comp, missing, n), comp + n_seeds, markers)
     lab = watershed(-landscape, markers, mask=fg, connectivity=2)
     return remove_small(lab.astype(np.int32), min_area)
+
+
+def _member(comp: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
+    """``np.isin(comp, ids)`` for labels 0..n, by a lookup table."""
+    table = np.zeros(n + 1, bool)
+    table[ids] = True
+    return table[comp]

@@ -49,7 +49,7 @@ def aperture_noise_factors(normalised: np.ndarray, sky: np.ndarray,
     scatter of the box sums over k (1 for white noise). Returns empty arrays when no size has
     ``MIN_BOXES`` sky boxes.
     """
-    from astropy.stats import sigma_clipped_stats
+    from astrostatlearn.preprocess.clipping import clipped_rows
 
     values = _integral(np.where(sky, normalised, 0.0))
     counts = _integral(sky.astype(np.float64))
@@ -61,7 +61,7 @@ def aperture_noise_factors(normalised: np.ndarray, sky: np.ndarray,
         if full.sum() < MIN_BOXES:
             break
         sums = _box_sums(values, k, SAMPLE_STEP)[full]
-        _, _, std = sigma_clipped_stats(sums, sigma=3.0, maxiters=3)
+        std = clipped_rows(sums[None, :], sigma=3.0, maxiters=3).std[0]  # astropy's sigma_clipped_stats
         areas.append(k * k)
         factors.append(float(std) / k)
     return np.asarray(areas, np.float64), np.asarray(factors, np.float64)
