@@ -129,6 +129,9 @@ class UNetSegmenter(TorchSegmenter):
     supervised = True
     shipped_model = SHIPPED_MODEL
     default_variant = "snr"
+    # 2048-px tiles: halos cost 1.27x instead of 1.56x, on top of the windows' own overlap (8192^2,
+    # 2 cores: 61 s against 80 s, 2.0 GB peak with the threads scheduler against the 3 GB bound)
+    default_tile = 2048
     options = {
         "tta": "average over 1, 2, 4 or 8 dihedral transforms (test-time augmentation; that many times slower)",
         "threshold": "foreground probability threshold",
