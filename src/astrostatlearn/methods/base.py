@@ -130,17 +130,23 @@ class Prediction:
     def object_scores(self, ids: np.ndarray) -> np.ndarray:
         """Per-object scores of ``ids``: the method's own where it gives them, else the mean of the
         score map over each object, else NaN."""
-        ids = np.asarray(ids, np.int64)
-        if self.instances is not None:
-            return self.instances.take(ids).scores.astype(float)
-        if self.score is not None and ids.size:
-            pix = np.flatnonzero(self.labels.ravel())  # object pixels only
-            lab = self.labels.ravel()[pix]
-            n = max(int(lab.max(initial=0)), int(ids.max())) + 1
-            total = np.bincount(lab, weights=self.score.ravel()[pix].astype(np.float64), minlength=n)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                return total[ids] / np.bincount(lab, minlength=n)[ids]
-        return np.full(ids.size, np.nan)
+        pix = np.flatnonzero(self.labels.ravel())  # object pixels only
+        return object_scores(pix, self.labels.ravel()[pix], ids, self.score, self.instances)
+
+
+def object_scores(pix: np.ndarray, lab: np.ndarray, ids: np.ndarray, score: np.ndarray | None = None,
+                  instances: Instances | None = None) -> np.ndarray:
+    """The rule of :meth:`Prediction.object_scores`, from the labelled pixels: ``pix`` (flat
+    indices into the score map) and their IDs ``lab``."""
+    ids = np.asarray(ids, np.int64)
+    if instances is not None:
+        return instances.take(ids).scores.astype(float)
+    if score is not None and ids.size:
+        n = max(int(lab.max(initial=0)), int(ids.max())) + 1
+        total = np.bincount(lab, weights=np.asarray(score).ravel()[pix].astype(np.float64), minlength=n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return total[ids] / np.bincount(lab, minlength=n)[ids]
+    return np.full(ids.size, np.nan)
 
 
 @dataclass(frozen=True)

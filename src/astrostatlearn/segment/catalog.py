@@ -15,7 +15,7 @@ from astropy.table import Table, vstack
 from astropy.wcs import WCS
 
 from astrostatlearn.field import Window
-from astrostatlearn.methods.base import Instances
+from astrostatlearn.methods.base import Instances, object_scores
 
 COLUMNS = ("id", "x", "y", "ra", "dec", "flux", "flux_err", "area", "semimajor_sigma", "semiminor_sigma",
            "orientation", "ellipticity", "score", "max_score", "box_y0", "box_x0", "box_y1", "box_x1")
@@ -58,13 +58,7 @@ def measure_pixels(pix: np.ndarray, lab: np.ndarray, shape: tuple[int, int], dat
     for c in ("flux", "flux_err", "area", "semimajor_sigma", "semiminor_sigma", "orientation", "ellipticity"):
         t[c] = m[c]
     ids = np.asarray(t["id"])
-    if instances is not None:
-        t["score"] = instances.take(ids).scores.astype(float)
-    elif score is not None:
-        total = np.bincount(lab, weights=_gather(score, pix), minlength=int(ids.max()) + 1)[ids]
-        t["score"] = total / m["area"]
-    else:
-        t["score"] = np.full(len(t), np.nan)
+    t["score"] = object_scores(pix, lab, ids, score, instances)
     if score is not None:
         t["max_score"] = np.asarray(ndimage_maximum(_gather(score, pix), lab, ids), float)
     else:
