@@ -60,7 +60,7 @@ def measure_pixels(pix: np.ndarray, lab: np.ndarray, shape: tuple[int, int], dat
     ids = np.asarray(t["id"])
     t["score"] = object_scores(pix, lab, ids, score, instances)
     if score is not None:
-        t["max_score"] = np.asarray(ndimage_maximum(_gather(score, pix), lab, ids), float)
+        t["max_score"] = _segment_maximum(_gather(score, pix), lab, ids)
     else:
         t["max_score"] = np.full(len(t), np.nan)
     if instances is not None and instances.boxes is not None:
@@ -76,12 +76,10 @@ def _gather(values: np.ndarray, pix: np.ndarray) -> np.ndarray:
     return np.asarray(values).ravel()[pix].astype(np.float64)
 
 
-def ndimage_maximum(values: np.ndarray, lab: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """The maximum of ``values`` (one per labelled pixel) over each of ``ids``."""
+def _segment_maximum(values: np.ndarray, lab: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The maximum of ``values`` (one per labelled pixel, IDs ``lab``) over each of ``ids`` (not empty)."""
     from scipy import ndimage
 
-    if ids.size == 0:
-        return np.zeros(0)
     return np.asarray(ndimage.maximum(values, lab, ids), float)
 
 
