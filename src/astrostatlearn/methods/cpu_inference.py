@@ -70,11 +70,13 @@ class CompiledNetwork:
         check_precision(precision)
         self.shape = shape
         # Tracing a small example is enough for a fully convolutional network (and 3x faster than
-        # tracing the real shape); the model is then compiled for the real shape.
+        # tracing the real shape); the model is then compiled for the real shape. The trace is ours,
+        # without the tracer's re-run check (which alone imports torch.distributed: 1 s).
         small = (1, shape[1], min(shape[2], 64), min(shape[3], 64))
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the tracer's deprecation notices
-            model = ov.convert_model(_Sigmoid(net.eval()), example_input=torch.zeros(small), input=[list(shape)])
+            traced = torch.jit.trace(_Sigmoid(net.eval()), torch.zeros(small), check_trace=False)
+            model = ov.convert_model(traced, input=[list(shape)])
         config: dict[str, Any] = {"INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
                                   "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"}
         if precision != "auto":
