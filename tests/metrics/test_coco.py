@@ -93,3 +93,29 @@ def test_run_length_encoding_equals_pycocotools_per_object_masks(seed: int) -> N
     assert len(ids) > 10
     assert [r["counts"] for r in rles] == [q["counts"].decode("ascii") for q in ref]
     assert instances_to_rle(np.zeros((8, 8), np.int32))[1] == []
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_strip_reading_gives_the_per_tile_result(workers: int) -> None:
+    """Tiles are read a strip at a time and built by threads; the annotations, their IDs and the
+    figures are those of reading every (uneven) tile on its own, in order."""
+    from astrostatlearn.field.windows import tile_grid
+
+    t = _blobs(7, shape=(300, 260))
+    p = np.where(np.random.default_rng(10).random(t.shape) < 0.15, 0, t).astype(np.int32)
+    fake = _blobs(8, shape=(300, 260))
+    p[(fake > 0) & (t == 0)] = fake[(fake > 0) & (t == 0)] + 5000
+    score = np.random.default_rng(9).random(t.shape)
+    tiles = tile_grid(t.shape, 128)
+    assert len({(w.y0, w.y1) for w in tiles}) == 3 and len(tiles) == 9
+    gts, dts, images = [], [], []
+    for i, w in enumerate(tiles):
+        g, d = tile_annotations(t[w.slices], p[w.slices], i + 1, score_from_map(score[w.slices]), len(gts) + 1)
+        gts, dts = gts + g, dts + d
+        images.append({"id": i + 1, "height": w.shape[0], "width": w.shape[1]})
+    ref = coco_evaluate(gts, dts, images, max(len(gts), len(dts)))
+    got = coco_metrics(lambda w: t[w.slices], lambda w: p[w.slices], tiles, lambda w: score[w.slices],
+                       workers=workers)
+    for iou_type in ("segm", "bbox"):
+        assert got[iou_type] == pytest.approx(ref[iou_type], abs=0, nan_ok=True)
+    assert 0.2 < got["segm"]["AP"] < 1

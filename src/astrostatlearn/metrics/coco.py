@@ -139,28 +139,53 @@ def coco_evaluate(gts: list[dict], dts: list[dict], images: list[dict], max_dets
     return out
 
 
+def _strips(tiles: Iterable[Window]) -> list[tuple[Window, list[tuple[int, Window]]]]:
+    """Tiles grouped by their rows: (the strip window that covers them, [(tile index, tile)])."""
+    groups: dict[tuple[int, int], list[tuple[int, Window]]] = {}
+    for i, w in enumerate(tiles):
+        groups.setdefault((w.y0, w.y1), []).append((i, w))
+    return [(Window(y0, y1, min(w.x0 for _, w in g), max(w.x1 for _, w in g)), g)
+            for (y0, y1), g in groups.items()]
+
+
 def coco_metrics(read_true: Callable[[Window], np.ndarray], read_pred: Callable[[Window], np.ndarray],
                  tiles: Iterable[Window], read_score: Callable[[Window], np.ndarray | None] | None = None,
                  backend: str = "faster",
-                 object_scores: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, dict[str, float]]:
+                 object_scores: tuple[np.ndarray, np.ndarray] | None = None,
+                 workers: int = 2) -> dict[str, dict[str, float]]:
     """COCO metrics over ``tiles`` read lazily from the truth and prediction maps.
 
     Detections are ranked by ``object_scores`` = (prediction IDs, scores) where given (a method's
-    own per-object scores), else by the mean of the score map over each object.
+    own per-object scores), else by the mean of the score map over each object. The maps are read
+    one strip of tiles at a time (contiguous rows, not one window per tile), and ``workers``
+    threads build the strips' annotations; IDs follow the tiles' order whatever the threads.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def strip_annotations(strip: tuple[Window, list[tuple[int, Window]]]) -> list[tuple[int, Window, list, list]]:
+        sw, members = strip
+        t, p = read_true(sw), read_pred(sw)
+        s = read_score(sw) if read_score else None
+        out = []
+        for i, w in members:
+            cut = w.relative_to(sw)
+            scorer = score_from_map(None if s is None else s[cut])
+            if object_scores is not None:
+                scorer = score_from_objects(object_scores[0], object_scores[1], scorer)
+            g, d = tile_annotations(t[cut], p[cut], i + 1, scorer, 0)
+            out.append((i, w, g, d))
+        return out
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        per_tile = sorted((r for rs in pool.map(strip_annotations, _strips(tiles)) for r in rs), key=lambda r: r[0])
     gts: list[dict] = []
     dts: list[dict] = []
     images = []
     max_objects = 0
-    for i, w in enumerate(tiles):
-        t, p = read_true(w), read_pred(w)
-        s = read_score(w) if read_score else None
-        images.append({"id": i + 1, "height": w.shape[0], "width": w.shape[1],
-                       "file_name": f"y{w.y0}_x{w.x0}"})
-        scorer = score_from_map(s)
-        if object_scores is not None:
-            scorer = score_from_objects(object_scores[0], object_scores[1], scorer)
-        g, d = tile_annotations(t, p, i + 1, scorer, len(gts) + 1)
+    for i, w, g, d in per_tile:
+        images.append({"id": i + 1, "height": w.shape[0], "width": w.shape[1], "file_name": f"y{w.y0}_x{w.x0}"})
+        for k, ann in enumerate(g):
+            ann["id"] = len(gts) + k + 1
         gts += g
         dts += d
         max_objects = max(max_objects, len(g), len(d))
