@@ -72,3 +72,17 @@ def test_correlated_noise_lowers_the_significance_of_the_same_blob() -> None:
     assert 2 in drop_insignificant(white_labels, white_signal, err, valid, 5.0)
     kept = drop_insignificant(corr_labels, corr_signal, err, valid, 5.0)
     assert 2 not in kept and 1 in kept
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.int32])
+def test_box_sums_from_the_integral_image_equal_direct_sums(dtype) -> None:
+    from astrostatlearn.methods.significance import _box_sums, _integral
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(37, 29)).astype(np.float32) if dtype is np.float64 else rng.random((37, 29)) < 0.6
+    for k, step in ((1, 1), (4, 3), (8, 3)):
+        got = _box_sums(_integral(x, dtype), k, step)
+        want = np.array([[x[y:y + k, c:c + k].sum(dtype=np.float64) for c in range(0, 29 - k + 1, step)]
+                         for y in range(0, 37 - k + 1, step)])
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)

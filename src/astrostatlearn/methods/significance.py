@@ -27,9 +27,13 @@ MIN_BOXES = 200       # fewer sky boxes than this: that size's factor is not mea
 SAMPLE_STEP = 3       # box corners sampled every this many pixels
 
 
-def _integral(x: np.ndarray) -> np.ndarray:
-    out = np.zeros((x.shape[0] + 1, x.shape[1] + 1))
-    np.cumsum(np.cumsum(x, axis=0, dtype=np.float64), axis=1, out=out[1:, 1:])
+def _integral(x: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    """Summed-area table of ``x`` with a zero first row and column, accumulated in ``dtype``
+    (along the contiguous axis first, then in place down the rows: one array, no temporary)."""
+    out = np.empty((x.shape[0] + 1, x.shape[1] + 1), dtype)
+    out[0], out[:, 0] = 0, 0
+    np.cumsum(x, axis=1, dtype=dtype, out=out[1:, 1:])
+    np.cumsum(out[1:, 1:], axis=0, out=out[1:, 1:])
     return out
 
 
@@ -51,8 +55,8 @@ def aperture_noise_factors(normalised: np.ndarray, sky: np.ndarray,
     """
     from astrostatlearn.preprocess.clipping import clipped_rows
 
-    values = _integral(np.where(sky, normalised, 0.0))
-    counts = _integral(sky.astype(np.float64))
+    values = _integral(np.where(sky, normalised, np.float32(0)))
+    counts = _integral(sky, np.int32)  # exact: a tile has fewer than 2**31 pixels
     areas, factors = [], []
     for k in sides:
         if k > min(sky.shape):
@@ -84,10 +88,11 @@ def segment_snr(labels: np.ndarray, signal: np.ndarray, err: np.ndarray, valid: 
     var = np.where(ok, err, 0.0) ** 2
     sky = ok & ~ndimage.binary_dilation(labels > 0, iterations=SKY_MARGIN)
     areas, factors = aperture_noise_factors(np.where(ok, sig / np.where(ok, err, 1.0), 0.0), sky)
-    flat = labels.ravel()
-    flux = np.bincount(flat, sig.ravel(), n)
-    noise = np.sqrt(np.bincount(flat, var.ravel(), n))
-    area = np.bincount(flat, ok.ravel(), n)
+    at = np.flatnonzero(labels)  # the segments' pixels only (a few percent of a tile)
+    flat = labels.ravel()[at]
+    flux = np.bincount(flat, sig.ravel()[at], n)
+    noise = np.sqrt(np.bincount(flat, var.ravel()[at], n))
+    area = np.bincount(flat, ok.ravel()[at], n)
     with np.errstate(divide="ignore", invalid="ignore"):
         snr = flux / (noise * factor_at(areas, factors, area))
     snr[~np.isfinite(snr)] = -np.inf
