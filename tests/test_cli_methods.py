@@ -14,7 +14,7 @@ from tests.test_cli import assert_one_line_error, run
 def test_methods_command_lists_the_registry() -> None:
     r = run("methods")
     assert r.exit_code == 0, r.output
-    for name in ("sep", "photutils", "kmeans", "forest", "unet", "maskrcnn", "detr"):
+    for name in ("sep", "photutils", "kmeans", "forest", "unet", "maskrcnn", "detr", "mask2former"):
         assert f"\n{name}: " in "\n" + r.output
     assert "segment -p tta=" in r.output and "train -p widths=" in r.output
     for cmd in ("benchmark", "methods"):
@@ -64,6 +64,8 @@ def test_train_maskrcnn_refuses_fields_without_truth_or_splits(sim_field: Path, 
 @pytest.mark.parametrize("method, options, export, term", [
     ("maskrcnn", ["-p", "widths=8/8/16/16", "-p", "fpn=16"], "instances_train.json", None),
     ("detr", ["-p", "window=64", "-p", "widths=8/8/16/16", "-p", "d_model=32"], "panoptic_train.json", "term_aux"),
+    ("mask2former", ["-p", "window=64", "-p", "widths=8/8/16/16", "-p", "hidden=32", "-p", "decoder_layers=2",
+                     "-p", "points=256"], "panoptic_train.json", "term_aux"),
 ])
 def test_train_a_detector_from_its_coco_export_then_segment(sim_field: Path, tmp_path: Path, method: str,
                                                             options: list[str], export: str, term: str | None) -> None:
@@ -88,9 +90,12 @@ def test_train_a_detector_from_its_coco_export_then_segment(sim_field: Path, tmp
     assert "score" in cat.colnames and np.all((np.asarray(cat["score"]) >= 0) & (np.asarray(cat["score"]) <= 1))
 
 
-def test_detr_refuses_too_few_queries_or_a_window_beyond_the_patch(sim_field: Path, tmp_path: Path) -> None:
-    args = ["train", "detr", "--field", sim_field, "--out", tmp_path / "d.pt", "--patch", "64", "--split",
-            "0.6,0.2,0.2", "--steps", "1", "--batch", "2", "--epochs", "1", "-p", "widths=8/8/16/16", "-p", "d_model=32"]
+@pytest.mark.parametrize("method, small", [("detr", ["-p", "widths=8/8/16/16", "-p", "d_model=32"]),
+                                           ("mask2former", ["-p", "widths=8/8/16/16", "-p", "hidden=32"])])
+def test_query_models_refuse_too_few_queries_or_a_window_beyond_the_patch(sim_field: Path, tmp_path: Path,
+                                                                          method: str, small: list[str]) -> None:
+    args = ["train", method, "--field", sim_field, "--out", tmp_path / "d.pt", "--patch", "64", "--split",
+            "0.6,0.2,0.2", "--steps", "1", "--batch", "2", "--epochs", "1", *small]
     assert_one_line_error(run(*args, "-p", "window=64", "-p", "queries=2"), "densest 64^2 crop")
     assert_one_line_error(run(*args, "-p", "window=128", "--overwrite"), "larger than the dataset patches")
     assert list(tmp_path.iterdir()) == []  # neither a model nor the datasets built for it are left
@@ -104,19 +109,30 @@ def test_impossible_training_settings_are_refused_before_any_work(sim_field: Pat
     assert list(tmp_path.iterdir()) == []
 
 
-def test_detr_model_checks(sim_field: Path, tmp_path: Path) -> None:
-    from astrostatlearn.methods.detr import DetrSegmenter, build_detr
+def _small_query_model(method: str, channels: int):
+    from astrostatlearn.methods import method_class
 
-    small = {"window": 64, "widths": [8, 8, 16, 16], "d_model": 32}
-    DetrSegmenter.from_network(build_detr(2, **small), "soft+rms").save(tmp_path / "v.pt")
-    assert_one_line_error(run("segment", sim_field, "--method", "detr", "--model", tmp_path / "v.pt",
+    cls = method_class(method)
+    small = {"window": 64, "widths": [8, 8, 16, 16], **({"d_model": 32} if method == "detr" else {"hidden": 32})}
+    return cls, cls.build_network({"in_channels": channels, **small})
+
+
+@pytest.mark.parametrize("method", ["detr", "mask2former"])
+def test_query_model_checks(sim_field: Path, tmp_path: Path, method: str) -> None:
+    cls, net = _small_query_model(method, 2)
+    cls.from_network(net, "soft+rms").save(tmp_path / "v.pt")
+    assert_one_line_error(run("segment", sim_field, "--method", method, "--model", tmp_path / "v.pt",
                               "--variant", "snr", "--out", tmp_path / "o"), "trained on variant 'soft+rms'")
-    DetrSegmenter.from_network(build_detr(3, **small), "snr").save(tmp_path / "c.pt")
-    assert_one_line_error(run("segment", sim_field, "--method", "detr", "--model", tmp_path / "c.pt",
+    cls, net = _small_query_model(method, 3)
+    cls.from_network(net, "snr").save(tmp_path / "c.pt")
+    assert_one_line_error(run("segment", sim_field, "--method", method, "--model", tmp_path / "c.pt",
                               "--out", tmp_path / "o"), "takes 3 channels")
     (tmp_path / "bad.pt").write_bytes(b"PK" + bytes(range(200)))
-    assert_one_line_error(run("segment", sim_field, "--method", "detr", "--model", tmp_path / "bad.pt",
+    assert_one_line_error(run("segment", sim_field, "--method", method, "--model", tmp_path / "bad.pt",
                               "--out", tmp_path / "o"), "bad.pt")
-    assert_one_line_error(run("segment", sim_field, "--method", "detr", "--model", tmp_path / "v.pt",
+    assert_one_line_error(run("segment", sim_field, "--method", method, "--model", tmp_path / "v.pt",
                               "-p", "mask_threshold=-1", "--out", tmp_path / "o"), "[0, 1]")
+    other = "mask2former" if method == "detr" else "detr"
+    assert_one_line_error(run("segment", sim_field, "--method", other, "--model", tmp_path / "v.pt",
+                              "--out", tmp_path / "o"), f"not '{other}'")
     assert not (tmp_path / "o").exists()

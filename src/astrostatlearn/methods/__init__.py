@@ -1,6 +1,7 @@
 """Segmentation methods behind one interface (:class:`Segmenter`), found by name in a registry.
 
-Classical: ``photutils``, ``sep``, ``kmeans``, ``forest``; learned: ``unet``, ``maskrcnn``, ``detr``.
+Classical: ``photutils``, ``sep``, ``kmeans``, ``forest``; learned: ``unet``, ``maskrcnn``, ``detr``,
+``mask2former``.
 Each method declares what the rest of the package asks about it (shipped model, default
 variant, trainer, scheduler, options) on its class; see :class:`Segmenter`.
 """

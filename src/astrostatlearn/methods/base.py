@@ -365,6 +365,7 @@ BUILTIN_METHODS: dict[str, str] = {
     "unet": "astrostatlearn.methods.unet",
     "maskrcnn": "astrostatlearn.methods.maskrcnn",
     "detr": "astrostatlearn.methods.detr",
+    "mask2former": "astrostatlearn.methods.mask2former",
 }
 
 

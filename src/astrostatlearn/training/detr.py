@@ -1,186 +1,50 @@
-"""Train DETR panoptic from the COCO panoptic export of a patch dataset, with the shared loop.
+"""Train DETR panoptic from the COCO panoptic export of a patch dataset, with the shared loop
+(:mod:`astrostatlearn.training.query_panoptic`, shared with Mask2Former).
 
-The images are the dataset's patches (the variant's channels), cropped at random to the model's
-window; the targets are read from ``coco/panoptic_<split>.json`` and its PNGs (written by
-``astrostatlearn dataset``, the seed's format), so the export is exercised by a real consumer:
-one ``galaxy`` segment per object and one ``void`` segment for the background. The model computes
-its own Hungarian-matching loss (transformers: class, L1 box, GIoU, mask focal and dice terms,
-plus auxiliary class and box terms for every decoder layer); the loss terms are logged per epoch,
-and the best model is chosen by PQ on the validation patches (:mod:`astrostatlearn.metrics`).
+The model computes its own Hungarian-matching loss (transformers: class, L1 box, GIoU, mask focal
+and dice terms, plus auxiliary class and box terms for every decoder layer); the terms are logged
+per epoch, weighted as the model weights them, and the best model is chosen by validation PQ.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-import numpy as np
-import torch
-from torch import nn
-
-from astrostatlearn.datasets.build import load_manifest
-from astrostatlearn.errors import InputError
-from astrostatlearn.methods.detr import DEFAULT_CONFIG, GALAXY, VOID, DetrSegmenter, build_detr, window_segments
-from astrostatlearn.training.loop import EpochStats, TrainConfig, fit_and_save
-from astrostatlearn.training.maskrcnn import DetectionTask
-from astrostatlearn.training.patches import AnnotatedPatches, ConcatPatches, channel_stats, densest_patch, one_variant
+from astrostatlearn.methods.detr import DEFAULT_CONFIG, DetrSegmenter, build_detr
+from astrostatlearn.training.loop import EpochStats, TrainConfig
+from astrostatlearn.training.query_panoptic import (QueryModelSpec, QueryTask, panoptic_instance_maps,
+                                                    panoptic_targets, train_query_model, train_query_request)
 
 if TYPE_CHECKING:
     from astrostatlearn.methods.base import TrainRequest
 
+__all__ = ["DetrTask", "LOSS_WEIGHTS", "detr_targets", "panoptic_instance_maps", "train_detr", "train_request"]
+
 # transformers' weights of DETR's loss terms (DetrConfig defaults), for the per-term log.
 LOSS_WEIGHTS = {"loss_ce": 1.0, "loss_bbox": 5.0, "loss_giou": 2.0, "loss_mask": 1.0, "loss_dice": 1.0}
 
-
-def panoptic_instance_maps(coco: Path, split: str) -> list[np.ndarray]:
-    """One int32 instance map per image of ``coco/panoptic_<split>.json`` and its PNGs (truth IDs,
-    0 = void)."""
-    from PIL import Image
-
-    from astrostatlearn.datasets.coco_export import decode_panoptic
-
-    coco = Path(coco)
-    js = coco / f"panoptic_{split}.json"
-    if not js.exists():
-        raise InputError(f"no COCO panoptic export for split {split!r} (run `astrostatlearn dataset` with --coco)", coco)
-    data = json.loads(js.read_text())
-    by_image = {a["image_id"]: a for a in data["annotations"]}
-    maps = []
-    for im in data["images"]:
-        ann = by_image[im["id"]]
-        rgb = np.asarray(Image.open(coco / f"panoptic_{split}" / ann["file_name"]).convert("RGB"))
-        maps.append(decode_panoptic(rgb, ann["segments_info"]).astype(np.int32))
-    return maps
+detr_targets = panoptic_targets  # DETR's targets: galaxy segments, one void segment, (cx, cy, w, h) boxes
 
 
-def detr_targets(inst: np.ndarray) -> dict[str, torch.Tensor]:
-    """DETR's targets of an instance map: one ``galaxy`` segment per object and one ``void``
-    segment (the background, when there is any), with boxes as normalised (cx, cy, w, h)."""
-    from scipy import ndimage
+class DetrTask(QueryTask):
+    """DETR's terms: ``ce``, ``bbox``, ``giou``, ``mask``, ``dice`` and ``aux`` for the intermediate
+    decoder layers, weighted as the model weights them, so they sum to its loss."""
 
-    h, w = inst.shape
-    ids = np.unique(inst[inst > 0])
-    masks = [inst == i for i in ids]
-    classes = [GALAXY] * ids.size
-    if (inst == 0).any():
-        masks.append(inst == 0)
-        classes.append(VOID)
-    boxes = []
-    for m in masks:
-        sl = ndimage.find_objects(m.astype(np.int32))[0]
-        y0, y1, x0, x1 = sl[0].start, sl[0].stop, sl[1].start, sl[1].stop
-        boxes.append([(x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h])
-    return {"class_labels": torch.tensor(classes, dtype=torch.int64),
-            "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-            "masks": torch.from_numpy(np.stack(masks).astype(np.float32) if masks else np.zeros((0, h, w), np.float32)),
-            "instances": torch.from_numpy(inst.astype(np.int64))}
+    weights = {k: (k.removeprefix("loss_"), w) for k, w in LOSS_WEIGHTS.items()}
 
 
-def panoptic_patches(root: Path, split: str, augment: bool, crop: int | None = None, seed: int = 0) -> AnnotatedPatches:
-    """A split of a patch dataset as (image, DETR targets), the targets from its COCO panoptic export."""
-    return AnnotatedPatches(root, split, panoptic_instance_maps(Path(root) / "coco", split), detr_targets, augment, crop=crop,
-                            seed=seed, source=Path(root) / "coco" / f"panoptic_{split}.json")
-
-
-class DetrTask(DetectionTask):
-    """Shared-loop task for DETR: the model's own Hungarian loss, reported per term (weighted:
-    ``ce``, ``bbox``, ``giou``, ``mask``, ``dice`` and ``aux`` for the intermediate decoder
-    layers; they sum to the model's loss), and PQ on the validation patches."""
-
-    def losses(self, model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
-        images, targets = batch
-        labels = [{k: t[k] for k in ("class_labels", "boxes", "masks")} for t in targets]
-        out = model(torch.stack(images), labels=labels)
-        terms: dict[str, torch.Tensor] = {}
-        for k, v in out.loss_dict.items():
-            base, _, layer = k.rpartition("_") if k[-1].isdigit() else (k, "", "")
-            if base not in LOSS_WEIGHTS:
-                continue
-            name = "aux" if layer else base.removeprefix("loss_")
-            terms[name] = terms.get(name, 0.0) + LOSS_WEIGHTS[base] * v
-        return terms
-
-    def predict_labels(self, model: nn.Module, images: list[torch.Tensor]) -> list[np.ndarray]:
-        out = model(torch.stack(images))
-        labs = []
-        for j, img in enumerate(images):
-            ws = window_segments(out.logits[j].cpu(), out.pred_boxes[j].cpu(), out.pred_masks[j].cpu(),
-                                 tuple(img.shape[-2:]), self.score_threshold, self.mask_threshold)
-            labs.append(ws.labels)
-        return labs
+SPEC = QueryModelSpec(DetrSegmenter, DEFAULT_CONFIG, build_detr, DetrTask)
 
 
 def train_detr(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: TrainConfig | None = None,
                config: dict[str, Any] | None = None, resume: bool = False, progress: bool = True,
                snapshot_every: int = 0) -> list[EpochStats]:
-    """Train DETR on ``dataset_dirs`` (random crops of the model's window) and save the best model
-    (by validation PQ) to ``out``; ``config`` overrides :data:`~astrostatlearn.methods.detr.DEFAULT_CONFIG`.
-
-    ``queries`` defaults to max(32, twice the densest crop of the datasets); a smaller value is
-    refused. Beside ``out`` go ``out.ckpt`` (for ``resume``), ``out.csv`` (one row per epoch, with
-    the loss terms) and ``out.json`` (configuration, densest crop, history).
-    """
-    cfg = cfg or TrainConfig()
-    dirs = [Path(d) for d in dataset_dirs]
-    variant = one_variant(dirs)
-    asked = dict(config or {})
-    config = {**DEFAULT_CONFIG, **asked}
-    window = int(config["window"])
-    patch = load_manifest(dirs[0])["patch"]
-    if window > patch:
-        raise InputError(f"the DETR window ({window} px) is larger than the dataset patches ({patch} px): "
-                         f"use -p window={patch} or a larger --patch")
-    densest = densest_patch(dirs, window)
-    if asked.get("queries") is None:
-        config["queries"] = max(32, 2 * densest)
-    if config["queries"] < 2 * densest:
-        raise InputError(f"the densest {window}^2 crop holds {densest} objects: use at least {2 * densest} queries")
-    train = ConcatPatches([panoptic_patches(d, "train", True, crop=window, seed=cfg.seed) for d in dirs])
-    val = ConcatPatches([panoptic_patches(d, "val", False, crop=window, seed=cfg.seed) for d in dirs])
-    torch.manual_seed(cfg.seed)
-    net = build_detr(len(train.datasets[0].base.channels), **{k: v for k, v in config.items() if k != "in_channels"})
-    shift, scale = channel_stats(train)
-    net.shift.copy_(shift)
-    net.scale.copy_(scale)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-
-    history = fit_and_save(net, DetrTask(), train, val, cfg, out,
-                           lambda model, path: DetrSegmenter.from_network(model, variant=variant).save(path),
-                           resume=resume, progress=progress, snapshot_every=snapshot_every)
-    meta = {"variant": variant, "datasets": [str(d) for d in dirs], "config": net.config,
-            "densest_crop_objects": densest, "train_config": cfg.__dict__, "history": [h.__dict__ for h in history]}
-    out.with_suffix(".json").write_text(json.dumps(meta, indent=2))
-    return history
+    """Train DETR on ``dataset_dirs`` and save the best model (by validation PQ) to ``out``; see
+    :func:`~astrostatlearn.training.query_panoptic.train_query_model`."""
+    return train_query_model(SPEC, dataset_dirs, out, cfg, config, resume, progress, snapshot_every)
 
 
-def parse_detr_options(params: dict[str, Any]) -> dict[str, Any]:
-    """The trainer options of ``train detr -p NAME=VALUE`` as a DETR config override."""
-    opts: dict[str, Any] = {}
-    for k, v in params.items():
-        try:
-            opts[k] = [int(w) for w in str(v).split("/")] if k == "widths" else int(v)
-        except ValueError:
-            raise InputError(f"option {k}={v!r}: expected integers") from None
-    if "widths" in opts and len(opts["widths"]) != 4:
-        raise InputError("widths must give 4 stages, e.g. 16/32/64/128")
-    return opts
-
-
-def train_detr_request(request: "TrainRequest") -> str:
-    """``astrostatlearn train detr``: patch datasets with COCO exports beside ``request.out``
-    (``OUT.datasets/dsK``), then :func:`train_detr`; returns a one-line summary."""
-    from astrostatlearn.training.requests import check_loop_request, datasets_removed_if_refused, prepare_datasets
-
-    check_loop_request(request, DetrSegmenter)
-    opts = parse_detr_options(request.params)
-    with datasets_removed_if_refused(request):
-        dirs = prepare_datasets(request, request.variant or DetrSegmenter.default_variant, coco=True)
-        cfg = TrainConfig(epochs=request.epochs, batch_size=request.batch, lr=request.lr or 5e-4, seed=request.seed,
-                          steps_per_epoch=request.steps, device=request.device, clip_grad=0.1)
-        hist = train_detr(dirs, request.out, cfg, opts, resume=request.resume, progress=True,
-                          snapshot_every=request.snapshot_every)
-    best = max(hist, key=lambda h: h.val_metric)
-    return (f"wrote {request.out}: best validation PQ {best.val_metric:.3f} at epoch {best.epoch + 1}; "
-            f"log {request.out.with_suffix('.csv')}")
+def train_request(request: "TrainRequest") -> str:
+    """``astrostatlearn train detr`` (:func:`~astrostatlearn.training.query_panoptic.train_query_request`)."""
+    return train_query_request(SPEC, request)
