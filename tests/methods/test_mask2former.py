@@ -81,3 +81,21 @@ def test_saturated_windows_are_counted_and_warned(sim_field: Path, tmp_path: Pat
     run = json.loads((tmp_path / "seg" / "run.json").read_text())
     assert run["method_counters"][SATURATED] > 0
     assert any("mask2former windows used all 4 queries" in str(w.message) for w in caught)
+
+
+def test_the_shipped_model_loads_and_finds_the_galaxies_of_a_field(sim_field: Path, tmp_path: Path) -> None:
+    from importlib import resources
+
+    from astrostatlearn.field import Field, open_image
+    from astrostatlearn.methods import default_segmenter
+    from astrostatlearn.metrics import evaluate
+    from astrostatlearn.segment.run import prepare_and_segment
+
+    path = resources.files("astrostatlearn") / "data" / "mask2former-default.pt"
+    assert path.stat().st_size < 30e6
+    seg = default_segmenter("mask2former")
+    assert seg.is_fitted and seg.trained_variant == "snr" and seg.net_.config["queries"] >= 32
+    with Field.open(sim_field) as f:
+        res = prepare_and_segment(f, seg, tmp_path / "seg", variant="snr", tile=256, progress=False)
+    ev = evaluate(open_image(sim_field / "true.fits"), open_image(tmp_path / "seg" / "segmentation.fits"), coco=False)
+    assert res.n_objects > 10 and ev.detection["completeness"] > 0.3 and ev.panoptic["galaxy"]["pq"] > 0.2

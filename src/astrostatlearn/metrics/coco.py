@@ -89,24 +89,27 @@ def score_from_map(score: np.ndarray | None) -> Callable[[np.ndarray, np.ndarray
     return f
 
 
-def score_from_objects(ids: np.ndarray, scores: np.ndarray,
-                       fallback: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """Per-object score looked up by prediction ID (the method's own score); IDs not in the table,
-    or with a NaN score, fall back to ``fallback`` (e.g. :func:`score_from_map`)."""
+def score_from_objects(ids: np.ndarray, scores: np.ndarray) -> Callable[[Callable[[np.ndarray, np.ndarray], np.ndarray]],
+                                                                  Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+    """Per-object scores looked up by prediction ID (the method's own score), as a function of the
+    ``fallback`` (e.g. :func:`score_from_map`) that gives the score of IDs not in the table, or
+    with a NaN score. The table is sorted once, for every tile."""
     order = np.argsort(ids)
     sid, ssc = np.asarray(ids, np.int64)[order], np.asarray(scores, float)[order]
 
-    def f(pred: np.ndarray, pids: np.ndarray) -> np.ndarray:
-        pos = np.clip(np.searchsorted(sid, pids), 0, max(sid.size - 1, 0))
-        out = np.full(pids.size, np.nan)
-        if sid.size:
-            hit = sid[pos] == pids
-            out[hit] = ssc[pos[hit]]
-        miss = ~np.isfinite(out)
-        if miss.any():
-            out[miss] = fallback(pred, pids)[miss]
-        return out
-    return f
+    def with_fallback(fallback: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        def f(pred: np.ndarray, pids: np.ndarray) -> np.ndarray:
+            pos = np.clip(np.searchsorted(sid, pids), 0, max(sid.size - 1, 0))
+            out = np.full(pids.size, np.nan)
+            if sid.size:
+                hit = sid[pos] == pids
+                out[hit] = ssc[pos[hit]]
+            miss = ~np.isfinite(out)
+            if miss.any():
+                out[miss] = fallback(pred, pids)[miss]
+            return out
+        return f
+    return with_fallback
 
 
 def coco_evaluate(gts: list[dict], dts: list[dict], images: list[dict], max_dets: int,
@@ -162,6 +165,8 @@ def coco_metrics(read_true: Callable[[Window], np.ndarray], read_pred: Callable[
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    own_scores = None if object_scores is None else score_from_objects(*object_scores)
+
     def strip_annotations(strip: tuple[Window, list[tuple[int, Window]]]) -> list[tuple[int, Window, list, list]]:
         sw, members = strip
         t, p = read_true(sw), read_pred(sw)
@@ -170,8 +175,8 @@ def coco_metrics(read_true: Callable[[Window], np.ndarray], read_pred: Callable[
         for i, w in members:
             cut = w.relative_to(sw)
             scorer = score_from_map(None if s is None else s[cut])
-            if object_scores is not None:
-                scorer = score_from_objects(object_scores[0], object_scores[1], scorer)
+            if own_scores is not None:
+                scorer = own_scores(scorer)
             g, d = tile_annotations(t[cut], p[cut], i + 1, scorer, 0)
             out.append((i, w, g, d))
         return out
