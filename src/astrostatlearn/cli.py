@@ -619,18 +619,39 @@ def _exception_types(name: str) -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
-def _terminate_like_interrupt() -> None:
+_STOP_SIGNALS = ("SIGTERM", "SIGINT")
+
+
+def _terminate_like_interrupt() -> dict[int, object] | None:
     """SIGTERM raises :class:`Terminated` in the main thread, so every ``finally`` and output
     transaction cleans up as for Ctrl-C (exit code 143). Both are held back while a worker pool
-    starts (:func:`astrostatlearn.processes.critical`)."""
+    starts or stops (:func:`astrostatlearn.processes.critical`). Returns the handlers it replaced
+    (None off the main thread, where signals cannot be handled)."""
     import signal
     import threading
 
     from astrostatlearn.processes import interrupt
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda signum, frame: interrupt(Terminated))
-        signal.signal(signal.SIGINT, lambda signum, frame: interrupt(KeyboardInterrupt))
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = {int(getattr(signal, n)): signal.getsignal(getattr(signal, n)) for n in _STOP_SIGNALS}
+    signal.signal(signal.SIGTERM, lambda signum, frame: interrupt(Terminated))
+    signal.signal(signal.SIGINT, lambda signum, frame: interrupt(KeyboardInterrupt))
+    return previous
+
+
+def _after_the_command(previous: dict[int, object] | None, exiting: bool) -> None:
+    """Once the command has finished (its outputs committed or cleaned up): a process that is
+    about to exit ignores further SIGTERM/Ctrl-C, so a late signal neither interrupts the exit
+    hooks (worker pools, temp files) nor, once Python restores the default handlers during
+    finalisation, kills it with a status that contradicts what it did; an in-process caller gets
+    its own handlers back."""
+    import signal
+
+    if previous is None:
+        return
+    for signum, handler in previous.items():
+        signal.signal(signum, signal.SIG_IGN if exiting else handler)  # type: ignore[arg-type]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -638,9 +659,19 @@ def main(argv: list[str] | None = None) -> None:
     (``error: ...``, exit 2); Ctrl-C is ``interrupted`` (exit 130); anything unexpected is one line
     naming the exception (exit 2), never a traceback (set ASTROSTATLEARN_DEBUG=1 to see it)."""
     usage, abort = _exception_types("UsageError"), _exception_types("Abort")
-    _terminate_like_interrupt()
+    previous = _terminate_like_interrupt()
+    try:
+        _run_app(argv, usage, abort)
+    finally:  # argv None: the console entry point, whose process ends with this call
+        _after_the_command(previous, exiting=argv is None)
+
+
+def _run_app(argv: list[str] | None, usage: tuple[type[BaseException], ...],
+             abort: tuple[type[BaseException], ...]) -> None:
+    """Run the Typer app and translate every way it can end into an exit status and one line."""
     try:
         rv = app(args=argv, standalone_mode=False)
+        raise SystemExit(rv if isinstance(rv, int) else 0)  # inside: a signal just before it is handled
     except usage as exc:  # type: ignore[misc]
         ctx = getattr(exc, "ctx", None)
         hint = f" (see: astrostatlearn {ctx.command_path.split(' ', 1)[1]} --help)" if ctx and " " in ctx.command_path else ""
@@ -668,7 +699,6 @@ def main(argv: list[str] | None = None) -> None:
         text = " ".join(str(exc).split())[:300]
         typer.echo(f"error: unexpected {type(exc).__name__}: {text}", err=True)
         raise SystemExit(2) from None
-    raise SystemExit(rv if isinstance(rv, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

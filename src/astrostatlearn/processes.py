@@ -186,10 +186,17 @@ def process_pool(workers: int, preload: Sequence[str] = ()) -> ProcessPoolExecut
 
 
 def stop_pool(pool: ProcessPoolExecutor, kill: bool) -> None:
-    """Shut ``pool`` down; with ``kill``, terminate its workers instead of awaiting their tasks."""
-    if not kill:
-        pool.shutdown(wait=True)
-        return
+    """Shut ``pool`` down; with ``kill``, terminate its workers instead of awaiting their tasks.
+    A SIGTERM/Ctrl-C meanwhile is held back until the pool is gone (:func:`critical`), so a
+    signal never leaves a half-stopped pool for the interpreter's exit to wait on."""
+    with critical():
+        if kill:
+            _kill_pool(pool)
+        else:
+            pool.shutdown(wait=True)
+
+
+def _kill_pool(pool: ProcessPoolExecutor) -> None:
     procs = list(getattr(pool, "_processes", {}).values())  # CPython's pool exposes no public handle
     for p in procs:  # killed before the pool's queues go, so no worker meets a half-removed queue
         if p.is_alive():

@@ -1,0 +1,60 @@
+"""Worker pools and the CLI's signal handling around their shutdown."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from astrostatlearn.errors import Terminated
+from astrostatlearn.processes import interrupt, process_pool, stop_pool
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("kill", [False, True], ids=["graceful", "kill"])
+def test_a_signal_while_a_pool_stops_waits_until_it_is_gone(kill: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SIGTERM that lands inside ``stop_pool`` (simulated by calling the handler's action there)
+    is raised only after every worker has exited, never from the middle of the shutdown."""
+    pool = process_pool(2)
+    procs = list(pool._processes.values())
+    real_shutdown = pool.shutdown
+
+    def shutdown_hit_by_a_signal(*args, **kwargs):
+        interrupt(Terminated)  # what the CLI's SIGTERM handler does
+        return real_shutdown(*args, **kwargs)
+
+    monkeypatch.setattr(pool, "shutdown", shutdown_hit_by_a_signal)
+    with pytest.raises(Terminated):
+        stop_pool(pool, kill=kill)
+    for p in procs:
+        p.join(timeout=10)
+    assert [p.is_alive() for p in procs] == [False, False]
+    assert all(t is None or not t.is_alive() for t in [pool._executor_manager_thread])
+
+
+def test_the_console_ignores_a_signal_that_lands_after_the_command() -> None:
+    """Once the command is done, a late SIGTERM must neither kill the exiting process (-15) nor
+    interrupt its exit hooks: it exits with the command's own status."""
+    code = ("import os, signal\nfrom astrostatlearn import cli\n"
+            "cli._after_the_command(cli._terminate_like_interrupt(), exiting=True)\n"
+            "os.kill(os.getpid(), signal.SIGTERM)\nos.kill(os.getpid(), signal.SIGINT)\nprint('still here')\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (p.returncode, p.stdout.strip(), p.stderr) == (0, "still here", "")
+
+
+def test_an_in_process_caller_gets_its_signal_handlers_back() -> None:
+    from astrostatlearn.cli import main
+
+    def mine(signum, frame):  # pragma: no cover - never called
+        pass
+
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main(["--help"])
+        assert exc.value.code == 0
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, before)
