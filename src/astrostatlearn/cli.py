@@ -658,6 +658,10 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point, the CLI's error boundary: usage errors and bad input are one line
     (``error: ...``, exit 2); Ctrl-C is ``interrupted`` (exit 130); anything unexpected is one line
     naming the exception (exit 2), never a traceback (set ASTROSTATLEARN_DEBUG=1 to see it)."""
+    from astrostatlearn.allocator import keep_freed_memory
+
+    if argv is None:  # the console entry point: this process is the command's, so reuse its temporaries
+        keep_freed_memory()
     usage, abort = _exception_types("UsageError"), _exception_types("Abort")
     previous = _terminate_like_interrupt()
     try:

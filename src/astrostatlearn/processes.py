@@ -26,6 +26,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
+from astrostatlearn.allocator import keep_freed_memory
 from astrostatlearn.errors import InputError
 
 _MAIN_PID_ENV = "ASTROSTATLEARN_MAIN_PID"
@@ -90,8 +91,10 @@ def _tie_to(parent: int, watch: int) -> None:
 
 
 def guard_worker(main_pid: int, parent_pid: int | None = None) -> None:
-    """Pool initializer: ignore SIGINT; die with the parent (or, without prctl, with ``main_pid``)."""
+    """Pool initializer: ignore SIGINT; die with the parent (or, without prctl, with ``main_pid``);
+    reuse freed memory (:func:`~astrostatlearn.allocator.keep_freed_memory`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    keep_freed_memory()
     _tie_to(os.getppid() if parent_pid is None else parent_pid, main_pid)
     if not _alive(main_pid):  # the run died while this worker started
         os._exit(1)
@@ -104,6 +107,7 @@ def _guard_forkserver() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # discards a Ctrl-C held back since the spawn
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         _tie_to(int(main), int(main))
+        keep_freed_memory()  # the workers fork from here with it
 
 
 _guard_forkserver()

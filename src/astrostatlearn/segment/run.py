@@ -273,7 +273,8 @@ def execute_plan(plan: SegmentPlan, assembly: _Assembly, progress: bool = False,
                  checkpoint: Checkpoint | None = None, start: int = 0) -> None:
     """Segment every tile from ``start`` on (Dask) and feed the results to ``assembly`` in raster
     order as they arrive (the workers go on computing meanwhile); after every ``8 x workers``
-    tiles, the maps are flushed and ``checkpoint`` records the tiles done."""
+    tiles but the last, the maps are flushed (``fsync``) and ``checkpoint`` records the tiles
+    done (the last batch is committed at once, so flushing it would only wait on the disk)."""
     tasks = plan.tasks()
     compute, close = compute_context(plan.scheduler, plan.workers, preload=worker_modules(plan.segmenter),
                                      forget=forget_run)
@@ -286,7 +287,7 @@ def execute_plan(plan: SegmentPlan, assembly: _Assembly, progress: bool = False,
         for done, res in enumerate(compute(tasks[start:]), start=start + 1):
             assembly.add(res)
             bar.update()
-            if checkpoint is not None and (done % batch == 0 or done == len(tasks)):
+            if checkpoint is not None and done % batch == 0 and done < len(tasks):  # the last: commit follows
                 assembly.sync()
                 checkpoint.save(done, assembly.state(), assembly.parts[n_parts:])
                 n_parts = len(assembly.parts)
