@@ -46,6 +46,23 @@ def test_scaled_int16_is_read_with_bscale(tmp_path: Path) -> None:
     assert f.dtype == np.float32
 
 
+def test_several_windows_read_through_one_map_equal_single_reads(tmp_path: Path) -> None:
+    raw = np.arange(60 * 50, dtype=np.int16).reshape(60, 50)
+    hdu = fits.PrimaryHDU(raw)
+    hdu.header["BSCALE"], hdu.header["BZERO"] = 0.5, 10.0  # the scaling applies to every window
+    hdu.writeto(tmp_path / "s.fits")
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(raw.astype(np.float32))]).writeto(tmp_path / "c.fits")
+    windows = [Window(y, y + 1, 0, 50) for y in range(0, 60, 7)] + [Window(5, 20, 3, 9)]
+    for name in ("s.fits", "c.fits"):
+        f = open_image(tmp_path / name)
+        many = f.read_windows(windows)
+        assert len(many) == len(windows)
+        for w, got in zip(windows, many):
+            np.testing.assert_array_equal(got, f.read(w))
+            assert got.dtype == f.dtype
+        f.close()
+
+
 @pytest.mark.parametrize("case", ["missing", "directory", "not_fits", "truncated", "corrupt_header", "no_image"])
 def test_bad_files_raise_one_line_errors_naming_the_file(tmp_path: Path, case: str) -> None:
     path = tmp_path / "bad.fits"

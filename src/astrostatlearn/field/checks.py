@@ -174,10 +174,7 @@ def robust_stats(field: Field, max_pixels: int = 4_000_000, sigma: float = 3.0) 
     On large fields a regular subsample of whole rows (at most ``max_pixels`` pixels) is used,
     so the cost is bounded whatever the field size.
     """
-    rows = []
-    for w in sample_rows(field.shape, max_pixels):
-        block = field.read_img(w)
-        rows.append(block[np.isfinite(block)])
+    rows = [block[np.isfinite(block)] for block in field.read_img_windows(sample_rows(field.shape, max_pixels))]
     values = np.concatenate(rows) if rows else np.zeros(0, np.float32)
     if values.size == 0:
         raise InputError("every pixel is non-finite (NaN or inf)", field.img.path)

@@ -8,7 +8,7 @@ and read by window; nothing reads a whole image unless asked to.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from astropy.io import fits
@@ -130,6 +130,16 @@ class Field:
     def read_rms(self, window: Window | None = None) -> np.ndarray | None:
         """Noise-map pixels of ``window`` as float32, or None when the field has no rms map."""
         return None if self.rms is None else self.rms.read(window).astype(np.float32, copy=False)
+
+    def read_img_windows(self, windows: Sequence[Window]) -> list[np.ndarray]:
+        """Image pixels of each of ``windows`` (a sample of rows, say) as float32, in one map of the file."""
+        return [a.astype(np.float32, copy=False) for a in self.img.read_windows(windows)]
+
+    def read_rms_windows(self, windows: Sequence[Window]) -> list[np.ndarray] | None:
+        """Noise-map pixels of each of ``windows`` as float32, or None without an rms map."""
+        if self.rms is None:
+            return None
+        return [a.astype(np.float32, copy=False) for a in self.rms.read_windows(windows)]
 
     def read_true(self, window: Window | None = None) -> np.ndarray | None:
         """Truth IDs of ``window`` as int32 (0 = background), or None without a truth map."""

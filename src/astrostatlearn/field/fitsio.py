@@ -19,7 +19,7 @@ import tempfile
 import threading
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from astropy.io import fits
@@ -91,24 +91,35 @@ class ImageFile:
 
     def read(self, window: Window | None = None) -> np.ndarray:
         """Pixels of ``window`` (whole image if None) as a native-endian array of ``self.dtype``."""
-        w = window or Window(0, self.shape[0], 0, self.shape[1])
+        return self.read_windows([window or Window(0, self.shape[0], 0, self.shape[1])])[0]
+
+    def read_windows(self, windows: Sequence[Window]) -> list[np.ndarray]:
+        """Pixels of each of ``windows``, as :meth:`read` gives them, through one map of the file
+        (a sample of a thousand rows costs one ``mmap``, not a thousand)."""
         lead = (0,) * (len(self._hdu.shape) - 2)
         try:
             if self._raw is not None:
-                # A fresh map per window, dropped after the copy: pages read for one window do not
-                # stay resident, so reading a 25k^2 image strip by strip keeps RSS bounded.
+                # A fresh map per call, dropped after the copies: pages read for these windows do
+                # not stay resident, so reading a 25k^2 image strip by strip keeps RSS bounded.
                 offset, dtype, full = self._raw
                 mm = np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=full)
-                part = mm[lead + w.slices]
-                # One pass: the copy out of the map is also the byte swap to native order.
-                data = np.empty(part.shape, self.dtype if not self._scaled else part.dtype.newbyteorder("="))
-                data[...] = part
-                del mm, part
+                raw = [self._copy_out(mm[lead + w.slices]) for w in windows]
+                del mm
             else:
                 with _DECOMPRESS_LOCK:  # cfitsio's decoders (e.g. HCOMPRESS) keep global state
-                    data = np.asarray(self._hdu.section[lead + w.slices])
+                    raw = [np.asarray(self._hdu.section[lead + w.slices]) for w in windows]
         except (OSError, ValueError, TypeError, IndexError) as exc:
             raise InputError(f"corrupt FITS data ({_first_line(exc)})", self.path) from None
+        return [self._physical(data) for data in raw]
+
+    def _copy_out(self, part: np.ndarray) -> np.ndarray:
+        """One pass: the copy out of the map is also the byte swap to native order."""
+        data = np.empty(part.shape, self.dtype if not self._scaled else part.dtype.newbyteorder("="))
+        data[...] = part
+        return data
+
+    def _physical(self, data: np.ndarray) -> np.ndarray:
+        """Stored values to physical ones (BSCALE/BZERO; BLANK -> NaN), as ``self.dtype``."""
         if not self._scaled:
             return data.astype(self.dtype, copy=False)
         blank = data == self._blank if self._blank is not None and data.dtype.kind in "iu" else None

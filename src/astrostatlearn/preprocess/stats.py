@@ -44,12 +44,12 @@ def global_stats(field: Field, max_pixels: int = 4_000_000) -> GlobalStats:
     """Field-wide robust statistics (bounded cost: at most ``max_pixels`` pixels are read)."""
     rows = sample_rows(field.shape, max_pixels)
     imgs, rmss = [], []
-    for w in rows:
-        img = field.read_img(w)
+    rms_rows = field.read_rms_windows(rows)
+    for i, img in enumerate(field.read_img_windows(rows)):
         ok = np.isfinite(img)
         imgs.append(img[ok])
-        if field.rms is not None:
-            rms = field.read_rms(w)
+        if rms_rows is not None:
+            rms = rms_rows[i]
             rmss.append(rms[ok & np.isfinite(rms) & (rms > 0)])
     values = np.concatenate(imgs)
     if values.size == 0:

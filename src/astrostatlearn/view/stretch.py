@@ -50,7 +50,7 @@ def choose_stretch(field: Field, kind: str = "asinh", max_pixels: int = 2_000_00
     """The stretch of ``field`` (see the module docstring), from at most ``max_pixels`` pixels."""
     if kind not in STRETCHES:
         raise InputError(f"unknown stretch {kind!r}; use one of {', '.join(STRETCHES)}")
-    sample = np.concatenate([field.read_img(w).ravel() for w in sample_rows(field.shape, max_pixels)])
+    sample = np.concatenate([a.ravel() for a in field.read_img_windows(sample_rows(field.shape, max_pixels))])
     if not np.isfinite(sample).any():
         raise InputError("the image has no finite pixel to choose a display stretch from", field.img.path)
     return stretch_from_sample(sample, kind)
