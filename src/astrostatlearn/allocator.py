@@ -3,9 +3,9 @@
 A tile's work arrays are tens of MB each (a 2304² float64 image is 42 MB). glibc's ``malloc``
 serves blocks above its mmap threshold (at most 32 MB by default) with a fresh ``mmap`` and
 returns them at ``free``, and trims the heap's free top above 2x that threshold: every
-temporary then costs page faults and the kernel's zeroing of its pages again, a third of the
-classical methods' time per tile (0.69 s -> 0.48 s per 2048² tile of ``sep`` with its score map,
-system time 0.25 s -> 0.04 s; ``benchmarks/bench_segment.py``). :func:`keep_freed_memory` raises
+temporary then costs page faults and the kernel's zeroing of its pages again, a quarter of the
+classical methods' time per tile (0.46 s -> 0.35 s per 2048² tile of ``sep`` with its score map,
+system time 0.17 s -> 0.02 s; ``benchmarks/bench_tile_overhead.py``). :func:`keep_freed_memory` raises
 both limits, so the allocator reuses the memory it already has. The cost is memory a process
 holds after a peak: at most the trim threshold (512 MB) above what it uses.
 
