@@ -58,3 +58,22 @@ def test_an_in_process_caller_gets_its_signal_handlers_back() -> None:
         assert signal.getsignal(signal.SIGTERM) is mine
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_killed_while_sending_a_result_does_not_hang_the_pool() -> None:
+    """Half a message in the result pipe (what a worker killed mid-send leaves) must not keep the
+    pool's manager thread, and so the interpreter's exit, waiting for ever."""
+    import os
+    import struct
+    import time
+
+    pool = process_pool(1)
+    manager = pool._executor_manager_thread
+    writer = pool._result_queue._writer
+    os.write(writer.fileno(), struct.pack("!i", 1 << 20) + b"half a result")  # 1 MB announced, 13 B sent
+    time.sleep(0.5)  # the manager thread is now waiting for the rest
+    assert manager.is_alive()
+    stop_pool(pool, kill=True)
+    manager.join(timeout=10)
+    assert not manager.is_alive(), "the pool's manager thread still waits on the half-sent result"

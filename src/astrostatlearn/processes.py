@@ -201,10 +201,22 @@ def stop_pool(pool: ProcessPoolExecutor, kill: bool) -> None:
 
 
 def _kill_pool(pool: ProcessPoolExecutor) -> None:
+    """Kill the workers, then end the pool's manager thread. A worker killed while it sends a
+    result (a tile's pixels) leaves half a message in the result pipe, and the manager thread
+    would wait for its rest for ever, and the interpreter's exit with it. Closing this process's
+    end of the pipe's writing side, once no worker is left to write, ends that wait (EOF): the
+    pool counts as broken and its thread exits."""
     procs = list(getattr(pool, "_processes", {}).values())  # CPython's pool exposes no public handle
     for p in procs:  # killed before the pool's queues go, so no worker meets a half-removed queue
         if p.is_alive():
             p.kill()
     for p in procs:
         p.join(timeout=5)
+    manager = getattr(pool, "_executor_manager_thread", None)
+    writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)  # shutdown drops the queue
     pool.shutdown(wait=False, cancel_futures=True)
+    if manager is not None and writer is not None and not any(p.is_alive() for p in procs):
+        manager.join(timeout=1.0)
+        if manager.is_alive():  # stuck on a half-sent result
+            writer.close()
+            manager.join(timeout=5.0)
