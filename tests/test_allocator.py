@@ -32,5 +32,7 @@ def test_a_freed_tile_array_is_reused_without_page_faults() -> None:
     applied, kept = _faults_per_temporary("keep")
     _, default = _faults_per_temporary("default")
     assert applied == "True"
-    assert default > 300, "glibc's default maps each 42 MB temporary afresh (faulted 16 pages at a time)"
-    assert kept < 0.05 * default
+    # glibc's default maps each 42 MB temporary afresh: at least one fault per 2 MB (with huge pages;
+    # 660 where the kernel faults 16 small pages at a time); kept, a fraction of one
+    assert default >= 20, "glibc's default should fault every fresh 42 MB temporary in again"
+    assert kept <= 0.1 * default
