@@ -216,7 +216,5 @@ def _kill_pool(pool: ProcessPoolExecutor) -> None:
     writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)  # shutdown drops the queue
     pool.shutdown(wait=False, cancel_futures=True)
     if manager is not None and writer is not None and not any(p.is_alive() for p in procs):
-        manager.join(timeout=1.0)
-        if manager.is_alive():  # stuck on a half-sent result
-            writer.close()
-            manager.join(timeout=5.0)
+        writer.close()  # what is already in the pipe is still read; a half-sent result then ends in EOF
+        manager.join(timeout=5.0)
