@@ -58,11 +58,14 @@ def test_train_maskrcnn_refuses_fields_without_truth_or_splits(sim_field: Path, 
     assert_one_line_error(run("train", "maskrcnn", "--field", bare, "--out", tmp_path / "m.pt"), "truth map")
     assert_one_line_error(run("train", "maskrcnn", "--field", sim_field, "--out", tmp_path / "m.pt"),
                           "smaller than one 256-pixel patch")
+    assert_one_line_error(run("train", "maskrcnn", "--field", sim_field, "--out", tmp_path / "m.pt", "-p",
+                              "backbone=resnet"), "expected galaxy or unet")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bare"]  # no datasets left behind
 
 
 @pytest.mark.parametrize("method, options, export, term", [
-    ("maskrcnn", ["-p", "widths=8/8/16/16", "-p", "fpn=16"], "instances_train.json", None),
+    ("maskrcnn", ["-p", "fpn=16"], "instances_train.json", None),  # the default U-Net backbone
+    ("maskrcnn", ["-p", "backbone=galaxy", "-p", "widths=8/8/16/16", "-p", "fpn=16"], "instances_train.json", None),
     ("detr", ["-p", "window=64", "-p", "widths=8/8/16/16", "-p", "d_model=32"], "panoptic_train.json", "term_aux"),
     ("mask2former", ["-p", "window=64", "-p", "widths=8/8/16/16", "-p", "hidden=32", "-p", "decoder_layers=2",
                      "-p", "points=256"], "panoptic_train.json", "term_aux"),

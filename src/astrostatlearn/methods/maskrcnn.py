@@ -3,9 +3,10 @@
 The network is torchvision's :class:`~torchvision.models.detection.MaskRCNN` built from parts
 (``weights=None`` everywhere, nothing is downloaded):
 
-* a small residual CNN backbone for any number of input channels (full resolution stem,
-  stages at strides 2, 4, 8, 16), with an FPN over strides 4, 8 and 16 (plus a max-pooled
-  level at 32);
+* a backbone for any number of input channels with an FPN over strides 4, 8 and 16 (plus a
+  max-pooled level at 32): either a small residual CNN (``backbone="galaxy"``) or the shipped
+  U-Net, frozen, with trainable copies of its first two decoder stages and its own output maps
+  at the finest level (``backbone="unet"``, the shipped model's); see :mod:`astrostatlearn.methods.detector_backbones`;
 * anchors of 4-48 px (two sizes per level, aspect ratios 0.5, 1, 2) for galaxies of 3-50 px;
 * light box and mask heads (64 channels); the mask head predicts 28^2 masks per box;
 * ``min_size = max_size =`` the window, so torchvision never rescales the input;
@@ -35,65 +36,22 @@ import torch
 from torch import nn
 
 from astrostatlearn.errors import InputError
+from astrostatlearn.methods.detector_backbones import FPNBackbone, build_body
 from astrostatlearn.methods.base import Instances, Prediction, Tile, TrainRequest, register
 from astrostatlearn.methods.torch_model import WINDOW_OPTIONS
 from astrostatlearn.methods.windowed import WindowedDetector, share_bounds, window_starts  # noqa: F401 (re-exported)
 
 SHIPPED_MODEL = "maskrcnn-default.pt"
-# Two anchor sizes per pyramid level (strides 4, 8, 16 and the pooled 32), ratios 0.5, 1, 2.
-ANCHOR_SIZES = ((4, 6), (8, 12), (16, 24), (32, 48))
 FORMAT = "astrostatlearn-maskrcnn-1"
 
 
-class ResBlock(nn.Module):
-    """Two 3x3 convolutions with BatchNorm and a residual connection; ``stride`` 2 halves the size."""
-
-    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
-        self.skip = (nn.Identity() if stride == 1 and cin == cout else
-                     nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
-        self.act = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.body(x) + self.skip(x))
-
-
-class GalaxyBackbone(nn.Module):
-    """Residual CNN: ``[N, C, H, W]`` -> feature maps ``c1``..``c4`` at strides 2, 4, 8, 16.
-
-    The first layer normalises the input per channel: ``asinh((x - shift) / scale)``, with
-    ``shift`` and ``scale`` (buffers) set from the training data.
-    """
-
-    def __init__(self, in_channels: int, widths: tuple[int, ...] = (16, 32, 48, 64)) -> None:
-        super().__init__()
-        self.register_buffer("shift", torch.zeros(in_channels))
-        self.register_buffer("scale", torch.ones(in_channels))
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]),
-                                  nn.ReLU(inplace=True))
-        layers, cin = [], widths[0]
-        for w in widths:
-            layers.append(nn.Sequential(ResBlock(cin, w, 2), ResBlock(w, w)))
-            cin = w
-        self.layers = nn.ModuleList(layers)
-        self.widths = widths
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = torch.asinh((x - self.shift[None, :, None, None]) / self.scale[None, :, None, None])
-        x = self.stem(x)
-        out = {}
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            out[f"c{i + 1}"] = x
-        return out
-
-
 def build_maskrcnn(in_channels: int, window: int = 256, widths: tuple[int, ...] = (16, 32, 48, 64),
-                   fpn_channels: int = 64, detections: int = 400) -> nn.Module:
-    """A Mask R-CNN for ``in_channels``-channel inputs of ``window`` x ``window`` pixels."""
+                   fpn_channels: int = 64, detections: int = 400, backbone: str = "galaxy",
+                   unet_config: dict[str, Any] | None = None) -> nn.Module:
+    """A Mask R-CNN for ``in_channels``-channel inputs of ``window`` x ``window`` pixels.
+
+    ``backbone``: ``"galaxy"`` (a residual CNN of ``widths``) or ``"unet"`` (a U-Net of
+    ``unet_config`` cut at stride 4; see :mod:`astrostatlearn.methods.detector_backbones`)."""
     from torchvision.models.detection import MaskRCNN
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
@@ -101,14 +59,15 @@ def build_maskrcnn(in_channels: int, window: int = 256, widths: tuple[int, ...] 
     from torchvision.ops import MultiScaleRoIAlign
     from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-    body = GalaxyBackbone(in_channels, tuple(widths))
-    backbone = _FPNBackbone(body, list(widths[1:]), fpn_channels, LastLevelMaxPool)
-    names = ["0", "1", "2"]
-    anchors = AnchorGenerator(sizes=ANCHOR_SIZES, aspect_ratios=((0.5, 1.0, 2.0),) * len(ANCHOR_SIZES))
+    body = build_body(in_channels, backbone, tuple(widths), unet_config)
+    fpn = FPNBackbone(body, fpn_channels, LastLevelMaxPool)
+    names = [str(i) for i in range(len(body.pyramid))]
+    sizes = body.anchor_sizes
+    anchors = AnchorGenerator(sizes=sizes, aspect_ratios=((0.5, 1.0, 2.0),) * len(sizes))
     box_pool = MultiScaleRoIAlign(featmap_names=names, output_size=7, sampling_ratio=2)
     mask_pool = MultiScaleRoIAlign(featmap_names=names, output_size=14, sampling_ratio=2)
     model = MaskRCNN(
-        backbone, num_classes=None, min_size=window, max_size=window,
+        fpn, num_classes=None, min_size=window, max_size=window,
         image_mean=[0.0] * in_channels, image_std=[1.0] * in_channels,
         rpn_anchor_generator=anchors, rpn_pre_nms_top_n_train=1000, rpn_post_nms_top_n_train=500,
         rpn_pre_nms_top_n_test=3000, rpn_post_nms_top_n_test=1500, rpn_batch_size_per_image=256,
@@ -119,24 +78,10 @@ def build_maskrcnn(in_channels: int, window: int = 256, widths: tuple[int, ...] 
         mask_predictor=MaskRCNNPredictor(fpn_channels, fpn_channels, 2),
     )
     model.config = {"in_channels": in_channels, "window": window, "widths": list(widths), "fpn_channels": fpn_channels,
-                    "detections": detections}
+                    "detections": detections, "backbone": backbone}
+    if backbone == "unet":
+        model.config["unet"] = {k: v for k, v in body.unet_config.items() if k != "in_channels"}
     return model
-
-
-class _FPNBackbone(nn.Module):
-    """The galaxy backbone with torchvision's FeaturePyramidNetwork on top (``out_channels`` maps)."""
-
-    def __init__(self, body: GalaxyBackbone, in_channels_list: list[int], out_channels: int, extra: Any) -> None:
-        super().__init__()
-        from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork
-
-        self.body = body
-        self.fpn = FeaturePyramidNetwork(in_channels_list, out_channels, extra_blocks=extra())
-        self.out_channels = out_channels
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = self.body(x)
-        return self.fpn({str(i): feats[f"c{i + 2}"] for i in range(len(feats) - 1)})
 
 
 def detect(model: nn.Module, batch: torch.Tensor) -> list[dict[str, torch.Tensor]]:
@@ -201,7 +146,8 @@ class MaskRCNNSegmenter(WindowedDetector):
         "mask_threshold": "mask probability that makes a pixel part of an object (0-1)",
         **WINDOW_OPTIONS,
     }
-    train_options = {"widths": "backbone widths per stage, e.g. 16/32/48/64", "fpn": "FPN channels (default 64)",
+    train_options = {"backbone": "unet (the shipped U-Net, frozen, default) or galaxy (from scratch)",
+                     "widths": "galaxy backbone widths per stage, e.g. 16/32/48/64", "fpn": "FPN channels (default 64)",
                      "detections": "most detections per window (default 400)"}
 
     def __init__(self, variant: str = "snr", window: int = 256, overlap: int = 64, batch_size: int = 4,
@@ -216,7 +162,8 @@ class MaskRCNNSegmenter(WindowedDetector):
     @classmethod
     def build_network(cls, config: dict[str, Any]) -> nn.Module:
         return build_maskrcnn(config["in_channels"], config["window"], tuple(config["widths"]),
-                              config["fpn_channels"], config["detections"])
+                              config["fpn_channels"], config["detections"], config.get("backbone", "galaxy"),
+                              config.get("unet"))
 
     @classmethod
     def train(cls, request: TrainRequest) -> str:

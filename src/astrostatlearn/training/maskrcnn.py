@@ -125,8 +125,11 @@ class DetectionTask:
 def train_maskrcnn(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: TrainConfig | None = None,
                    widths: tuple[int, ...] = (16, 32, 48, 64), fpn: int = 64, detections: int = 400,
                    crop: int | None = None, resume: bool = False, progress: bool = True,
-                   snapshot_every: int = 0) -> list[EpochStats]:
+                   snapshot_every: int = 0, backbone: str = "galaxy") -> list[EpochStats]:
     """Train a Mask R-CNN on ``dataset_dirs`` and save the best model (by validation PQ) to ``out``.
+
+    ``backbone``: ``"galaxy"`` (from scratch) or ``"unet"`` (started from the shipped U-Net with
+    the U-Net frozen, see :func:`start_unet_backbone`).
 
     Beside ``out`` go ``out.ckpt`` (for ``resume``), ``out.csv`` (one row per epoch) and
     ``out.json`` (configuration, densest window, history).
@@ -142,10 +145,10 @@ def train_maskrcnn(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: Tra
     if densest * 2 > detections:
         raise InputError(f"the densest patch holds {densest} objects: raise detections above {2 * densest}")
     torch.manual_seed(cfg.seed)
-    net = build_maskrcnn(len(channels), patch, tuple(widths), fpn, detections)
-    shift, scale = channel_stats(train)
-    net.backbone.body.shift.copy_(shift)
-    net.backbone.body.scale.copy_(scale)
+    net = build_maskrcnn(len(channels), patch, tuple(widths), fpn, detections, backbone)
+    net.backbone.body.set_input_stats(*channel_stats(train))
+    if backbone == "unet":
+        start_unet_backbone(net.backbone.body, variant, len(channels))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
 
@@ -159,14 +162,37 @@ def train_maskrcnn(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: Tra
     return history
 
 
+def start_unet_backbone(body: nn.Module, variant: str, n_channels: int) -> bool:
+    """Start a U-Net body from the shipped U-Net when that model reads the same variant and channel
+    count; otherwise the whole U-Net trains from scratch with the detector (with a warning).
+    Returns whether the shipped weights were taken."""
+    import warnings
+
+    from astrostatlearn.methods.unet import UNetSegmenter
+
+    unet = UNetSegmenter.shipped()
+    if unet.variant != variant or unet.net_.config["in_channels"] != n_channels:
+        body.freeze(False)
+        warnings.warn(f"the shipped U-Net reads {unet.variant!r}, not {variant!r}: the U-Net backbone is trained "
+                      "from scratch", stacklevel=2)
+        return False
+    body.load_unet(unet.net_.state_dict())
+    return True
+
+
 def train_maskrcnn_request(request: "TrainRequest") -> str:
     """``astrostatlearn train maskrcnn``: patch datasets with COCO exports beside ``request.out``
     (``OUT.datasets/dsK``), then :func:`train_maskrcnn`; returns a one-line summary."""
     from astrostatlearn.training.requests import check_loop_request, datasets_removed_if_refused, prepare_datasets
 
     check_loop_request(request, MaskRCNNSegmenter)
-    opts: dict[str, Any] = {"widths": (16, 32, 48, 64), "fpn": 64, "detections": 400}
+    opts: dict[str, Any] = {"widths": (16, 32, 48, 64), "fpn": 64, "detections": 400, "backbone": "unet"}
     for k, v in request.params.items():
+        if k == "backbone":
+            if v not in ("galaxy", "unet"):
+                raise InputError(f"option backbone={v!r}: expected galaxy or unet")
+            opts[k] = v
+            continue
         try:
             opts[k] = tuple(int(w) for w in str(v).split("/")) if k == "widths" else int(v)
         except ValueError:
@@ -178,7 +204,8 @@ def train_maskrcnn_request(request: "TrainRequest") -> str:
         cfg = TrainConfig(epochs=request.epochs, batch_size=request.batch, lr=request.lr or 1e-3, seed=request.seed,
                           steps_per_epoch=request.steps, device=request.device, clip_grad=10.0)
         hist = train_maskrcnn(dirs, request.out, cfg, opts["widths"], opts["fpn"], opts["detections"],
-                              resume=request.resume, progress=True, snapshot_every=request.snapshot_every)
+                              resume=request.resume, progress=True, snapshot_every=request.snapshot_every,
+                              backbone=opts["backbone"])
     best = max(hist, key=lambda h: h.val_metric)
     return (f"wrote {request.out}: best validation PQ {best.val_metric:.3f} at epoch {best.epoch + 1}; "
             f"log {request.out.with_suffix('.csv')}")

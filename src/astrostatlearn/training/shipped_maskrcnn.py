@@ -63,12 +63,14 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("src/astrostatlearn/data/maskrcnn-default.pt"))
     ap.add_argument("--work", type=Path, default=Path("build/shipped-maskrcnn"))
-    recipe_arguments(ap, epochs=45, steps=60, lr=1e-3)
+    recipe_arguments(ap, epochs=40, steps=60, lr=1e-3)
     ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--backbone", choices=("unet", "galaxy"), default="unet")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     dirs = build_training_sets(args.work, args.size)
-    train_maskrcnn(dirs, args.out, recipe_config(args, clip_grad=10.0), crop=args.crop, resume=args.resume)
+    train_maskrcnn(dirs, args.out, recipe_config(args, clip_grad=10.0), crop=args.crop, resume=args.resume,
+                   backbone=args.backbone)
     print(f"saved {args.out} ({args.out.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.0f} s")
 
 
