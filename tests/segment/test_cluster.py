@@ -31,7 +31,7 @@ def cluster(tmp_path: Path):
                                "--scheduler-file", str(sched_file)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)]
     try:
-        assert wait_for(sched_file.exists, timeout=60), "the scheduler did not start"
+        assert wait_for(sched_file.exists, timeout=180), "the scheduler did not start"  # slow under load
         address = json.loads(sched_file.read_text())["address"]
         workers = [subprocess.Popen([exe, "worker", "--scheduler-file", str(sched_file), "--nthreads", "1",
                                      "--no-nanny", "--no-dashboard", "--host", "127.0.0.1"],
@@ -41,7 +41,7 @@ def cluster(tmp_path: Path):
         from distributed import Client
 
         with Client(address, timeout="30s") as client:
-            client.wait_for_workers(2, timeout=120)
+            client.wait_for_workers(2, timeout=180)
         yield address, workers
     finally:
         for p in procs:

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("src/astrostatlearn/data/maskrcnn-default.pt"))
     ap.add_argument("--work", type=Path, default=Path("build/shipped-maskrcnn"))
-    recipe_arguments(ap, epochs=40, steps=60, lr=1e-3)
+    recipe_arguments(ap, epochs=25, steps=60, lr=1e-3)
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--backbone", choices=("unet", "galaxy"), default="unet")
     args = ap.parse_args(argv)
