@@ -41,7 +41,7 @@ def main() -> None:
     boxes, scores, masks = seg.detect_windows(np.where(tile.valid[None], tile.image, 0.0).astype(np.float32))
     print(f"{boxes.shape[0]} detections; {'score thr':>9} {'mask thr':>8} {'pixel IoU':>9} {'F1':>6} {'PQ':>6}")
     best = None
-    for s_thr, m_thr in itertools.product((0.3, 0.4, 0.5, 0.6, 0.7, 0.8), (0.4, 0.5, 0.6)):
+    for s_thr, m_thr in itertools.product((0.3, 0.4, 0.5, 0.6, 0.7, 0.8), (0.4, 0.5, 0.6, 0.7, 0.8)):
         keep = scores >= s_thr
         labels, _, _ = paste_instances(boxes[keep], scores[keep], masks[keep], truth.shape, m_thr, seg.min_area)
         ev = evaluate(truth, labels, coco=False)
