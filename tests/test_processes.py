@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -19,11 +18,8 @@ def test_a_signal_while_a_pool_stops_waits_until_it_is_gone(kill: bool, monkeypa
     """A SIGTERM that lands inside ``stop_pool`` (simulated by calling the handler's action there)
     is raised only after every worker has exited, never from the middle of the shutdown."""
     pool = process_pool(2)
-    deadline = time.monotonic() + 60
-    while len(pool._processes) < 2 and time.monotonic() < deadline:  # workers may still be starting
-        time.sleep(0.05)
-    procs = list(pool._processes.values())
-    assert len(procs) == 2
+    procs = list(pool._processes.values())  # 1 or 2: the executor starts workers on demand
+    assert procs
     real_shutdown = pool.shutdown
 
     def shutdown_hit_by_a_signal(*args, **kwargs):
@@ -35,7 +31,7 @@ def test_a_signal_while_a_pool_stops_waits_until_it_is_gone(kill: bool, monkeypa
         stop_pool(pool, kill=kill)
     for p in procs:
         p.join(timeout=10)
-    assert [p.is_alive() for p in procs] == [False, False]
+    assert not any(p.is_alive() for p in procs)
     assert all(t is None or not t.is_alive() for t in [pool._executor_manager_thread])
 
 
