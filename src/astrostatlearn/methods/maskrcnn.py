@@ -3,20 +3,21 @@
 The network is torchvision's :class:`~torchvision.models.detection.MaskRCNN` built from parts
 (``weights=None`` everywhere, nothing is downloaded):
 
-* a backbone for any number of input channels with an FPN over strides 4, 8 and 16 (plus a
-  max-pooled level at 32): either a small residual CNN (``backbone="galaxy"``) or the shipped
-  U-Net, frozen, with trainable copies of its first two decoder stages and its own output maps
-  at the finest level (``backbone="unet"``, the shipped model's); see :mod:`astrostatlearn.methods.detector_backbones`;
-* anchors of 4-48 px (two sizes per level, aspect ratios 0.5, 1, 2) for galaxies of 3-50 px;
+* a backbone for any number of input channels under torchvision's FPN (plus a max-pooled
+  coarsest level), see :mod:`astrostatlearn.methods.detector_backbones`: the shipped U-Net,
+  frozen, with trainable copies of its three coarsest decoder stages and its own output maps
+  joined to the finest levels (``backbone="unet"``, the shipped model's; FPN at strides 2-32,
+  anchors 4-96 px), or a small residual CNN (``backbone="galaxy"``; strides 4-32, anchors
+  4-48 px); two anchor sizes per level, aspect ratios 0.5, 1, 2, for galaxies of 3-50 px;
 * light box and mask heads (64 channels); the mask head predicts 28^2 masks per box;
 * ``min_size = max_size =`` the window, so torchvision never rescales the input;
 * ``box_detections_per_img`` 400 and 1500 RPN proposals kept at inference, for crowded windows
   (training samples 500 proposals and 128 RoIs per image, enough for the tens of objects
   of a training crop).
 
-Inputs are normalised from the training data's own statistics, per channel
-(``asinh((x - median) / (3 sigma))``, robust median and sigma stored in the model), never
-ImageNet means.
+Inputs are read as the U-Net reads them (``asinh(x / 3)``), or, for the galaxy backbone,
+normalised from the training data's own statistics, per channel (``asinh((x - median) /
+(3 sigma))``, robust median and sigma stored in the model); never ImageNet means.
 
 Inference runs over ``window``-sized windows that overlap by ``overlap`` px; a window keeps the
 detections whose box centre lies in its own share of the tile (the usual Voronoi split of
