@@ -1,14 +1,16 @@
-"""Backbones for the detectors: feature maps at strides 4, 8 and 16 under torchvision's FPN.
+"""Backbones for the detectors: the feature maps under torchvision's FPN, fine to coarse.
 
 Two bodies, chosen by the model config's ``backbone`` key:
 
 * ``"galaxy"`` (:class:`GalaxyBackbone`): a small residual CNN trained from scratch, which
   normalises its input per channel as ``asinh((x - shift) / scale)`` from the training data;
+  (maps at strides 4, 8, 16);
 * ``"unet"`` (:class:`UNetFeatures`): a frozen, trained U-Net
   (:class:`~astrostatlearn.methods.unet.UNet`; the shipped one) that reads its input as the
-  U-Net does (``asinh(x / input_scale)``), with trainable copies of its first two decoder
-  stages; its own foreground and centre-ness maps join the finest level, so the detector
-  inherits the U-Net's sensitivity to faint objects and learns to separate and box them.
+  U-Net does (``asinh(x / input_scale)``), with trainable copies of its three coarsest decoder
+  stages (maps at strides 2, 4, 8, 16); its own foreground and centre-ness maps join the two
+  finest levels, so the detector inherits the U-Net's sensitivity to faint objects and learns
+  to separate and box them.
 
 Both expose ``pyramid`` (the names of the maps fed to the FPN, fine to coarse), ``channels``
 (their widths), ``anchor_sizes`` (per FPN level, the pooled one last) and
@@ -176,7 +178,7 @@ def build_body(in_channels: int, backbone: str, widths: tuple[int, ...], unet_co
     if backbone == "galaxy":
         return GalaxyBackbone(in_channels, tuple(widths))
     if backbone == "unet":
-        cfg = dict(unet_config or {"width": 16, "depth": 4})
+        cfg = dict(unet_config or {})  # the U-Net's own defaults: width 16, depth 4
         cfg["in_channels"] = in_channels
         return UNetFeatures(cfg)
     raise ValueError(f"unknown backbone {backbone!r} (galaxy or unet)")

@@ -51,8 +51,8 @@ def build_maskrcnn(in_channels: int, window: int = 256, widths: tuple[int, ...] 
                    unet_config: dict[str, Any] | None = None) -> nn.Module:
     """A Mask R-CNN for ``in_channels``-channel inputs of ``window`` x ``window`` pixels.
 
-    ``backbone``: ``"galaxy"`` (a residual CNN of ``widths``) or ``"unet"`` (a U-Net of
-    ``unet_config`` cut at stride 4; see :mod:`astrostatlearn.methods.detector_backbones`)."""
+    ``backbone``: ``"galaxy"`` (a residual CNN of ``widths``) or ``"unet"`` (a frozen U-Net of
+    ``unet_config`` with trainable decoder copies down to stride 2; see :mod:`astrostatlearn.methods.detector_backbones`)."""
     from torchvision.models.detection import MaskRCNN
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
