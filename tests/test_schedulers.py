@@ -26,3 +26,21 @@ def test_a_local_run_never_imports_distributed(scheduler: str) -> None:
     p = subprocess.run([sys.executable, "-c", CODE, scheduler], capture_output=True, text=True, timeout=100)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split("\n")[:2] == ["[0, 1, 2, 3, 4, 5, 6]", "False"]
+
+
+def test_threads_run_tiles_with_single_threaded_blas() -> None:
+    """Tile threads are the parallelism; a threaded BLAS called from two of them at once can
+    deadlock (OpenBLAS GEMM), so the threads scheduler runs them with BLAS limited to 1 thread."""
+    import dask
+    import numpy as np  # noqa: F401  (loads numpy's BLAS, so threadpoolctl sees it)
+    from threadpoolctl import threadpool_info
+
+    from astrostatlearn.schedulers import compute_context
+
+    def blas_threads(_: int) -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    compute, close = compute_context("threads", 2)
+    seen = list(compute([dask.delayed(blas_threads)(i) for i in range(4)]))
+    close("run")
+    assert seen and all(s and set(s) == {1} for s in seen)

@@ -81,12 +81,17 @@ _END = object()
 
 def _batches(tasks: Sequence[Any], size: int, scheduler: str, kw: dict[str, Any]) -> Iterator[Any]:
     """Dask's own local scheduler, ``size`` tasks at a time (threads share the process, so
-    there is no transfer to overlap)."""
+    there is no transfer to overlap). BLAS runs single-threaded meanwhile: the tiles are the
+    parallelism, and OpenBLAS's threaded GEMM, called from two tile threads at once, can
+    deadlock."""
     import dask
+    from threadpoolctl import threadpool_limits
 
     get = local_get(scheduler)
     for b0 in range(0, len(tasks), size):
-        yield from dask.compute(*tasks[b0:b0 + size], scheduler=get, **kw)
+        with threadpool_limits(limits=1, user_api="blas"):
+            results = dask.compute(*tasks[b0:b0 + size], scheduler=get, **kw)
+        yield from results
 
 
 def compute_context(scheduler: str | None, workers: int, preload: Sequence[str] = (),

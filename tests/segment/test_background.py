@@ -69,3 +69,22 @@ def test_check_names_a_bad_rms_pixel() -> None:
     BackgroundMesh.from_field(f, pre, box=32)  # no check: the mesh is made
     with pytest.raises(InputError, match="y=200, x=17"):
         BackgroundMesh.from_field(f, pre, box=32, check=True)
+
+
+def test_at_is_bilinear_between_cell_centres_for_any_window() -> None:
+    """Against scipy's order-1 interpolation of the mesh at the pixels' cell coordinates
+    (clamped to the outermost centres), for an offset window that spans partial cells."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    mesh = BackgroundMesh(16, rng.normal(5, 1, (7, 9)).astype(np.float32),
+                          rng.uniform(1, 2, (7, 9)).astype(np.float32), (112, 144))
+    w = Window(5, 101, 13, 140)
+    bkg, rms = mesh.at(w)
+    yy, xx = np.mgrid[w.y0:w.y1, w.x0:w.x1]
+    cy = np.clip((yy - 7.5) / 16, 0, 6)
+    cx = np.clip((xx - 7.5) / 16, 0, 8)
+    for got, cells in ((bkg, mesh.bkg), (rms, mesh.rms)):
+        ref = ndimage.map_coordinates(cells.astype(np.float64), [cy, cx], order=1)
+        assert got.dtype == np.float32 and got.shape == w.shape
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)

@@ -106,7 +106,7 @@ class _RunSums:
         s2 = self.t2 - self.h2[rows, li] - self.s2[rows, ti]
         for r in np.flatnonzero(~near):  # rare: a run clipped by more than ``k`` at one end
             run = self.d[r, lo[r]:hi[r]].astype(np.float64)
-            s1[r], s2[r] = run.sum(), np.dot(run, run)
+            s1[r], s2[r] = run.sum(), np.einsum("i,i->", run, run)  # no BLAS: safe in tile threads
         return s1, s2
 
 

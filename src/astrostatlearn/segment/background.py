@@ -108,30 +108,28 @@ class BackgroundMesh:
 
     def at(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """(background, rms) of ``window``, float32, bilinear between the mesh cell centres
-        (constant beyond the outermost centres). Separable, so each map is ``Wy @ mesh @ Wx.T``
-        with two small interpolation matrices (two nonzeros per row)."""
-        wy = _interpolation_matrix(np.arange(window.y0, window.y1), self.box, self.bkg.shape[0])
-        wx = _interpolation_matrix(np.arange(window.x0, window.x1), self.box, self.bkg.shape[1])
-        return _apply(self.bkg, wy, wx), _apply(self.rms, wy, wx)
+        (constant beyond the outermost centres). Separable: rows first, then columns, each a
+        gather of two neighbouring cells; no BLAS call, so tile threads never share (and never
+        deadlock in) a threaded BLAS."""
+        rows = _neighbours(np.arange(window.y0, window.y1), self.box, self.bkg.shape[0])
+        cols = _neighbours(np.arange(window.x0, window.x1), self.box, self.bkg.shape[1])
+        return _bilinear(self.bkg, rows, cols), _bilinear(self.rms, rows, cols)
 
 
-def _interpolation_matrix(pix: np.ndarray, box: int, n: int) -> np.ndarray:
-    """``[len(pix), n]`` float32 weights of linear interpolation of pixel centres between the
-    centres of ``n`` cells of ``box`` pixels."""
+def _neighbours(pix: np.ndarray, box: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For pixel centres ``pix``: the two cells (of ``n`` cells of ``box`` pixels) whose centres
+    bracket each, and the float32 weight of the second."""
     pos = np.clip((pix - (box - 1) / 2.0) / box, 0.0, n - 1.0)
     i0 = np.floor(pos).astype(np.int64)
-    i1 = np.minimum(i0 + 1, n - 1)
-    f = pos - i0
-    w = np.zeros((pix.size, n), np.float64)
-    rows = np.arange(pix.size)
-    np.add.at(w, (rows, i0), 1.0 - f)
-    np.add.at(w, (rows, i1), f)
-    return w.astype(np.float32)
+    return i0, np.minimum(i0 + 1, n - 1), (pos - i0).astype(np.float32)
 
 
-def _apply(mesh: np.ndarray, wy: np.ndarray, wx: np.ndarray) -> np.ndarray:
-    """Only the mesh rows and columns the window uses enter the products."""
-    cy = np.flatnonzero(wy.any(axis=0))
-    cx = np.flatnonzero(wx.any(axis=0))
-    sub = mesh[np.ix_(cy, cx)].astype(np.float32)
-    return np.ascontiguousarray((wy[:, cy] @ sub) @ wx[:, cx].T, dtype=np.float32)
+def _bilinear(mesh: np.ndarray, rows: tuple[np.ndarray, ...], cols: tuple[np.ndarray, ...]) -> np.ndarray:
+    """``mesh`` interpolated to the pixels of ``rows`` x ``cols`` (:func:`_neighbours`), float32."""
+    (r0, r1, fy), (c0, c1, fx) = rows, cols
+    lo, hi = int(min(c0.min(), c1.min())), int(max(c0.max(), c1.max())) + 1
+    m = mesh[:, lo:hi].astype(np.float32)
+    along_y = m[r0] * (1 - fy)[:, None] + m[r1] * fy[:, None]
+    out = along_y[:, c0 - lo] * (1 - fx)[None, :]
+    out += along_y[:, c1 - lo] * fx[None, :]
+    return out
