@@ -480,6 +480,7 @@ def inject(
     gain: Optional[float] = typer.Option(None, help="Electrons per image unit, for the injected objects' Poisson noise (default: the header's GAIN)."),
     pixel_scale: Optional[float] = typer.Option(None, "--pixel-scale", help="Arcsec per pixel (default: from the WCS, else 0.2)."),
     seed: int = typer.Option(0, help="Random seed."),
+    confirm_with: list[Path] = typer.Option([], "--confirm-with", help="Another band on the same pixel grid (repeatable): its sources confirm a detection as real (confirm.fits; recovery's unconfirmed/Mpix)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
 ) -> None:
     """Inject simulated galaxies into a real image, for injection-recovery (Balrog-style).
@@ -493,7 +494,7 @@ def inject(
 
     request = InjectRequest(n=n, realisations=realisations, mag_range=_mag_range(mag_range), psf_fwhm=psf_fwhm,
                             psf=str(psf) if psf else None, seed=seed, zeropoint=zeropoint, gain=gain,
-                            pixel_scale=pixel_scale)
+                            pixel_scale=pixel_scale, confirm_with=tuple(str(p) for p in confirm_with))
     res = inject_image(image, out, request, rms=rms, overwrite=overwrite, progress=True)
     typer.echo(res.summary())
     for note in res.description["notes"]:

@@ -108,10 +108,33 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     assert "differs" in one_line([str(stars), "--rms", str(small), "-o", str(tmp_path / "o3")])
     assert "BRIGHT,FAINT" in one_line([str(stars), "-o", str(tmp_path / "o4"), "--mag-range", "25"])
     assert "not both" in one_line([str(stars), "-o", str(tmp_path / "o5"), "--psf-fwhm", "3", "--psf", str(small)])
+    assert "same pixel grid" in one_line([str(stars), "-o", str(tmp_path / "o7"), "--confirm-with", str(small)])
     ok = runner.invoke(app, ["inject", str(stars), "-o", str(tmp_path / "o6"), "--n", "3", "-k", "1"])
     assert ok.exit_code == 0, ok.output
     assert "--overwrite" in one_line([str(stars), "-o", str(tmp_path / "o6")])
-    assert not any((tmp_path / f"o{i}").exists() for i in range(1, 6))
+    assert not any((tmp_path / f"o{i}").exists() for i in (1, 2, 3, 4, 5, 7))
+
+
+def test_other_bands_confirm_their_own_sources(tmp_path: Path) -> None:
+    """confirm.fits marks what another band sees: the shared stars, and a source only that band
+    has, which the image's own detection (ignore.fits) does not know."""
+    stars = star_field(tmp_path / "stars.fits")
+    img, header = fits.getdata(stars, header=True)
+    other = img + np.random.default_rng(9).normal(0.0, 1.0, img.shape).astype(np.float32)
+    yy, xx = np.mgrid[:img.shape[0], :img.shape[1]]
+    other += (300.0 * np.exp(-((yy - 30) ** 2 + (xx - 200) ** 2) / (2 * 2.0**2))).astype(np.float32)  # that band's own
+    fits.PrimaryHDU(other, header).writeto(tmp_path / "other.fits")
+    r = runner.invoke(app, ["inject", str(stars), "-o", str(tmp_path / "inj"), "--n", "5", "-k", "1",
+                            "--confirm-with", str(tmp_path / "other.fits")])
+    assert r.exit_code == 0, r.output
+    confirm = fits.getdata(tmp_path / "inj" / "real-000" / "confirm.fits") > 0
+    ignore = fits.getdata(tmp_path / "inj" / "real-000" / "ignore.fits") > 0
+    step = 400 // 7
+    assert all(confirm[i * step, j * step] for i in range(1, 7) for j in range(1, 7))  # every star
+    assert confirm[30, 200] and not ignore[30, 200]
+    desc = json.loads((tmp_path / "inj" / "inject.json").read_text())
+    assert desc["confirm_with"] == [str(tmp_path / "other.fits")]
+    assert 0 < desc["confirm_chance"] < 0.05 and desc["confirm_fraction"] == pytest.approx(confirm.mean())
 
 
 def test_source_poisson_noise_needs_a_gain(tmp_path: Path) -> None:

@@ -44,6 +44,32 @@ def test_a_perfect_segmentation_recovers_what_is_in_the_truth(injected: Path, tm
     assert sum(s["mag"]["n_true"]) == len(cat)
 
 
+def test_segments_the_other_bands_see_are_confirmed(injected: Path, tmp_path: Path) -> None:
+    """With confirm.fits, a spurious segment on another band's source is confirmed; one on
+    nothing is not; the rate is per Mpix outside the own and the confirmed sources."""
+    real = tmp_path / "real-000"
+    shutil.copytree(injected / "real-000", real)
+    true = fits.getdata(real / "true.fits")
+    ignore = fits.getdata(real / "ignore.fits") > 0
+    busy = ignore | (true > 0)
+    spots = [(y, x) for y in range(4, 390, 6) for x in range(4, 390, 6) if not busy[y - 4:y + 8, x - 4:x + 8].any()]
+    (ya, xa), (yb, xb) = spots[0], spots[-1]
+    pred = true.copy()
+    pred[ya:ya + 4, xa:xa + 4] = 77
+    pred[yb:yb + 4, xb:xb + 4] = 78
+    confirm = np.zeros(true.shape, np.uint8)
+    confirm[ya + 1:ya + 3, xa + 1:xa + 3] = 1  # another band sees a source under segment 77 only
+    fits.PrimaryHDU(confirm).writeto(real / "confirm.fits")
+    fits.PrimaryHDU(pred).writeto(tmp_path / "pred.fits")
+    r = score_realisation(real, tmp_path / "pred.fits", np.arange(18.0, 30.0, 0.5))
+    assert r["n_spurious"] == 2 and r["n_unconfirmed"] == 1
+    clean = float(np.count_nonzero(~ignore & (confirm == 0))) / 1e6
+    assert r["unconfirmed_mpix"] == pytest.approx(clean)
+    assert summarise("m", [r])["unconfirmed_per_mpix"] == pytest.approx(1 / clean)
+    plain = score_realisation(injected / "real-000", tmp_path / "pred.fits", np.arange(18.0, 30.0, 0.5))
+    assert "n_unconfirmed" not in plain and summarise("m", [plain])["unconfirmed_per_mpix"] is None
+
+
 def test_recovery_reports_every_method_with_sextractor(injected: Path, tmp_path: Path) -> None:
     res = run_recovery(injected, tmp_path / "rec", methods=["sep"])
     names = [r["method"] for r in res.rows]

@@ -14,6 +14,9 @@ gauss 2.0 5x5, the rms map). Then, per method:
   the image's own sources (``ignore.fits``), per Mpix of the area outside the own sources. The own
   sources are those of sep at 1.5 sigma, so a method deeper than that also counts real faint
   sources here;
+- **unconfirmed detections per Mpix** (with ``inject --confirm-with``): the spurious segments that
+  also touch no source of the other bands (``confirm.fits``), per Mpix outside both: what no
+  independent data supports. ``inject.json`` gives the chance that a random pixel is confirmed;
 - **false detections per Mpix on the negated image**: the same count on ``-img`` of the first
   realisation, where real sources are holes and only noise (symmetric about the background) can be
   detected: the standard estimate of a detector's false-positive rate.
@@ -100,7 +103,13 @@ def score_realisation(real: Path, seg_path: Path, mag_edges: np.ndarray) -> dict
         binned["n_hit"] = np.histogram(v[hit], edges)[0].tolist()
     n_spurious = segments_off(pred, (true > 0) | ignore)
     clean_mpix = float(np.count_nonzero(~ignore)) / 1e6
-    return {"realisation": real.name, "n_injected": int(ids.size), "n_in_truth": int(in_truth.sum()),
+    unconfirmed: dict[str, Any] = {}
+    if (real / "confirm.fits").exists():  # inject --confirm-with: other bands' sources
+        with open_image(real / "confirm.fits") as c:
+            seen = (c.read() > 0) | ignore
+        unconfirmed = {"n_unconfirmed": segments_off(pred, (true > 0) | seen),
+                       "unconfirmed_mpix": float(np.count_nonzero(~seen)) / 1e6}
+    return unconfirmed | {"realisation": real.name, "n_injected": int(ids.size), "n_in_truth": int(in_truth.sum()),
             "n_recovered": int(hit.sum()), "iou_sum": float(m.matched_iou.sum()), "n_matched": int(m.tp),
             "n_spurious": n_spurious, "clean_mpix": clean_mpix, "mag": by_mag, "snr": by_snr}
 
@@ -163,12 +172,17 @@ def summarise(name: str, runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 "completeness": sum(r["n_recovered"] for r in runs) / max(n_inj, 1),
                 "m50": _crossing(mids, comp, 0.5), "m90": _crossing(mids, comp, 0.9),
                 "mask_iou": sum(r["iou_sum"] for r in runs) / max(sum(r["n_matched"] for r in runs), 1),
-                "spurious_per_mpix": sum(r["n_spurious"] for r in runs) / max(sum(r["clean_mpix"] for r in runs), 1e-9)})
+                "spurious_per_mpix": sum(r["n_spurious"] for r in runs) / max(sum(r["clean_mpix"] for r in runs), 1e-9),
+                "unconfirmed_per_mpix": None})
+    if all("n_unconfirmed" in r for r in runs):
+        out["unconfirmed_per_mpix"] = (sum(r["n_unconfirmed"] for r in runs)
+                                       / max(sum(r["unconfirmed_mpix"] for r in runs), 1e-9))
     return out
 
 
 COLUMNS = [("method", "method", "{}"), ("completeness", "completeness", "{:.3f}"), ("m50", "m50", "{:.2f}"),
            ("m90", "m90", "{:.2f}"), ("mask_iou", "mask IoU", "{:.3f}"), ("spurious_per_mpix", "spurious/Mpix", "{:.1f}"),
+           ("unconfirmed_per_mpix", "unconfirmed/Mpix", "{:.1f}"),
            ("false_per_mpix_negated", "false/Mpix (negated)", "{:.1f}"),
            ("n_recovered", "recovered", "{}"), ("n_injected", "injected", "{}")]
 
@@ -241,6 +255,7 @@ th,td{{border:1px solid #ccc;padding:3px 8px;text-align:right}} td:first-child{{
 <p>{html.escape(meta["injection"])}: {meta["n_realisations"]} realisations, {meta["n_injected"]} galaxies injected each
 time away from the image's own sources. A galaxy is recovered when a segment matches its truth mask at IoU &gt; 0.5.
 Spurious: segments touching neither an injected galaxy nor the image's own sources, per Mpix outside them.
+Unconfirmed (with inject --confirm-with): spurious segments that touch no source of the other bands either.
 False (negated): the same count on the negated image, where only noise can be detected.</p>
 <table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table><ul>{notes}</ul>{figs}</body></html>""")
 

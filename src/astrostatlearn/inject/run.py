@@ -20,7 +20,8 @@ Plan, then one realisation at a time:
    (dilated) and its non-finite pixels.
 
 Each realisation ``real-<k>/`` is a field (``img.fits``, ``rms.fits``, ``true.fits``,
-``truth.ecsv``, ``ignore.fits``), with the input's header and WCS; ``inject.json`` and
+``truth.ecsv``, ``ignore.fits``, and ``confirm.fits`` with ``--confirm-with``: the sources of the
+other bands, :func:`~.sources.other_band_sources`), with the input's header and WCS; ``inject.json`` and
 ``psf.fits`` describe the run. The folder is one output set (staged, committed whole).
 """
 
@@ -41,7 +42,7 @@ from astrostatlearn.field.fitsio import output_header, write_image
 from astrostatlearn.field.outputs import OutputSet
 from astrostatlearn.inject.place import free_distance, ignore_mask, place_objects
 from astrostatlearn.inject.psf import PSFModel, estimate_psf, moffat_psf, psf_from_file
-from astrostatlearn.inject.sources import ImageSources, find_sources
+from astrostatlearn.inject.sources import ImageSources, find_sources, other_band_sources
 from astrostatlearn.progress import progress_bar
 from astrostatlearn.simulate.catalog import galaxy_shapes, stamp_radius
 from astrostatlearn.simulate.presets import Preset
@@ -56,7 +57,9 @@ ISOPHOTE = 1.0
 class InjectRequest:
     """What to inject: ``n`` galaxies in each of ``realisations``; ``mag_range`` (bright, faint)
     or None for the default; ``psf_fwhm`` (pixels) or ``psf`` (a FITS) or neither (estimated);
-    ``zeropoint``, ``gain`` (e-/unit) and ``pixel_scale`` (arcsec) override the header's."""
+    ``zeropoint``, ``gain`` (e-/unit) and ``pixel_scale`` (arcsec) override the header's;
+    ``confirm_with``: images of other bands on the same pixel grid, whose sources confirm a
+    segment as real (``confirm.fits``)."""
 
     n: int = 100
     realisations: int = 5
@@ -67,6 +70,7 @@ class InjectRequest:
     zeropoint: float | None = None
     gain: float | None = None
     pixel_scale: float | None = None
+    confirm_with: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.realisations < 1:
@@ -100,6 +104,7 @@ class InjectPlan:
     mag_range: tuple[float, float]
     ignore: np.ndarray = dataclass_field(repr=False, default=None)  # type: ignore[assignment]
     free: np.ndarray = dataclass_field(repr=False, default=None)  # type: ignore[assignment]  # distance to ignore
+    confirm: np.ndarray | None = dataclass_field(repr=False, default=None)  # other bands' sources
     notes: list[str] = dataclass_field(default_factory=list)
 
     def preset(self) -> Preset:
@@ -114,7 +119,10 @@ class InjectPlan:
                 "zeropoint": self.zeropoint, "zeropoint_known": self.zeropoint_known, "gain": self.gain,
                 "pixel_scale_arcsec": self.pixel_scale, "sky_sigma": self.sigma, "depth_5sigma_point": self.m5,
                 "mag_range": list(self.mag_range), "n_own_sources": int(len(self.sources.objects)),
-                "ignore_fraction": float(self.ignore.mean()), "notes": self.notes}
+                "ignore_fraction": float(self.ignore.mean()), "notes": self.notes,
+                "confirm_with": list(self.request.confirm_with),
+                "confirm_fraction": None if self.confirm is None else float(self.confirm.mean()),
+                "confirm_chance": None if self.confirm is None else float(self.confirm[~self.ignore].mean())}
 
 
 def _header_value(header: Any, keys: tuple[str, ...]) -> float | None:
@@ -170,7 +178,18 @@ def plan_injection(image: str | Path, request: InjectRequest, rms: str | Path | 
                       m5, (float(mags[0]), float(mags[1])), notes=notes)
     plan.ignore = ignore_mask(src.segmap, src.valid, dilate=max(3, int(round(2 * psf.fwhm_px))))
     plan.free = free_distance(plan.ignore)  # the same for every realisation
+    if request.confirm_with:
+        plan.confirm = other_band_sources([_same_grid(p, img.shape) for p in request.confirm_with])
     return plan
+
+
+def _same_grid(path: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Another band's image, which must share the injected image's pixel grid."""
+    with Field.open(img=path) as f:
+        if tuple(f.shape) != tuple(shape):
+            raise InputError(f"--confirm-with image is {f.shape[0]}x{f.shape[1]}, the image {shape[0]}x{shape[1]}: "
+                             "it must be another band on the same pixel grid", path)
+        return f.read_img()
 
 
 def draw_objects(plan: InjectPlan, k: int) -> dict[str, np.ndarray]:
@@ -249,6 +268,9 @@ def write_realisation(plan: InjectPlan, k: int, folder: Path) -> dict[str, Any]:
     write_image(folder / "true.fits", truth, output_header(plan.header, BUNIT="id", INJREAL=k))
     write_image(folder / "ignore.fits", plan.ignore.astype(np.uint8),
                 output_header(plan.header, COMMENT="1 = the image's own sources (dilated) or no data"))
+    if plan.confirm is not None:
+        write_image(folder / "confirm.fits", plan.confirm.astype(np.uint8),
+                    output_header(plan.header, COMMENT="1 = a source in the other bands (--confirm-with)"))
     _truth_table(cat, snr, truth, plan).write(folder / "truth.ecsv", format="ascii.ecsv")
     return {"realisation": k, "n_injected": int(cat["id"].size), "n_in_truth": int(np.count_nonzero(np.bincount(truth.ravel())[1:]))}
 
