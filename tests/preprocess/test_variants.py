@@ -126,3 +126,12 @@ def test_checked_apply_equals_the_checking_one_on_good_pixels(sim_field: Path, v
     bad = img.copy()
     bad[3, 4] = np.nan
     assert np.isfinite(pre.apply(bad, rms)).all()
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 1000, 1001])
+def test_sorted_percentiles_equal_numpy(n: int) -> None:
+    from astrostatlearn.preprocess.stats import sorted_percentiles
+
+    x = np.random.default_rng(n).normal(size=n).astype(np.float32)
+    q = [0.0, 0.5, 50.0, 99.5, 100.0]
+    np.testing.assert_allclose(sorted_percentiles(np.sort(x), q), np.percentile(x, q), rtol=1e-6, atol=1e-7)

@@ -88,3 +88,6 @@ def test_at_is_bilinear_between_cell_centres_for_any_window() -> None:
         ref = ndimage.map_coordinates(cells.astype(np.float64), [cy, cx], order=1)
         assert got.dtype == np.float32 and got.shape == w.shape
         np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+    assert rms.max() <= mesh.rms_max(w) <= mesh.rms.max()  # a bound of the window's interpolated rms
+    inner = Window(40, 90, 60, 100)  # a pixel's background does not depend on the window holding it
+    np.testing.assert_array_equal(mesh.background_at(inner), bkg[35:85, 47:87])

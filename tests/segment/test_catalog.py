@@ -49,8 +49,8 @@ def test_tile_noise_is_the_rms_propagated_through_the_variant(sim_field, variant
         mesh = BackgroundMesh.from_field(f, pre)
         w = Window(0, 256, 0, 256)
         img, rms = f.read_img(w).astype(np.float32), f.read_rms(w).astype(np.float32)
-    _, mesh_rms = mesh.at(w)
-    err = channel0_noise(pre, img, rms, mesh_rms)
+    mesh_rms = mesh.rms_at(w)
+    err = channel0_noise(pre, img, rms, mesh, w)
     ref = np.abs(pre.apply(img + rms, rms)[0] - pre.apply(img - rms, rms)[0]) / 2.0
     ref = np.where(ref > 1e-3 * mesh_rms, ref, mesh_rms)
     np.testing.assert_allclose(err, ref, rtol=1e-5, atol=1e-6 * float(np.abs(ref).max()))

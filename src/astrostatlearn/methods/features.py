@@ -10,6 +10,7 @@ import numpy as np
 from scipy import ndimage
 
 from astrostatlearn.methods.base import Tile
+from astrostatlearn.methods.detection import gaussian_smooth
 
 SCALES = (1.0, 2.0, 4.0)
 FEATURE_HALO = int(4 * max(SCALES)) + 2
@@ -25,19 +26,18 @@ def feature_names(n_channels: int) -> list[str]:
 
 def pixel_features(tile: Tile) -> np.ndarray:
     """Features ``[F, y, x]`` (float32): smoothed channels, LoG, DoG, gradient magnitude, S/N."""
-    feats = []
-    for c in range(tile.image.shape[0]):
-        ch = tile.image[c] - (tile.bkg if c == 0 else 0.0)
-        feats.append(ch)
-        feats += [ndimage.gaussian_filter(ch, s, mode="nearest") for s in SCALES]
     sig = tile.signal
-    g = {s: ndimage.gaussian_filter(sig, s, mode="nearest") for s in SCALES}
+    g = {s: gaussian_smooth(sig, s) for s in SCALES}
+    feats = [sig, *g.values()]  # channel 0 less its background, and smoothed
+    for c in range(1, tile.image.shape[0]):
+        feats += [tile.image[c], *(gaussian_smooth(tile.image[c], s) for s in SCALES)]
     err = np.maximum(tile.err, 1e-12)
     feats += [-ndimage.gaussian_laplace(sig, s, mode="nearest") * s**2 / err for s in SCALES]
     feats += [(g[1.0] - g[2.0]) / err, (g[2.0] - g[4.0]) / err]
     feats.append(ndimage.gaussian_gradient_magnitude(sig, 1.0, mode="nearest") / err)
     # S/N of the smoothed signal: the noise of a Gaussian-smoothed image drops as 1 / (2 sqrt(pi) s).
     feats += [g[1.0] / err * (2 * np.sqrt(np.pi) * 1.0), g[2.0] / err * (2 * np.sqrt(np.pi) * 2.0)]
-    out = np.stack(feats).astype(np.float32)
-    out[:, ~tile.valid] = 0.0
+    out = np.stack(feats).astype(np.float32, copy=False)
+    if not tile.all_valid:
+        out[:, ~tile.valid] = 0.0
     return out

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from scipy import ndimage
 from sklearn.ensemble import RandomForestClassifier
 
 from astrostatlearn.errors import InputError
 from astrostatlearn.methods.base import Prediction, Segmenter, Tile, register
+from astrostatlearn.methods.detection import gaussian_smooth
 from astrostatlearn.methods.features import FEATURE_HALO, pixel_features
 from astrostatlearn.methods.instances import watershed_instances
 
@@ -66,6 +66,6 @@ class ForestSegmenter(Segmenter):
         proba = self.classifier_.predict_proba(f.reshape(f.shape[0], -1).T)[:, 1].reshape(tile.valid.shape)
         proba = np.where(tile.valid, proba, 0.0).astype(np.float32)
         fg = proba > self.threshold
-        landscape = ndimage.gaussian_filter(tile.signal, 1.0, mode="nearest") * proba
+        landscape = gaussian_smooth(tile.signal, 1.0) * proba
         labels = watershed_instances(fg, landscape, self.min_area, self.min_distance)
         return Prediction(labels, proba)

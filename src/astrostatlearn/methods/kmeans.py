@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from scipy import ndimage
 from sklearn.cluster import KMeans
 from sklearn.preprocessing import StandardScaler
 
 from astrostatlearn.errors import InputError
 from astrostatlearn.methods.base import Prediction, Segmenter, Tile, register
+from astrostatlearn.methods.detection import gaussian_smooth
 from astrostatlearn.methods.instances import connected_instances
 
 
@@ -30,10 +30,10 @@ def kmeans_features(tile: Tile, extra_channels: bool = False) -> np.ndarray:
     """
     sig = tile.signal
     err = np.maximum(tile.err, 1e-30)
-    feats = [np.arcsinh(ndimage.gaussian_filter(sig, s, mode="nearest") / err * 2 * np.sqrt(np.pi) * s)
+    feats = [np.arcsinh(gaussian_smooth(sig, s) / err * 2 * np.sqrt(np.pi) * s)
              for s in (1.0, 2.0)]
     if extra_channels:
-        feats += [ndimage.gaussian_filter(tile.image[c], 1.0, mode="nearest") for c in range(1, tile.image.shape[0])]
+        feats += [gaussian_smooth(tile.image[c], 1.0) for c in range(1, tile.image.shape[0])]
     return np.stack(feats).astype(np.float32)
 
 

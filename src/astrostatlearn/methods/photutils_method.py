@@ -1,7 +1,7 @@
 """``photutils``: the seed's "Astropy" baseline done properly.
 
 Background and noise come from the whole-field background mesh and the RMS map (see
-:mod:`astrostatlearn.segment.background`); the image is convolved with a Gaussian matched filter,
+:mod:`astrostatlearn.segment.background`); the image is convolved with a Gaussian matched filter (:func:`~astrostatlearn.methods.detection.filter_image`),
 ``detect_sources`` thresholds it at ``nsigma`` x rms, and ``deblend_sources`` splits blends
 (multi-threshold + watershed), as in SExtractor.
 """
@@ -9,11 +9,10 @@ Background and noise come from the whole-field background mesh and the RMS map (
 from __future__ import annotations
 
 import numpy as np
-from astropy.convolution import convolve
 from photutils.segmentation import deblend_sources, detect_sources
 
 from astrostatlearn.methods.base import Prediction, Segmenter, Tile, register
-from astrostatlearn.methods.detection import gaussian_kernel, snr_score
+from astrostatlearn.methods.detection import filter_image, gaussian_kernel, snr_score
 
 
 @register
@@ -27,11 +26,10 @@ class PhotutilsSegmenter(Segmenter):
 
     def predict(self, tile: Tile) -> Prediction:
         kernel = gaussian_kernel(self.kernel_fwhm)
-        data = np.where(tile.valid, tile.signal, 0.0)
-        conv = convolve(data, kernel, boundary="extend", normalize_kernel=False, nan_treatment="fill")
+        conv = filter_image(tile.zero_invalid(tile.signal), kernel)  # edges: nearest (astropy's "extend")
         threshold = self.nsigma * tile.err
         segm = detect_sources(conv, threshold, n_pixels=self.npixels, mask=~tile.valid)
-        labels = np.zeros(data.shape, np.int32)
+        labels = np.zeros(conv.shape, np.int32)
         if segm is not None:
             if self.deblend and segm.n_labels:
                 segm = deblend_sources(conv, segm, n_pixels=self.npixels, n_levels=self.nlevels,

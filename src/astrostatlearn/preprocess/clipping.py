@@ -105,9 +105,19 @@ class _RunSums:
         s1 = self.t1 - self.h1[rows, li] - self.s1[rows, ti]  # float64, as t1 and t2
         s2 = self.t2 - self.h2[rows, li] - self.s2[rows, ti]
         for r in np.flatnonzero(~near):  # rare: a run clipped by more than ``k`` at one end
-            run = self.d[r, lo[r]:hi[r]].astype(np.float64)
-            s1[r], s2[r] = run.sum(), np.einsum("i,i->", run, run)  # no BLAS: safe in tile threads
+            s1[r], s2[r] = self._far(r, int(lo[r]), int(hi[r]))
         return s1, s2
+
+    def _far(self, r: int, lo: int, hi: int) -> tuple[float, float]:
+        """Sums over ``[lo, hi)`` of row ``r``: of the run itself, or the whole valid run's less
+        the two clipped ends, whichever reads fewer values (a long row clipped by a few thousand
+        values, as a whole-field sample, costs its ends only). No BLAS: safe in tile threads."""
+        n_valid = int(self.n_valid[r])
+        if hi - lo <= lo + (n_valid - hi):
+            run = self.d[r, lo:hi].astype(np.float64)
+            return float(run.sum()), float(np.einsum("i,i->", run, run))
+        ends = np.concatenate([self.d[r, :lo], self.d[r, hi:n_valid]]).astype(np.float64)
+        return float(self.t1[r] - ends.sum()), float(self.t2[r] - np.einsum("i,i->", ends, ends))
 
 
 def clipped_rows(values: np.ndarray, sigma: float = 3.0, maxiters: int = 10) -> ClippedStats:

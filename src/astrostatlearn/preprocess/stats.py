@@ -40,6 +40,16 @@ class GlobalStats:
         return asdict(self)
 
 
+def sorted_percentiles(values: np.ndarray, q: list[float]) -> list[float]:
+    """Percentiles ``q`` (0-100) of the sorted 1-D ``values`` (non-empty), as ``np.percentile``
+    (linear interpolation between the closest ranks) without its partition pass."""
+    pos = np.asarray(q, np.float64) / 100.0 * (values.size - 1)
+    i = np.floor(pos).astype(np.int64)
+    j = np.minimum(i + 1, values.size - 1)
+    a, b = values[i].astype(np.float64), values[j].astype(np.float64)
+    return [float(v) for v in a + (b - a) * (pos - i)]
+
+
 def global_stats(field: Field, max_pixels: int = 4_000_000) -> GlobalStats:
     """Field-wide robust statistics (bounded cost: at most ``max_pixels`` pixels are read)."""
     rows = sample_rows(field.shape, max_pixels)
@@ -51,25 +61,24 @@ def global_stats(field: Field, max_pixels: int = 4_000_000) -> GlobalStats:
         if rms_rows is not None:
             rms = rms_rows[i]
             rmss.append(rms[ok & np.isfinite(rms) & (rms > 0)])
-    values = np.concatenate(imgs)
+    values = np.sort(np.concatenate(imgs))  # sorted once: the clipping and the percentiles read it
     if values.size == 0:
         raise InputError("every pixel is non-finite (NaN or inf)", field.img.path)
     clipped = clipped_rows(values[None, :], sigma=3.0, maxiters=10)
     median, std = float(clipped.median[0]), float(clipped.std[0])
     std = std if std > 0 else float(np.std(values)) or 1.0
-    lo, hi = np.percentile(values, [0.5, 99.5])
+    lo, hi = sorted_percentiles(values, [0.5, 99.5])
     if rmss:
-        r = np.concatenate(rmss)
+        r = np.sort(np.concatenate(rmss))
         if r.size == 0:
             raise InputError("the rms map is non-finite or <= 0 wherever the image is finite",
                              field.rms.path)  # type: ignore[union-attr]
-        r_med = float(np.median(r))
-        r_lo, r_hi = (float(v) for v in np.percentile(r, [0.5, 99.5]))
+        r_lo, r_med, r_hi = sorted_percentiles(r, [0.5, 50.0, 99.5])
         has_rms = True
     else:
         r_med = r_lo = r_hi = std
         has_rms = False
     if r_hi <= r_lo:
         r_hi = r_lo + max(abs(r_lo), 1e-12) * 1e-3
-    return GlobalStats(float(median), std, float(lo), float(hi), float(values.max()), r_med, r_lo, r_hi,
+    return GlobalStats(float(median), std, float(lo), float(hi), float(values[-1]), r_med, r_lo, r_hi,
                        has_rms, int(values.size))

@@ -107,13 +107,30 @@ class BackgroundMesh:
         return cls(box, bkg, rms, (ny, nx))
 
     def at(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
-        """(background, rms) of ``window``, float32, bilinear between the mesh cell centres
-        (constant beyond the outermost centres). Separable: rows first, then columns, each a
-        gather of two neighbouring cells; no BLAS call, so tile threads never share (and never
-        deadlock in) a threaded BLAS."""
-        rows = _neighbours(np.arange(window.y0, window.y1), self.box, self.bkg.shape[0])
-        cols = _neighbours(np.arange(window.x0, window.x1), self.box, self.bkg.shape[1])
-        return _bilinear(self.bkg, rows, cols), _bilinear(self.rms, rows, cols)
+        """(background, rms) of ``window``: :meth:`background_at` and :meth:`rms_at`."""
+        return self.background_at(window), self.rms_at(window)
+
+    def background_at(self, window: Window) -> np.ndarray:
+        """Background of ``window``, float32, bilinear between the mesh cell centres (constant
+        beyond the outermost centres); each pixel's value depends on its field coordinates only,
+        so it is the same in every window that holds it."""
+        return self._interpolate(self.bkg, window)
+
+    def rms_at(self, window: Window) -> np.ndarray:
+        """Rms of ``window``, float32, interpolated as :meth:`background_at`."""
+        return self._interpolate(self.rms, window)
+
+    def rms_max(self, window: Window) -> float:
+        """An upper bound of :meth:`rms_at` over ``window`` (the largest rms of the cells it is
+        interpolated from), without interpolating."""
+        (r0, r1, _), (c0, c1, _) = (_neighbours(np.array([window.y0, window.y1 - 1]), self.box, self.rms.shape[0]),
+                                    _neighbours(np.array([window.x0, window.x1 - 1]), self.box, self.rms.shape[1]))
+        return float(self.rms[r0[0]:r1[1] + 1, c0[0]:c1[1] + 1].max())
+
+    def _interpolate(self, mesh: np.ndarray, window: Window) -> np.ndarray:
+        rows = _neighbours(np.arange(window.y0, window.y1), self.box, mesh.shape[0])
+        cols = _neighbours(np.arange(window.x0, window.x1), self.box, mesh.shape[1])
+        return _bilinear(mesh, rows, cols)
 
 
 def _neighbours(pix: np.ndarray, box: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -125,11 +142,22 @@ def _neighbours(pix: np.ndarray, box: int, n: int) -> tuple[np.ndarray, np.ndarr
 
 
 def _bilinear(mesh: np.ndarray, rows: tuple[np.ndarray, ...], cols: tuple[np.ndarray, ...]) -> np.ndarray:
-    """``mesh`` interpolated to the pixels of ``rows`` x ``cols`` (:func:`_neighbours`), float32."""
+    """``mesh`` interpolated to the pixels of ``rows`` x ``cols`` (:func:`_neighbours`), float32.
+
+    Separable: rows first (a small ``[pixels, cells]`` array), then, for each run of columns
+    between the same two cell centres, ``a + (b - a) * fx`` written straight into the output: two
+    passes over the output and no BLAS call, so tile threads never share (and never deadlock in)
+    a threaded BLAS."""
     (r0, r1, fy), (c0, c1, fx) = rows, cols
-    lo, hi = int(min(c0.min(), c1.min())), int(max(c0.max(), c1.max())) + 1
+    if r0.size == 0 or c0.size == 0:
+        return np.zeros((r0.size, c0.size), np.float32)
+    lo, hi = int(c0[0]), int(c1[-1]) + 1  # the cells the columns need (c0, c1 never decrease)
     m = mesh[:, lo:hi].astype(np.float32)
     along_y = m[r0] * (1 - fy)[:, None] + m[r1] * fy[:, None]
-    out = along_y[:, c0 - lo] * (1 - fx)[None, :]
-    out += along_y[:, c1 - lo] * fx[None, :]
+    out = np.empty((r0.size, c0.size), np.float32)
+    edges = [0, *(np.flatnonzero(np.diff(c0)) + 1).tolist(), c0.size]
+    for s, e in zip(edges[:-1], edges[1:]):  # columns s..e-1 share c0 (and so c1)
+        a = along_y[:, c0[s] - lo, None]
+        np.multiply(along_y[:, c1[s] - lo, None] - a, fx[None, s:e], out=out[:, s:e])
+        out[:, s:e] += a
     return out

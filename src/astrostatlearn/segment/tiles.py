@@ -12,24 +12,26 @@ from astrostatlearn.preprocess import Preprocessor
 from astrostatlearn.segment.background import BackgroundMesh
 
 
-def channel0_noise(pre: Preprocessor, img: np.ndarray, rms: np.ndarray | None, mesh_rms: np.ndarray) -> np.ndarray:
-    """1-sigma noise of channel 0 in variant units.
+def channel0_noise(pre: Preprocessor, img: np.ndarray, rms: np.ndarray | None, mesh: BackgroundMesh,
+                   window: Window) -> np.ndarray:
+    """1-sigma noise of channel 0 of ``window`` in variant units.
 
     With an rms map it is propagated through the variant, ``|f(img + rms) - f(img - rms)| / 2``
-    (exact for the linear variants, first order for the stretches); where the stretch is clipped
-    flat (no derivative) or there is no rms map, the background mesh rms is used.
+    (exact for the linear variants, first order for the stretches); where that falls below 1e-3
+    of the background mesh rms (the stretch clipped flat, with no derivative), or there is no rms
+    map, the mesh rms is used. The mesh rms is interpolated only when some pixel needs it.
     """
     if rms is None:
-        return mesh_rms
+        return mesh.rms_at(window)
     err = pre.linear_noise(rms)
     if err is None:
         up = pre.apply(img + rms, rms)[0]
         down = pre.apply(img - rms, rms)[0]
         err = np.abs(up - down) / 2.0
-    floor = 1e-3 * mesh_rms
-    if err.min() > floor.max():  # the usual case: no pixel falls back to the mesh
+    if err.min() > 1e-3 * mesh.rms_max(window):  # the usual case: no pixel falls back to the mesh
         return np.asarray(err, np.float32)
-    return np.where(err > floor, err, mesh_rms).astype(np.float32)
+    mesh_rms = mesh.rms_at(window)
+    return np.where(err > 1e-3 * mesh_rms, err, mesh_rms).astype(np.float32)
 
 
 def make_tile(field: Field, pre: Preprocessor, mesh: BackgroundMesh, window: Window, with_truth: bool = False) -> Tile:
@@ -47,14 +49,14 @@ def tile_from_arrays(pre: Preprocessor, mesh: BackgroundMesh, window: Window, im
     if rms is not None:
         valid &= np.isfinite(rms) & (rms > 0)
     all_valid = bool(valid.all())
-    bkg, mesh_rms = mesh.at(window)
+    bkg = mesh.background_at(window)
     safe_img = np.asarray(img, np.float32) if all_valid else np.where(valid, img, 0.0).astype(np.float32)
     safe_rms = None
     if rms is not None:
         safe_rms = np.asarray(rms, np.float32) if all_valid else \
             np.where(valid, rms, np.float32(pre.stats.rms_median)).astype(np.float32)
     image = pre.apply(img, rms, checked=all_valid)
-    err = channel0_noise(pre, safe_img, safe_rms, mesh_rms)
+    err = channel0_noise(pre, safe_img, safe_rms, mesh, window)
     return Tile(image, bkg, err, valid, window, pre.channels, truth, all_valid=all_valid)
 
 
