@@ -112,14 +112,24 @@ def own_objects(labels: np.ndarray, window: Window, core: Window, field_shape: t
     lut[kept_ids] = np.arange(1, kept_ids.size + 1, dtype=np.int32)
     kept_pix, kept_lab = pix[keep], lut[lab[keep]]
     n_edge = int(np.count_nonzero(np.bincount(lab[keep & at_edge[foot]], minlength=n_ids)))
-    boxes = ndimage.find_objects(foot_map)
-    extent = max((max(boxes[f - 1][0].stop - boxes[f - 1][0].start, boxes[f - 1][1].stop - boxes[f - 1][1].start)
-                  for f in np.flatnonzero(owned_foot)), default=0)
+    extent = int(_extents(foot, y, x, n_foot + 1)[owned_foot].max(initial=0))
     kept_inst = None
     if instances is not None:
         kept_inst = instances.take(kept_ids, np.arange(1, kept_ids.size + 1), shift=(window.y0, window.x0))
     return OwnedObjects(labels.shape, kept_pix, kept_lab, ry, rx, n_edge, int(extent), kept_ids.astype(np.int64),
                         kept_inst)
+
+
+def _extents(groups: np.ndarray, y: np.ndarray, x: np.ndarray, n: int) -> np.ndarray:
+    """Per group ID 0..n-1, the larger side of its pixels' bounding box (pixels; 0 for an empty
+    group): ``ndimage.find_objects`` from the labelled pixels alone."""
+    lo = np.full((2, n), np.inf)
+    hi = np.full((2, n), -np.inf)
+    for axis, v in enumerate((y, x)):
+        np.minimum.at(lo[axis], groups, v)
+        np.maximum.at(hi[axis], groups, v)
+    side = np.where(np.isfinite(lo), hi - lo + 1, 0).max(axis=0)
+    return side.astype(np.int64)
 
 
 def _reference_pixels(groups: np.ndarray, y: np.ndarray, x: np.ndarray, n: int, ids: np.ndarray,
