@@ -204,27 +204,3 @@ def test_stream_yields_in_order_with_a_bounded_lookahead() -> None:
     results = stream(submit, list(range(10)), ahead=3)
     assert next(results) == 0 and submitted == [0, 1, 2, 3]  # three ahead of the one awaited
     assert list(results) == [t * t for t in range(1, 10)] and submitted == list(range(10))
-
-
-def test_merge_writes_only_free_pixels_of_the_tile(tmp_path: Path) -> None:
-    """A tile's objects land at their pixels with the running ID offset; pixels already owned by
-    an earlier tile's object, and every other pixel, keep what they hold."""
-    from astrostatlearn.field import FitsImageWriter
-    from astrostatlearn.segment.run import _merge_labels
-
-    with FitsImageWriter(tmp_path / "s.fits", (30, 40), np.int32) as w:
-        earlier = np.zeros((30, 40), np.int32)
-        earlier[5:9, 5:9] = 3
-        w.write(Window(0, 30, 0, 40), earlier)
-        window = Window(4, 20, 6, 30)  # 16 x 24
-        tile = np.zeros(window.shape, np.int32)
-        tile[0:3, 0:4] = 1   # overlaps the earlier object at rows 4..6, columns 6..8
-        tile[10, 20] = 2
-        pixels = np.flatnonzero(tile.ravel())
-        _merge_labels(w, window, pixels, tile.ravel()[pixels], offset=10)
-    out = fits.getdata(tmp_path / "s.fits")
-    expected = earlier.copy()
-    sub = expected[window.slices]
-    sub[(tile > 0) & (sub == 0)] = tile[(tile > 0) & (sub == 0)] + 10
-    np.testing.assert_array_equal(out, expected)
-    assert out[14, 26] == 12 and out[5, 6] == 3 and out[4, 6] == 11

@@ -13,7 +13,6 @@ windows of one 25k^2 image without any of them holding it in memory.
 
 from __future__ import annotations
 
-import errno
 import os
 import tempfile
 import threading
@@ -372,8 +371,7 @@ class FitsImageWriter:
             self.tmp = _temp_beside(self.path) if tmp is None else Path(tmp)
             with open(self.tmp, "w+b" if tmp is not None else "r+b") as fh:
                 fh.write(head)
-                fh.truncate(len(head) + padded)
-                _reserve(fh.fileno(), len(head) + padded)
+                fh.truncate(len(head) + padded)  # sparse: blocks are allocated as rows are written
         self.target = (str(self.tmp), len(head), self.shape, self.dtype.str)
         self._done = False
 
@@ -406,17 +404,6 @@ class FitsImageWriter:
             self.commit()
         else:
             self.abort()
-
-
-def _reserve(fd: int, size: int) -> None:
-    """Allocate the file's blocks now, so a disk that fills fails here (ENOSPC) rather than as a
-    SIGBUS when a memory-mapped write first touches a page; file systems without fallocate keep
-    the sparse file."""
-    try:
-        os.posix_fallocate(fd, 0, size)
-    except OSError as e:
-        if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
-            raise
 
 
 def _starts_with(path: Path, head: bytes) -> bool:

@@ -11,7 +11,9 @@
 
 Memory: the driver holds at most ``2 x workers + 1`` tile results (4 bytes per window pixel for
 the labels plus 4 per core pixel for the score: ~21 MB at tile 2048 + halo 128) and merges them
-as they arrive; each worker holds one tile's inputs and the method's work arrays, about
+as they arrive into the rows of the maps that later tiles can still reach (:mod:`.output_rows`:
+``(tile + 2 halo) x width x 4`` bytes for the labels, 230 MB at width 25000, and a tile of rows
+for the score); each worker holds one tile's inputs and the method's work arrays, about
 100 bytes per window pixel for the classical methods (~0.6 GB at tile 2048 + halo 128; measured
 by ``benchmarks/bench_full_field.py``).
 """
@@ -40,6 +42,7 @@ from astrostatlearn.methods import Segmenter, load_segmenter
 from astrostatlearn.preprocess import Preprocessor, fit_variant
 from astrostatlearn.segment.background import BackgroundMesh
 from astrostatlearn.segment.catalog import ecsv_bytes, finish_catalog, measure_pixels
+from astrostatlearn.segment.output_rows import OutputRows
 from astrostatlearn.segment.checkpoint import Checkpoint, file_digest
 from astrostatlearn.segment.stitch import own_objects
 from astrostatlearn.segment.tiles import tile_from_arrays
@@ -218,6 +221,8 @@ class _Assembly:
 
     seg_writer: FitsImageWriter
     score_writer: FitsImageWriter | None
+    labels: OutputRows
+    scores: OutputRows | None
     next_id: int = 0
     n_edge: int = 0
     max_extent: int = 0
@@ -231,7 +236,7 @@ class _Assembly:
         """Merge one tile: its objects get global IDs (running offset), its catalogue rows too."""
         n = res.n_objects
         if n:
-            _merge_labels(self.seg_writer, res.window, res.pixels, res.pixel_ids, self.next_id)
+            self.labels.merge_labels(res.window, res.pixels, res.pixel_ids, self.next_id)
             res.catalog["id"] += self.next_id
             self.parts.append(res.catalog)
         self.next_id += n
@@ -240,7 +245,7 @@ class _Assembly:
         for k, v in res.counters.items():
             self.counters[k] = self.counters.get(k, 0) + int(v)
         if self.score_writer is not None and res.score is not None:
-            self.score_writer.write(res.core, res.score)
+            self.scores.place(res.core, res.score)  # type: ignore[union-attr]
             self.has_score = True
 
     def state(self) -> dict[str, Any]:
@@ -254,16 +259,25 @@ class _Assembly:
         self.parts = list(parts)
 
     def sync(self) -> None:
+        for rows in (self.labels, self.scores):
+            if rows is not None:
+                rows.flush()
         for w in (self.seg_writer, self.score_writer):
             if w is not None:
                 w.sync()
 
     def abort(self) -> None:
+        for rows in (self.labels, self.scores):
+            if rows is not None:
+                rows.discard()
         self.seg_writer.abort()
         if self.score_writer is not None:
             self.score_writer.abort()
 
     def commit(self) -> None:
+        for rows in (self.labels, self.scores):
+            if rows is not None:
+                rows.close()
         self.seg_writer.commit()
         if self.score_writer is not None:
             (self.score_writer.commit if self.has_score else self.score_writer.abort)()
@@ -525,22 +539,8 @@ def _open_assembly(plan: SegmentPlan, tx: OutputSet, start: int, state: dict[str
         for w in writers:
             w.abort()
         return _open_assembly(plan, tx, 0, {}, [])
-    assembly = _Assembly(seg_writer, score_writer)
+    assembly = _Assembly(seg_writer, score_writer, OutputRows(seg_writer, resumed=start > 0),
+                         None if score_writer is None else OutputRows(score_writer, resumed=start > 0))
     assembly.restore(state, parts)
     return assembly, start
-
-
-def _merge_labels(writer: FitsImageWriter, window: Window, pixels: np.ndarray, ids: np.ndarray, offset: int) -> None:
-    """Write a tile's kept objects (``ids`` + offset at ``pixels``, flat indices into ``window``)
-    into the output, never over another object: only those pixels are read and written."""
-    fname, data_offset, shape, dtype = writer.target
-    mm = np.memmap(fname, dtype=np.dtype(dtype).newbyteorder(">"), mode="r+", offset=data_offset, shape=shape)
-    try:
-        sub = mm[window.slices]
-        y, x = np.divmod(pixels, window.shape[1])
-        free = sub[y, x] == 0
-        sub[y[free], x[free]] = ids[free] + offset
-        del sub
-    finally:
-        del mm
 
