@@ -184,3 +184,13 @@ def test_a_disk_that_fills(sim_field: Path, small_disk: Path) -> None:
     assert ds.returncode == 2, ds.stderr
     assert one_line_error(ds.stderr) and "No space left" in ds.stderr and ".staging" not in ds.stderr, ds.stderr
     assert sorted(p.name for p in small_disk.iterdir()) == []
+    # segment with just more room than its maps (the up-front check passes) fills the disk with its
+    # catalogue and run record: one line, nothing committed, no partial state left.
+    st = os.statvfs(small_disk)
+    need = 512 * 512 * 4 + 8192  # the map and its header, not the catalogue
+    (small_disk / "filler").write_bytes(b"\0" * max(0, st.f_bavail * st.f_frsize - need))
+    seg = run(["segment", str(sim_field), "-m", "sep", "-o", str(small_disk / "seg"), "--workers", "1",
+               "--no-score"], small_disk)
+    assert seg.returncode == 2 and one_line_error(seg.stderr) and "No space left" in seg.stderr, seg.stderr
+    assert not (small_disk / "seg" / "segmentation.fits").exists()
+    assert [p.name for p in small_disk.rglob("*") if p.name != "filler" and p.is_file()] == []
