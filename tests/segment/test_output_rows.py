@@ -46,10 +46,12 @@ def test_merge_writes_only_free_pixels_and_keeps_the_header(tmp_path: Path) -> N
 
 def test_rows_above_a_window_are_written_in_whole_blocks_as_it_arrives(tmp_path: Path) -> None:
     """The band drops the whole blocks above each new window's first row, so it never holds
-    more than about one window of rows; a window above the written rows is refused."""
+    more than about one window of rows, in the one buffer allocated up front; a window above the
+    written rows is refused."""
     nx = 1000
     w = _writer(tmp_path, (400, nx))
-    rows = OutputRows(w)
+    rows = OutputRows(w, rows=80)
+    buffer = rows._raw
     for y0 in range(0, 400, 50):
         win = Window(y0, min(400, y0 + 80), 0, nx)
         labels = np.zeros(win.shape, np.int32)
@@ -58,6 +60,7 @@ def test_rows_above_a_window_are_written_in_whole_blocks_as_it_arrives(tmp_path:
         rows.merge_labels(win, pix, labels.ravel()[pix], offset=0)
         assert rows.k0 * 4 % BLOCK == 0
         assert rows._n <= 80 * nx + BLOCK // 4 + rows.head  # about one window's rows, never the map
+        assert rows._raw is buffer  # never grown
     with pytest.raises(ValueError, match="out of order"):
         rows.merge_labels(Window(0, 10, 0, nx), np.array([0]), np.array([1]), offset=0)
     rows.close()

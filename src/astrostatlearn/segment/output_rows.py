@@ -32,10 +32,12 @@ class OutputRows:
     band being file byte ``base + 4 k`` (``base``: the block holding the data unit's start).
 
     ``resumed``: the file already holds a killed run's rows, so rows entering the band are read
-    back from it (a fresh file's rows start at 0 without being read).
+    back from it (a fresh file's rows start at 0 without being read). ``rows``: the most rows a
+    window spans, so the band is allocated once at its full size (growing it would hold the old
+    and the new buffer at once).
     """
 
-    def __init__(self, writer: FitsImageWriter, resumed: bool = False) -> None:
+    def __init__(self, writer: FitsImageWriter, resumed: bool = False, rows: int = 0) -> None:
         fname, data_offset, shape, dtype = writer.target
         self.dtype = np.dtype(dtype).newbyteorder(">")  # as FITS stores it: written without a swap
         if self.dtype.itemsize != 4:
@@ -51,7 +53,7 @@ class OutputRows:
         self._raw = np.zeros(0, np.uint8)
         self._store = np.zeros(0, self.dtype)
         self._n = 0  # elements held in _store[:_n]
-        self._grow(self.head)
+        self._grow(self.head + (min(rows, self.ny) + 1) * self.nx + BLOCK // 4)  # a window, a row and a block
         head = os.pread(self.fd, self.head * 4, self.base)
         self._store[:self.head] = np.frombuffer(head, self.dtype)
         self._n = self.head

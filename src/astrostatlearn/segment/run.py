@@ -539,8 +539,9 @@ def _open_assembly(plan: SegmentPlan, tx: OutputSet, start: int, state: dict[str
         for w in writers:
             w.abort()
         return _open_assembly(plan, tx, 0, {}, [])
-    assembly = _Assembly(seg_writer, score_writer, OutputRows(seg_writer, resumed=start > 0),
-                         None if score_writer is None else OutputRows(score_writer, resumed=start > 0))
+    labels = OutputRows(seg_writer, resumed=start > 0, rows=plan.tile + 2 * plan.halo)
+    scores = None if score_writer is None else OutputRows(score_writer, resumed=start > 0, rows=plan.tile)
+    assembly = _Assembly(seg_writer, score_writer, labels, scores)
     assembly.restore(state, parts)
     return assembly, start
 
