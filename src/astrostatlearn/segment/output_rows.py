@@ -46,7 +46,6 @@ class OutputRows:
         self.resumed = resumed
         self.base = data_offset // BLOCK * BLOCK
         self.head = (data_offset - self.base) // 4  # elements of header bytes before pixel (0, 0)
-        self.end = self.head + self.ny * self.nx  # one past the last pixel's element
         self.fd = os.open(fname, os.O_RDWR)
         self.fd_direct = _open_direct(fname)
         self.k0 = 0  # first element held

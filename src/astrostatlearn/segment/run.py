@@ -248,6 +248,9 @@ class _Assembly:
             self.scores.place(res.core, res.score)  # type: ignore[union-attr]
             self.has_score = True
 
+    def _bands(self) -> list[OutputRows]:
+        return [b for b in (self.labels, self.scores) if b is not None]
+
     def state(self) -> dict[str, Any]:
         """The counters a checkpoint saves (the catalogue parts are saved apart)."""
         return {"next_id": self.next_id, "n_edge": self.n_edge, "max_extent": self.max_extent,
@@ -259,25 +262,22 @@ class _Assembly:
         self.parts = list(parts)
 
     def sync(self) -> None:
-        for rows in (self.labels, self.scores):
-            if rows is not None:
-                rows.flush()
+        for rows in self._bands():
+            rows.flush()
         for w in (self.seg_writer, self.score_writer):
             if w is not None:
                 w.sync()
 
     def abort(self) -> None:
-        for rows in (self.labels, self.scores):
-            if rows is not None:
-                rows.discard()
+        for rows in self._bands():
+            rows.discard()
         self.seg_writer.abort()
         if self.score_writer is not None:
             self.score_writer.abort()
 
     def commit(self) -> None:
-        for rows in (self.labels, self.scores):
-            if rows is not None:
-                rows.close()
+        for rows in self._bands():
+            rows.close()
         self.seg_writer.commit()
         if self.score_writer is not None:
             (self.score_writer.commit if self.has_score else self.score_writer.abort)()
