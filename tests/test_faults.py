@@ -146,8 +146,13 @@ def _worker_pids(pgid: int, main_pid: int) -> list[int]:
 @pytest.mark.timeout(300)
 def test_a_worker_that_dies_stops_the_run_in_one_line(sim_field: Path, tmp_path: Path) -> None:
     proc = start(["segment", str(sim_field), "-m", "sep", "-o", "out", "--tile", "64", "--workers", "2"], tmp_path)
-    assert wait_for(lambda: bool(_worker_pids(proc.pid, proc.pid)) or proc.poll() is not None, timeout=120)
-    workers = _worker_pids(proc.pid, proc.pid)
+    workers: list[int] = []
+
+    def seen() -> bool:  # the pids as first seen: the mesh's pool may be gone by a second look
+        workers[:] = _worker_pids(proc.pid, proc.pid)
+        return bool(workers) or proc.poll() is not None
+
+    assert wait_for(seen, timeout=120)
     if not workers:
         pytest.fail("the run ended before its workers could be seen")
     os.kill(workers[0], signal.SIGKILL)

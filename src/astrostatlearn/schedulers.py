@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
+from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
 
 from astrostatlearn.errors import InputError
@@ -51,6 +52,33 @@ def warm_up(scheduler: str | None, preload: Sequence[str] = ()) -> None:
         from astrostatlearn.processes import start_forkserver
 
         start_forkserver(local_preload(preload))
+
+
+@contextmanager
+def local_process_pool(scheduler: str | None, workers: int, preload: Sequence[str] = ()) -> Iterator[Any]:
+    """A local process pool of ``workers`` for work before the tiles (the background mesh), when
+    ``scheduler`` is the local processes one; None for any other scheduler (threads stay in this
+    process, and a cluster's workers are left to the tiles). The pool is stopped on leaving
+    (killed on an error), so no worker outlives the step."""
+    if scheduler not in (None, "processes"):
+        yield None
+        return
+    from concurrent.futures.process import BrokenProcessPool
+
+    from astrostatlearn.processes import WorkerDiedError, process_pool, stop_pool
+
+    pool = process_pool(workers, preload=local_preload(preload))
+    procs = list(getattr(pool, "_processes", {}).values())  # CPython's pool exposes no public handle
+    failed = True
+    try:
+        yield pool
+        failed = False
+    except BrokenProcessPool:
+        raise WorkerDiedError() from None
+    finally:
+        stop_pool(pool, kill=failed)
+    if any((p.exitcode or 0) < 0 for p in procs):  # killed after its last task: the run stops all the same
+        raise WorkerDiedError()
 
 
 def compute_one(task: Any) -> Any:

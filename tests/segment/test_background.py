@@ -91,3 +91,36 @@ def test_at_is_bilinear_between_cell_centres_for_any_window() -> None:
     assert rms.max() <= mesh.rms_max(w) <= mesh.rms.max()  # a bound of the window's interpolated rms
     inner = Window(40, 90, 60, 100)  # a pixel's background does not depend on the window holding it
     np.testing.assert_array_equal(mesh.background_at(inner), bkg[35:85, 47:87])
+
+
+def test_worker_processes_measure_the_same_mesh_and_the_same_bad_pixel(tmp_path) -> None:
+    """Blocks measured by a local process pool (a field on disk) equal the threads' mesh exactly;
+    a bad rms pixel found in a worker is the same one-line error; an in-memory field, which no
+    other process can open, falls back to threads."""
+    from astrostatlearn.field import write_image
+    from astrostatlearn.schedulers import local_process_pool
+
+    img = _sky((200, 300))
+    rms = np.ones_like(img)
+    write_image(tmp_path / "img.fits", img)
+    write_image(tmp_path / "rms.fits", rms)
+    with Field.open(tmp_path) as f:
+        assert f.file_paths == (str((tmp_path / "img.fits").resolve()), str((tmp_path / "rms.fits").resolve()))
+        pre = fit_variant(f, "raw")
+        threads = BackgroundMesh.from_field(f, pre, box=32, check=True)
+        with local_process_pool("processes", 2) as pool:
+            procs = BackgroundMesh.from_field(f, pre, box=32, check=True, pool=pool)
+    np.testing.assert_array_equal(procs.bkg, threads.bkg)
+    np.testing.assert_array_equal(procs.rms, threads.rms)
+    rms[150, 17] = -1.0
+    write_image(tmp_path / "rms.fits", rms, overwrite=True)
+    with Field.open(tmp_path) as f, local_process_pool("processes", 2) as pool:
+        with pytest.raises(InputError, match="y=150, x=17") as err:
+            BackgroundMesh.from_field(f, fit_variant(f, "raw"), box=32, check=True, pool=pool)
+    assert "\n" not in str(err.value) and "rms.fits" in str(err.value)
+    memory = _field(img)
+    assert memory.file_paths is None
+    with local_process_pool("processes", 2) as pool:  # used only for fields on disk
+        np.testing.assert_array_equal(BackgroundMesh.from_field(memory, fit_variant(memory, "raw"), box=32,
+                                                                pool=pool).bkg,
+                                      BackgroundMesh.from_field(memory, fit_variant(memory, "raw"), box=32).bkg)

@@ -105,6 +105,15 @@ class Field:
         return Window(0, self.shape[0], 0, self.shape[1])
 
     @property
+    def file_paths(self) -> tuple[str, str | None] | None:
+        """Absolute paths of the image and rms files, from which another process can open this
+        field (:meth:`open` with ``img=``, ``rms=``); None when either lives in memory only."""
+        images = [self.img] + ([self.rms] if self.rms is not None else [])
+        if not all(Path(im.path).is_file() for im in images):
+            return None
+        return str(Path(self.img.path).resolve()), None if self.rms is None else str(Path(self.rms.path).resolve())
+
+    @property
     def header(self) -> fits.Header:
         return self.img.header
 

@@ -14,8 +14,9 @@ gets the same background in every tile that holds it.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 from scipy import ndimage
@@ -49,6 +50,26 @@ def cell_statistics(values: np.ndarray, box: int) -> tuple[np.ndarray, np.ndarra
             np.where(bad, np.nan, st.std.reshape(ncy, ncx)))
 
 
+def block_statistics(field: Field, pre: Preprocessor, window: Window, box: int,
+                     check: bool) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`cell_statistics` of channel 0 of ``window`` (whole rows of cells), and, with
+    ``check``, the number of bad pixels :func:`~astrostatlearn.field.checks.check_pixels` counts
+    there (an :class:`InputError` names the first one that is an error)."""
+    img, rms = field.read_img(window), field.read_rms(window)
+    n_bad = check_pixels(field, window, img, rms) if check else 0
+    ch0 = pre.apply(img, rms)[0]
+    finite = np.isfinite(img)
+    return (*cell_statistics(ch0 if finite.all() else np.where(finite, ch0, np.nan), box), n_bad)
+
+
+def _blocks_in_process(paths: tuple[str, str | None], pre: Preprocessor, windows: list[Window], box: int,
+                       check: bool) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """:func:`block_statistics` of consecutive ``windows`` in a worker process, which opens the
+    field once for them (and closes it: nothing outlives the task)."""
+    with Field.open(img=paths[0], rms=paths[1]) as field:
+        return [block_statistics(field, pre, w, box, check) for w in windows]
+
+
 def _fill_from_nearest(mesh: np.ndarray) -> np.ndarray:
     """Non-finite cells take the value of the nearest finite cell (0 when there is none)."""
     bad = ~np.isfinite(mesh)
@@ -71,31 +92,26 @@ class BackgroundMesh:
 
     @classmethod
     def from_field(cls, field: Field, pre: Preprocessor, box: int = 64, filter_size: int = 3,
-                   progress: bool = False, workers: int = 2, check: bool = False) -> "BackgroundMesh":
+                   progress: bool = False, workers: int = 2, check: bool = False,
+                   pool: Executor | None = None) -> "BackgroundMesh":
         """Measure the mesh of ``field`` (one read of the image and rms, ``box`` rows at a time).
         With ``check``, the same pass makes :func:`~astrostatlearn.field.scan_field`'s image and
-        rms checks (an :class:`InputError` names the first bad pixel). Memory: a few copies of
-        one strip (``box`` x width float32) per worker thread."""
+        rms checks (an :class:`InputError` names the first bad pixel). The blocks of rows are
+        measured by ``workers`` threads, or by the processes of ``pool`` (a field on disk only:
+        the clipping's bookkeeping holds the GIL, so threads reach about 1.7x on two cores).
+        Memory: a few copies of one strip (``box`` x width float32) per worker."""
         ny, nx = field.shape
         box = int(min(box, ny, nx))
         # Blocks of whole cell rows, about 4 Mpix each: few enough calls that the clipping's
         # bookkeeping is small beside its sorting (which runs without the GIL).
         rows_per_block = box * max(1, (1 << 22) // (box * nx))
-        starts = list(range(0, ny, rows_per_block))
-
-        def block(y0: int) -> tuple[np.ndarray, np.ndarray, int]:
-            w = Window(y0, min(y0 + rows_per_block, ny), 0, nx)
-            img, rms = field.read_img(w), field.read_rms(w)
-            n_bad = check_pixels(field, w, img, rms) if check else 0
-            ch0 = pre.apply(img, rms)[0]
-            finite = np.isfinite(img)
-            return (*cell_statistics(ch0 if finite.all() else np.where(finite, ch0, np.nan), box), n_bad)
-
-        # Blocks are independent; two threads overlap reading with the sorting.
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = progress_bar(pool.map(block, starts), total=len(starts), desc="background mesh",
-                                   unit="block", enabled=progress)
-            rows = list(results)
+        windows = [Window(y0, min(y0 + rows_per_block, ny), 0, nx) for y0 in range(0, ny, rows_per_block)]
+        bar = progress_bar(total=len(windows), desc="background mesh", unit="block", enabled=progress)
+        rows = []
+        for done in _measure_blocks(field, pre, windows, box, check, workers, pool):
+            rows.extend(done)
+            bar.update(len(done))
+        bar.close()
         if check and sum(r[2] for r in rows) == ny * nx:
             raise InputError("every pixel is non-finite (NaN or inf)", field.img.path)
         bkg = _fill_from_nearest(np.vstack([r[0] for r in rows]))
@@ -161,3 +177,23 @@ def _bilinear(mesh: np.ndarray, rows: tuple[np.ndarray, ...], cols: tuple[np.nda
         np.multiply(along_y[:, c1[s] - lo, None] - a, fx[None, s:e], out=out[:, s:e])
         out[:, s:e] += a
     return out
+
+
+def _measure_blocks(field: Field, pre: Preprocessor, windows: list[Window], box: int, check: bool, workers: int,
+                    pool: Executor | None) -> Iterator[list[tuple[np.ndarray, np.ndarray, int]]]:
+    """:func:`block_statistics` of every window, in order, in lists as they are done: by the
+    processes of ``pool`` (``workers`` of them) in runs of consecutive windows (four per process),
+    else by ``workers`` threads."""
+    paths = field.file_paths if pool is not None else None
+    if pool is not None and paths is not None:
+        n_runs = min(len(windows), 4 * max(1, workers))
+        edges = np.linspace(0, len(windows), n_runs + 1).round().astype(int)
+        futures = [pool.submit(_blocks_in_process, paths, pre, windows[a:b], box, check)
+                   for a, b in zip(edges[:-1], edges[1:]) if b > a]
+        for fut in futures:
+            yield fut.result()
+        return
+    # Blocks are independent; threads overlap reading with the sorting (which leaves the GIL).
+    with ThreadPoolExecutor(max_workers=workers) as threads:
+        for res in threads.map(lambda w: block_statistics(field, pre, w, box, check), windows):
+            yield [res]
