@@ -44,3 +44,25 @@ def test_threads_run_tiles_with_single_threaded_blas() -> None:
     seen = list(compute([dask.delayed(blas_threads)(i) for i in range(4)]))
     close("run")
     assert seen and all(s and set(s) == {1} for s in seen)
+
+
+def test_a_pool_worker_killed_after_its_last_task_still_stops_the_run() -> None:
+    """The mesh's local pool: a worker killed when its work is done is an error when the pool is
+    left (its results may be whole, but a run that lost a process must not go on as if not);
+    other schedulers get no pool."""
+    import os
+    import signal
+
+    from astrostatlearn.processes import WorkerDiedError
+    from astrostatlearn.schedulers import local_process_pool
+
+    with local_process_pool("threads", 2) as none:
+        assert none is None
+    with local_process_pool("processes", 2) as pool:
+        assert pool.submit(abs, -3).result() == 3
+    with pytest.raises(WorkerDiedError):
+        with local_process_pool("processes", 2) as pool:
+            assert pool.submit(abs, -3).result() == 3
+            victim = next(iter(pool._processes.values()))
+            os.kill(victim.pid, signal.SIGKILL)
+            victim.join(timeout=10)
