@@ -51,10 +51,10 @@ from astrostatlearn.schedulers import check_scheduler, compute_context, local_pr
 from astrostatlearn.progress import progress_bar
 
 OUTPUTS = ("segmentation.fits", "score.fits", "catalog.ecsv", "run.json")
-# Fields this large have their background mesh measured by the local worker processes: below it a
-# second pool's start costs more than the threads lose to the GIL (4096^2: 2.4 -> 3.0 s; 8192^2:
-# 0.92x -> 0.84x SExtractor's time; 25000^2: the mesh 4.5-6.5 -> 3.9-4.7 s).
-MESH_PROCESSES_MIN_PIXELS = 8192 * 8192
+# Fields this large have their background mesh measured by the local worker processes; below it a
+# second pool's start costs about what the threads lose to the GIL (`benchmarks/bench_mesh.py`:
+# 8192^2 0.44 s in threads, 0.44-0.51 s in processes; 25000^2 4.7-4.9 s against 4.1 s).
+MESH_PROCESSES_MIN_PIXELS = 16384 * 16384
 
 
 def worker_modules(segmenter: Segmenter) -> list[str]:
