@@ -46,6 +46,7 @@ def test_threads_run_tiles_with_single_threaded_blas() -> None:
     assert seen and all(s and set(s) == {1} for s in seen)
 
 
+@pytest.mark.timeout(60)
 def test_a_pool_worker_killed_after_its_last_task_still_stops_the_run() -> None:
     """The mesh's local pool: a worker killed when its work is done is an error when the pool is
     left (its results may be whole, but a run that lost a process must not go on as if not);

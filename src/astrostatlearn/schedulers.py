@@ -58,8 +58,8 @@ def warm_up(scheduler: str | None, preload: Sequence[str] = ()) -> None:
 def local_process_pool(scheduler: str | None, workers: int, preload: Sequence[str] = ()) -> Iterator[Any]:
     """A local process pool of ``workers`` for work before the tiles (the background mesh), when
     ``scheduler`` is the local processes one; None for any other scheduler (threads stay in this
-    process, and a cluster's workers are left to the tiles). The pool is stopped on leaving
-    (killed on an error), so no worker outlives the step."""
+    process, and a cluster's workers are left to the tiles). The pool's workers are killed on
+    leaving, so none outlives the step; one that died before is a :class:`WorkerDiedError`."""
     if scheduler not in (None, "processes"):
         yield None
         return
@@ -69,15 +69,17 @@ def local_process_pool(scheduler: str | None, workers: int, preload: Sequence[st
 
     pool = process_pool(workers, preload=local_preload(preload))
     procs = list(getattr(pool, "_processes", {}).values())  # CPython's pool exposes no public handle
-    failed = True
+    died = False
     try:
         yield pool
-        failed = False
     except BrokenProcessPool:
         raise WorkerDiedError() from None
     finally:
-        stop_pool(pool, kill=failed)
-    if any((p.exitcode or 0) < 0 for p in procs):  # killed after its last task: the run stops all the same
+        died = any(p.exitcode is not None for p in procs)  # a live, idle worker has none
+        # Every result is in (or the step failed): the idle workers are killed, never awaited, so a
+        # worker that died meanwhile cannot leave the shutdown waiting on it.
+        stop_pool(pool, kill=True)
+    if died:  # killed after its last task: the run stops all the same
         raise WorkerDiedError()
 
 
