@@ -200,13 +200,19 @@ def stop_pool(pool: ProcessPoolExecutor, kill: bool) -> None:
             pool.shutdown(wait=True)
 
 
+def pool_processes(pool: ProcessPoolExecutor) -> list[Any]:
+    """The pool's worker processes (``multiprocessing.Process``), all started by
+    :func:`process_pool`; CPython's pool exposes no public handle to them."""
+    return list(getattr(pool, "_processes", {}).values())
+
+
 def _kill_pool(pool: ProcessPoolExecutor) -> None:
     """Kill the workers, then end the pool's manager thread. A worker killed while it sends a
     result (a tile's pixels) leaves half a message in the result pipe, and the manager thread
     would wait for its rest for ever, and the interpreter's exit with it. Closing this process's
     end of the pipe's writing side, once no worker is left to write, ends that wait (EOF): the
     pool counts as broken and its thread exits."""
-    procs = list(getattr(pool, "_processes", {}).values())  # CPython's pool exposes no public handle
+    procs = pool_processes(pool)
     for p in procs:  # killed before the pool's queues go, so no worker meets a half-removed queue
         if p.is_alive():
             p.kill()

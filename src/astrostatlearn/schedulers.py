@@ -65,10 +65,10 @@ def local_process_pool(scheduler: str | None, workers: int, preload: Sequence[st
         return
     from concurrent.futures.process import BrokenProcessPool
 
-    from astrostatlearn.processes import WorkerDiedError, process_pool, stop_pool
+    from astrostatlearn.processes import WorkerDiedError, pool_processes, process_pool, stop_pool
 
     pool = process_pool(workers, preload=local_preload(preload))
-    procs = list(getattr(pool, "_processes", {}).values())  # CPython's pool exposes no public handle
+    procs = pool_processes(pool)
     died = False
     try:
         yield pool
