@@ -10,8 +10,8 @@ the last row a tile has reached: at most one tile plus two halos of rows,
 Final rows are written with ``O_DIRECT`` where the file system has it (4 kB-aligned blocks from
 an aligned buffer: the band always starts on a block), so the output never passes through the
 page cache. Filling fresh page-cache pages cost this process 2-4 ms per MB on the virtual
-machines measured, 0.9 s of an 8192^2 run and 9 s of a 25000^2 one, on the cores the workers
-need; merging into a memory-mapped file paid the same plus a page fault per 4 kB. The bytes
+machines measured (0.9 s of the driver's time at 8192^2; a 25000^2 map is 2.5 GB), on the cores
+the workers need; merging into a memory-mapped file paid the same plus a page fault per 4 kB. The bytes
 before the data unit (the header's last block) are read once and written back unchanged, and a
 last partial block goes through the page cache.
 """
