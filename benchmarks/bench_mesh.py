@@ -1,11 +1,11 @@
 """The whole-field background mesh, measured by threads (the baseline) and by the local worker
 processes, alternately, on the same field: wall time per round, and whether the meshes agree.
 
-``segment`` measures the mesh in worker processes from 8192^2 up (``MESH_PROCESSES_MIN_PIXELS``
-in ``astrostatlearn.segment.run``): the clipping's bookkeeping holds the GIL, so two threads reach
-about 1.7x on two cores. The process rows include starting and stopping their pool (the
-forkserver is started, and its imports done, before the first round, as ``segment`` starts it
-while it reads the field).
+``segment`` measures the mesh in the run's own worker processes (a field on disk with the
+processes scheduler), which then run the tiles: the clipping's bookkeeping holds the GIL, so two
+threads reach about 1.7x on two cores on large fields. The process rows here include starting and
+stopping a pool, which ``segment`` pays once for the mesh and the tiles together (the forkserver is
+started, and its imports done, before the first round, as ``segment`` starts it first thing).
 
 Usage: python benchmarks/bench_mesh.py --field DIR [--rounds 2] [--workers 2]
 """

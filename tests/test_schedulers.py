@@ -67,3 +67,25 @@ def test_a_pool_worker_killed_after_its_last_task_still_stops_the_run() -> None:
             victim = next(iter(pool._processes.values()))
             os.kill(victim.pid, signal.SIGKILL)
             victim.join(timeout=10)
+
+
+@pytest.mark.timeout(60)
+def test_tiles_take_over_the_runs_pool_and_end_it() -> None:
+    """The pool the background mesh used runs the tiles too (the same processes), and the tiles'
+    end ends it: no worker is left, and leaving the pool's block afterwards is quiet."""
+    import os
+
+    import dask
+
+    from astrostatlearn.processes import pool_processes
+    from astrostatlearn.schedulers import compute_context, local_process_pool
+
+    with local_process_pool("processes", 2) as pool:
+        procs = pool_processes(pool)
+        before = {p.pid for p in procs}
+        assert {pool.submit(os.getpid).result() for _ in range(8)} <= before
+        compute, close = compute_context("processes", 2, pool=pool)
+        pids = set(compute([dask.delayed(os.getpid, pure=False)() for _ in range(6)]))
+        close("run")
+        assert pids <= before and pids
+        assert len(procs) == 2 and not any(p.is_alive() for p in procs)

@@ -23,8 +23,8 @@ from astrostatlearn.errors import InputError, Terminated
 if TYPE_CHECKING:
     from astrostatlearn.field import Window
 
-# Method names for help texts come from the registry (no import of the methods themselves).
-from astrostatlearn.methods.base import BUILTIN_METHODS as _BUILTIN  # noqa: E402
+# Method names for help texts come from the light registry (no import of the methods, numpy or astropy).
+from astrostatlearn.methods.registry import BUILTIN_METHODS as _BUILTIN  # noqa: E402
 
 METHOD_LIST = ", ".join(_BUILTIN)
 DEFAULT_BENCHMARK = tuple(_BUILTIN)
@@ -303,6 +303,11 @@ def segment(
     exceed the largest footprint: the run warns when one reaches it. Outputs carry the
     input's header and WCS; the catalogue has each object's score.
     """
+    from astrostatlearn.methods.registry import BUILTIN_METHODS, builtin_scheduler
+    from astrostatlearn.schedulers import warm_up
+
+    if method in BUILTIN_METHODS:  # the workers' imports run beside this process's own, from here on
+        warm_up(scheduler or builtin_scheduler(method), ["astrostatlearn.segment.run", BUILTIN_METHODS[method]])
     from astrostatlearn.field import Field
     from astrostatlearn.methods import default_segmenter, load_segmenter, resolve_variant
     from astrostatlearn.segment.run import check_segment_args, prepare_and_segment

@@ -202,8 +202,9 @@ def stop_pool(pool: ProcessPoolExecutor, kill: bool) -> None:
 
 def pool_processes(pool: ProcessPoolExecutor) -> list[Any]:
     """The pool's worker processes (``multiprocessing.Process``), all started by
-    :func:`process_pool`; CPython's pool exposes no public handle to them."""
-    return list(getattr(pool, "_processes", {}).values())
+    :func:`process_pool` (none once it is shut down); CPython's pool exposes no public handle to
+    them."""
+    return list((getattr(pool, "_processes", None) or {}).values())
 
 
 def _kill_pool(pool: ProcessPoolExecutor) -> None:

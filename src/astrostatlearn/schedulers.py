@@ -9,6 +9,7 @@ workers must see the same files at the same paths.
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections import deque
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
@@ -56,30 +57,48 @@ def warm_up(scheduler: str | None, preload: Sequence[str] = ()) -> None:
 
 @contextmanager
 def local_process_pool(scheduler: str | None, workers: int, preload: Sequence[str] = ()) -> Iterator[Any]:
-    """A local process pool of ``workers`` for work before the tiles (the background mesh), when
-    ``scheduler`` is the local processes one; None for any other scheduler (threads stay in this
-    process, and a cluster's workers are left to the tiles). The pool's workers are killed on
-    leaving, so none outlives the step; one that died before is a :class:`WorkerDiedError`."""
+    """A local process pool of ``workers`` for a whole run, when ``scheduler`` is the local
+    processes one; None for any other scheduler (threads stay in this process, and a cluster's
+    workers are left to the tiles). The steps before the tiles (the background mesh) use it, and
+    :func:`compute_context` can take it over for the tiles, which ends it. Left while still
+    running, it is ended by :func:`end_process_pool`: none of its workers outlives the block, and
+    one that died (even after its last task) is a :class:`WorkerDiedError`."""
     if scheduler not in (None, "processes"):
         yield None
         return
     from concurrent.futures.process import BrokenProcessPool
 
-    from astrostatlearn.processes import WorkerDiedError, pool_processes, process_pool, stop_pool
+    from astrostatlearn.processes import WorkerDiedError, process_pool
 
     pool = process_pool(workers, preload=local_preload(preload))
-    procs = pool_processes(pool)
-    died = False
     try:
         yield pool
     except BrokenProcessPool:
+        end_process_pool(pool, failed=True)
         raise WorkerDiedError() from None
-    finally:
-        died = any(p.exitcode is not None for p in procs)  # a live, idle worker has none
-        # Every result is in (or the step failed): the idle workers are killed, never awaited, so a
-        # worker that died meanwhile cannot leave the shutdown waiting on it.
-        stop_pool(pool, kill=True)
-    if died:  # killed after its last task: the run stops all the same
+    except BaseException:
+        end_process_pool(pool, failed=True)
+        raise
+    end_process_pool(pool, failed=False)
+
+
+_ENDED: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def end_process_pool(pool: Any, failed: bool) -> None:
+    """End a local pool at once: its workers are killed, never awaited (idle ones once every
+    result is in, running ones when the step ``failed``), so one that died meanwhile cannot leave
+    the shutdown waiting on it. A worker that had died is a :class:`WorkerDiedError` (unless the
+    step failed anyway): its results may be whole, but a run that lost a process must not go on
+    as if not. A pool already ended is left as it is."""
+    from astrostatlearn.processes import WorkerDiedError, pool_processes, stop_pool
+
+    if pool in _ENDED:
+        return
+    _ENDED.add(pool)
+    died = any(p.exitcode is not None for p in pool_processes(pool))  # a live, idle worker has none
+    stop_pool(pool, kill=True)
+    if died and not failed:
         raise WorkerDiedError()
 
 
@@ -125,19 +144,21 @@ def _batches(tasks: Sequence[Any], size: int, scheduler: str, kw: dict[str, Any]
 
 
 def compute_context(scheduler: str | None, workers: int, preload: Sequence[str] = (),
-                    forget: Callable[[str], None] | None = None) -> tuple[Compute, Close]:
+                    forget: Callable[[str], None] | None = None, pool: Any = None) -> tuple[Compute, Close]:
     """``(compute, close)``: ``compute(delayed_tasks)`` yields their results in order; on a
     process pool or a cluster each as soon as it and those before it are done (tasks are
-    dispatched one at a time, up to two per worker ahead), with threads in batches; ``close(run_id, failed=False)`` ends the pool (killing running tasks when
-    ``failed``) or, on a cluster, calls ``forget(run_id)`` on every worker so that caches do not
-    outlive the run. ``preload``: modules a local process pool imports once."""
+    dispatched one at a time, up to two per worker ahead), with threads in batches;
+    ``close(run_id, failed=False)`` ends the pool (:func:`end_process_pool`: running tasks are
+    killed when ``failed``) or, on a cluster, calls ``forget(run_id)`` on every worker so that
+    caches do not outlive the run. ``preload``: modules a local process pool imports once.
+    ``pool``: the run's :func:`local_process_pool`, already started, which this takes over."""
     ahead = 2 * max(1, workers)
     if scheduler in (None, "processes"):
-        from astrostatlearn.processes import process_pool, stop_pool
+        from astrostatlearn.processes import process_pool
 
-        pool = process_pool(workers, preload=local_preload(preload))
+        pool = pool if pool is not None else process_pool(workers, preload=local_preload(preload))
         return ((lambda tasks: stream(lambda t: pool.submit(compute_one, t), tasks, ahead)),
-                (lambda run_id, failed=False: stop_pool(pool, kill=failed)))
+                (lambda run_id, failed=False: end_process_pool(pool, failed)))
     if scheduler in ("threads", "synchronous", "single-threaded"):
         kw = {"num_workers": workers} if scheduler == "threads" else {}
         return (lambda tasks: _batches(tasks, 8 * max(1, workers), scheduler, kw)), (lambda run_id, failed=False: None)

@@ -19,6 +19,7 @@ import numpy as np
 
 from astrostatlearn.errors import InputError
 from astrostatlearn.field.windows import Window
+from astrostatlearn.methods.registry import BUILTIN_METHODS
 
 
 @dataclass
@@ -354,20 +355,6 @@ def convert_option(text: str, current: Any, name: str) -> Any:
 
 
 SEGMENTERS: dict[str, type[Segmenter]] = {}
-
-# Registry of built-in methods: name -> module, imported on first use (so the classical methods
-# never import torch). A new method is one module plus one line here.
-BUILTIN_METHODS: dict[str, str] = {
-    "sep": "astrostatlearn.methods.sep_method",
-    "photutils": "astrostatlearn.methods.photutils_method",
-    "kmeans": "astrostatlearn.methods.kmeans",
-    "forest": "astrostatlearn.methods.forest",
-    "unet": "astrostatlearn.methods.unet",
-    "maskrcnn": "astrostatlearn.methods.maskrcnn",
-    "detr": "astrostatlearn.methods.detr",
-    "mask2former": "astrostatlearn.methods.mask2former",
-}
-
 
 def register(cls: type[Segmenter]) -> type[Segmenter]:
     """Class decorator: add a Segmenter to the registry under ``cls.name``."""

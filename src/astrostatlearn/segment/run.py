@@ -51,10 +51,6 @@ from astrostatlearn.schedulers import check_scheduler, compute_context, local_pr
 from astrostatlearn.progress import progress_bar
 
 OUTPUTS = ("segmentation.fits", "score.fits", "catalog.ecsv", "run.json")
-# Fields this large have their background mesh measured by the local worker processes; below it a
-# second pool's start costs about what the threads lose to the GIL (`benchmarks/bench_mesh.py`:
-# 8192^2 0.44 s in threads, 0.44-0.51 s in processes; 25000^2 4.7-4.9 s against 4.1 s).
-MESH_PROCESSES_MIN_PIXELS = 16384 * 16384
 
 
 def worker_modules(segmenter: Segmenter) -> list[str]:
@@ -177,6 +173,7 @@ class SegmentPlan:
     model_path: str = ""
     stage: Path = Path()  # where the outputs are written before the set is committed to ``out``
     resumed_at: int = 0  # tiles a killed run had finished when this run resumed it
+    pool: Any = None  # the run's local process pool, already started (the tiles take it over)
 
     @property
     def paths(self) -> tuple[str, str | None]:
@@ -295,7 +292,7 @@ def execute_plan(plan: SegmentPlan, assembly: _Assembly, progress: bool = False,
     done (the last batch is committed at once, so flushing it would only wait on the disk)."""
     tasks = plan.tasks()
     compute, close = compute_context(plan.scheduler, plan.workers, preload=worker_modules(plan.segmenter),
-                                     forget=forget_run)
+                                     forget=forget_run, pool=plan.pool)
     bar = progress_bar(total=len(tasks), initial=start, desc=f"segment {plan.segmenter.name}", unit="tile",
                        enabled=progress)
     failed = True
@@ -363,7 +360,8 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
                   halo: int | None = None, scheduler: str | None = None, workers: int | None = None,
                   score: bool = True, overwrite: bool = False, progress: bool = False,
                   pre: Preprocessor | None = None, mesh: BackgroundMesh | None = None,
-                  model_path: str | None = None, region: Window | None = None, resume: bool = False) -> SegmentResult:
+                  model_path: str | None = None, region: Window | None = None, resume: bool = False,
+                  pool: Any = None) -> SegmentResult:
     """Segment a whole field of any size, tile by tile, into ``segmentation.fits``,
     ``score.fits``, ``catalog.ecsv`` and ``run.json``.
 
@@ -408,6 +406,10 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
     resume : bool
         Continue a run into ``out`` that was killed, from its finished tiles; the outputs equal an
         uninterrupted run's.
+    pool : optional
+        The run's :func:`~astrostatlearn.schedulers.local_process_pool`, started before (by
+        :func:`prepare_and_segment`, for the background mesh), for the processes scheduler: the
+        tiles take it over and end it (default: a pool of their own).
 
     Returns
     -------
@@ -441,7 +443,7 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
         plan = plan_segment(field, segmenter, out, variant, tile, halo, scheduler, workers, score, overwrite, pre, mesh,
                             model_path, region, progress)
         timings: dict[str, float] = {"background": time.perf_counter() - t0}
-        plan.stage = tx.path()
+        plan.stage, plan.pool = tx.path(), pool
         scratch = tx.scratch()
         plan.model_path = str(Path(model_path or segmenter.save(scratch / "model.bin")).resolve())
         plan.run_id = f"{os.getpid()}-{uuid.uuid4().hex}"  # worker caches are keyed by run
@@ -517,18 +519,20 @@ def prepare_and_segment(field: Field, segmenter: Segmenter, out: str | Path, var
     scheduler = options.get("scheduler") or segmenter.default_scheduler
     warm_up(scheduler, worker_modules(segmenter))
     # One pass over the pixels: the mesh strips make the scan's image and rms checks too, in the
-    # local worker processes for a large field on disk (threads: the GIL holds them to ~1.7x).
+    # run's own worker processes for a field on disk (threads: the GIL holds them to ~1.7x); the
+    # tiles then take the same pool over, its workers started and warm.
     pre = fit_variant(field, variant)
     check_scheduler(scheduler)
     check_workers(options.get("workers"))
     workers = options.get("workers") or os.cpu_count() or 1
-    in_processes = field.file_paths is not None and field.shape[0] * field.shape[1] >= MESH_PROCESSES_MIN_PIXELS
-    with local_process_pool(scheduler if in_processes else "threads", workers, worker_modules(segmenter)) as pool:
+    with local_process_pool(scheduler if field.file_paths is not None else "threads", workers,
+                            worker_modules(segmenter)) as pool:
         mesh = BackgroundMesh.from_field(field, pre, progress=progress, check=True, workers=max(2, workers),
                                          pool=pool)
-    if segmenter.needs_fit and not segmenter.is_fitted:  # unsupervised (kmeans): fit on a sample of this field
-        segmenter.fit(list(region_tiles(field, pre, mesh, field.full, tile=512, max_tiles=16)))
-    return segment_field(field, segmenter, out, variant=variant, progress=progress, pre=pre, mesh=mesh, **options)
+        if segmenter.needs_fit and not segmenter.is_fitted:  # unsupervised (kmeans): fit on a sample of this field
+            segmenter.fit(list(region_tiles(field, pre, mesh, field.full, tile=512, max_tiles=16)))
+        return segment_field(field, segmenter, out, variant=variant, progress=progress, pre=pre, mesh=mesh,
+                             pool=pool, **options)
 
 
 def _open_assembly(plan: SegmentPlan, tx: OutputSet, start: int, state: dict[str, Any],

@@ -1,0 +1,33 @@
+"""The built-in methods by name: what can be known of each before its module is imported.
+
+Nothing here imports a method (or numpy, or astropy), so the command line can list the methods in
+its help and start a run's worker processes first thing, while it imports the rest. A new method
+is one module plus its line in :data:`BUILTIN_METHODS` (and in :data:`THREADED_METHODS` when its
+class's ``default_scheduler`` is ``"threads"``; a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+# name -> module, imported on first use (so the classical methods never import torch)
+BUILTIN_METHODS: dict[str, str] = {
+    "sep": "astrostatlearn.methods.sep_method",
+    "photutils": "astrostatlearn.methods.photutils_method",
+    "kmeans": "astrostatlearn.methods.kmeans",
+    "forest": "astrostatlearn.methods.forest",
+    "unet": "astrostatlearn.methods.unet",
+    "maskrcnn": "astrostatlearn.methods.maskrcnn",
+    "detr": "astrostatlearn.methods.detr",
+    "mask2former": "astrostatlearn.methods.mask2former",
+}
+
+# Built-in methods whose tiles run in threads by default (torch parallelises inside each tile);
+# the others' run in local worker processes.
+THREADED_METHODS: frozenset[str] = frozenset({"unet", "maskrcnn", "detr", "mask2former"})
+
+
+def builtin_scheduler(name: str) -> str | None:
+    """The default scheduler of built-in method ``name`` (``"processes"`` or ``"threads"``), without
+    importing it; None for a name that is not built in."""
+    if name not in BUILTIN_METHODS:
+        return None
+    return "threads" if name in THREADED_METHODS else "processes"
