@@ -39,6 +39,7 @@ _STRUCTURAL_PREFIXES = ("NAXIS", "ZNAXIS", "ZTILE", "ZNAME", "ZVAL", "TTYPE", "T
 
 FITS_BLOCK = 2880
 _DECOMPRESS_LOCK = threading.Lock()
+_OPEN_LOCK = threading.Lock()
 
 
 class ImageFile:
@@ -51,6 +52,7 @@ class ImageFile:
     def __init__(self, path: Path, hdul: fits.HDUList, hdu_index: int) -> None:
         self.path = path
         self._hdul = hdul
+        self._fd: int | None = None  # for pread of plain images, opened at the first read
         self.hdu_index = hdu_index
         self._hdu = hdul[hdu_index]
         self.header: fits.Header = self._hdu.header
@@ -93,17 +95,15 @@ class ImageFile:
         return self.read_windows([window or Window(0, self.shape[0], 0, self.shape[1])])[0]
 
     def read_windows(self, windows: Sequence[Window]) -> list[np.ndarray]:
-        """Pixels of each of ``windows``, as :meth:`read` gives them, through one map of the file
-        (a sample of a thousand rows costs one ``mmap``, not a thousand)."""
+        """Pixels of each of ``windows``, as :meth:`read` gives them. A plain image is read with
+        ``pread`` (one call per row of a window, one per window of whole rows) into a buffer in
+        the file's byte order, swapped in place: no map of the file, so reading a 25k^2 image
+        strip by strip keeps RSS bounded, and no page-table fault per 4 kB (a memory map cost
+        1.5-2x as much per tile window)."""
         lead = (0,) * (len(self._hdu.shape) - 2)
         try:
             if self._raw is not None:
-                # A fresh map per call, dropped after the copies: pages read for these windows do
-                # not stay resident, so reading a 25k^2 image strip by strip keeps RSS bounded.
-                offset, dtype, full = self._raw
-                mm = np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=full)
-                raw = [self._copy_out(mm[lead + w.slices]) for w in windows]
-                del mm
+                raw = [self._pread(w) for w in windows]
             else:
                 with _DECOMPRESS_LOCK:  # cfitsio's decoders (e.g. HCOMPRESS) keep global state
                     raw = [np.asarray(self._hdu.section[lead + w.slices]) for w in windows]
@@ -111,10 +111,28 @@ class ImageFile:
             raise InputError(f"corrupt FITS data ({_first_line(exc)})", self.path) from None
         return [self._physical(data) for data in raw]
 
-    def _copy_out(self, part: np.ndarray) -> np.ndarray:
-        """One pass: the copy out of the map is also the byte swap to native order."""
-        data = np.empty(part.shape, self.dtype if not self._scaled else part.dtype.newbyteorder("="))
-        data[...] = part
+    def _pread(self, w: Window) -> np.ndarray:
+        """``w`` of the first image plane, stored values in native byte order."""
+        offset, dtype, full = self._raw  # type: ignore[misc]
+        ny, nx = full[-2:]
+        if min(w.y0, w.x0) < 0:
+            raise IndexError(f"window {w} starts outside the image")
+        w = Window(w.y0, max(w.y0, min(w.y1, ny)), w.x0, max(w.x0, min(w.x1, nx)))  # cut at the edge, as a slice is
+        data = np.empty(w.shape, dtype)
+        if data.size:
+            with _OPEN_LOCK:
+                if self._fd is None:
+                    self._fd = os.open(self.path, os.O_RDONLY)
+            item = dtype.itemsize
+            if w.x0 == 0 and w.x1 == nx:  # whole rows: one contiguous range
+                _pread_into(self._fd, data.reshape(-1), offset + w.y0 * nx * item)
+            else:
+                for row, y in zip(data, range(w.y0, w.y1)):
+                    _pread_into(self._fd, row, offset + (y * nx + w.x0) * item)
+        native = dtype.newbyteorder("=")
+        if native != dtype:
+            data = data.view(native)
+            data.byteswap(inplace=True)
         return data
 
     def _physical(self, data: np.ndarray) -> np.ndarray:
@@ -134,6 +152,10 @@ class ImageFile:
         return header_wcs(self.header)
 
     def close(self) -> None:
+        with _OPEN_LOCK:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
         self._hdul.close()
 
     def __enter__(self) -> "ImageFile":
@@ -194,6 +216,18 @@ def open_image(path: str | Path, hdu: int | None = None, role: str = "image") ->
     except Exception:
         hdul.close()
         raise
+
+
+def _pread_into(fd: int, out: np.ndarray, offset: int) -> None:
+    """Fill the contiguous array ``out`` with the file's bytes from ``offset`` (a short read, a
+    file cut short, is an OSError)."""
+    view = memoryview(out).cast("B")
+    done = 0
+    while done < view.nbytes:
+        got = os.preadv(fd, [view[done:]], offset + done)
+        if got <= 0:
+            raise OSError(f"file ends {view.nbytes - done} bytes early")
+        done += got
 
 
 def _first_line(exc: BaseException) -> str:
