@@ -106,3 +106,30 @@ def test_measure_from_the_owned_pixels_equals_measure_from_the_map() -> None:
     sparse = measure(owned.labels, data, error, window, sparse=(owned.pixels, owned.pixel_ids))
     for col in dense.colnames:
         np.testing.assert_array_equal(np.asarray(sparse[col]), np.asarray(dense[col]), err_msg=col)
+
+
+def test_tiles_rows_join_as_their_tables_would() -> None:
+    """Workers send plain columns; joined, they give the catalogue vstack gives of the same rows
+    as tables (an empty tile among them), and a part with other columns still joins."""
+    from astropy.table import Table
+
+    from astrostatlearn.segment.catalog import empty_rows, finish_catalog, measure_pixels, labelled_pixels
+
+    rng = np.random.default_rng(3)
+    parts = []
+    for k in range(3):
+        lab = np.zeros((40, 40), np.int32)
+        lab[2 + k:9, 5:12], lab[20:30, 20 + k:25] = 1, 2
+        pix, ids = labelled_pixels(lab)
+        parts.append(measure_pixels(pix, ids, lab.shape, rng.normal(5, 1, lab.shape), np.ones(lab.shape),
+                                    Window(40 * k, 40 * k + 40, 0, 40)))
+    parts.insert(1, empty_rows())
+    rows = finish_catalog(parts, None, {"method": "sep"})
+    tables = finish_catalog([Table(p) for p in parts], None, {"method": "sep"})
+    assert rows.colnames == tables.colnames and len(rows) == 6
+    for c in rows.colnames:
+        np.testing.assert_array_equal(np.asarray(rows[c]), np.asarray(tables[c]))
+        assert rows[c].unit == tables[c].unit
+    boxed = dict(parts[0], box_y0=np.zeros(2))
+    mixed = finish_catalog([boxed, parts[2]], None, {})
+    assert len(mixed) == 4 and "box_y0" in mixed.colnames

@@ -8,15 +8,17 @@ and read by window; nothing reads a whole image unless asked to.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 from astropy.io import fits
-from astropy.wcs import WCS
 
 from astrostatlearn.errors import InputError
 from astrostatlearn.field.fitsio import ImageFile, open_image
 from astrostatlearn.field.windows import Window
+
+if TYPE_CHECKING:
+    from astropy.wcs import WCS
 
 FIELD_FILES = {"img": "img", "rms": "rms", "true": "true"}
 CATALOG_NAME = "truth.ecsv"

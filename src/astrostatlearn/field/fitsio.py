@@ -18,15 +18,17 @@ import tempfile
 import threading
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyWarning
-from astropy.wcs import WCS, FITSFixedWarning
 
 from astrostatlearn.errors import InputError, OutputExistsError
 from astrostatlearn.field.windows import Window
+
+if TYPE_CHECKING:
+    from astropy.wcs import WCS
 
 # Keywords that describe the data layout of an HDU rather than the sky; never copied to outputs.
 _STRUCTURAL = {
@@ -174,6 +176,8 @@ class ImageFile:
 
 def header_wcs(header: fits.Header) -> WCS | None:
     """A celestial WCS from ``header``, or None when it has no usable celestial WCS."""
+    from astropy.wcs import WCS, FITSFixedWarning  # here: reading pixels never needs it (0.1 s to import)
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
         try:
