@@ -217,3 +217,30 @@ def test_an_unwritable_json_path_is_refused_before_any_work(sim_field: Path, tmp
             "--json", tmp_path / "file" / "e.json")
     assert_one_line_error(r, "runs through a file")
     assert "pixel metrics" not in r.output  # refused before scoring
+
+
+EXIT_AT_ONCE = """
+import atexit, sys, threading, time
+atexit.register(lambda: print("exit handler ran", flush=True))
+threading.Thread(target=lambda: (time.sleep(0.3), print("thread finished", flush=True))).start()
+sys.argv = ["astrostatlearn", *sys.argv[1:]]
+from astrostatlearn.cli import main
+main()
+print("not reached")
+"""
+
+
+@pytest.mark.parametrize("args, status", [(["methods"], 0), (["segment", "/nonexistent", "-m", "sep", "-o", "x"], 2)])
+def test_the_console_process_ends_at_once_with_its_status_threads_and_exit_handlers(args: list[str], status: int,
+                                                                                 tmp_path: Path) -> None:
+    """The console entry point skips the interpreter's module teardown, but not what a process
+    owes before it exits: its status, its non-daemon threads, its exit handlers, its output."""
+    p = subprocess.run([sys.executable, "-c", EXIT_AT_ONCE, *args], capture_output=True, text=True, timeout=120,
+                       cwd=tmp_path)
+    assert p.returncode == status, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[-1] == "exit handler ran" and "thread finished" in lines and "not reached" not in lines
+    if status:
+        assert p.stderr.strip().count("\n") == 0 and p.stderr.startswith("error: ")
+    else:
+        assert "sep" in p.stdout

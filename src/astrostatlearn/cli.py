@@ -304,10 +304,10 @@ def segment(
     input's header and WCS; the catalogue has each object's score.
     """
     from astrostatlearn.methods.registry import BUILTIN_METHODS, builtin_scheduler
-    from astrostatlearn.schedulers import warm_up
+    from astrostatlearn.schedulers import segment_preload, warm_up
 
     if method in BUILTIN_METHODS:  # the workers' imports run beside this process's own, from here on
-        warm_up(scheduler or builtin_scheduler(method), ["astrostatlearn.segment.run", BUILTIN_METHODS[method]])
+        warm_up(scheduler or builtin_scheduler(method), segment_preload(BUILTIN_METHODS[method]))
     from astrostatlearn.field import Field
     from astrostatlearn.methods import default_segmenter, load_segmenter, resolve_variant
     from astrostatlearn.segment.run import check_segment_args, prepare_and_segment
@@ -672,8 +672,39 @@ def main(argv: list[str] | None = None) -> None:
     previous = _terminate_like_interrupt()
     try:
         _run_app(argv, usage, abort)
-    finally:  # argv None: the console entry point, whose process ends with this call
+    except SystemExit as done:
+        if argv is None:  # the console entry point, whose process ends with this call
+            _after_the_command(previous, exiting=True)
+            _exit_at_once(done.code)
+        raise
+    finally:
         _after_the_command(previous, exiting=argv is None)
+
+
+def _exit_at_once(code: object) -> None:
+    """End the command's process with status ``code`` once its work is done: its non-daemon
+    threads joined and exit handlers run (pools, temporary files, coverage), stdout and stderr
+    flushed, then ``os._exit``, which skips the interpreter's teardown of every module: several
+    garbage collections of ~130k objects, 0.1-0.25 s after a whole-field run (8% of a 8192^2
+    ``segment``). Where this Python lacks the thread-shutdown hook, it returns and the
+    interpreter exits as usual."""
+    import atexit
+    import threading
+
+    shutdown = getattr(threading, "_shutdown", None)  # what the interpreter runs first when it exits
+    if shutdown is None:
+        return
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)  # as the interpreter does for SystemExit("message")
+        code = 1
+    shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe, a closed stream: nothing more to say
+            pass
+    os._exit(code or 0)
 
 
 def _run_app(argv: list[str] | None, usage: tuple[type[BaseException], ...],

@@ -124,3 +124,25 @@ def test_worker_processes_measure_the_same_mesh_and_the_same_bad_pixel(tmp_path)
         np.testing.assert_array_equal(BackgroundMesh.from_field(memory, fit_variant(memory, "raw"), box=32,
                                                                 pool=pool).bkg,
                                       BackgroundMesh.from_field(memory, fit_variant(memory, "raw"), box=32).bkg)
+
+
+@pytest.mark.parametrize("size", [3, 5, 4])
+def test_the_mesh_median_filter_is_scipys(size: int) -> None:
+    """The driver's numpy median filter equals ``scipy.ndimage.median_filter`` (mode nearest),
+    ties and edges included, and the driver's segment path imports no scipy."""
+    import subprocess
+    import sys
+
+    from scipy import ndimage
+
+    from astrostatlearn.segment.background import median_filter
+
+    rng = np.random.default_rng(size)
+    for shape in [(1, 1), (2, 7), (37, 29)]:
+        mesh = rng.integers(0, 5, shape).astype(np.float32) + rng.normal(0, 1, shape).astype(np.float32) * (shape[0] > 2)
+        got = median_filter(mesh, size)
+        assert got.dtype == mesh.dtype
+        np.testing.assert_array_equal(got, ndimage.median_filter(mesh, size, mode="nearest"))
+    code = ("import sys, astrostatlearn.cli, astrostatlearn.segment.run, astrostatlearn.methods.sep_method; "
+            "print('scipy' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout.strip() == "False"

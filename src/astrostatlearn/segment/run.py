@@ -47,16 +47,15 @@ from astrostatlearn.segment.checkpoint import Checkpoint, file_digest
 from astrostatlearn.segment.stitch import own_objects
 from astrostatlearn.segment.tiles import tile_from_arrays
 from astrostatlearn.processes import WorkerDiedError, check_workers
-from astrostatlearn.schedulers import check_scheduler, compute_context, local_process_pool, warm_up
+from astrostatlearn.schedulers import check_scheduler, compute_context, local_process_pool, segment_preload, warm_up
 from astrostatlearn.progress import progress_bar
 
 OUTPUTS = ("segmentation.fits", "score.fits", "catalog.ecsv", "run.json")
 
 
 def worker_modules(segmenter: Segmenter) -> list[str]:
-    """What a local worker imports once, in the forkserver: the driver's tile function and the
-    method's own module."""
-    return ["astrostatlearn.segment.run", type(segmenter).__module__]
+    """What a local worker imports once, in the forkserver (:func:`~astrostatlearn.schedulers.segment_preload`)."""
+    return segment_preload(type(segmenter).__module__)
 
 
 @dataclass

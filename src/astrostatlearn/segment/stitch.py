@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from astrostatlearn.field import Window
 from astrostatlearn.methods.base import Instances
@@ -88,6 +87,8 @@ def own_objects(labels: np.ndarray, window: Window, core: Window, field_shape: t
     none = np.zeros(0, np.int64)
     nothing = OwnedObjects(labels.shape, none, np.zeros(0, np.int32), none, none, 0, 0, none,
                            None if instances is None else instances.take(none))
+    from scipy import ndimage  # here: the driver never needs it (the workers' forkserver preloads it)
+
     detected = labels != 0  # one bool map for both scans (flatnonzero of a bool map is 10x faster)
     pix = np.flatnonzero(detected)
     if pix.size == 0:
