@@ -55,3 +55,16 @@ def timed_commands(cmds: list[list[str]]) -> tuple[float, float]:
         raise RuntimeError(p.stderr.strip()[-800:] or "failed")
     wall, peak = json.loads(p.stdout.strip().splitlines()[-1])
     return wall, peak
+
+
+def machine_cpu_s() -> tuple[float, float] | None:
+    """(busy, idle) CPU seconds of the whole machine so far, from ``/proc/stat`` (Linux; None
+    elsewhere): their change over a run says how much of the cores' time it used and left idle."""
+    try:
+        with open("/proc/stat") as fh:
+            ticks = [int(v) for v in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    idle = ticks[3] + ticks[4]  # idle and iowait
+    return (sum(ticks[:8]) - idle) / hz, idle / hz

@@ -6,8 +6,9 @@ default OpenVINO one), SExtractor 2.25 at the seed study's settings (1.5 sigma, 
 rms map; Debian ``source-extractor``, installed by this script when missing) and NoiseChisel +
 Segment (Debian ``gnuastro``). Each runs as its own process on the same field, timed from process
 start to all outputs written (``--no-score``: no score map, as SExtractor writes none); the script
-prints wall time, peak RSS, pixel IoU, instance F1 and PQ for each, scored against the exact truth
-with ``astrostatlearn.metrics``.
+prints wall time, the busy CPU seconds of the whole machine meanwhile (on 2 cores a run that keeps
+both busy uses twice its wall time; a single-threaded one, its wall time), peak RSS, pixel IoU,
+instance F1 and PQ for each, scored against the exact truth with ``astrostatlearn.metrics``.
 
 With ``sep`` among the methods, two last rows give the floor of our ``sep`` path: sep's own
 extraction alone (``sep.extract`` on the same tile windows, 2048-px cores plus 128-px halos, with
@@ -36,7 +37,7 @@ import numpy as np
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import measure, timed_commands  # noqa: E402
+from _measure import machine_cpu_s, measure, timed_commands  # noqa: E402
 
 from astrostatlearn.benchmark import peers  # noqa: E402
 
@@ -83,17 +84,22 @@ def sep_floors(field: Path) -> tuple[float, float]:
     return alone, max(r["extra"]["spent_s"] for r in both)
 
 
-def timed_rounds(runs: list[tuple[str, list[list[str]], Path]], repeat: int) -> dict[str, list[tuple[float, float]]]:
-    """Each tool's (wall s, peak MB) per round: ``repeat`` rounds of every tool in turn, so a
-    machine that speeds up or slows down meanwhile weighs on all of them alike."""
-    walls: dict[str, list[tuple[float, float]]] = {}
+def timed_rounds(runs: list[tuple[str, list[list[str]], Path]], repeat: int) -> dict[str, list[tuple[float, float, float]]]:
+    """Each tool's (wall s, peak MB, busy CPU s of the whole machine) per round: ``repeat`` rounds
+    of every tool in turn, so a machine that speeds up or slows down meanwhile weighs on all of
+    them alike (the busy CPU includes what else the machine does, and NaN off Linux)."""
+    walls: dict[str, list[tuple[float, float, float]]] = {}
     failed: set[str] = set()
     for _ in range(repeat):
         for name, cmds, _seg in runs:
             if name in failed:
                 continue
             try:  # each tool from a fresh measuring process, so peak RSS is its own
-                walls.setdefault(name, []).append(timed_commands(cmds))
+                before = machine_cpu_s()
+                wall, mem = timed_commands(cmds)
+                after = machine_cpu_s()
+                busy = after[0] - before[0] if before and after else float("nan")
+                walls.setdefault(name, []).append((wall, mem, busy))
             except RuntimeError as exc:
                 print(f"{name:<34} failed: {str(exc).splitlines()[-1] if str(exc).strip() else '?'}")
                 failed.add(name)
@@ -135,18 +141,20 @@ def main() -> None:
 
     ny, nx = open_image(field / "img.fits").shape  # the field's own size (also with --field)
     print(f"field {field} ({ny}x{nx}, {ny * nx / 1e6:.0f} Mpix), 2 cores")
-    print(f"{'method':<34} {'wall s':>7} {'Mpix/s':>7} {'peak MB':>8} {'objects':>8} {'pixel IoU':>9} {'inst F1':>8} {'PQ':>6}")
+    print(f"{'method':<34} {'wall s':>7} {'Mpix/s':>7} {'CPU s':>6} {'peak MB':>8} {'objects':>8} {'pixel IoU':>9} "
+          f"{'inst F1':>8} {'PQ':>6}")
     results = {}
     walls = timed_rounds(runs, args.repeat)
     for name, cmds, seg in runs:
         if name not in walls:
             continue
-        wall, mem = float(np.median([w for w, _ in walls[name]])), max(m for _, m in walls[name])
+        wall, mem = float(np.median([w for w, _, _ in walls[name]])), max(m for _, m, _ in walls[name])
+        busy = float(np.median([c for _, _, c in walls[name]]))
         if name.startswith("NoiseChisel"):
             seg = peers.noisechisel_objects(scratch / "nc")
         s = score(field / "true.fits", seg)
-        results[name] = dict(s, wall_s=wall, peak_mb=mem, walls_s=[w for w, _ in walls[name]])
-        print(f"{name:<34} {wall:>7.1f} {ny * nx / 1e6 / wall:>7.2f} {mem:>8.0f} {s['n']:>8} {s['iou']:>9.3f} "
+        results[name] = dict(s, wall_s=wall, peak_mb=mem, busy_cpu_s=busy, walls_s=[w for w, _, _ in walls[name]])
+        print(f"{name:<34} {wall:>7.1f} {ny * nx / 1e6 / wall:>7.2f} {busy:>6.1f} {mem:>8.0f} {s['n']:>8} {s['iou']:>9.3f} "
               f"{s['f1']:>8.3f} {s['pq']:>6.3f}", flush=True)
     if any(e.partition("[")[0] == "sep" for e in args.methods.split(",")):
         alone, together = sep_floors(field)
