@@ -41,7 +41,6 @@ _STRUCTURAL_PREFIXES = ("NAXIS", "ZNAXIS", "ZTILE", "ZNAME", "ZVAL", "TTYPE", "T
 
 FITS_BLOCK = 2880
 _DECOMPRESS_LOCK = threading.Lock()
-_OPEN_LOCK = threading.Lock()
 
 
 class ImageFile:
@@ -54,7 +53,6 @@ class ImageFile:
     def __init__(self, path: Path, hdul: fits.HDUList, hdu_index: int) -> None:
         self.path = path
         self._hdul = hdul
-        self._fd: int | None = None  # for pread of plain images, opened at the first read
         self.hdu_index = hdu_index
         self._hdu = hdul[hdu_index]
         self.header: fits.Header = self._hdu.header
@@ -105,7 +103,12 @@ class ImageFile:
         lead = (0,) * (len(self._hdu.shape) - 2)
         try:
             if self._raw is not None:
-                raw = [self._pread(w) for w in windows]
+                # A descriptor per call, as a map was: none stays open between reads (or across a fork)
+                fd = os.open(self.path, os.O_RDONLY)
+                try:
+                    raw = [self._pread(fd, w) for w in windows]
+                finally:
+                    os.close(fd)
             else:
                 with _DECOMPRESS_LOCK:  # cfitsio's decoders (e.g. HCOMPRESS) keep global state
                     raw = [np.asarray(self._hdu.section[lead + w.slices]) for w in windows]
@@ -113,8 +116,8 @@ class ImageFile:
             raise InputError(f"corrupt FITS data ({_first_line(exc)})", self.path) from None
         return [self._physical(data) for data in raw]
 
-    def _pread(self, w: Window) -> np.ndarray:
-        """``w`` of the first image plane, stored values in native byte order."""
+    def _pread(self, fd: int, w: Window) -> np.ndarray:
+        """``w`` of the first image plane, read from ``fd``, stored values in native byte order."""
         offset, dtype, full = self._raw  # type: ignore[misc]
         ny, nx = full[-2:]
         if min(w.y0, w.x0) < 0:
@@ -122,15 +125,12 @@ class ImageFile:
         w = Window(w.y0, max(w.y0, min(w.y1, ny)), w.x0, max(w.x0, min(w.x1, nx)))  # cut at the edge, as a slice is
         data = np.empty(w.shape, dtype)
         if data.size:
-            with _OPEN_LOCK:
-                if self._fd is None:
-                    self._fd = os.open(self.path, os.O_RDONLY)
             item = dtype.itemsize
             if w.x0 == 0 and w.x1 == nx:  # whole rows: one contiguous range
-                _pread_into(self._fd, data.reshape(-1), offset + w.y0 * nx * item)
+                _pread_into(fd, data.reshape(-1), offset + w.y0 * nx * item)
             else:
                 for row, y in zip(data, range(w.y0, w.y1)):
-                    _pread_into(self._fd, row, offset + (y * nx + w.x0) * item)
+                    _pread_into(fd, row, offset + (y * nx + w.x0) * item)
         native = dtype.newbyteorder("=")
         if native != dtype:
             data = data.view(native)
@@ -154,10 +154,6 @@ class ImageFile:
         return header_wcs(self.header)
 
     def close(self) -> None:
-        with _OPEN_LOCK:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
         self._hdul.close()
 
     def __enter__(self) -> "ImageFile":
