@@ -135,26 +135,37 @@ def stream(submit: Callable[[Any], Any], tasks: Sequence[Any], ahead: int) -> It
 _END = object()
 
 
-def _batches(tasks: Sequence[Any], size: int, scheduler: str, kw: dict[str, Any]) -> Iterator[Any]:
-    """Dask's own local scheduler, ``size`` tasks at a time (threads share the process, so
-    there is no transfer to overlap). BLAS runs single-threaded meanwhile: the tiles are the
-    parallelism, and OpenBLAS's threaded GEMM, called from two tile threads at once, can
-    deadlock."""
-    import dask
+@contextmanager
+def _single_threaded_blas() -> Iterator[None]:
+    """BLAS single-threaded while tiles run in threads: the tiles are the parallelism, and
+    OpenBLAS's threaded GEMM, called from two tile threads at once, can deadlock."""
     from threadpoolctl import threadpool_limits
 
-    get = local_get(scheduler)
-    for b0 in range(0, len(tasks), size):
-        with threadpool_limits(limits=1, user_api="blas"):
-            results = dask.compute(*tasks[b0:b0 + size], scheduler=get, **kw)
-        yield from results
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def _in_threads(tasks: Sequence[Any], workers: int, pool: Any) -> Iterator[Any]:
+    """The results of ``tasks`` in order, each computed by dask's synchronous scheduler in one of
+    the threads of ``pool`` (``workers`` of them; None: in this thread, one after another), as
+    soon as it and those before it are done, with at most two per worker ahead: the caller merges
+    while the threads compute, and holds a few tile results at a time, not a batch of them."""
+    import dask
+
+    get = local_get("synchronous")
+    with _single_threaded_blas():
+        if pool is None:
+            for task in tasks:
+                yield dask.compute(task, scheduler=get)[0]
+            return
+        yield from stream(lambda t: pool.submit(lambda: dask.compute(t, scheduler=get)[0]), tasks, 2 * max(1, workers))
 
 
 def compute_context(scheduler: str | None, workers: int, preload: Sequence[str] = (),
                     forget: Callable[[str], None] | None = None, pool: Any = None) -> tuple[Compute, Close]:
     """``(compute, close)``: ``compute(delayed_tasks)`` yields their results in order; on a
     process pool or a cluster each as soon as it and those before it are done (tasks are
-    dispatched one at a time, up to two per worker ahead), with threads in batches;
+    dispatched one at a time, up to two per worker ahead), in threads the same way;
     ``close(run_id, failed=False)`` ends the pool (:func:`end_process_pool`: running tasks are
     killed when ``failed``) or, on a cluster, calls ``forget(run_id)`` on every worker so that
     caches do not outlive the run. ``preload``: modules a local process pool imports once.
@@ -167,8 +178,15 @@ def compute_context(scheduler: str | None, workers: int, preload: Sequence[str] 
         return ((lambda tasks: stream(lambda t: pool.submit(compute_one, t), tasks, ahead)),
                 (lambda run_id, failed=False: end_process_pool(pool, failed)))
     if scheduler in ("threads", "synchronous", "single-threaded"):
-        kw = {"num_workers": workers} if scheduler == "threads" else {}
-        return (lambda tasks: _batches(tasks, 8 * max(1, workers), scheduler, kw)), (lambda run_id, failed=False: None)
+        from concurrent.futures import ThreadPoolExecutor
+
+        threads = ThreadPoolExecutor(max(1, workers), thread_name_prefix="tile") if scheduler == "threads" else None
+
+        def close_threads(run_id: str, failed: bool = False) -> None:
+            if threads is not None:  # a running tile cannot be stopped: it is awaited, the rest cancelled
+                threads.shutdown(wait=True, cancel_futures=True)
+
+        return (lambda tasks: _in_threads(tasks, workers, threads)), close_threads
     from distributed import Client
 
     try:
