@@ -23,6 +23,7 @@ within minutes, so one run of each can put two tools' ratio anywhere from 0.8x t
 
 Usage: python benchmarks/bench_segment.py [--size 8192] [--field DIR] [--scratch DIR]
        [--methods sep,photutils,kmeans,unet,unet[engine=torch]] [--no-noisechisel] [--repeat N]
+       [--model forest=MODEL]   (forest needs a model: astrostatlearn train forest --field F4096 --out MODEL)
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ def main() -> None:
     ap.add_argument("--methods", default="sep,photutils,kmeans,unet,unet[engine=torch]")
     ap.add_argument("--no-noisechisel", action="store_true")
     ap.add_argument("--repeat", type=int, default=1, help="rounds of every tool in turn; the median wall is printed")
+    ap.add_argument("--model", action="append", default=[], metavar="METHOD=PATH",
+                    help="a model file for a method that needs one (forest: `astrostatlearn train forest`)")
     args = ap.parse_args()
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="bench-segment-"))
     field = args.field or scratch / f"field{args.size}"
@@ -126,9 +129,11 @@ def main() -> None:
     have = peers.ensure_installed()
     exe = [sys.executable, "-m", "astrostatlearn.cli"]
     runs: list[tuple[str, list[list[str]], Path]] = []
+    models = dict(item.split("=", 1) for item in args.model)
     for entry in args.methods.split(","):
         m, _, opts = entry.partition("[")
         params = [a for kv in opts.rstrip("]").split(";") if kv for a in ("-p", kv)]
+        params += ["--model", models[m]] if m in models else []
         out = scratch / f"out_{m}_{len(runs)}"
         runs.append((f"astrostatlearn {entry}", [exe + ["segment", str(field), "--method", m, "--out", str(out),
                                                         "--overwrite", "--no-score", *params]], out / "segmentation.fits"))
