@@ -21,51 +21,55 @@ def gaussian_kernel(fwhm: float) -> np.ndarray:
 
 def filter_image(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """``image`` convolved with the normalised ``kernel`` (edges: nearest), float32: two 1-D passes
-    when the kernel is separable (a Gaussian is) and odd-sized, else one 2-D pass. The pass along
-    y is :func:`_convolve_rows` (5x faster than ``scipy.ndimage.convolve1d`` along the strided
-    axis); the pass along x is scipy's."""
-    from scipy import ndimage
-
+    (:func:`_convolve_separable`) when the kernel is separable (a Gaussian is) and odd-sized, else
+    scipy's 2-D pass."""
     k = np.asarray(kernel, np.float64)
     k = k / k.sum()
     img = np.asarray(image, np.float32)
     u, sv, vt = np.linalg.svd(k)
-    if sv.size > 1 and sv[1] <= 1e-7 * sv[0] and k.shape[0] % 2 == 1 and img.ndim == 2:
-        ky, kx = u[:, 0] * np.sqrt(sv[0]), vt[0] * np.sqrt(sv[0])
-        return ndimage.convolve1d(_convolve_rows(img, ky), kx.astype(np.float32), axis=1, mode="nearest")
+    if sv.size > 1 and sv[1] <= 1e-7 * sv[0] and k.shape[0] % 2 == 1 and k.shape[1] % 2 == 1 and img.ndim == 2:
+        return _convolve_separable(img, u[:, 0] * np.sqrt(sv[0]), vt[0] * np.sqrt(sv[0]))
+    from scipy import ndimage
+
     return ndimage.convolve(img, k.astype(np.float32), mode="nearest")
 
 
 def gaussian_smooth(image: np.ndarray, sigma: float, truncate: float = 4.0) -> np.ndarray:
     """2-D ``image`` smoothed by a Gaussian of ``sigma`` pixels (edges: nearest), float32: the
     kernel and result of ``scipy.ndimage.gaussian_filter(image, sigma, mode="nearest")`` (radius
-    ``round(truncate * sigma)``) to float32 rounding, with the y pass of :func:`_convolve_rows`."""
-    from scipy import ndimage
-
+    ``round(truncate * sigma)``) to float32 rounding (:func:`_convolve_separable`)."""
     radius = int(truncate * float(sigma) + 0.5)
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     w = np.exp(-0.5 * (x / float(sigma)) ** 2)
     w /= w.sum()
-    rows = _convolve_rows(np.asarray(image, np.float32), w)
-    return ndimage.convolve1d(rows, w.astype(np.float32), axis=1, mode="nearest")
+    return _convolve_separable(np.asarray(image, np.float32), w, w)
 
 
-def _convolve_rows(img: np.ndarray, weights: np.ndarray, block: int = 16) -> np.ndarray:
-    """float32 convolution of 2-D ``img`` along y with odd-length ``weights`` (centred; edges:
-    nearest), equal to ``scipy.ndimage.convolve1d(axis=0, mode="nearest")`` to float32 rounding:
-    the image padded by its edge rows, then per ``block`` rows (cache-sized) one multiply-add of
-    a shifted view per weight."""
-    r = len(weights) // 2
-    pad = np.pad(img, [(r, r), (0, 0)], mode="edge")
-    w = np.asarray(weights, np.float64)[::-1].astype(np.float32)  # out[i] = sum_j weights[j] img[i + r - j]
+def _convolve_separable(img: np.ndarray, wy: np.ndarray, wx: np.ndarray, block: int = 16) -> np.ndarray:
+    """float32 convolution of 2-D ``img`` with odd-length ``wy`` along y, then ``wx`` along x
+    (centred; edges: nearest), equal to ``scipy.ndimage.convolve1d`` along each axis to float32
+    rounding. The image is padded by its edge pixels once; then per ``block`` rows (cache-sized)
+    one multiply-add of a shifted view per weight along y, and the same along x on the block while
+    it is still in cache: a third less time than a y pass and scipy's x pass over the whole image."""
+    ry, rx = len(wy) // 2, len(wx) // 2
+    pad = np.pad(img, [(ry, ry), (rx, rx)], mode="edge")
+    ky = np.asarray(wy, np.float64)[::-1].astype(np.float32)  # out[i] = sum_j w[j] img[i + r - j]
+    kx = np.asarray(wx, np.float64)[::-1].astype(np.float32)
+    h, w = img.shape
     out = np.empty_like(img)
-    tmp = np.empty((block, img.shape[1]), np.float32)
-    for y0 in range(0, img.shape[0], block):
-        y1 = min(y0 + block, img.shape[0])
-        o, t = out[y0:y1], tmp[:y1 - y0]
-        np.multiply(pad[y0:y1], w[0], out=o)
-        for j in range(1, len(w)):
-            np.multiply(pad[y0 + j:y1 + j], w[j], out=t)
+    rows = np.empty((block, pad.shape[1]), np.float32)
+    tmp = np.empty((block, pad.shape[1]), np.float32)
+    for y0 in range(0, h, block):
+        y1 = min(y0 + block, h)
+        r, t, o = rows[:y1 - y0], tmp[:y1 - y0], out[y0:y1]
+        np.multiply(pad[y0:y1], ky[0], out=r)
+        for j in range(1, len(ky)):
+            np.multiply(pad[y0 + j:y1 + j], ky[j], out=t)
+            r += t
+        np.multiply(r[:, :w], kx[0], out=o)
+        t = tmp[:y1 - y0, :w]
+        for i in range(1, len(kx)):
+            np.multiply(r[:, i:i + w], kx[i], out=t)
             o += t
     return out
 
