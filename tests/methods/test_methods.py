@@ -154,3 +154,21 @@ def test_gaussian_smooth_equals_scipy_gaussian_filter(sigma: float, shape: tuple
     img = np.random.default_rng(1).normal(size=shape).astype(np.float32)
     ref = ndimage.gaussian_filter(img.astype(np.float64), sigma, mode="nearest")
     np.testing.assert_allclose(gaussian_smooth(img, sigma), ref, atol=1e-6)
+
+
+def test_sep_scores_the_image_it_detected_on_and_leaves_it_as_it_was(tiles_by_variant) -> None:
+    """The sep score map filters the same detection image sep was given, so sep must not change
+    it; with invalid pixels it is the background-subtracted image with 0 there."""
+    from astrostatlearn.methods.detection import filter_image, snr_score
+
+    _, tile = tiles_by_variant["raw"]
+    seg = make_segmenter("sep")
+    data = seg.detection_image(tile)
+    before = data.copy()
+    seg.extract(tile, data)
+    np.testing.assert_array_equal(data, before)
+    np.testing.assert_array_equal(data, tile.zero_invalid(tile.signal))
+    tile.want_score = True
+    kernel = seg._kernel() / seg._kernel().sum()
+    expected = snr_score(filter_image(tile.zero_invalid(tile.signal), kernel), tile.err, kernel, seg.nsigma)
+    np.testing.assert_array_equal(seg.predict(tile).score, expected)
