@@ -109,6 +109,12 @@ def end_process_pool(pool: Any, failed: bool) -> None:
         raise WorkerDiedError()
 
 
+def stream_ahead(workers: int) -> int:
+    """How many tasks :func:`compute_context` keeps submitted beyond the results taken: two per
+    worker, so none waits for its next task while the driver merges."""
+    return 2 * max(1, workers)
+
+
 def compute_one(task: Any) -> Any:
     """Compute one dask task where this runs (a worker of a local pool)."""
     import dask
@@ -158,7 +164,7 @@ def _in_threads(tasks: Sequence[Any], workers: int, pool: Any) -> Iterator[Any]:
             for task in tasks:
                 yield dask.compute(task, scheduler=get)[0]
             return
-        yield from stream(lambda t: pool.submit(lambda: dask.compute(t, scheduler=get)[0]), tasks, 2 * max(1, workers))
+        yield from stream(lambda t: pool.submit(lambda: dask.compute(t, scheduler=get)[0]), tasks, stream_ahead(workers))
 
 
 def compute_context(scheduler: str | None, workers: int, preload: Sequence[str] = (),
@@ -170,7 +176,7 @@ def compute_context(scheduler: str | None, workers: int, preload: Sequence[str] 
     killed when ``failed``) or, on a cluster, calls ``forget(run_id)`` on every worker so that
     caches do not outlive the run. ``preload``: modules a local process pool imports once.
     ``pool``: the run's :func:`local_process_pool`, already started, which this takes over."""
-    ahead = 2 * max(1, workers)
+    ahead = stream_ahead(workers)
     if scheduler in (None, "processes"):
         from astrostatlearn.processes import process_pool
 

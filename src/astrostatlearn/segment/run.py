@@ -43,11 +43,13 @@ from astrostatlearn.preprocess import Preprocessor, fit_variant
 from astrostatlearn.segment.background import BackgroundMesh
 from astrostatlearn.segment.catalog import ecsv_bytes, finish_catalog, measure_pixels
 from astrostatlearn.segment.output_rows import OutputRows
+from astrostatlearn.segment.score_slots import ScoreSlots, SlotRef, forget_slots, write_slot
 from astrostatlearn.segment.checkpoint import Checkpoint, file_digest
 from astrostatlearn.segment.stitch import own_objects
 from astrostatlearn.segment.tiles import tile_from_arrays
 from astrostatlearn.processes import WorkerDiedError, check_workers
-from astrostatlearn.schedulers import check_scheduler, compute_context, local_process_pool, segment_preload, warm_up
+from astrostatlearn.schedulers import (check_scheduler, compute_context, local_process_pool, segment_preload,
+                                       stream_ahead, warm_up)
 from astrostatlearn.progress import progress_bar
 
 OUTPUTS = ("segmentation.fits", "score.fits", "catalog.ecsv", "run.json")
@@ -75,7 +77,7 @@ class _TileOutput:
     pixels: np.ndarray  # the kept objects' pixels: flat indices into ``window``, increasing
     pixel_ids: np.ndarray  # their tile IDs, 1..n_objects
     n_objects: int
-    score: np.ndarray | None
+    score: np.ndarray | SlotRef | None  # the score core, or where a local worker left it (:mod:`.score_slots`)
     catalog: Any
     n_at_edge: int
     max_extent: int
@@ -100,7 +102,9 @@ def _run_state(run_id: str, paths: tuple[str, str | None], model: tuple[str, dic
 
 
 def forget_run(run_id: str | None = None) -> None:
-    """Drop this process's cached field and model of ``run_id`` (of every run when None)."""
+    """Drop this process's cached field and model of ``run_id`` (of every run when None), and its
+    maps of score slots."""
+    forget_slots()
     with _RUN_LOCK:
         for key in [k for k in _RUN_STATE if run_id is None or k == run_id]:
             _RUN_STATE.pop(key)[0].close()
@@ -108,7 +112,7 @@ def forget_run(run_id: str | None = None) -> None:
 
 def _segment_tile(run_id: str, index: int, paths: tuple[str, str | None], model: tuple[str, dict[str, Any]],
                   pre: Preprocessor, mesh: BackgroundMesh, core: Window, window: Window, background: float,
-                  with_score: bool) -> _TileOutput:
+                  with_score: bool, score_slot: str | None = None) -> _TileOutput:
     field, seg = _run_state(run_id, paths, model)
     img, rms = field.read_img(window), field.read_rms(window)
     tile = tile_from_arrays(pre, mesh, window, img, rms)
@@ -122,9 +126,10 @@ def _segment_tile(run_id: str, index: int, paths: tuple[str, str | None], model:
         error = None if rms is None else np.where(tile.valid, rms, 0.0)
     cat = measure_pixels(owned.pixels, owned.pixel_ids, window.shape, data, error, window, pred.score,
                          owned.instances)
-    score = None
+    score: np.ndarray | SlotRef | None = None
     if with_score and pred.score is not None:
-        score = pred.score[core.relative_to(window)].astype(np.float32)
+        core_score = pred.score[core.relative_to(window)]
+        score = write_slot(score_slot, core_score) if score_slot else core_score.astype(np.float32)
     return _TileOutput(index, window, core, owned.pixels, owned.pixel_ids, owned.n_objects, score, cat,
                        owned.n_at_edge, owned.max_extent, dict(pred.counters))
 
@@ -173,6 +178,7 @@ class SegmentPlan:
     stage: Path = Path()  # where the outputs are written before the set is committed to ``out``
     resumed_at: int = 0  # tiles a killed run had finished when this run resumed it
     pool: Any = None  # the run's local process pool, already started (the tiles take it over)
+    slots: ScoreSlots | None = None  # where local workers leave their score cores (:mod:`.score_slots`)
 
     @property
     def paths(self) -> tuple[str, str | None]:
@@ -187,7 +193,8 @@ class SegmentPlan:
         bkg = self.pre.stats.img_median
         model = (self.model_path, self.segmenter.get_params())
         return [dask.delayed(_segment_tile, pure=False)(self.run_id, i, self.paths, model, self.pre, self.mesh,
-                                                        c, c.grow(self.halo, self.field.shape), bkg, self.score)
+                                                        c, c.grow(self.halo, self.field.shape), bkg, self.score,
+                                                        None if self.slots is None else self.slots.slot(i))
                 for i, c in enumerate(self.cores)]
 
 
@@ -228,6 +235,7 @@ class _Assembly:
     max_extent: int = 0
     has_score: bool = False
     counters: dict[str, int] = dc_field(default_factory=dict)  # the method's own tallies, summed over tiles
+    slots: ScoreSlots | None = None  # the run's score slots, read when a tile's score is in one
 
     def __post_init__(self) -> None:
         self.parts: list[Any] = []
@@ -245,7 +253,8 @@ class _Assembly:
         for k, v in res.counters.items():
             self.counters[k] = self.counters.get(k, 0) + int(v)
         if self.score_writer is not None and res.score is not None:
-            self.scores.place(res.core, res.score)  # type: ignore[union-attr]
+            score = self.slots.view(res.score) if isinstance(res.score, SlotRef) else res.score  # type: ignore[union-attr]
+            self.scores.place(res.core, score)  # type: ignore[union-attr]
             self.has_score = True
 
     def _bands(self) -> list[OutputRows]:
@@ -444,6 +453,8 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
         timings: dict[str, float] = {"background": time.perf_counter() - t0}
         plan.stage, plan.pool = tx.path(), pool
         scratch = tx.scratch()
+        if plan.score and plan.scheduler in (None, "processes"):  # workers on this machine: shared pages
+            plan.slots = ScoreSlots(scratch, stream_ahead(plan.workers) + 1, plan.tile)
         plan.model_path = str(Path(model_path or segmenter.save(scratch / "model.bin")).resolve())
         plan.run_id = f"{os.getpid()}-{uuid.uuid4().hex}"  # worker caches are keyed by run
         checkpoint = Checkpoint(plan.stage, _fingerprint(plan))
@@ -454,6 +465,9 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
         except BaseException:
             assembly.abort()
             raise
+        finally:
+            if plan.slots is not None:
+                plan.slots.close()
         timings["segment"] = time.perf_counter() - t0
         assembly.commit()
         plan.resumed_at = start
@@ -556,7 +570,7 @@ def _open_assembly(plan: SegmentPlan, tx: OutputSet, start: int, state: dict[str
         return _open_assembly(plan, tx, 0, {}, [])
     labels = OutputRows(seg_writer, resumed=start > 0, rows=plan.tile + 2 * plan.halo)
     scores = None if score_writer is None else OutputRows(score_writer, resumed=start > 0, rows=plan.tile)
-    assembly = _Assembly(seg_writer, score_writer, labels, scores)
+    assembly = _Assembly(seg_writer, score_writer, labels, scores, slots=plan.slots)
     assembly.restore(state, parts)
     return assembly, start
 
