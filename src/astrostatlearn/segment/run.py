@@ -10,7 +10,9 @@
    (:class:`~astrostatlearn.field.outputs.OutputSet`): never a mix of two runs' files.
 
 Memory: the driver holds at most ``2 x workers + 1`` tile results (4 bytes per window pixel for
-the labels plus 4 per core pixel for the score: ~21 MB at tile 2048 + halo 128) and merges them
+the labels plus 4 per core pixel for the score: ~21 MB at tile 2048 + halo 128; local worker
+processes leave the score in one of ``2 x workers + 1`` shared slot files instead, see
+:mod:`.score_slots`) and merges them
 as they arrive into the rows of the maps that later tiles can still reach (:mod:`.output_rows`:
 ``(tile + 2 halo) x width x 4`` bytes for the labels, 230 MB at width 25000, and a tile of rows
 for the score); each worker holds one tile's inputs and the method's work arrays, about
