@@ -11,8 +11,8 @@ both busy uses twice its wall time; a single-threaded one, its wall time), peak 
 instance F1 and PQ for each, scored against the exact truth with ``astrostatlearn.metrics``.
 
 With ``sep`` among the methods, two last rows give the floor of our ``sep`` path: sep's own
-extraction alone (``sep.extract`` on the same tile windows, 2048-px cores plus 128-px halos, with
-the rms map), with no start-up, reading, background, ownership, catalogue or writing. First
+extraction alone (``SepSegmenter.detect``, the separable filter and ``sep.extract`` as a tile
+runs them, on the same tile windows, 2048-px cores plus 128-px halos, with the rms map), with no start-up, reading, background, ownership, catalogue or writing. First
 summed over the windows in one process and divided by the 2 cores; then as two workers meet it,
 two processes at once on alternate windows (the slower one's sum): the two extractions share the
 caches and memory bandwidth, so each runs slower than alone. What no tiling of sep can beat.
@@ -68,7 +68,7 @@ windows = [Window(max(y - 128, 0), min(y + 2176, ny), max(x - 128, 0), min(x + 2
 for w in windows[{part}::{nparts}]:
     tile = make_tile(f, pre, mesh, w)
     t = time.perf_counter()
-    seg.extract(tile)
+    seg.detect(tile)
     spent += time.perf_counter() - t
 extra = {{"spent_s": spent}}
 """

@@ -4,8 +4,8 @@
 Each row is a fresh process that runs the driver's tile function (read, variant, method,
 ownership, catalogue, score) on the same ``--tiles`` tiles of the field (2048-px cores with the
 method's halo, as ``segment`` cuts them), after one warm-up tile, and prints the wall time, user and
-system CPU time and minor page faults per tile. The last row times ``sep.extract`` alone on the same
-windows (``sep`` only): the floor that no tile path around it can beat.
+system CPU time and minor page faults per tile. The last row times sep's own detection alone on the same
+windows (``sep`` only: ``SepSegmenter.detect``, the filter and ``sep.extract``): the floor that no tile path around it can beat.
 
 Usage: python benchmarks/bench_tile_overhead.py --field DIR [--method sep] [--tiles 8] [--no-score]
 """
@@ -42,7 +42,7 @@ R._RUN_STATE["bench"] = (f, seg)
 def one(core):
     window = core.grow(halo, f.shape)
     if args["extract_only"]:
-        seg.extract(make_tile(f, pre, mesh, window))
+        seg.detect(make_tile(f, pre, mesh, window))
     else:
         R._segment_tile("bench", 0, None, None, pre, mesh, core, window, pre.stats.img_median, args["score"])
 
@@ -53,7 +53,7 @@ spent = [0.0, 0.0, 0.0, 0.0]  # wall, user, sys, minor faults
 for core in cores[1:]:
     tile = make_tile(f, pre, mesh, core.grow(halo, f.shape)) if args["extract_only"] else None
     before = usage()
-    seg.extract(tile) if tile is not None else one(core)  # sep alone, or the whole tile path
+    seg.detect(tile) if tile is not None else one(core)  # sep alone, or the whole tile path
     spent = [s + b - a for s, a, b in zip(spent, before, usage())]
 n = len(cores) - 1
 print(json.dumps({"wall": spent[0] / n, "user": spent[1] / n, "sys": spent[2] / n, "minflt": spent[3] / n, "n": n}))

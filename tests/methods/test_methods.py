@@ -156,6 +156,24 @@ def test_gaussian_smooth_equals_scipy_gaussian_filter(sigma: float, shape: tuple
     np.testing.assert_allclose(gaussian_smooth(img, sigma), ref, atol=1e-6)
 
 
+def test_sep_prefiltered_detection_agrees_with_seps_own_filter(tiles_by_variant) -> None:
+    """predict filters the image itself (two 1-D passes) and hands sep the filtered image: the
+    footprints must be sep's own, filtering with the kernel, up to the tile's edges (sep pads
+    with zeros, we with the nearest pixel) and a rare deblending tie."""
+    from astrostatlearn.methods.detection import filter_image
+
+    _, tile = tiles_by_variant["raw"]
+    seg = make_segmenter("sep")
+    ref_objects, ref = seg.extract(tile)
+    objects, got, filtered = seg.detect(tile)
+    inner = (slice(4, -4), slice(4, -4))  # beyond the kernel's reach from the edges
+    assert ((got > 0) == (ref > 0))[inner].mean() >= 0.999
+    assert abs(len(objects) - len(ref_objects)) <= max(1, 0.02 * len(ref_objects))
+    k = seg._kernel()
+    np.testing.assert_array_equal(filtered, filter_image(seg.detection_image(tile), k / k.sum()))
+    np.testing.assert_array_equal(seg.predict(tile).labels, got)
+
+
 def test_sep_scores_the_image_it_detected_on_and_leaves_it_as_it_was(tiles_by_variant) -> None:
     """The sep score map filters the same detection image sep was given, so sep must not change
     it; with invalid pixels it is the background-subtracted image with 0 there."""
