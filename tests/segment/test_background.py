@@ -38,6 +38,30 @@ def test_mesh_equals_photutils_background2d() -> None:
     np.testing.assert_allclose(mesh.rms, ref.background_rms_mesh, atol=2e-3)
 
 
+def test_a_sampled_mesh_is_photutils_on_every_second_pixel_and_close_to_the_full_one() -> None:
+    from astropy.stats import SigmaClip
+    from photutils.background import Background2D, SExtractorBackground, StdBackgroundRMS
+
+    from astrostatlearn.segment.background import sample_step
+
+    img = _sky((512, 640))
+    f = _field(img)
+    pre = fit_variant(f, "raw")
+    sampled = BackgroundMesh.from_field(f, pre, box=64, filter_size=1, sample=2)
+    ref = Background2D(img[::2, ::2], 32, filter_size=1, sigma_clip=SigmaClip(sigma=3.0, maxiters=10),
+                       bkg_estimator=SExtractorBackground(), bkg_rms_estimator=StdBackgroundRMS(),
+                       exclude_percentile=50.0)
+    np.testing.assert_allclose(sampled.bkg, ref.background_mesh, atol=2e-3)
+    np.testing.assert_allclose(sampled.rms, ref.background_rms_mesh, atol=2e-3)
+    full = BackgroundMesh.from_field(f, pre, box=64, sample=1)
+    sampled = BackgroundMesh.from_field(f, pre, box=64, sample=2)
+    assert sampled.bkg.shape == full.bkg.shape
+    diff = np.abs(sampled.bkg - full.bkg)  # sky rms 1, 3% of pixels on sources: 1024 samples per cell
+    assert diff.mean() < 0.08 and diff.max() < 0.3
+    assert np.abs(sampled.rms / full.rms - 1).max() < 0.05
+    assert (sample_step(64, 2), sample_step(45, 2), sample_step(24, 2), sample_step(64, 1)) == (2, 1, 1, 1)
+
+
 def test_mesh_follows_a_gradient_and_interpolates_smoothly() -> None:
     img = _sky()
     f = _field(img)

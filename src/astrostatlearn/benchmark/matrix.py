@@ -147,7 +147,7 @@ def _run_one(f: Field, method: str, variant: str, plan, runs: Path, tile: int, w
         return None  # a model is trained for one variant; train others with `astrostatlearn train`
     train_s = 0.0
     pre = fit_variant(f, variant)
-    mesh = BackgroundMesh.from_field(f, pre)
+    mesh = BackgroundMesh.from_field(f, pre, sample=seg.background_sample)
     if seg.needs_fit and not seg.is_fitted:
         t0 = time.perf_counter()
         tiles = list(region_tiles(f, pre, mesh, train, tile=512, with_truth=seg.supervised,

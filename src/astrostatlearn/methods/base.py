@@ -207,10 +207,13 @@ class Segmenter:
     given (None: a new instance). ``default_variant``: the input variant used when none is given
     and the model does not fix one. ``options``: parameters a user may set at segmentation time
     (``segment -p NAME=VALUE``), name -> help. ``train_options``: the trainer's own options
-    (``train -p NAME=VALUE``), name -> help.
+    (``train -p NAME=VALUE``), name -> help. ``background_sample``: the pixel step the
+    whole-field background mesh is measured with for the method (1: every pixel; see
+    :meth:`~astrostatlearn.segment.background.BackgroundMesh.from_field`).
     """
 
     name: ClassVar[str] = ""
+    background_sample: ClassVar[int] = 1
     default_scheduler: ClassVar[str] = "processes"
     needs_fit: ClassVar[bool] = False
     supervised: ClassVar[bool] = False

@@ -217,7 +217,7 @@ def plan_segment(field: Field, segmenter: Segmenter, out: str | Path, variant: s
     if region.intersect(field.full) != region:
         raise InputError(f"region {region} lies outside the {field.shape[0]}x{field.shape[1]} field")
     pre = pre or fit_variant(field, variant)
-    mesh = mesh or BackgroundMesh.from_field(field, pre, progress=progress)
+    mesh = mesh or BackgroundMesh.from_field(field, pre, progress=progress, sample=segmenter.background_sample)
     cores = [Window(c.y0 + region.y0, c.y1 + region.y0, c.x0 + region.x0, c.x1 + region.x0)
              for c in tile_grid(region.shape, tile)]
     return SegmentPlan(field, segmenter, out, pre, mesh, tile, halo, scheduler or segmenter.default_scheduler,
@@ -543,7 +543,7 @@ def prepare_and_segment(field: Field, segmenter: Segmenter, out: str | Path, var
     with local_process_pool(scheduler if field.file_paths is not None else "threads", workers,
                             worker_modules(segmenter)) as pool:
         mesh = BackgroundMesh.from_field(field, pre, progress=progress, check=True, workers=max(2, workers),
-                                         pool=pool)
+                                         pool=pool, sample=segmenter.background_sample)
         if segmenter.needs_fit and not segmenter.is_fitted:  # unsupervised (kmeans): fit on a sample of this field
             segmenter.fit(list(region_tiles(field, pre, mesh, field.full, tile=512, max_tiles=16)))
         return segment_field(field, segmenter, out, variant=variant, progress=progress, pre=pre, mesh=mesh,
