@@ -244,3 +244,20 @@ def test_the_console_process_ends_at_once_with_its_status_threads_and_exit_handl
         assert p.stderr.strip().count("\n") == 0 and p.stderr.startswith("error: ")
     else:
         assert "sep" in p.stdout
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["segment", "F", "-m", "sep", "-o", "O"], ("sep", None)),
+    (["segment", "F", "-msep", "-o", "O"], ("sep", None)),
+    (["segment", "F", "--method=unet", "--scheduler", "threads"], ("unet", "threads")),
+    (["segment", "F", "--method", "kmeans", "--scheduler=tcp://h:8786"], ("kmeans", "tcp://h:8786")),
+    (["segment", "F", "-m", "sep", "--help"], None),
+    (["evaluate", "--true", "T", "-m", "sep"], None),
+    (["segment", "F", "-o", "O"], None),
+])
+def test_the_segment_head_start_reads_the_method_off_the_raw_command_line(args, expected) -> None:
+    """The console starts the workers' forkserver before Typer parses: only for segment, with the
+    method and scheduler as the command will read them."""
+    from astrostatlearn.cli import segment_method_in
+
+    assert segment_method_in(args) == expected
