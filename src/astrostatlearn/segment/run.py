@@ -43,7 +43,7 @@ from astrostatlearn.field.outputs import OutputSet
 from astrostatlearn.methods import Segmenter, load_segmenter
 from astrostatlearn.preprocess import Preprocessor, fit_variant
 from astrostatlearn.segment.background import BackgroundMesh
-from astrostatlearn.segment.catalog import ecsv_bytes, finish_catalog, measure_pixels
+from astrostatlearn.segment.catalog import CatalogWcs, ecsv_bytes, finish_catalog, measure_pixels
 from astrostatlearn.segment.output_rows import OutputRows
 from astrostatlearn.segment.score_slots import ScoreSlots, SlotRef, forget_slots, write_slot
 from astrostatlearn.segment.checkpoint import Checkpoint, file_digest
@@ -181,6 +181,7 @@ class SegmentPlan:
     resumed_at: int = 0  # tiles a killed run had finished when this run resumed it
     pool: Any = None  # the run's local process pool, already started (the tiles take it over)
     slots: ScoreSlots | None = None  # where local workers leave their score cores (:mod:`.score_slots`)
+    wcs: CatalogWcs | None = None  # the catalogue's WCS, made while the tiles run
 
     @property
     def paths(self) -> tuple[str, str | None]:
@@ -356,7 +357,8 @@ def assemble_outputs(plan: SegmentPlan, assembly: _Assembly, timings: dict[str, 
         run["method_warnings"] = method_warnings
         for msg in method_warnings:
             warnings.warn(msg, stacklevel=2)
-    cat = finish_catalog(assembly.parts, field.wcs, {"method": seg.name, "variant": plan.pre.variant})
+    wcs = plan.wcs.result() if plan.wcs is not None else field.wcs
+    cat = finish_catalog(assembly.parts, wcs, {"method": seg.name, "variant": plan.pre.variant})
     atomic_write_bytes(plan.stage / "catalog.ecsv", ecsv_bytes(cat), overwrite=True)
     timings["catalog"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
@@ -461,6 +463,7 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
         plan.run_id = f"{os.getpid()}-{uuid.uuid4().hex}"  # worker caches are keyed by run
         checkpoint = Checkpoint(plan.stage, _fingerprint(plan))
         assembly, start = _open_assembly(plan, tx, *(checkpoint.load() if tx.resumed else (0, {}, [])))
+        plan.wcs = CatalogWcs(field)  # after the output headers: the header is only read meanwhile
         t0 = time.perf_counter()
         try:
             execute_plan(plan, assembly, progress, checkpoint, start)
