@@ -135,3 +135,4 @@ def test_sorted_percentiles_equal_numpy(n: int) -> None:
     x = np.random.default_rng(n).normal(size=n).astype(np.float32)
     q = [0.0, 0.5, 50.0, 99.5, 100.0]
     np.testing.assert_allclose(sorted_percentiles(np.sort(x), q), np.percentile(x, q), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(sorted_percentiles(x, q, presorted=False), np.percentile(x, q), rtol=1e-6, atol=1e-7)

@@ -40,12 +40,15 @@ class GlobalStats:
         return asdict(self)
 
 
-def sorted_percentiles(values: np.ndarray, q: list[float]) -> list[float]:
+def sorted_percentiles(values: np.ndarray, q: list[float], presorted: bool = True) -> list[float]:
     """Percentiles ``q`` (0-100) of the sorted 1-D ``values`` (non-empty), as ``np.percentile``
-    (linear interpolation between the closest ranks) without its partition pass."""
+    (linear interpolation between the closest ranks) without its partition pass; unsorted
+    ``values`` (``presorted=False``) are partitioned once at the ranks they read."""
     pos = np.asarray(q, np.float64) / 100.0 * (values.size - 1)
     i = np.floor(pos).astype(np.int64)
     j = np.minimum(i + 1, values.size - 1)
+    if not presorted:
+        values = np.partition(values, np.unique(np.concatenate([i, j])))
     a, b = values[i].astype(np.float64), values[j].astype(np.float64)
     return [float(v) for v in a + (b - a) * (pos - i)]
 
@@ -64,16 +67,16 @@ def global_stats(field: Field, max_pixels: int = 4_000_000) -> GlobalStats:
     values = np.sort(np.concatenate(imgs))  # sorted once: the clipping and the percentiles read it
     if values.size == 0:
         raise InputError("every pixel is non-finite (NaN or inf)", field.img.path)
-    clipped = clipped_rows(values[None, :], sigma=3.0, maxiters=10)
+    clipped = clipped_rows(values[None, :], sigma=3.0, maxiters=10, presorted=True)
     median, std = float(clipped.median[0]), float(clipped.std[0])
     std = std if std > 0 else float(np.std(values)) or 1.0
     lo, hi = sorted_percentiles(values, [0.5, 99.5])
     if rmss:
-        r = np.sort(np.concatenate(rmss))
+        r = np.concatenate(rmss)
         if r.size == 0:
             raise InputError("the rms map is non-finite or <= 0 wherever the image is finite",
                              field.rms.path)  # type: ignore[union-attr]
-        r_lo, r_med, r_hi = sorted_percentiles(r, [0.5, 50.0, 99.5])
+        r_lo, r_med, r_hi = sorted_percentiles(r, [0.5, 50.0, 99.5], presorted=False)
         has_rms = True
     else:
         r_med = r_lo = r_hi = std
