@@ -89,3 +89,17 @@ def test_tiles_take_over_the_runs_pool_and_end_it() -> None:
         close("run")
         assert pids <= before and pids
         assert len(procs) == 2 and not any(p.is_alive() for p in procs)
+
+
+def test_import_meanwhile_imports_in_a_thread_and_survives_a_missing_module(tmp_path, monkeypatch) -> None:
+    import sys
+
+    from astrostatlearn.schedulers import import_meanwhile
+
+    (tmp_path / "prefetched_mod.py").write_text("import threading\nTHREAD = threading.current_thread().name\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "prefetched_mod", raising=False)
+    import_meanwhile(["no_such_module_here", "prefetched_mod"]).join(10)
+    assert "prefetched_mod" not in sys.modules  # the list stops at the first failure
+    import_meanwhile(["prefetched_mod"]).join(10)
+    assert sys.modules["prefetched_mod"].THREAD == "import-meanwhile"

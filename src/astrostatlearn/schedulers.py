@@ -12,9 +12,12 @@ import itertools
 import weakref
 from collections import deque
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from astrostatlearn.errors import InputError
+
+if TYPE_CHECKING:
+    import threading
 
 LOCAL_SCHEDULERS = ("processes", "threads", "synchronous", "single-threaded")
 
@@ -27,6 +30,25 @@ def check_scheduler(scheduler: str | None) -> None:
     if scheduler is not None and scheduler not in LOCAL_SCHEDULERS and ":" not in scheduler:
         raise InputError(f"unknown scheduler {scheduler!r}; use processes, threads, synchronous or a "
                          "dask.distributed address such as tcp://host:8786")
+
+
+def import_meanwhile(modules: Sequence[str]) -> "threading.Thread":
+    """Import ``modules`` in a daemon thread, while this thread waits on something else (the
+    workers measuring the background mesh, say): a later import of one of them then finds it
+    done, or waits only for the rest (Python's import lock)."""
+    import importlib
+    import threading
+
+    def run() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except ImportError:  # the real import, later, reports it
+                return
+
+    thread = threading.Thread(target=run, name="import-meanwhile", daemon=True)
+    thread.start()
+    return thread
 
 
 def local_preload(preload: Sequence[str]) -> list[str]:

@@ -50,8 +50,8 @@ from astrostatlearn.segment.checkpoint import Checkpoint, file_digest
 from astrostatlearn.segment.stitch import own_objects
 from astrostatlearn.segment.tiles import tile_from_arrays
 from astrostatlearn.processes import WorkerDiedError, check_workers
-from astrostatlearn.schedulers import (check_scheduler, compute_context, local_process_pool, segment_preload,
-                                       stream_ahead, warm_up)
+from astrostatlearn.schedulers import (check_scheduler, compute_context, import_meanwhile, local_process_pool,
+                                       segment_preload, stream_ahead, warm_up)
 from astrostatlearn.progress import progress_bar
 
 OUTPUTS = ("segmentation.fits", "score.fits", "catalog.ecsv", "run.json")
@@ -545,6 +545,7 @@ def prepare_and_segment(field: Field, segmenter: Segmenter, out: str | Path, var
     workers = options.get("workers") or os.cpu_count() or 1
     with local_process_pool(scheduler if field.file_paths is not None else "threads", workers,
                             worker_modules(segmenter)) as pool:
+        import_meanwhile(["dask"])  # the tiles' tasks need it (0.08 s); this process waits on the mesh
         mesh = BackgroundMesh.from_field(field, pre, progress=progress, check=True, workers=max(2, workers),
                                          pool=pool, sample=segmenter.background_sample)
         if segmenter.needs_fit and not segmenter.is_fitted:  # unsupervised (kmeans): fit on a sample of this field
