@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-from astropy.io import fits
 
 from astrostatlearn.errors import InputError
-from astrostatlearn.field.fitsio import ImageFile, open_image
+from astrostatlearn.field.fitsio import ImageFile, open_image, open_source
+from astrostatlearn.field.rawimage import PixelLayout
 from astrostatlearn.field.windows import Window
 
 if TYPE_CHECKING:
+    from astropy.io import fits
     from astropy.wcs import WCS
 
 FIELD_FILES = {"img": "img", "rms": "rms", "true": "true"}
@@ -114,6 +115,33 @@ class Field:
         if not all(Path(im.path).is_file() for im in images):
             return None
         return str(Path(self.img.path).resolve()), None if self.rms is None else str(Path(self.rms.path).resolve())
+
+    @property
+    def sources(self) -> tuple[str | PixelLayout, str | PixelLayout | None] | None:
+        """What another process opens this field's image and rms from (:meth:`from_sources`):
+        each one's :class:`~astrostatlearn.field.rawimage.PixelLayout` when it is a plain FITS
+        image (read with no header and no astropy), else its absolute path; None when either
+        lives in memory only."""
+        paths = self.file_paths
+        if paths is None:
+            return None
+
+        def source(im: Any, path: str) -> str | PixelLayout:
+            layout = getattr(im, "layout", None)
+            return layout if isinstance(layout, PixelLayout) else path
+
+        return source(self.img, paths[0]), None if self.rms is None else source(self.rms, paths[1] or "")
+
+    @classmethod
+    def from_sources(cls, img: str | Path | PixelLayout, rms: str | Path | PixelLayout | None = None) -> "Field":
+        """The field of :attr:`sources` (or of plain paths), as a worker opens it: layouts of
+        unchanged files are read directly, anything else through :func:`open_image`."""
+        im = open_source(img, role="image")
+        try:
+            return cls(im, open_source(rms, role="rms") if rms is not None else None)
+        except Exception:
+            im.close()
+            raise
 
     @property
     def header(self) -> fits.Header:

@@ -2,8 +2,10 @@
 
 Reading: :func:`open_image` finds the image HDU (primary, any extension, or tile-compressed
 ``CompImageHDU``), checks the file is complete, and returns an :class:`ImageFile` that reads
-windows lazily through ``hdu.section`` (memory-mapped for plain images, per-tile decompression
-for compressed ones).
+windows lazily (``pread`` for plain images, per-tile decompression through ``hdu.section`` for
+compressed ones). A plain image's :attr:`ImageFile.layout` lets a worker read it again with no
+header and no astropy (:func:`open_source`, :mod:`.rawimage`); astropy is imported where a
+header is parsed or written, never at import.
 
 Writing: every output is written to a temporary file in the destination folder and renamed into
 place, so a crash never leaves a half-written file under the final name. :class:`FitsImageWriter`
@@ -21,13 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-from astropy.io import fits
-from astropy.utils.exceptions import AstropyWarning
 
 from astrostatlearn.errors import InputError, OutputExistsError
+from astrostatlearn.field.rawimage import PixelLayout, RawImage, Scaling, pread_into, read_windows
 from astrostatlearn.field.windows import Window
 
 if TYPE_CHECKING:
+    from astropy.io import fits
     from astropy.wcs import WCS
 
 # Keywords that describe the data layout of an HDU rather than the sky; never copied to outputs.
@@ -51,6 +53,8 @@ class ImageFile:
     """
 
     def __init__(self, path: Path, hdul: fits.HDUList, hdu_index: int) -> None:
+        from astropy.io import fits
+
         self.path = path
         self._hdul = hdul
         self.hdu_index = hdu_index
@@ -58,33 +62,27 @@ class ImageFile:
         self.header: fits.Header = self._hdu.header
         self.shape: tuple[int, int] = tuple(int(n) for n in self._hdu.shape[-2:])  # type: ignore[assignment]
         self.compressed = isinstance(self._hdu, fits.CompImageHDU)
-        # Files are opened unscaled (so they can be memory-mapped); BSCALE/BZERO/BLANK are
-        # applied per window in read().
-        self._bscale = float(self.header.get("BSCALE", 1.0))
-        self._bzero = float(self.header.get("BZERO", 0.0))
-        blank = self.header.get("BLANK")
-        self._blank = None if blank is None else int(blank)
         lead = (0,) * (len(self._hdu.shape) - 2)
         try:  # probing one pixel gives the stored dtype and catches unreadable data early
             with _DECOMPRESS_LOCK:  # a compressed probe decodes a tile, like any read
                 probe = self._hdu.section[lead + (slice(0, 1), slice(0, 1))]
         except Exception as exc:
             raise InputError(f"corrupt FITS data ({_first_line(exc)})", path) from None
-        stored = np.dtype(probe.dtype).newbyteorder("=")
+        # Files are opened unscaled (so they can be memory-mapped); BSCALE/BZERO/BLANK are
+        # applied per window in read().
+        blank = self.header.get("BLANK")
+        self._scaling = Scaling.of(float(self.header.get("BSCALE", 1.0)), float(self.header.get("BZERO", 0.0)),
+                                   None if blank is None else int(blank), np.dtype(probe.dtype).newbyteorder("="))
+        self.dtype: np.dtype = self._scaling.dtype
         info = hdul.fileinfo(hdu_index)
-        # Plain images are memory-mapped per window (see read); tile-compressed ones go through
-        # astropy's section, which decompresses only the tiles a window touches.
-        self._raw = None if self.compressed or info is None else (
-            int(info["datLoc"]), np.dtype(probe.dtype).newbyteorder(">"), tuple(self._hdu.shape))
-        self._scaled = self._bscale != 1.0 or self._bzero != 0.0 or (
-            self._blank is not None and stored.kind in "iu")
-        if not self._scaled:
-            self.dtype: np.dtype = stored
-        elif stored.kind in "iu" and self._bscale == 1.0 and float(self._bzero).is_integer() \
-                and self._blank is None:
-            self.dtype = np.dtype(np.int64)  # e.g. unsigned ints stored with BZERO = 2**15
-        else:
-            self.dtype = np.dtype(np.float64 if stored == np.float64 else np.float32)
+        # Plain images are read by pread per window (see read_windows); tile-compressed ones go
+        # through astropy's section, which decompresses only the tiles a window touches.
+        self.layout: PixelLayout | None = None
+        if not self.compressed and info is not None:
+            st = os.stat(path)
+            self.layout = PixelLayout(str(Path(path).resolve()), int(info["datLoc"]),
+                                      np.dtype(probe.dtype).newbyteorder(">"), tuple(int(n) for n in self._hdu.shape),
+                                      self._scaling, st.st_size, st.st_mtime_ns)
 
     @property
     def is_integer(self) -> bool:
@@ -96,58 +94,20 @@ class ImageFile:
 
     def read_windows(self, windows: Sequence[Window]) -> list[np.ndarray]:
         """Pixels of each of ``windows``, as :meth:`read` gives them. A plain image is read with
-        ``pread`` (one call per row of a window, one per window of whole rows) into a buffer in
-        the file's byte order, swapped in place: no map of the file, so reading a 25k^2 image
-        strip by strip keeps RSS bounded, and no page-table fault per 4 kB (a memory map cost
-        1.5-2x as much per tile window)."""
+        ``pread`` (:func:`~astrostatlearn.field.rawimage.read_windows`) into a buffer in the
+        file's byte order, swapped in place: no map of the file, so reading a 25k^2 image strip
+        by strip keeps RSS bounded, and no page-table fault per 4 kB (a memory map cost 1.5-2x as
+        much per tile window)."""
         lead = (0,) * (len(self._hdu.shape) - 2)
         try:
-            if self._raw is not None:
-                # A descriptor per call, as a map was: none stays open between reads (or across a fork)
-                fd = os.open(self.path, os.O_RDONLY)
-                try:
-                    raw = [self._pread(fd, w) for w in windows]
-                finally:
-                    os.close(fd)
+            if self.layout is not None:
+                raw = read_windows(self.layout, windows)
             else:
                 with _DECOMPRESS_LOCK:  # cfitsio's decoders (e.g. HCOMPRESS) keep global state
                     raw = [np.asarray(self._hdu.section[lead + w.slices]) for w in windows]
         except (OSError, ValueError, TypeError, IndexError) as exc:
             raise InputError(f"corrupt FITS data ({_first_line(exc)})", self.path) from None
-        return [self._physical(data) for data in raw]
-
-    def _pread(self, fd: int, w: Window) -> np.ndarray:
-        """``w`` of the first image plane, read from ``fd``, stored values in native byte order."""
-        offset, dtype, full = self._raw  # type: ignore[misc]
-        ny, nx = full[-2:]
-        if min(w.y0, w.x0) < 0:
-            raise IndexError(f"window {w} starts outside the image")
-        w = Window(w.y0, max(w.y0, min(w.y1, ny)), w.x0, max(w.x0, min(w.x1, nx)))  # cut at the edge, as a slice is
-        data = np.empty(w.shape, dtype)
-        if data.size:
-            item = dtype.itemsize
-            if w.x0 == 0 and w.x1 == nx:  # whole rows: one contiguous range
-                _pread_into(fd, data.reshape(-1), offset + w.y0 * nx * item)
-            else:
-                for row, y in zip(data, range(w.y0, w.y1)):
-                    _pread_into(fd, row, offset + (y * nx + w.x0) * item)
-        native = dtype.newbyteorder("=")
-        if native != dtype:
-            data = data.view(native)
-            data.byteswap(inplace=True)
-        return data
-
-    def _physical(self, data: np.ndarray) -> np.ndarray:
-        """Stored values to physical ones (BSCALE/BZERO; BLANK -> NaN), as ``self.dtype``."""
-        if not self._scaled:
-            return data.astype(self.dtype, copy=False)
-        blank = data == self._blank if self._blank is not None and data.dtype.kind in "iu" else None
-        out = data.astype(self.dtype) if self.dtype.kind in "iu" else data.astype(np.float64)
-        out = out * self._bscale + self._bzero if self.dtype.kind == "f" else out + int(self._bzero)
-        out = out.astype(self.dtype, copy=False)
-        if blank is not None and blank.any():
-            out[blank] = np.nan
-        return out
+        return [self._scaling.physical(data) for data in raw]
 
     def wcs(self) -> WCS | None:
         """The celestial WCS of the header, or None when the header has none."""
@@ -183,6 +143,16 @@ def header_wcs(header: fits.Header) -> WCS | None:
     return wcs if wcs.has_celestial else None
 
 
+def open_source(source: str | Path | PixelLayout, role: str = "image") -> ImageFile | RawImage:
+    """A worker's image: a :class:`~astrostatlearn.field.rawimage.RawImage` from a layout whose
+    file is unchanged, else :func:`open_image` of the path (a compressed image, a changed file)."""
+    if isinstance(source, PixelLayout):
+        if source.unchanged():
+            return RawImage(source)
+        source = source.path
+    return open_image(source, role=role)
+
+
 def open_image(path: str | Path, hdu: int | None = None, role: str = "image") -> ImageFile:
     """Open the 2-D image HDU of a FITS file, memory-mapped, and check it is complete.
 
@@ -201,6 +171,9 @@ def open_image(path: str | Path, hdu: int | None = None, role: str = "image") ->
         first = fh.read(30)
     if not first.startswith(b"SIMPLE  ="):
         raise InputError("not a FITS file (no SIMPLE card at the start)", p)
+    from astropy.io import fits
+    from astropy.utils.exceptions import AstropyWarning
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyWarning)  # truncation etc. are reported below
@@ -218,24 +191,14 @@ def open_image(path: str | Path, hdu: int | None = None, role: str = "image") ->
         raise
 
 
-def _pread_into(fd: int, out: np.ndarray, offset: int) -> None:
-    """Fill the contiguous array ``out`` with the file's bytes from ``offset`` (a short read, a
-    file cut short, is an OSError)."""
-    view = memoryview(out).cast("B")
-    done = 0
-    while done < view.nbytes:
-        got = os.preadv(fd, [view[done:]], offset + done)
-        if got <= 0:
-            raise OSError(f"file ends {view.nbytes - done} bytes early")
-        done += got
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
 
 def _pick_image_hdu(hdul: fits.HDUList, hdu: int | None, path: Path) -> int:
+    from astropy.io import fits
+
     def is_image(h: Any) -> bool:
         if not isinstance(h, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)):
             return False
@@ -266,6 +229,8 @@ def _check_complete(hdul: fits.HDUList, index: int, path: Path) -> None:
 
 def output_header(header: fits.Header | None, **cards: Any) -> fits.Header:
     """A copy of ``header`` without data-layout keywords, plus ``cards``; WCS and metadata survive."""
+    from astropy.io import fits
+
     out = fits.Header()
     if header is not None:
         for card in header.cards:
@@ -320,6 +285,8 @@ def _temp_beside(path: Path) -> Path:
 def write_image(path: str | Path, data: np.ndarray, header: fits.Header | None = None,
                 overwrite: bool = False) -> Path:
     """Write ``data`` as the primary HDU of ``path`` atomically (temp file + rename)."""
+    from astropy.io import fits
+
     p = check_writable(path, overwrite)
     tmp = _temp_beside(p)
     try:
@@ -377,6 +344,8 @@ class FitsImageWriter:
         """``shape`` is (ny, nx) for an image or (C, ny, nx) for a cube. ``tmp``: a fixed temporary
         file to fill instead of a fresh one; when it exists with this header and size (a killed
         run's), it is reopened as it is, so a resumed run keeps the windows already written."""
+        from astropy.io import fits
+
         self.path = check_writable(path, overwrite)
         if len(shape) not in (2, 3):
             raise ValueError(f"shape must be (ny, nx) or (C, ny, nx), got {shape}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -73,11 +73,11 @@ def block_statistics(field: Field, pre: Preprocessor, window: Window, box: int,
     return (*cell_statistics(ch0 if finite.all() else np.where(finite, ch0, np.nan), box // step), n_bad)
 
 
-def _blocks_in_process(paths: tuple[str, str | None], pre: Preprocessor, windows: list[Window], box: int,
+def _blocks_in_process(paths: tuple[Any, Any], pre: Preprocessor, windows: list[Window], box: int,
                        check: bool, sample: int = 1) -> list[tuple[np.ndarray, np.ndarray, int]]:
     """:func:`block_statistics` of consecutive ``windows`` in a worker process, which opens the
     field once for them (and closes it: nothing outlives the task)."""
-    with Field.open(img=paths[0], rms=paths[1]) as field:
+    with Field.from_sources(*paths) as field:
         return [block_statistics(field, pre, w, box, check, sample) for w in windows]
 
 
@@ -213,7 +213,7 @@ def _measure_blocks(field: Field, pre: Preprocessor, windows: list[Window], box:
     """:func:`block_statistics` of every window, in order, in lists as they are done: by the
     processes of ``pool`` (``workers`` of them) in runs of consecutive windows (four per process),
     else by ``workers`` threads."""
-    paths = field.file_paths if pool is not None else None
+    paths = field.sources if pool is not None else None
     if pool is not None and paths is not None:
         n_runs = min(len(windows), 4 * max(1, workers))
         edges = np.linspace(0, len(windows), n_runs + 1).round().astype(int)

@@ -93,13 +93,13 @@ _RUN_STATE: dict[str, tuple[Field, Segmenter]] = {}
 _RUN_LOCK = threading.Lock()
 
 
-def _run_state(run_id: str, paths: tuple[str, str | None], model: tuple[str, dict[str, Any]]) -> tuple[Field, Segmenter]:
+def _run_state(run_id: str, paths: tuple[Any, Any], model: tuple[str, dict[str, Any]]) -> tuple[Field, Segmenter]:
     """The run's field and segmenter: ``model`` is (model file, the driver's parameters), so the
     options given at segment time (``-p``) hold on every worker, not only those in the file."""
     with _RUN_LOCK:
         if run_id not in _RUN_STATE:
             seg = load_segmenter(model[0]).set_params(**model[1])
-            _RUN_STATE[run_id] = (Field.open(img=paths[0], rms=paths[1]), seg)
+            _RUN_STATE[run_id] = (Field.from_sources(*paths), seg)
         return _RUN_STATE[run_id]
 
 
@@ -112,7 +112,7 @@ def forget_run(run_id: str | None = None) -> None:
             _RUN_STATE.pop(key)[0].close()
 
 
-def _segment_tile(run_id: str, index: int, paths: tuple[str, str | None], model: tuple[str, dict[str, Any]],
+def _segment_tile(run_id: str, index: int, paths: tuple[Any, Any], model: tuple[str, dict[str, Any]],
                   pre: Preprocessor, mesh: BackgroundMesh, core: Window, window: Window, background: float,
                   with_score: bool, score_slot: str | None = None) -> _TileOutput:
     field, seg = _run_state(run_id, paths, model)
@@ -190,12 +190,14 @@ class SegmentPlan:
         return str(self.field.img.path.resolve()), None if rms is None else str(rms.path.resolve())
 
     def tasks(self) -> list[Any]:
-        """One Dask task per tile core, in raster order."""
+        """One Dask task per tile core, in raster order; workers open the field from its
+        :attr:`~astrostatlearn.field.Field.sources` (no header to parse, no astropy to import)."""
         import dask
 
         bkg = self.pre.stats.img_median
         model = (self.model_path, self.segmenter.get_params())
-        return [dask.delayed(_segment_tile, pure=False)(self.run_id, i, self.paths, model, self.pre, self.mesh,
+        sources = self.field.sources or self.paths
+        return [dask.delayed(_segment_tile, pure=False)(self.run_id, i, sources, model, self.pre, self.mesh,
                                                         c, c.grow(self.halo, self.field.shape), bkg, self.score,
                                                         None if self.slots is None else self.slots.slot(i))
                 for i, c in enumerate(self.cores)]
