@@ -9,7 +9,9 @@ import torch
 
 from astrostatlearn.methods.detr import (GALAXY, SATURATED, VOID, DetrSegmenter, build_detr, paint_by_score,
                                          window_segments)
-from astrostatlearn.training.detr import DetrTask, detr_targets, panoptic_instance_maps
+from astrostatlearn.errors import InputError
+from astrostatlearn.training.detr import (DetrDetectorTask, DetrTask, box_mask_logits, detector_path, detr_targets,
+                                          panoptic_instance_maps, train_detr)
 
 
 def test_model_is_built_from_scratch_for_any_channel_count() -> None:
@@ -124,3 +126,78 @@ def test_saturated_windows_are_counted_and_warned(sim_field: Path, tmp_path: Pat
     assert run["method_counters"][SATURATED] > 0 and res.run["method_counters"] == run["method_counters"]
     assert any("used all 4 queries" in str(w.message) for w in caught)
     assert "used all 4 queries" in run["method_warnings"][0]
+
+
+@pytest.mark.parametrize("stride", [4, 8, 16])
+def test_token_stride_sets_the_transformer_grid(stride: int) -> None:
+    net = build_detr(1, window=64, widths=[8, 8, 16, 16], d_model=32, token_stride=stride).eval()
+    with torch.inference_mode():
+        out = net(torch.randn(1, 1, 64, 64))
+    assert out.encoder_last_hidden_state.shape == (1, (64 // stride) ** 2, 32)
+    assert out.pred_masks.shape[-2:] == (32, 32)  # the masks stay at half resolution
+    with pytest.raises(InputError, match="token_stride"):
+        build_detr(1, token_stride=2)
+
+
+def test_the_detector_alone_has_no_mask_terms_and_leaves_the_mask_head_untouched() -> None:
+    torch.manual_seed(0)
+    net = build_detr(1, window=64, queries=16, widths=[8, 8, 16, 16], d_model=32).train()
+    batch = ([torch.randn(1, 64, 64), torch.randn(1, 64, 64)], [_targets(2), _targets(4)])
+    terms = DetrDetectorTask().losses(net, batch)
+    assert set(terms) == {"ce", "bbox", "giou", "aux"} and all(v > 0 for v in terms.values())
+    sum(terms.values()).backward()
+    assert all(p.grad is None for p in net.detr.mask_head.parameters())
+    assert all(p.grad is not None for p in net.detr.detr.bbox_predictor.parameters())
+    with torch.inference_mode():
+        labels = DetrDetectorTask(score_threshold=0.0).predict_labels(net.eval(), batch[0])
+    assert [lab.shape for lab in labels] == [(64, 64)] * 2 and all(lab.dtype == np.int32 for lab in labels)
+
+
+def test_freezing_the_detector_trains_only_the_mask_head_and_keeps_its_statistics() -> None:
+    torch.manual_seed(0)
+    net = build_detr(1, window=64, queries=16, widths=[8, 8, 16, 16], d_model=32)
+    net.freeze_detector()
+    net.train()
+    assert not net.detr.detr.training and net.detr.mask_head.training
+    trainable = {id(p) for p in net.parameters() if p.requires_grad}
+    head = {id(p) for m in (net.detr.mask_head, net.detr.bbox_attention) for p in m.parameters()}
+    assert trainable == head
+    assert {id(p) for group, _ in net.param_groups_lr() for p in group} == head
+    bn = next(m for m in net.detr.detr.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    before = bn.running_mean.clone()
+    terms = DetrTask().losses(net, ([torch.randn(1, 64, 64) * 5 + 3], [_targets(3)]))
+    sum(terms.values()).backward()
+    assert torch.equal(bn.running_mean, before)
+    assert all(p.grad is None for p in net.detr.detr.parameters())
+
+
+def test_box_masks_fill_each_box_and_never_the_void() -> None:
+    boxes = torch.tensor([[0.5, 0.5, 0.5, 0.25], [0.5, 0.5, 1.0, 1.0]])  # (cx, cy, w, h)
+    m = box_mask_logits(boxes, (8, 8), torch.tensor([False, True]))
+    assert (m[0] > 0).sum() == 4 * 2 and (m[0] > 0)[3:5, 2:6].all()
+    assert (m[1] < 0).all()
+
+
+def test_two_stages_freeze_the_first_stage_detector(sim_field: Path, tmp_path: Path) -> None:
+    """``detector_epochs``: the detector trains alone (chosen by the PQ of its boxes), then the mask
+    head trains on it frozen: the final model's detector equals the first stage's, bit for bit."""
+    from astrostatlearn.cli import app
+    from typer.testing import CliRunner
+
+    out = tmp_path / "m.pt"
+    args = ["train", "detr", "--field", str(sim_field), "--out", str(out), "--patch", "64", "--split", "0.6,0.2,0.2",
+            "--steps", "2", "--batch", "2", "--epochs", "1", "-p", "window=64", "-p", "widths=8/8/16/16",
+            "-p", "d_model=32", "-p", "detector_epochs=2"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    det = detector_path(out)
+    first = [row.split(",") for row in det.with_suffix(".csv").read_text().splitlines()]
+    assert len(first) == 3 and first[1][first[0].index("metric")] == "box_pq"
+    assert "term_mask" not in first[0]
+    second = out.with_suffix(".csv").read_text().splitlines()
+    assert len(second) == 2 and "term_mask" in second[0]
+    a, b = DetrSegmenter.load_file(det).net_, DetrSegmenter.load_file(out).net_
+    sa, sb = a.detr.detr.state_dict(), b.detr.detr.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(x, y) for x, y in zip(a.detr.mask_head.state_dict().values(),
+                                                      b.detr.mask_head.state_dict().values()))

@@ -5,9 +5,11 @@ downloaded: ``use_pretrained_backbone=False`` and a small :class:`~transformers.
 backbone instead of timm weights), then adapted for faint galaxies of 3-50 px:
 
 * the ResNet stem has no max-pool, so the four stages give features at strides 2, 4, 8 and 16
-  (not 4-32): the transformer sees 8 x 8 tokens of a 128^2 window and the mask head predicts
-  masks at half resolution (64^2), resampled bilinearly to the window. (Full resolution made a
-  training step 12x slower on 2 cores, since the mask head runs once per query.);
+  (not 4-32): the transformer sees 8 x 8 tokens of a 128^2 window (``token_stride`` 8 or 4: the
+  last one or two stages do not downsample, for 16 x 16 or 32 x 32 tokens against galaxies of
+  3-50 px) and the mask head predicts masks at half resolution (64^2),
+  resampled bilinearly to the window. (Full resolution made a training step 12x slower on 2
+  cores, since the mask head runs once per query.);
 * every layer trains (transformers freezes the stem and first stage and uses frozen BatchNorm,
   which suits pretrained weights only): the frozen norms become ordinary BatchNorm;
 * ``num_channels`` follows the variant, and the input is normalised per channel from the
@@ -15,7 +17,9 @@ backbone instead of timm weights), then adapted for faint galaxies of 3-50 px:
 * two classes, as the seed's panoptic export: ``galaxy`` (thing, class 0) and ``void`` (stuff,
   class 1), plus DETR's "no object";
 * auxiliary decoding losses (one per decoder layer) and a lower backbone learning rate, as
-  DETR trains.
+  DETR trains; and DETR's two stages: the detector alone first (:meth:`GalaxyDetr.detect`, no
+  mask head: 16x cheaper a step on 2 cores), then the mask head and its attention on the frozen
+  detector (:meth:`GalaxyDetr.freeze_detector`).
 
 ``num_queries`` caps the objects one window can hold; the trainer refuses a value below twice
 the densest training crop. At inference a window whose kept detections reach the cap (all
@@ -48,7 +52,8 @@ __all__ = ["DEFAULT_CONFIG", "GALAXY", "SATURATED", "VOID", "DetrSegmenter", "Ga
            "build_detr", "paint_by_score", "window_segments"]
 
 DEFAULT_CONFIG: dict[str, Any] = {"window": 128, "widths": [16, 32, 64, 128], "d_model": 64, "layers": 2,
-                                  "heads": 8, "ffn": 256, "queries": 32}
+                                  "heads": 8, "ffn": 256, "queries": 32, "token_stride": 16}
+TOKEN_STRIDES = (4, 8, 16)
 
 
 class GalaxyDetr(QueryNetwork):
@@ -64,6 +69,7 @@ class GalaxyDetr(QueryNetwork):
         super().__init__(config)
         from transformers import DetrConfig, DetrForSegmentation
 
+        self.detector_frozen = False
         c = self.config
         detr_config = DetrConfig(
             backbone_config=small_resnet_config(c["in_channels"], c["widths"]), use_pretrained_backbone=False, num_channels=c["in_channels"],
@@ -71,18 +77,47 @@ class GalaxyDetr(QueryNetwork):
             encoder_attention_heads=c["heads"], decoder_attention_heads=c["heads"], encoder_ffn_dim=c["ffn"],
             decoder_ffn_dim=c["ffn"], num_labels=2, auxiliary_loss=True, dropout=0.0)
         self.detr = DetrForSegmentation(detr_config)
-        _full_resolution_trainable_backbone(self.detr.detr.model.backbone.model)
+        _full_resolution_trainable_backbone(self.detr.detr.model.backbone.model, c["token_stride"])
 
     def forward(self, images: torch.Tensor, labels: list[dict[str, torch.Tensor]] | None = None) -> Any:
         return self.detr(pixel_values=self.normalise(images), labels=labels)
+
+    def detect(self, images: torch.Tensor, labels: list[dict[str, torch.Tensor]] | None = None) -> Any:
+        """The detector alone (no mask head): transformers' ``DetrObjectDetectionOutput``, with
+        its class, box and GIoU losses when ``labels`` (``class_labels``, ``boxes``) are given."""
+        return self.detr.detr(pixel_values=self.normalise(images), labels=labels)
+
+    def freeze_detector(self) -> None:
+        """DETR's second stage: only the mask head and its attention map train. The detector's
+        weights take no gradient and its BatchNorm keeps its statistics (eval mode even when
+        the model is put in training mode)."""
+        self.detector_frozen = True
+        for p in self.parameters():
+            p.requires_grad_(False)
+        for part in (self.detr.mask_head, self.detr.bbox_attention):
+            for p in part.parameters():
+                p.requires_grad_(True)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "GalaxyDetr":
+        super().train(mode)
+        if self.detector_frozen:
+            self.detr.detr.eval()
+        return self
 
     def backbone(self) -> nn.Module:
         return self.detr.detr.model.backbone
 
 
-def _full_resolution_trainable_backbone(resnet: nn.Module) -> None:
-    """Stem without max-pool (stride 2); ordinary (trainable) BatchNorm; every parameter trains."""
+def _full_resolution_trainable_backbone(resnet: nn.Module, token_stride: int) -> None:
+    """Stem without max-pool (stride 2); the last stage (two for ``token_stride`` 4) at stride 1 for ``token_stride`` 8;
+    ordinary (trainable) BatchNorm; every parameter trains."""
     resnet.embedder.pooler = nn.Identity()
+    flat = {16: 0, 8: 1, 4: 2}[token_stride]
+    for stage in list(resnet.encoder.stages)[len(resnet.encoder.stages) - flat:]:
+        for conv in stage.modules():
+            if isinstance(conv, nn.Conv2d) and conv.stride == (2, 2):
+                conv.stride = (1, 1)
     for module in list(resnet.modules()):
         for name, child in list(module.named_children()):
             if type(child).__name__ == "DetrFrozenBatchNorm2d":
@@ -97,6 +132,8 @@ def build_detr(in_channels: int, **config: Any) -> GalaxyDetr:
     if unknown:
         raise InputError(f"unknown DETR setting {sorted(unknown)[0]!r}")
     c = {**DEFAULT_CONFIG, **config, "in_channels": int(in_channels)}
+    if c["token_stride"] not in TOKEN_STRIDES:
+        raise InputError(f"token_stride must be one of {TOKEN_STRIDES}, not {c['token_stride']}")
     if (c["d_model"] + c["heads"]) % 8 or c["d_model"] % c["heads"]:
         raise InputError(f"d_model {c['d_model']} must be a multiple of heads {c['heads']}, and d_model + heads of 8")
     return GalaxyDetr(c)
@@ -113,7 +150,10 @@ class DetrSegmenter(QueryPanopticDetector):
                      "widths": "ResNet widths per stage, e.g. 16/32/64/128", "d_model": "transformer width (default 64)",
                      "layers": "encoder and decoder layers (default 2)", "heads": "attention heads (default 8)",
                      "queries": "object queries per window (default: max(32, 2 x the densest crop))",
-                     "ffn": "feed-forward width (default 256)"}
+                     "ffn": "feed-forward width (default 256)",
+                     "token_stride": "pixels per transformer token: 4, 8 or 16 (default 16)",
+                     "detector_epochs": "epochs of DETR's first stage, the detector alone, before --epochs "
+                                        "of the mask head on the frozen detector (default 0: one joint stage)"}
 
     build_model = staticmethod(build_detr)
     trainer = "astrostatlearn.training.detr"

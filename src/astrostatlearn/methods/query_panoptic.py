@@ -60,10 +60,12 @@ class QueryNetwork(nn.Module):
         raise NotImplementedError
 
     def param_groups_lr(self) -> list[tuple[list[nn.Parameter], float]]:
-        """(parameters, learning-rate factor): the backbone at ``backbone_lr``, as DETR trains it."""
-        backbone = list(self.backbone().parameters())
-        ids = {id(p) for p in backbone}
-        return [(backbone, self.backbone_lr), ([p for p in self.parameters() if id(p) not in ids], 1.0)]
+        """(trainable parameters, learning-rate factor): the backbone at ``backbone_lr``, as DETR
+        trains it; a group with no trainable parameter is left out."""
+        backbone = [p for p in self.backbone().parameters() if p.requires_grad]
+        ids = {id(p) for p in self.backbone().parameters()}
+        rest = [p for p in self.parameters() if id(p) not in ids and p.requires_grad]
+        return [(group, f) for group, f in ((backbone, self.backbone_lr), (rest, 1.0)) if group]
 
 
 @dataclass

@@ -95,8 +95,12 @@ class QueryTask(DetectionTask):
     def losses(self, model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
         images, targets = batch
         out = model(torch.stack(images), labels=[{k: t[k] for k in self.target_keys} for t in targets])
+        return self.weighted_terms(out.loss_dict)
+
+    def weighted_terms(self, loss_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The model's loss terms by logged name, weighted (see the class notes)."""
         terms: dict[str, torch.Tensor] = {}
-        for k, v in out.loss_dict.items():
+        for k, v in loss_dict.items():
             base, _, layer = k.rpartition("_") if k[-1].isdigit() else (k, "", "")
             if base not in self.weights:
                 continue
@@ -126,18 +130,21 @@ class QueryModelSpec:
 
 def train_query_model(spec: QueryModelSpec, dataset_dirs: Sequence[str | Path], out: str | Path,
                       cfg: TrainConfig | None = None, config: dict[str, Any] | None = None, resume: bool = False,
-                      progress: bool = True, snapshot_every: int = 0) -> list[EpochStats]:
+                      progress: bool = True, snapshot_every: int = 0,
+                      start: nn.Module | None = None) -> list[EpochStats]:
     """Train the model of ``spec`` on ``dataset_dirs`` (random crops of its window) and save the
-    best (by validation PQ) to ``out``; ``config`` overrides ``spec.default_config``.
+    best (by the task's validation metric: PQ) to ``out``; ``config`` overrides ``spec.default_config``.
 
     ``queries`` defaults to max(32, twice the densest crop of the datasets); a smaller value is
-    refused. Beside ``out`` go ``out.ckpt`` (for ``resume``), ``out.csv`` (one row per epoch, with
-    the loss terms) and ``out.json`` (configuration, densest crop, history).
+    refused. ``start``: a network to continue from (its config and input normalisation are kept;
+    ``config`` is ignored), e.g. DETR's frozen detector. Beside ``out`` go ``out.ckpt`` (for
+    ``resume``), ``out.csv`` (one row per epoch, with the loss terms) and ``out.json``
+    (configuration, densest crop, history).
     """
     cfg = cfg or TrainConfig()
     dirs = [Path(d) for d in dataset_dirs]
     variant = one_variant(dirs)
-    asked = dict(config or {})
+    asked = dict(config or {}) if start is None else dict(start.config)
     config = {**spec.default_config, **asked}
     window = int(config["window"])
     patch = load_manifest(dirs[0])["patch"]
@@ -153,10 +160,17 @@ def train_query_model(spec: QueryModelSpec, dataset_dirs: Sequence[str | Path], 
     train = ConcatPatches([panoptic_patches(d, "train", True, crop=window, seed=cfg.seed) for d in dirs])
     val = ConcatPatches([panoptic_patches(d, "val", False, crop=window, seed=cfg.seed) for d in dirs])
     torch.manual_seed(cfg.seed)
-    net = spec.build(len(train.datasets[0].base.channels), **{k: v for k, v in config.items() if k != "in_channels"})
-    shift, scale = channel_stats(train)
-    net.shift.copy_(shift)
-    net.scale.copy_(scale)
+    channels = len(train.datasets[0].base.channels)
+    if start is None:
+        net = spec.build(channels, **{k: v for k, v in config.items() if k != "in_channels"})
+        shift, scale = channel_stats(train)
+        net.shift.copy_(shift)
+        net.scale.copy_(scale)
+    elif start.config["in_channels"] != channels:
+        raise InputError(f"the starting {name} model takes {start.config['in_channels']} channels, "
+                         f"the datasets {channels}")
+    else:
+        net = start
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     history = fit_and_save(net, spec.task(), train, val, cfg, out,
@@ -182,20 +196,28 @@ def parse_query_options(params: dict[str, Any]) -> dict[str, Any]:
     return opts
 
 
-def train_query_request(spec: QueryModelSpec, request: "TrainRequest") -> str:
+def train_query_request(spec: QueryModelSpec, request: "TrainRequest",
+                        train: Callable[..., list[EpochStats]] | None = None,
+                        stage_options: tuple[str, ...] = ()) -> str:
     """``astrostatlearn train METHOD``: patch datasets with COCO exports beside ``request.out``
-    (``OUT.datasets/dsK``), then :func:`train_query_model`; returns a one-line summary."""
+    (``OUT.datasets/dsK``), then ``train`` (default :func:`train_query_model` of ``spec``; the
+    options named in ``stage_options`` go to it as keywords, the others into the model's config);
+    returns a one-line summary."""
     from astrostatlearn.training.requests import check_loop_request, datasets_removed_if_refused, prepare_datasets
 
     cls = spec.segmenter
     check_loop_request(request, cls)
     opts = parse_query_options(request.params)
+    stages = {k: opts.pop(k) for k in stage_options if k in opts}
+    if train is None:
+        def train(*args: Any, **kwargs: Any) -> list[EpochStats]:
+            return train_query_model(spec, *args, **kwargs)
     with datasets_removed_if_refused(request):
         dirs = prepare_datasets(request, request.variant or cls.default_variant, coco=True)
         cfg = TrainConfig(epochs=request.epochs, batch_size=request.batch, lr=request.lr or 5e-4, seed=request.seed,
                           steps_per_epoch=request.steps, device=request.device, clip_grad=0.1)
-        hist = train_query_model(spec, dirs, request.out, cfg, opts, resume=request.resume, progress=True,
-                                 snapshot_every=request.snapshot_every)
+        hist = train(dirs, request.out, cfg, opts, resume=request.resume, progress=True,
+                     snapshot_every=request.snapshot_every, **stages)
     best = max(hist, key=lambda h: h.val_metric)
     return (f"wrote {request.out}: best validation PQ {best.val_metric:.3f} at epoch {best.epoch + 1}; "
             f"log {request.out.with_suffix('.csv')}")
