@@ -21,15 +21,19 @@ from pathlib import Path
 
 
 def training_summary(model: Path) -> str:
-    """Epochs, seconds and the best validation PQ from the model's CSV log (beside it)."""
-    log = Path(model).with_suffix(".csv")
-    if not log.exists():
-        return "no training log"
-    hist = list(csv.DictReader(log.open()))
-    best = max(hist, key=lambda h: float(h["val_metric"]))
-    t_best = sum(float(h["seconds"]) for h in hist[: int(best["epoch"]) + 1])
-    return (f"{len(hist)} epochs, {sum(float(h['seconds']) for h in hist):.0f} s; best val PQ "
-            f"{float(best['val_metric']):.3f} at epoch {int(best['epoch']) + 1} after {t_best:.0f} s")
+    """Epochs, seconds and the best validation metric from the model's CSV log (beside it), after
+    those of a first stage (DETR's detector alone, ``<stem>.detector.csv``) where there is one."""
+    model = Path(model)
+    logs = [model.with_name(f"{model.stem}.detector.csv"), model.with_suffix(".csv")]
+    parts, before = [], 0.0
+    for log in (p for p in logs if p.exists()):
+        hist = list(csv.DictReader(log.open()))
+        best = max(hist, key=lambda h: float(h["val_metric"]))
+        t_best = before + sum(float(h["seconds"]) for h in hist[: int(best["epoch"]) + 1])
+        before += sum(float(h["seconds"]) for h in hist)
+        parts.append(f"{len(hist)} epochs, {before:.0f} s in all; best val {best['metric']} "
+                     f"{float(best['val_metric']):.3f} at epoch {int(best['epoch']) + 1} after {t_best:.0f} s")
+    return "; then ".join(parts) or "no training log"
 
 
 def main() -> None:

@@ -201,3 +201,11 @@ def test_two_stages_freeze_the_first_stage_detector(sim_field: Path, tmp_path: P
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert not all(torch.equal(x, y) for x, y in zip(a.detr.mask_head.state_dict().values(),
                                                       b.detr.mask_head.state_dict().values()))
+    # --resume with one more epoch continues the second stage and does not repeat the finished first.
+    r = CliRunner().invoke(app, [*args[:args.index("--epochs")], "--epochs", "2", *args[args.index("--epochs") + 2:],
+                                 "--resume"])
+    assert r.exit_code == 0, r.output
+    assert len(det.with_suffix(".csv").read_text().splitlines()) == 3
+    assert len(out.with_suffix(".csv").read_text().splitlines()) == 3
+    c = DetrSegmenter.load_file(out).net_.detr.detr.state_dict()
+    assert all(torch.equal(sa[k], c[k]) for k in sa)

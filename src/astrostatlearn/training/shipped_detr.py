@@ -30,10 +30,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--detector-epochs", type=int, default=0, help="epochs of the detector alone first (0: one stage)")
     ap.add_argument("--window", type=int, default=128, help="training crop and inference window, px")
     ap.add_argument("--token-stride", type=int, default=16, help="pixels per transformer token (4, 8 or 16)")
+    ap.add_argument("--d-model", type=int, default=64, help="transformer width")
+    ap.add_argument("--ffn", type=int, default=256, help="feed-forward width")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     dirs = build_training_sets(args.work, args.size)
-    config = {"window": args.window, "token_stride": args.token_stride}
+    config = {"window": args.window, "token_stride": args.token_stride, "d_model": args.d_model, "ffn": args.ffn}
     train_detr(dirs, args.out, recipe_config(args, clip_grad=0.1), config, resume=args.resume,
                detector_epochs=args.detector_epochs)
     print(f"saved {args.out} ({args.out.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.0f} s")
