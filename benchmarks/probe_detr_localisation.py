@@ -8,14 +8,24 @@ terms and, over 40 fresh windows, the median of each object's best box IoU over 
 (1 would be perfect localisation), first for the untrained network.
 If the detector cannot place boxes here, it cannot on galaxies either.
 
+With ``--model PATH`` (a saved DETR: a first-stage ``*.detector.pt`` or a whole model) it trains
+nothing and reads that model on the validation crops of the training sets (``--datasets``, the
+shipped recipe's): per galaxy the best box IoU of any query, that query's galaxy probability and
+whether "no object" is its most probable class; and per crop how far apart the masks of its two
+most confident galaxy queries are (the largest difference of their mask probabilities: 0 when the
+mask head gives every query the same mask).
+
 Usage: python benchmarks/probe_detr_localisation.py [--steps 3000] [--lr 3e-4] [--batch 8]
        [-p token_stride=8 -p d_model=128 -p ffn=512 ...]  (any ``train detr`` model option)
+       python benchmarks/probe_detr_localisation.py --model build/detr/detr-default.pt [--last]
+       [--datasets build/shipped-maskrcnn]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -53,6 +63,46 @@ def median_best_iou(net: torch.nn.Module, rng: np.random.Generator, n: int = 40)
     return float(np.median(best))
 
 
+def read_model(path: Path, datasets: Path, last: bool = False) -> None:
+    """Print what a saved DETR does on the validation crops of ``datasets`` (see the module notes);
+    ``last``: the last epoch's weights, from the training checkpoint beside it (``PATH.ckpt``)."""
+    from torchvision.ops import box_convert, box_iou
+
+    from astrostatlearn.methods.detr import GALAXY, DetrSegmenter
+    from astrostatlearn.training.patches import ConcatPatches
+    from astrostatlearn.training.query_panoptic import panoptic_patches
+
+    net = DetrSegmenter.load_file(path).net_.eval()
+    if last:
+        ck = torch.load(path.with_suffix(path.suffix + ".ckpt"), map_location="cpu", weights_only=False)
+        net.load_state_dict(ck["model"])
+        path = Path(f"{path} (epoch {ck['epoch'] + 1}, from its checkpoint)")
+    window = net.config["window"]
+    val = ConcatPatches([panoptic_patches(d, "val", False, crop=window) for d in sorted(datasets.glob("ds*"))])
+    best, prob, empty, apart = [], [], [], []
+    with torch.inference_mode():
+        for i in range(len(val)):
+            img, t = val[i]
+            out = net(img[None])
+            p = out.logits[0].softmax(-1)
+            top = p[:, GALAXY].argsort(descending=True)[:2]
+            masks = out.pred_masks[0, top].sigmoid()
+            apart.append(float((masks[0] - masks[1]).abs().max()))
+            galaxies = t["class_labels"] == GALAXY
+            if not bool(galaxies.any()):
+                continue
+            iou = box_iou(box_convert(t["boxes"][galaxies], "cxcywh", "xyxy"),
+                          box_convert(out.pred_boxes[0], "cxcywh", "xyxy")).max(1)
+            best += iou.values.tolist()
+            prob += p[iou.indices, GALAXY].tolist()
+            empty += (p[iou.indices].argmax(-1) == 2).tolist()
+    print(f"{path} on {len(val)} validation crops of {window}^2 ({len(best)} galaxies):")
+    print(f"  best box IoU of any query: median {np.median(best):.3f}, >= 0.5 for {np.mean(np.array(best) >= 0.5):.1%}")
+    print(f"  that query's galaxy probability: median {np.median(prob):.2f}; 'no object' most probable for "
+          f"{int(np.sum(empty))} of {len(empty)}")
+    print(f"  largest mask-probability difference of the two most confident queries: median {np.median(apart):.3f}")
+
+
 def main() -> None:
     from astrostatlearn.methods.detr import build_detr
     from astrostatlearn.training.detr import DetrDetectorTask, detr_targets
@@ -65,7 +115,14 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--queries", type=int, default=16)
     ap.add_argument("-p", dest="params", action="append", default=[], help="model option NAME=VALUE")
+    ap.add_argument("--model", type=Path, help="read this saved DETR on the validation crops instead of training")
+    ap.add_argument("--last", action="store_true", help="with --model: the last epoch, from MODEL.ckpt")
+    ap.add_argument("--datasets", type=Path, default=Path("build/shipped-maskrcnn"),
+                    help="folder of the recipe's patch datasets (ds0, ds1, ...)")
     args = ap.parse_args()
+    if args.model is not None:
+        read_model(args.model, args.datasets, args.last)
+        return
     options = parse_query_options(dict(p.split("=", 1) for p in args.params))
     torch.manual_seed(0)
     rng = np.random.default_rng(0)

@@ -1,6 +1,6 @@
 """Choose a query model's (DETR, Mask2Former) post-processing on a validation field (seed 3000: neither
 a training seed, 1000+, nor a test seed, 7 and 8): each (score threshold, mask threshold, window
-overlap) of the grid segments the field and is scored (PQ, pixel IoU, F1). With ``--write``, the
+overlap, a quarter or three eighths of the model's window) of the grid segments the field and is scored (PQ, pixel IoU, F1). With ``--write``, the
 best setting by PQ is stored in the model file.
 
 Usage: python benchmarks/tune_query_postprocess.py --model PATH [--size 2048] [--write]
@@ -13,7 +13,7 @@ import itertools
 import tempfile
 from pathlib import Path
 
-GRID = {"score_threshold": (0.3, 0.5, 0.7), "mask_threshold": (0.4, 0.5), "overlap": (32, 48)}
+GRID = {"score_threshold": (0.2, 0.3, 0.5, 0.7), "mask_threshold": (0.4, 0.5), "overlap": (1 / 4, 3 / 8)}
 
 
 def main() -> None:
@@ -37,13 +37,14 @@ def main() -> None:
     best = None
     for values in itertools.product(*GRID.values()):
         params = dict(zip(GRID, values))
+        params["overlap"] = int(round(params["overlap"] * seg.window))
         seg.set_params(**params)
         out = work / "run"
         with Field.open(field) as f:
             prepare_and_segment(f, seg, out, variant=seg.variant, overwrite=True, score=False)
         ev = evaluate(open_image(field / "true.fits"), open_image(out / "segmentation.fits"), coco=False)
         pq = ev.panoptic["galaxy"]["pq"]
-        print(f"{values[0]:>6} {values[1]:>5} {values[2]:>7} {pq:>6.3f} {ev.pixel['iou']:>6.3f} "
+        print(f"{values[0]:>6} {values[1]:>5} {params['overlap']:>7} {pq:>6.3f} {ev.pixel['iou']:>6.3f} "
               f"{ev.detection['f1']:>6.3f}", flush=True)
         if best is None or pq > best[0]:
             best = (pq, params)

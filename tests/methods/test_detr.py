@@ -80,6 +80,9 @@ def test_panoptic_overlap_rule() -> None:
     assert ws.scores.tolist() == pytest.approx([0.9, 0.7], abs=1e-4)
     assert (ws.labels[:, :10] == 1).all()  # galaxy 0.9 beats galaxy 0.7 and the void
     assert (ws.labels[:, 10:15] == 2).all()  # galaxy 0.7 x 1.0 beats void 0.95 x 0.62
+    # Below 0.5 a query whose most probable class is "no object" is kept too (its galaxy probability counts).
+    low = window_segments(_logits([GALAXY, 2], [0.35, 0.6]), boxes[:2], masks[:2], (20, 20), score_threshold=0.3)
+    assert low.scores.tolist() == pytest.approx([0.35], abs=1e-4) and (low.labels[:, :10] == 1).all()
     assert (ws.labels[:, 15:] == 0).all()  # void pixels are background; no-object and faint queries are dropped
     assert not ws.saturated
     # All queries but one kept: the window is at the query limit.

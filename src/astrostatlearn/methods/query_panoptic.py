@@ -3,8 +3,9 @@ mask logits to one window's objects, windows to a tile's objects, and the overla
 
 Both models give, per window, ``Q`` queries with logits over (``galaxy``, ``void``, no object)
 and a mask logit map each. **Window rule** (DETR's and Mask2Former's panoptic post-processing):
-a query is kept when its most probable class is not "no object" and its class probability is at
-least ``score_threshold``; each pixel goes to the kept query with the highest ``class
+a query is kept when its ``galaxy`` or ``void`` probability is at least ``score_threshold``
+(from 0.5 up that is the panoptic rule, the most probable class is not "no object"; a lower
+threshold also keeps less confident queries, as DETR's detection post-processing does); each pixel goes to the kept query with the highest ``class
 probability x mask probability``, provided that query's mask probability there exceeds
 ``mask_threshold``; pixels of void queries are background. **Across windows** an object belongs
 to the window that owns its mask's bounding-box centre (the Voronoi split of overlapping
@@ -105,7 +106,7 @@ def window_segments(logits: torch.Tensor, boxes: torch.Tensor | None, mask_logit
     """
     prob = logits.float().softmax(-1)
     score, cls = prob[:, :2].max(-1)
-    keep = (prob.argmax(-1) != 2) & (score >= score_threshold)
+    keep = score >= score_threshold
     saturated = bool(int(keep.sum()) >= logits.shape[0] - 1)
     H, W = size
     if not bool(keep.any()):
