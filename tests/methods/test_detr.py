@@ -142,6 +142,11 @@ def test_token_stride_sets_the_transformer_grid(stride: int) -> None:
         build_detr(1, token_stride=2)
 
 
+def test_a_negative_first_stage_is_refused() -> None:
+    with pytest.raises(InputError, match="detector_epochs must be >= 0"):
+        train_detr([], Path("unused.pt"), detector_epochs=-1)
+
+
 def test_the_detector_alone_has_no_mask_terms_and_leaves_the_mask_head_untouched() -> None:
     torch.manual_seed(0)
     net = build_detr(1, window=64, queries=16, widths=[8, 8, 16, 16], d_model=32).train()

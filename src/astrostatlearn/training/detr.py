@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from astrostatlearn.errors import InputError
 from astrostatlearn.methods.detr import DEFAULT_CONFIG, VOID, DetrSegmenter, build_detr, window_segments
 from astrostatlearn.training.loop import EpochStats, TrainConfig
 from astrostatlearn.training.query_panoptic import (QueryModelSpec, QueryTask, panoptic_instance_maps,
@@ -111,7 +112,9 @@ def train_detr(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: TrainCo
     :func:`detector_path`, then ``cfg.epochs`` of the mask head on the frozen detector. With
     ``resume`` a finished first stage is not repeated. Returns the last stage's history.
     """
-    if detector_epochs <= 0:
+    if detector_epochs < 0:
+        raise InputError(f"detector_epochs must be >= 0 (0: one joint stage), not {detector_epochs}")
+    if detector_epochs == 0:
         return train_query_model(SPEC, dataset_dirs, out, cfg, config, resume, progress, snapshot_every)
     cfg = cfg or TrainConfig()
     first = detector_cfg or dataclasses.replace(cfg, epochs=detector_epochs, patience=detector_epochs)
