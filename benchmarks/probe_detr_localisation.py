@@ -46,28 +46,33 @@ def blob_window(rng: np.random.Generator) -> tuple[torch.Tensor, np.ndarray]:
     return torch.from_numpy(img)[None], inst
 
 
-def median_best_iou(net: torch.nn.Module, rng: np.random.Generator, n: int = 40) -> float:
-    """Median over the objects of ``n`` fresh windows of the best box IoU any query gives."""
+def best_boxes(targets: dict[str, torch.Tensor], pred_boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per true galaxy of ``targets`` (DETR's), the best box IoU of any query of ``pred_boxes``
+    [Q, 4] (both normalised (cx, cy, w, h)) and that query's index."""
     from torchvision.ops import box_convert, box_iou
 
+    from astrostatlearn.methods.detr import GALAXY
+
+    true = box_convert(targets["boxes"][targets["class_labels"] == GALAXY], "cxcywh", "xyxy")
+    best = box_iou(true, box_convert(pred_boxes, "cxcywh", "xyxy")).max(1)
+    return best.values, best.indices
+
+
+def median_best_iou(net: torch.nn.Module, rng: np.random.Generator, n: int = 40) -> float:
+    """Median over the objects of ``n`` fresh windows of the best box IoU any query gives."""
     from astrostatlearn.training.detr import detr_targets
 
     best = []
     with torch.inference_mode():
         for _ in range(n):
             img, inst = blob_window(rng)
-            t = detr_targets(inst)
-            out = net.detect(img[None])
-            true = box_convert(t["boxes"][t["class_labels"] == 0], "cxcywh", "xyxy")
-            best += box_iou(true, box_convert(out.pred_boxes[0], "cxcywh", "xyxy")).max(1).values.tolist()
+            best += best_boxes(detr_targets(inst), net.detect(img[None]).pred_boxes[0])[0].tolist()
     return float(np.median(best))
 
 
 def read_model(path: Path, datasets: Path, last: bool = False) -> None:
     """Print what a saved DETR does on the validation crops of ``datasets`` (see the module notes);
     ``last``: the last epoch's weights, from the training checkpoint beside it (``PATH.ckpt``)."""
-    from torchvision.ops import box_convert, box_iou
-
     from astrostatlearn.methods.detr import GALAXY, DetrSegmenter
     from astrostatlearn.training.patches import ConcatPatches
     from astrostatlearn.training.query_panoptic import panoptic_patches
@@ -88,14 +93,12 @@ def read_model(path: Path, datasets: Path, last: bool = False) -> None:
             top = p[:, GALAXY].argsort(descending=True)[:2]
             masks = out.pred_masks[0, top].sigmoid()
             apart.append(float((masks[0] - masks[1]).abs().max()))
-            galaxies = t["class_labels"] == GALAXY
-            if not bool(galaxies.any()):
+            if not bool((t["class_labels"] == GALAXY).any()):
                 continue
-            iou = box_iou(box_convert(t["boxes"][galaxies], "cxcywh", "xyxy"),
-                          box_convert(out.pred_boxes[0], "cxcywh", "xyxy")).max(1)
-            best += iou.values.tolist()
-            prob += p[iou.indices, GALAXY].tolist()
-            empty += (p[iou.indices].argmax(-1) == 2).tolist()
+            iou, query = best_boxes(t, out.pred_boxes[0])
+            best += iou.tolist()
+            prob += p[query, GALAXY].tolist()
+            empty += (p[query].argmax(-1) == 2).tolist()
     print(f"{path} on {len(val)} validation crops of {window}^2 ({len(best)} galaxies):")
     print(f"  best box IoU of any query: median {np.median(best):.3f}, >= 0.5 for {np.mean(np.array(best) >= 0.5):.1%}")
     print(f"  that query's galaxy probability: median {np.median(prob):.2f}; 'no object' most probable for "

@@ -1,7 +1,7 @@
 """Choose a query model's (DETR, Mask2Former) post-processing on a validation field (seed 3000: neither
 a training seed, 1000+, nor a test seed, 7 and 8): each (score threshold, mask threshold, window
-overlap, a quarter or three eighths of the model's window) of the grid segments the field and is scored (PQ, pixel IoU, F1). With ``--write``, the
-best setting by PQ is stored in the model file.
+overlap, a quarter or three eighths of the model's window) of the grid segments the field and is
+scored (PQ, pixel IoU, F1). With ``--write``, the best setting by PQ is stored in the model file.
 
 Usage: python benchmarks/tune_query_postprocess.py --model PATH [--size 2048] [--write]
 """

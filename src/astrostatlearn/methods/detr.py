@@ -7,9 +7,9 @@ backbone instead of timm weights), then adapted for faint galaxies of 3-50 px:
 * the ResNet stem has no max-pool, so the four stages give features at strides 2, 4, 8 and 16
   (not 4-32): the transformer sees 8 x 8 tokens of a 128^2 window (``token_stride`` 8 or 4: the
   last one or two stages do not downsample, for 16 x 16 or 32 x 32 tokens against galaxies of
-  3-50 px) and the mask head predicts masks at half resolution (64^2),
-  resampled bilinearly to the window. (Full resolution made a training step 12x slower on 2
-  cores, since the mask head runs once per query.);
+  3-50 px) and the mask head predicts masks at half resolution (64^2), resampled bilinearly to
+  the window. (Full resolution made a training step 12x slower on 2 cores, since the mask head
+  runs once per query.);
 * every layer trains (transformers freezes the stem and first stage and uses frozen BatchNorm,
   which suits pretrained weights only): the frozen norms become ordinary BatchNorm;
 * ``num_channels`` follows the variant, and the input is normalised per channel from the
@@ -110,8 +110,8 @@ class GalaxyDetr(QueryNetwork):
 
 
 def _full_resolution_trainable_backbone(resnet: nn.Module, token_stride: int) -> None:
-    """Stem without max-pool (stride 2); the last stage (two for ``token_stride`` 4) at stride 1 for ``token_stride`` 8;
-    ordinary (trainable) BatchNorm; every parameter trains."""
+    """Stem without max-pool (stride 2); the last stage at stride 1 for ``token_stride`` 8 (the
+    last two for 4); ordinary (trainable) BatchNorm; every parameter trains."""
     resnet.embedder.pooler = nn.Identity()
     flat = {16: 0, 8: 1, 4: 2}[token_stride]
     for stage in list(resnet.encoder.stages)[len(resnet.encoder.stages) - flat:]:

@@ -5,9 +5,10 @@ Both models give, per window, ``Q`` queries with logits over (``galaxy``, ``void
 and a mask logit map each. **Window rule** (DETR's and Mask2Former's panoptic post-processing):
 a query is kept when its ``galaxy`` or ``void`` probability is at least ``score_threshold``
 (from 0.5 up that is the panoptic rule, the most probable class is not "no object"; a lower
-threshold also keeps less confident queries, as DETR's detection post-processing does); each pixel goes to the kept query with the highest ``class
-probability x mask probability``, provided that query's mask probability there exceeds
-``mask_threshold``; pixels of void queries are background. **Across windows** an object belongs
+threshold also keeps less confident queries, as DETR's detection post-processing does); each
+pixel goes to the kept query with the highest ``class probability x mask probability``,
+provided that query's mask probability there exceeds ``mask_threshold``; pixels of void queries
+are background. **Across windows** an object belongs
 to the window that owns its mask's bounding-box centre (the Voronoi split of overlapping
 windows), and objects are painted in descending score, each taking only unclaimed pixels; an
 object left with fewer than ``min_area`` pixels is dropped. Each object's score is its

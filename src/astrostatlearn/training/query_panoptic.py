@@ -12,6 +12,7 @@ by PQ on the validation patches (:mod:`astrostatlearn.metrics`). A model is desc
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,9 +210,7 @@ def train_query_request(spec: QueryModelSpec, request: "TrainRequest",
     check_loop_request(request, cls)
     opts = parse_query_options(request.params)
     stages = {k: opts.pop(k) for k in stage_options if k in opts}
-    if train is None:
-        def train(*args: Any, **kwargs: Any) -> list[EpochStats]:
-            return train_query_model(spec, *args, **kwargs)
+    train = train or functools.partial(train_query_model, spec)
     with datasets_removed_if_refused(request):
         dirs = prepare_datasets(request, request.variant or cls.default_variant, coco=True)
         cfg = TrainConfig(epochs=request.epochs, batch_size=request.batch, lr=request.lr or 5e-4, seed=request.seed,
