@@ -84,6 +84,26 @@ def test_a_hole_of_nan_takes_the_nearest_cells() -> None:
     assert mesh.bkg[3, 5] == pytest.approx(mesh.bkg[1, 5], abs=0.5)  # filled, on the sky's level
 
 
+@pytest.mark.parametrize("sample", [1, 2])
+def test_a_raw_mesh_needs_no_statistics(sample: int) -> None:
+    """``pre=None`` (channel 0 is the image: ``raw``) measures the mesh that the fitted variant
+    gives, bit for bit, with a hole of NaN too, so ``segment`` can measure it
+    while the statistics are computed; a variant that rescales the image gets another mesh."""
+    from astrostatlearn.preprocess import channel0_is_image
+
+    img = _sky((256, 384))
+    img[40:90, 100:180] = np.nan
+    rms = np.ones_like(img)
+    f = _field(img, rms)
+    assert channel0_is_image("raw") and not channel0_is_image("norm") and not channel0_is_image("bogus")
+    fitted = BackgroundMesh.from_field(f, fit_variant(f, "raw"), box=32, sample=sample, check=True)
+    free = BackgroundMesh.from_field(f, None, box=32, sample=sample, check=True)
+    np.testing.assert_array_equal(free.bkg, fitted.bkg)
+    np.testing.assert_array_equal(free.rms, fitted.rms)
+    norm = BackgroundMesh.from_field(f, fit_variant(f, "norm"), box=32, sample=sample)
+    assert not np.allclose(norm.bkg, free.bkg)
+
+
 def test_check_names_a_bad_rms_pixel() -> None:
     img = _sky()
     rms = np.ones_like(img)

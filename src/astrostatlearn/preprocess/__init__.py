@@ -2,7 +2,7 @@
 
 from astrostatlearn.preprocess.run import preprocess_field, write_preview
 from astrostatlearn.preprocess.stats import GlobalStats, global_stats
-from astrostatlearn.preprocess.variants import STRETCHES, VARIANTS, Preprocessor, fit_variant
+from astrostatlearn.preprocess.variants import STRETCHES, VARIANTS, Preprocessor, channel0_is_image, fit_variant
 
-__all__ = ["GlobalStats", "Preprocessor", "STRETCHES", "VARIANTS", "fit_variant", "global_stats",
+__all__ = ["GlobalStats", "Preprocessor", "STRETCHES", "VARIANTS", "channel0_is_image", "fit_variant", "global_stats",
            "preprocess_field", "write_preview"]

@@ -40,6 +40,13 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 STRETCHES = ("asinh", "log", "sqrt", "power", "linear")
 
 
+def channel0_is_image(variant: str) -> bool:
+    """Whether channel 0 of ``variant`` is the image itself wherever it is finite (``raw``), so
+    it needs no global statistics: the background mesh of such a variant can be measured before
+    them, or while they are. False for an unknown name (:func:`fit_variant` refuses it)."""
+    return variant == "raw"
+
+
 def _stretch(name: str, a: float) -> BaseStretch:
     from astropy.visualization import AsinhStretch, LinearStretch, LogStretch, PowerStretch, SqrtStretch
 

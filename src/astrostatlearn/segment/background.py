@@ -56,24 +56,25 @@ def sample_step(box: int, sample: int) -> int:
     return sample if sample > 1 and box % sample == 0 and box // sample >= 16 else 1
 
 
-def block_statistics(field: Field, pre: Preprocessor, window: Window, box: int,
+def block_statistics(field: Field, pre: Preprocessor | None, window: Window, box: int,
                      check: bool, sample: int = 1) -> tuple[np.ndarray, np.ndarray, int]:
     """:func:`cell_statistics` of channel 0 of ``window`` (whole rows of cells, starting on a
     cell edge) from every ``sample``-th pixel along each axis (:func:`sample_step` of ``box``),
     and, with ``check``, the number of bad pixels among all of them that
     :func:`~astrostatlearn.field.checks.check_pixels` counts there (an :class:`InputError` names
-    the first one that is an error)."""
+    the first one that is an error). ``pre`` None: channel 0 is the image itself
+    (:func:`~astrostatlearn.preprocess.channel0_is_image`)."""
     img, rms = field.read_img(window), field.read_rms(window)
     n_bad = check_pixels(field, window, img, rms) if check else 0
     step = sample_step(box, sample)
     if step > 1:
         img, rms = img[::step, ::step], None if rms is None else rms[::step, ::step]
-    ch0 = pre.apply(img, rms)[0]
+    ch0 = np.asarray(img, np.float32) if pre is None else pre.apply(img, rms)[0]
     finite = np.isfinite(img)
     return (*cell_statistics(ch0 if finite.all() else np.where(finite, ch0, np.nan), box // step), n_bad)
 
 
-def _blocks_in_process(paths: tuple[Any, Any], pre: Preprocessor, windows: list[Window], box: int,
+def _blocks_in_process(paths: tuple[Any, Any], pre: Preprocessor | None, windows: list[Window], box: int,
                        check: bool, sample: int = 1) -> list[tuple[np.ndarray, np.ndarray, int]]:
     """:func:`block_statistics` of consecutive ``windows`` in a worker process, which opens the
     field once for them (and closes it: nothing outlives the task)."""
@@ -116,7 +117,7 @@ class BackgroundMesh:
     shape: tuple[int, int]
 
     @classmethod
-    def from_field(cls, field: Field, pre: Preprocessor, box: int = 64, filter_size: int = 3,
+    def from_field(cls, field: Field, pre: Preprocessor | None, box: int = 64, filter_size: int = 3,
                    progress: bool = False, workers: int = 2, check: bool = False,
                    pool: Executor | None = None, sample: int = 1) -> "BackgroundMesh":
         """Measure the mesh of ``field`` (one read of the image and rms, ``box`` rows at a time).
@@ -129,7 +130,10 @@ class BackgroundMesh:
         :class:`InputError` names the first bad pixel). The blocks of rows are
         measured by ``workers`` threads, or by the processes of ``pool`` (a field on disk only:
         the clipping's bookkeeping holds the GIL, so threads reach about 1.7x on two cores).
-        Memory: a few copies of one strip (``box`` x width float32) per worker."""
+        ``pre`` is the fitted variant, or None for one whose channel 0 is the image itself
+        (:func:`~astrostatlearn.preprocess.channel0_is_image`): the same mesh, measured before the
+        variant's statistics, or while they are. Memory: a few copies of one strip (``box`` x
+        width float32) per worker."""
         ny, nx = field.shape
         box = int(min(box, ny, nx))
         # Blocks of whole cell rows, about 4 Mpix each: few enough calls that the clipping's
@@ -208,7 +212,7 @@ def _bilinear(mesh: np.ndarray, rows: tuple[np.ndarray, ...], cols: tuple[np.nda
     return out
 
 
-def _measure_blocks(field: Field, pre: Preprocessor, windows: list[Window], box: int, check: bool, workers: int,
+def _measure_blocks(field: Field, pre: Preprocessor | None, windows: list[Window], box: int, check: bool, workers: int,
                     pool: Executor | None, sample: int) -> Iterator[list[tuple[np.ndarray, np.ndarray, int]]]:
     """:func:`block_statistics` of every window, in order, in lists as they are done: by the
     processes of ``pool`` (``workers`` of them) in runs of consecutive windows (four per process),

@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from dataclasses import field as dc_field
@@ -41,7 +42,7 @@ from astrostatlearn.field import Field, FitsImageWriter, Window, atomic_write_by
 from astrostatlearn.field.fitsio import output_header
 from astrostatlearn.field.outputs import OutputSet
 from astrostatlearn.methods import Segmenter, load_segmenter
-from astrostatlearn.preprocess import Preprocessor, fit_variant
+from astrostatlearn.preprocess import Preprocessor, channel0_is_image, fit_variant
 from astrostatlearn.segment.background import BackgroundMesh
 from astrostatlearn.segment.catalog import CatalogWcs, ecsv_bytes, finish_catalog, measure_pixels
 from astrostatlearn.segment.output_rows import OutputRows
@@ -538,22 +539,27 @@ def prepare_and_segment(field: Field, segmenter: Segmenter, out: str | Path, var
     # The workers' imports run in the forkserver while this process reads the field.
     scheduler = options.get("scheduler") or segmenter.default_scheduler
     warm_up(scheduler, worker_modules(segmenter))
-    # One pass over the pixels: the mesh strips make the scan's image and rms checks too, in the
-    # run's own worker processes for a field on disk (threads: the GIL holds them to ~1.7x); the
-    # tiles then take the same pool over, its workers started and warm.
-    pre = fit_variant(field, variant)
     check_scheduler(scheduler)
     check_workers(options.get("workers"))
     workers = options.get("workers") or os.cpu_count() or 1
-    with local_process_pool(scheduler if field.file_paths is not None else "threads", workers,
-                            worker_modules(segmenter)) as pool:
-        import_meanwhile(["dask"])  # the tiles' tasks need it (0.08 s); this process waits on the mesh
-        mesh = BackgroundMesh.from_field(field, pre, progress=progress, check=True, workers=max(2, workers),
-                                         pool=pool, sample=segmenter.background_sample)
-        if segmenter.needs_fit and not segmenter.is_fitted:  # unsupervised (kmeans): fit on a sample of this field
-            segmenter.fit(list(region_tiles(field, pre, mesh, field.full, tile=512, max_tiles=16)))
-        return segment_field(field, segmenter, out, variant=variant, progress=progress, pre=pre, mesh=mesh,
-                             pool=pool, **options)
+    with ThreadPoolExecutor(1, thread_name_prefix="variant") as side:
+        # The variant's statistics (a sort of 4 Mpix, 0.25 s) in a thread: for a variant whose
+        # channel 0 is the image, while the workers measure the mesh, so no core waits on them.
+        fitting = side.submit(fit_variant, field, variant)
+        pre = None if channel0_is_image(variant) else fitting.result()
+        # One pass over the pixels: the mesh strips make the scan's image and rms checks too, in
+        # the run's own worker processes for a field on disk (threads: the GIL holds them to
+        # ~1.7x); the tiles then take the same pool over, its workers started and warm.
+        with local_process_pool(scheduler if field.file_paths is not None else "threads", workers,
+                                worker_modules(segmenter)) as pool:
+            import_meanwhile(["dask"])  # the tiles' tasks need it (0.08 s); this process waits on the mesh
+            mesh = BackgroundMesh.from_field(field, pre, progress=progress, check=True, workers=max(2, workers),
+                                             pool=pool, sample=segmenter.background_sample)
+            pre = fitting.result()
+            if segmenter.needs_fit and not segmenter.is_fitted:  # unsupervised (kmeans): fit on a sample of this field
+                segmenter.fit(list(region_tiles(field, pre, mesh, field.full, tile=512, max_tiles=16)))
+            return segment_field(field, segmenter, out, variant=variant, progress=progress, pre=pre, mesh=mesh,
+                                 pool=pool, **options)
 
 
 def _open_assembly(plan: SegmentPlan, tx: OutputSet, start: int, state: dict[str, Any],
