@@ -108,14 +108,10 @@ def test_measure_from_the_owned_pixels_equals_measure_from_the_map() -> None:
         np.testing.assert_array_equal(np.asarray(sparse[col]), np.asarray(dense[col]), err_msg=col)
 
 
-def test_tiles_rows_join_as_their_tables_would() -> None:
-    """Workers send plain columns; joined, they give the catalogue vstack gives of the same rows
-    as tables (an empty tile among them), and a part with other columns still joins."""
-    from astropy.table import Table
+def _tile_parts(rng: np.random.Generator) -> list[dict[str, np.ndarray]]:
+    """Three tiles' rows (two objects each, IDs 1 and 2), with an empty tile second."""
+    from astrostatlearn.segment.catalog import empty_rows, labelled_pixels, measure_pixels
 
-    from astrostatlearn.segment.catalog import empty_rows, finish_catalog, measure_pixels, labelled_pixels
-
-    rng = np.random.default_rng(3)
     parts = []
     for k in range(3):
         lab = np.zeros((40, 40), np.int32)
@@ -124,6 +120,17 @@ def test_tiles_rows_join_as_their_tables_would() -> None:
         parts.append(measure_pixels(pix, ids, lab.shape, rng.normal(5, 1, lab.shape), np.ones(lab.shape),
                                     Window(40 * k, 40 * k + 40, 0, 40)))
     parts.insert(1, empty_rows())
+    return parts
+
+
+def test_tiles_rows_join_as_their_tables_would() -> None:
+    """Workers send plain columns; joined, they give the catalogue vstack gives of the same rows
+    as tables (an empty tile among them), and a part with other columns still joins."""
+    from astropy.table import Table
+
+    from astrostatlearn.segment.catalog import finish_catalog
+
+    parts = _tile_parts(np.random.default_rng(3))
     rows = finish_catalog(parts, None, {"method": "sep"})
     tables = finish_catalog([Table(p) for p in parts], None, {"method": "sep"})
     assert rows.colnames == tables.colnames and len(rows) == 6
@@ -133,3 +140,34 @@ def test_tiles_rows_join_as_their_tables_would() -> None:
     boxed = dict(parts[0], box_y0=np.zeros(2))
     mixed = finish_catalog([boxed, parts[2]], None, {})
     assert len(mixed) == 4 and "box_y0" in mixed.colnames
+
+
+def test_catalog_text_formatted_part_by_part_equals_the_joined_table() -> None:
+    """The rows formatted as each tile's part arrives (IDs final, an empty tile among them), with
+    RA/Dec from a WCS and without, give the same bytes as the table of all parts; parts of mixed
+    columns, and no rows at all, fall back to that table."""
+    from astropy.wcs import WCS
+
+    from astrostatlearn.segment.catalog import CatalogText, ecsv_bytes, empty_rows, finish_catalog
+
+    parts = _tile_parts(np.random.default_rng(4))
+    for k, part in enumerate(parts):  # the driver's running IDs
+        part["id"] += 2 * k
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype, wcs.wcs.crval, wcs.wcs.crpix = ["RA---TAN", "DEC--TAN"], [150.0, 2.0], [20.0, 60.0]
+    wcs.wcs.cdelt = [-5e-5, 5e-5]
+    meta = {"method": "sep", "variant": "raw"}
+    calls = []
+    for w in (wcs, None):
+        text = CatalogText(lambda w=w: calls.append(1) or w)
+        for n in range(1, len(parts) + 1):  # as the driver does: after each part
+            text.format(parts[:n])
+        expected = ecsv_bytes(finish_catalog(parts, w, meta))
+        assert text.ecsv(parts, meta) == expected
+        assert (b"{name: ra," in expected) == (w is not None)
+    assert len(calls) == 2  # the WCS is asked for once per catalogue
+    mixed = [dict(parts[0], box_y0=np.zeros(2)), parts[2]]
+    text = CatalogText(lambda: wcs)
+    text.format(mixed)
+    assert text.ecsv(mixed, meta) == ecsv_bytes(finish_catalog(mixed, wcs, meta))
+    assert CatalogText(lambda: wcs).ecsv([empty_rows()], meta) == ecsv_bytes(finish_catalog([], wcs, meta))

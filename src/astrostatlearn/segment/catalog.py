@@ -11,7 +11,7 @@ at once from a few ``bincount`` sums instead of one cutout per object; tests che
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -209,13 +209,12 @@ def finish_catalog(parts: list[Rows | Table], wcs: WCS | None, meta: dict) -> Ta
     else:
         t = vstack([Table(p) for p in parts], metadata_conflicts="silent")
     if wcs is not None and len(t):
-        ra, dec = wcs.wcs_pix2world(np.asarray(t["x"]), np.asarray(t["y"]), 0)
-        t["ra"], t["dec"] = ra, dec
+        t["ra"], t["dec"] = sky_coordinates(t, wcs)
         t["ra"].unit = t["dec"].unit = "deg"
     for c, u in (("x", "pix"), ("y", "pix"), ("area", "pix2"), ("semimajor_sigma", "pix"), ("semiminor_sigma", "pix"),
                  ("orientation", "deg")):
         t[c].unit = u
-    t = t[[c for c in COLUMNS if c in t.colnames]]
+    t = t[catalog_columns(t.colnames)]
     t.meta.update(meta)
     t.meta["pixel_origin"] = "x, y are 0-based pixel coordinates; the centre of the first pixel is (0, 0)"
     t.meta["columns"] = {
@@ -226,21 +225,87 @@ def finish_catalog(parts: list[Rows | Table], wcs: WCS | None, meta: dict) -> Ta
     return t
 
 
+def catalog_columns(names: list[str]) -> list[str]:
+    """The catalogue's columns among ``names``, in :data:`COLUMNS` order (others are dropped)."""
+    return [c for c in COLUMNS if c in names]
+
+
+def sky_coordinates(rows: Rows | Table, wcs: WCS) -> tuple[np.ndarray, np.ndarray]:
+    """(RA, Dec) in degrees of the rows' 0-based pixel centroids ``x``, ``y``."""
+    return wcs.wcs_pix2world(np.asarray(rows["x"]), np.asarray(rows["y"]), 0)
+
+
 def ecsv_bytes(table: Table) -> bytes:
     """``table`` as ECSV text: astropy writes the header (datatypes, units, metadata) and numpy
-    the rows, integers as ``%d`` and floats as ``%.17g`` (exact round trip; ``nan`` for NaN), so a
-    170k-row catalogue takes a second instead of astropy's row-by-row formatting. Only plain
-    numeric columns are supported."""
+    the rows (:func:`ecsv_rows`), so a 170k-row catalogue takes a second instead of astropy's
+    row-by-row formatting. Only plain numeric columns are supported."""
+    return (ecsv_header(table) + ecsv_rows([np.asarray(table[c]) for c in table.colnames])).encode()
+
+
+def ecsv_header(table: Table) -> str:
+    """The ECSV header of ``table`` (datatypes, units, metadata, the line of column names), by astropy."""
     import io
 
     head = io.StringIO()
     table[:0].write(head, format="ascii.ecsv")
-    body = ""
-    if len(table):
-        cols = [np.asarray(table[c]) for c in table.colnames]
-        if any(c.dtype.kind not in "iuf" or c.ndim != 1 for c in cols):
-            raise ValueError("ecsv_bytes writes plain numeric columns only")
-        fmt = " ".join("%d" if c.dtype.kind in "iu" else "%.17g" for c in cols)
-        body = "\n".join(fmt % row for row in zip(*(c.tolist() for c in cols))) + "\n"
-    return (head.getvalue() + body).encode()
+    return head.getvalue()
 
+
+def ecsv_rows(columns: list[np.ndarray]) -> str:
+    """ECSV data lines of equal-length numeric ``columns``: integers as ``%d``, floats as ``%.17g``
+    (an exact round trip; ``nan`` for NaN); '' for no rows."""
+    if any(c.dtype.kind not in "iuf" or c.ndim != 1 for c in columns):
+        raise ValueError("ecsv_bytes writes plain numeric columns only")
+    if not columns or not len(columns[0]):
+        return ""
+    fmt = " ".join("%d" if c.dtype.kind in "iu" else "%.17g" for c in columns)
+    return "\n".join(fmt % row for row in zip(*(c.tolist() for c in columns))) + "\n"
+
+
+class CatalogText:
+    """``catalog.ecsv`` written as a run goes: the tiles' rows (final IDs, in raster order) are
+    formatted as they arrive, while the driver waits on the workers, so the run's serial end adds
+    only the header (the rows take 0.07 s at 8192², 17k objects, and 0.7 s at 25000²).
+
+    :meth:`ecsv` equals ``ecsv_bytes(finish_catalog(parts, wcs, meta))`` byte for byte, and is
+    that when the parts do not share one layout. ``wcs`` is called once, at the first part with
+    rows (the field's WCS, or None: no RA/Dec)."""
+
+    def __init__(self, wcs: Callable[[], WCS | None]) -> None:
+        self._wcs_source = wcs
+        self._wcs: tuple[WCS | None] | None = None  # resolved at the first part
+        self._layout: list[tuple[str, np.dtype]] | None = None
+        self._chunks: list[str] = []
+        self._done = 0  # parts formatted so far
+        self._mixed = False
+
+    def _resolved_wcs(self) -> WCS | None:
+        if self._wcs is None:
+            self._wcs = (self._wcs_source(),)
+        return self._wcs[0]
+
+    def format(self, parts: list[Rows | Table]) -> None:
+        """Format the parts not formatted yet (``parts`` only grows, in order)."""
+        for part in parts[self._done:]:
+            self._done += 1
+            if self._mixed or not len(part["id"]):
+                continue
+            layout = [(c, np.asarray(part[c]).dtype) for c in part] if isinstance(part, dict) else None
+            if layout is None or (self._layout is not None and layout != self._layout):
+                self._mixed, self._chunks = True, []
+                continue
+            self._layout = layout
+            columns = {c: np.asarray(part[c]) for c in part}
+            wcs = self._resolved_wcs()
+            if wcs is not None:
+                columns["ra"], columns["dec"] = sky_coordinates(part, wcs)
+            self._chunks.append(ecsv_rows([columns[c] for c in catalog_columns(list(columns))]))
+
+    def ecsv(self, parts: list[Rows | Table], meta: dict) -> bytes:
+        """The whole file, once every part is in."""
+        self.format(parts)
+        wcs = self._resolved_wcs()
+        if self._mixed or not self._chunks:
+            return ecsv_bytes(finish_catalog(parts, wcs, meta))
+        first = next(p for p in parts if len(p["id"]))  # the header: of one part's table (the same layout)
+        return (ecsv_header(finish_catalog([first], wcs, meta)) + "".join(self._chunks)).encode()

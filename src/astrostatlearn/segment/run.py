@@ -44,7 +44,7 @@ from astrostatlearn.field.outputs import OutputSet
 from astrostatlearn.methods import Segmenter, load_segmenter
 from astrostatlearn.preprocess import Preprocessor, channel0_is_image, fit_variant
 from astrostatlearn.segment.background import BackgroundMesh
-from astrostatlearn.segment.catalog import CatalogWcs, ecsv_bytes, finish_catalog, measure_pixels
+from astrostatlearn.segment.catalog import CatalogText, CatalogWcs, measure_pixels
 from astrostatlearn.segment.output_rows import OutputRows
 from astrostatlearn.segment.score_slots import ScoreSlots, SlotRef, forget_slots, write_slot
 from astrostatlearn.segment.checkpoint import Checkpoint, file_digest
@@ -242,6 +242,7 @@ class _Assembly:
     has_score: bool = False
     counters: dict[str, int] = dc_field(default_factory=dict)  # the method's own tallies, summed over tiles
     slots: ScoreSlots | None = None  # the run's score slots, read when a tile's score is in one
+    catalog: CatalogText | None = None  # the catalogue's rows, formatted as the parts arrive
 
     def __post_init__(self) -> None:
         self.parts: list[Any] = []
@@ -253,6 +254,8 @@ class _Assembly:
             self.labels.merge_labels(res.window, res.pixels, res.pixel_ids, self.next_id)
             res.catalog["id"] += self.next_id
             self.parts.append(res.catalog)
+            if self.catalog is not None:
+                self.catalog.format(self.parts)
         self.next_id += n
         self.n_edge += res.n_at_edge
         self.max_extent = max(self.max_extent, res.max_extent)
@@ -360,9 +363,9 @@ def assemble_outputs(plan: SegmentPlan, assembly: _Assembly, timings: dict[str, 
         run["method_warnings"] = method_warnings
         for msg in method_warnings:
             warnings.warn(msg, stacklevel=2)
-    wcs = plan.wcs.result() if plan.wcs is not None else field.wcs
-    cat = finish_catalog(assembly.parts, wcs, {"method": seg.name, "variant": plan.pre.variant})
-    atomic_write_bytes(plan.stage / "catalog.ecsv", ecsv_bytes(cat), overwrite=True)
+    catalog = assembly.catalog or CatalogText(lambda: plan.wcs.result() if plan.wcs is not None else field.wcs)
+    text = catalog.ecsv(assembly.parts, {"method": seg.name, "variant": plan.pre.variant})
+    atomic_write_bytes(plan.stage / "catalog.ecsv", text, overwrite=True)
     timings["catalog"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
     run["timings_s"] = timings
@@ -467,6 +470,7 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
         checkpoint = Checkpoint(plan.stage, _fingerprint(plan))
         assembly, start = _open_assembly(plan, tx, *(checkpoint.load() if tx.resumed else (0, {}, [])))
         plan.wcs = CatalogWcs(field)  # after the output headers: the header is only read meanwhile
+        assembly.catalog = CatalogText(plan.wcs.result)
         t0 = time.perf_counter()
         try:
             execute_plan(plan, assembly, progress, checkpoint, start)
