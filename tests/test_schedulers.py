@@ -91,15 +91,31 @@ def test_tiles_take_over_the_runs_pool_and_end_it() -> None:
         assert len(procs) == 2 and not any(p.is_alive() for p in procs)
 
 
-def test_import_meanwhile_imports_in_a_thread_and_survives_a_missing_module(tmp_path, monkeypatch) -> None:
-    import sys
+PLAIN = """
+import functools, sys
+from astrostatlearn.schedulers import compute_context, local_process_pool
 
-    from astrostatlearn.schedulers import import_meanwhile
+def imported_dask(i):
+    return i * i, "dask" in sys.modules
 
-    (tmp_path / "prefetched_mod.py").write_text("import threading\nTHREAD = threading.current_thread().name\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "prefetched_mod", raising=False)
-    import_meanwhile(["no_such_module_here", "prefetched_mod"]).join(10)
-    assert "prefetched_mod" not in sys.modules  # the list stops at the first failure
-    import_meanwhile(["prefetched_mod"]).join(10)
-    assert sys.modules["prefetched_mod"].THREAD == "import-meanwhile"
+if __name__ == "__main__":
+    with local_process_pool(sys.argv[1], 2) as pool:
+        compute, close = compute_context(sys.argv[1], 2, pool=pool)
+        print(list(compute([functools.partial(imported_dask, i) for i in range(7)])))
+        close("run")
+    print("dask" in sys.modules)
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("scheduler", ["threads", "synchronous", "processes"])
+def test_plain_callables_run_in_order_with_no_dask(tmp_path, scheduler: str) -> None:
+    """A task may be a zero-argument callable (segment's tiles are ``functools.partial``): each
+    local scheduler runs them in order, and neither the caller nor a local worker imports dask."""
+    script = tmp_path / "plain.py"
+    script.write_text(PLAIN)
+    p = subprocess.run([sys.executable, str(script), scheduler], capture_output=True, text=True, timeout=100)
+    assert p.returncode == 0, p.stderr
+    squares = [(i * i, False) for i in range(7)]
+    assert p.stdout.split("\n")[:2] == [str(squares), "False"]
+

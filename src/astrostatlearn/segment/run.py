@@ -1,8 +1,9 @@
-"""Segment a whole field of any size: tiles with a halo, Dask, seamless stitching, catalogue.
+"""Segment a whole field of any size: tiles with a halo, local workers or Dask, seamless stitching, catalogue.
 
 1. Global statistics and a background mesh are measured once for the whole field.
 2. Each tile (core ``tile`` x ``tile`` plus ``halo`` on every side) is segmented by the method,
-   as a Dask task: local threads or processes, or a dask.distributed cluster.
+   as one task (a ``functools.partial`` of the tile function): local processes or threads, which
+   need no dask, or a dask.distributed cluster.
 3. The tile keeps the objects whose centroid is in its core (see :mod:`.stitch`); results are
    taken in raster order, so global IDs (running offsets) are the same on every run.
 4. ``segmentation.fits`` (int32, input header + WCS), ``score.fits`` (optional),
@@ -22,6 +23,7 @@ by ``benchmarks/bench_full_field.py``).
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -51,7 +53,7 @@ from astrostatlearn.segment.checkpoint import Checkpoint, file_digest
 from astrostatlearn.segment.stitch import own_objects
 from astrostatlearn.segment.tiles import tile_from_arrays
 from astrostatlearn.processes import WorkerDiedError, check_workers
-from astrostatlearn.schedulers import (check_scheduler, compute_context, import_meanwhile, local_process_pool,
+from astrostatlearn.schedulers import (check_scheduler, compute_context, local_process_pool,
                                        segment_preload, stream_ahead, warm_up)
 from astrostatlearn.progress import progress_bar
 
@@ -191,16 +193,16 @@ class SegmentPlan:
         return str(self.field.img.path.resolve()), None if rms is None else str(rms.path.resolve())
 
     def tasks(self) -> list[Any]:
-        """One Dask task per tile core, in raster order; workers open the field from its
+        """One task per tile core, in raster order: a picklable zero-argument call of the tile
+        function (``functools.partial``), which local workers run with no dask to import and a
+        dask.distributed cluster submits as it is; workers open the field from its
         :attr:`~astrostatlearn.field.Field.sources` (no header to parse, no astropy to import)."""
-        import dask
-
         bkg = self.pre.stats.img_median
         model = (self.model_path, self.segmenter.get_params())
         sources = self.field.sources or self.paths
-        return [dask.delayed(_segment_tile, pure=False)(self.run_id, i, sources, model, self.pre, self.mesh,
-                                                        c, c.grow(self.halo, self.field.shape), bkg, self.score,
-                                                        None if self.slots is None else self.slots.slot(i))
+        return [functools.partial(_segment_tile, self.run_id, i, sources, model, self.pre, self.mesh, c,
+                                  c.grow(self.halo, self.field.shape), bkg, self.score,
+                                  None if self.slots is None else self.slots.slot(i))
                 for i, c in enumerate(self.cores)]
 
 
@@ -384,7 +386,7 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
     ``score.fits``, ``catalog.ecsv`` and ``run.json``.
 
     Three steps: :func:`plan_segment` (checks, variant, background mesh, tile cores),
-    :func:`execute_plan` (tiles through Dask, results merged in raster order) and
+    :func:`execute_plan` (tiles on local workers or a Dask cluster, results merged in raster order) and
     :func:`assemble_outputs` (catalogue, run record). Local processes start from a forkserver, so
     a script that uses the processes scheduler needs the usual ``if __name__ == "__main__":`` guard.
 
@@ -556,7 +558,6 @@ def prepare_and_segment(field: Field, segmenter: Segmenter, out: str | Path, var
         # ~1.7x); the tiles then take the same pool over, its workers started and warm.
         with local_process_pool(scheduler if field.file_paths is not None else "threads", workers,
                                 worker_modules(segmenter)) as pool:
-            import_meanwhile(["dask"])  # the tiles' tasks need it (0.08 s); this process waits on the mesh
             mesh = BackgroundMesh.from_field(field, pre, progress=progress, check=True, workers=max(2, workers),
                                              pool=pool, sample=segmenter.background_sample)
             pre = fitting.result()

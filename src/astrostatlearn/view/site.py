@@ -192,7 +192,7 @@ def render_blocks(plan: SitePlan, staging: Path, progress: bool = False) -> dict
               for j in jobs}
     blocks = pyr.blocks()
     tasks = [dask.delayed(render_block, pure=False)(pyr, b, jobs) for b in blocks]
-    compute, close = compute_context(plan.scheduler, plan.workers, preload=["astrostatlearn.view.blocks"])
+    compute, close = compute_context(plan.scheduler, plan.workers, preload=["dask", "astrostatlearn.view.blocks"])
     bar = progress_bar(total=len(tasks), desc="view", unit="block", enabled=progress)
     failed = True
     try:
