@@ -40,7 +40,7 @@ def segment_preload(method_module: str) -> list[str]:
     """What the local workers of a ``segment`` run import once, in the forkserver: the driver's
     tile function, what its ownership step imports on first use, and the method's own module
     (named here, so the command line can start the forkserver before it imports any of them)."""
-    return ["astrostatlearn.segment.run", "scipy.ndimage", method_module]
+    return ["astrostatlearn.segment.run", "cc3d", method_module]
 
 
 def local_get(scheduler: str) -> Callable[..., Any]:

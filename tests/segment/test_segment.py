@@ -62,6 +62,48 @@ def test_ownership_keeps_each_object_once() -> None:
     assert edge.n_at_edge == 1  # the object reaching x = 19 touches the window right edge
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ownership_goes_by_8_connected_footprints(seed: int) -> None:
+    """A tile keeps the objects of the footprints (scipy's 8-connected components of the
+    detected pixels, children of a blend and objects touching at a corner together) whose rounded
+    centroid lies in its core: own_objects' labelling (cc3d) against ndimage.label."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    blobs, _ = ndimage.label(ndimage.gaussian_filter(rng.normal(size=(160, 150)), 2.0) > 0.08)
+    labels = np.where(rng.random(blobs.shape) < 0.5, blobs, blobs * 7 % 11 + 40 * (blobs > 0))  # split blobs
+    labels[50, 50], labels[51, 51] = 200, 201  # two one-pixel objects touching at a corner: one footprint
+    window, core = Window(100, 260, 300, 450), Window(140, 220, 340, 400)
+    owned = own_objects(labels.astype(np.int32), window, core, (1000, 1000))
+    foot, n = ndimage.label(labels != 0, structure=np.ones((3, 3), bool))
+    ids = np.arange(1, n + 1)
+    cy, cx = np.array(ndimage.center_of_mass(np.ones(labels.shape), foot, ids)).T
+    inside = (np.floor(cy + 0.5) + window.y0 >= core.y0) & (np.floor(cy + 0.5) + window.y0 < core.y1) & \
+             (np.floor(cx + 0.5) + window.x0 >= core.x0) & (np.floor(cx + 0.5) + window.x0 < core.x1)
+    expected = np.isin(foot, ids[inside])
+    assert 0 < expected.sum() < (labels != 0).sum()
+    np.testing.assert_array_equal(owned.labels != 0, expected)
+    assert (owned.labels[50, 50] != 0) == (owned.labels[51, 51] != 0)
+
+
+def test_a_sep_run_imports_neither_scipy_nor_dask(sim_field: Path, tmp_path: Path) -> None:
+    """The tiles of ``sep`` (with the score map) run on numpy, sep and cc3d alone: every local
+    worker process would otherwise import scipy.ndimage (0.17 s) and dask (0.08 s) at start-up.
+    The synchronous scheduler runs the tiles in the calling process, so its modules are theirs."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from astrostatlearn.field import Field; from astrostatlearn.methods import default_segmenter; "
+            "from astrostatlearn.segment.run import segment_field; "
+            f"res = segment_field(Field.open({str(sim_field)!r}), default_segmenter('sep'), {str(tmp_path / 'run')!r}, "
+            "tile=192, scheduler='synchronous'); "
+            "print(res.n_objects, sorted(m for m in ('scipy', 'dask', 'distributed') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    n, modules = out.stdout.strip().split(" ", 1)
+    assert int(n) > 10 and modules == "[]"
+
+
 def test_outputs_header_catalog_and_run_json(sim_field: Path, tmp_path: Path) -> None:
     with Field.open(sim_field) as f:
         res = segment_field(f, make_segmenter("sep"), tmp_path / "o", tile=256, scheduler="threads")

@@ -87,15 +87,17 @@ def own_objects(labels: np.ndarray, window: Window, core: Window, field_shape: t
     none = np.zeros(0, np.int64)
     nothing = OwnedObjects(labels.shape, none, np.zeros(0, np.int32), none, none, 0, 0, none,
                            None if instances is None else instances.take(none))
-    from scipy import ndimage  # here: the driver never needs it (the workers' forkserver preloads it)
+    import cc3d  # here: the driver never needs it (the workers' forkserver preloads it)
 
     detected = labels != 0  # one bool map for both scans (flatnonzero of a bool map is 10x faster)
     pix = np.flatnonzero(detected)
     if pix.size == 0:
         return nothing
     lab = labels.ravel()[pix].astype(np.int64)
-    foot_map, n_foot = ndimage.label(detected, structure=np.ones((3, 3), bool))
-    foot = foot_map.ravel()[pix]
+    # Footprints: 8-connected groups of detected pixels (``scipy.ndimage.label`` with a 3x3
+    # structure, in half its time, and with no scipy to import: 0.17 s in each worker process).
+    foot_map, n_foot = cc3d.connected_components(detected, connectivity=8, return_N=True, out_dtype=np.uint32)
+    foot = foot_map.ravel()[pix].astype(np.intp)
     y, x = np.divmod(pix, labels.shape[1])
     y, x = y.astype(np.float64), x.astype(np.float64)
     fy, fx = _reference_pixels(foot, y, x, n_foot + 1, np.arange(1, n_foot + 1), window)
