@@ -78,3 +78,35 @@ def test_a_worker_killed_while_sending_a_result_does_not_hang_the_pool() -> None
     stop_pool(pool, kill=True)
     manager.join(timeout=10)
     assert not manager.is_alive(), "the pool's manager thread still waits on the half-sent result"
+
+
+MAIN_SCRIPT = """
+import os, sys
+with open(sys.argv[1] if __name__ == "__main__" else os.environ["IMPORTS_LOG"], "a") as log:
+    log.write(f"{os.getpid()}\\n")  # each process that runs this script, at import
+
+if __name__ == "__main__":
+    os.environ["IMPORTS_LOG"] = sys.argv[1]
+    from astrostatlearn.processes import process_pool, skip_main_script_in_workers, stop_pool
+    if sys.argv[2] == "skip":
+        skip_main_script_in_workers("astrostatlearn.__main__")
+    pool = process_pool(4)
+    pids = {pool.submit(os.getpid).result() for _ in range(8)}
+    stop_pool(pool, kill=False)
+    print(len(pids))
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("skip", [True, False])
+def test_workers_can_skip_the_main_script(tmp_path, skip: bool) -> None:
+    """multiprocessing re-runs a main script in each worker it starts (for the console script:
+    the command line and Typer, 0.06-0.1 s each); after ``skip_main_script_in_workers`` (which
+    the console entry point calls) only the caller runs it, for any pool size."""
+    script, log = tmp_path / "main_script.py", tmp_path / "imports.log"
+    script.write_text(MAIN_SCRIPT)
+    out = subprocess.run([sys.executable, str(script), str(log), "skip" if skip else "run"], capture_output=True,
+                         text=True, timeout=50)
+    assert out.returncode == 0, out.stderr
+    assert 1 <= int(out.stdout) <= 4  # the tasks ran on the pool
+    assert len(log.read_text().split()) == (1 if skip else 5)
