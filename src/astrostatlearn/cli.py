@@ -665,9 +665,9 @@ def main(argv: list[str] | None = None) -> None:
 
     if argv is None:  # the console entry point: this process is the command's, so reuse its temporaries
         keep_freed_memory()
-        from astrostatlearn.processes import skip_main_script_in_workers
+        from astrostatlearn.processes import skip_main_in_workers
 
-        skip_main_script_in_workers("astrostatlearn.__main__")  # the script defines nothing the workers use
+        skip_main_in_workers("astrostatlearn.__main__")  # this module defines nothing the workers use
     usage, abort = _exception_types("UsageError"), _exception_types("Abort")
     previous = _terminate_like_interrupt()
     try:

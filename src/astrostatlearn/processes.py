@@ -144,17 +144,19 @@ def _started() -> int:
     return os.getpid()
 
 
-def skip_main_script_in_workers(as_module: str) -> None:
-    """Spare local workers the caller's main script. multiprocessing re-runs a main *script*
-    (a ``__main__`` with no module spec) in every worker it starts, for what it might define,
-    but leaves a module run with ``python -m`` alone. Giving ``__main__`` the spec of
-    ``as_module`` (a package's ``__main__`` module) makes the script look so: the console script's
-    workers no longer import the command line and Typer (0.06-0.1 s each, at the start of every
-    run). Only for a main script that defines nothing the workers use."""
+def skip_main_in_workers(as_module: str) -> None:
+    """Spare local workers the caller's main module. multiprocessing re-runs a main script (a
+    ``__main__`` with no module spec), or re-imports a module run with ``python -m``, in every
+    worker it starts, for what it might define; only a package's ``__main__`` module is left
+    alone. Giving ``__main__`` the spec of ``as_module`` (such a module) makes the caller look so:
+    the workers of ``astrostatlearn`` and of ``python -m astrostatlearn.cli`` no longer import the
+    command line and Typer (0.06-0.1 s each, at the start of every run). Only for a main module
+    that defines nothing the workers use."""
     import importlib.util
 
     main = sys.modules.get("__main__")
-    if main is not None and getattr(main, "__spec__", None) is None:
+    spec = getattr(main, "__spec__", None)
+    if main is not None and (spec is None or not spec.name.endswith("__main__")):
         main.__spec__ = importlib.util.find_spec(as_module)
 
 
