@@ -58,12 +58,14 @@ def labelled_pixels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def measure_pixels(pix: np.ndarray, lab: np.ndarray, shape: tuple[int, int], data: np.ndarray,
                    error: np.ndarray | None, window: Window, score: np.ndarray | None = None,
-                   instances: Instances | None = None) -> Rows:
+                   instances: Instances | None = None, level: float = 0.0) -> Rows:
     """:func:`measure`'s columns from the labelled pixels alone: ``pix`` (flat indices into a
-    ``shape`` window, increasing) and their IDs ``lab``; no window-sized label map is needed."""
+    ``shape`` window, increasing) and their IDs ``lab``; no window-sized label map is needed.
+    ``level`` is subtracted from ``data`` at those pixels (in ``data``'s precision), as if from
+    the whole window, which is then never copied."""
     if lab.size == 0:
         return empty_rows()
-    m = segment_moments(pix, lab, shape, data, error)
+    m = segment_moments(pix, lab, shape, data, error, level)
     t: Rows = {}
     t["id"] = m["id"]
     t["x"] = m["x"] + window.x0
@@ -83,10 +85,14 @@ def measure_pixels(pix: np.ndarray, lab: np.ndarray, shape: tuple[int, int], dat
     return t
 
 
-def _gather(values: np.ndarray, pix: np.ndarray) -> np.ndarray:
-    """``values`` at the flat indices ``pix``, float64 (gathered first, then converted: a
-    window-sized float64 copy would cost more than the measurement)."""
-    return np.asarray(values).ravel()[pix].astype(np.float64)
+def _gather(values: np.ndarray, pix: np.ndarray, level: float = 0.0) -> np.ndarray:
+    """``values - float32(level)`` at the flat indices ``pix``, float64 (gathered first, the
+    level taken off as from the whole window, then converted: a window-sized copy would cost
+    more than the measurement)."""
+    picked = np.asarray(values).ravel()[pix]
+    if level:
+        picked = picked - np.float32(level)
+    return picked.astype(np.float64)
 
 
 def _segment_maximum(values: np.ndarray, lab: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -99,7 +105,7 @@ def _segment_maximum(values: np.ndarray, lab: np.ndarray, ids: np.ndarray) -> np
 
 
 def segment_moments(pix: np.ndarray, lab: np.ndarray, shape: tuple[int, int], data: np.ndarray,
-                    error: np.ndarray | None) -> dict[str, np.ndarray]:
+                    error: np.ndarray | None, level: float = 0.0) -> dict[str, np.ndarray]:
     """photutils ``SourceCatalog`` columns of every segment (IDs in increasing order), from its
     labelled pixels: ``pix`` (flat indices into a ``shape`` window) and their IDs ``lab``.
 
@@ -114,7 +120,7 @@ def segment_moments(pix: np.ndarray, lab: np.ndarray, shape: tuple[int, int], da
     size = int(lab.max(initial=0)) + 1
     area = np.bincount(lab, minlength=size)
     ids = np.flatnonzero(area)
-    vals = _gather(data, pix)
+    vals = _gather(data, pix, level)
     finite = np.isfinite(vals)
     flux = np.bincount(lab, weights=np.where(finite, vals, 0.0), minlength=size)[ids]
     if error is None:

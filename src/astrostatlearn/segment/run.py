@@ -124,13 +124,13 @@ def _segment_tile(run_id: str, index: int, paths: tuple[Any, Any], model: tuple[
     tile.want_score = with_score
     pred = seg.predict(tile)
     owned = own_objects(pred.labels, window, core, field.shape, pred.instances)
-    if tile.all_valid:  # the usual case: no masking passes over the whole window
-        data, error = img - np.float32(background), rms
+    if tile.all_valid:  # the usual case: no pass over the whole window (the level comes off the measured pixels)
+        data, error, level = img, rms, background
     else:
-        data = np.where(tile.valid, img - background, 0.0)
+        data, level = np.where(tile.valid, img - background, 0.0), 0.0
         error = None if rms is None else np.where(tile.valid, rms, 0.0)
     cat = measure_pixels(owned.pixels, owned.pixel_ids, window.shape, data, error, window, pred.score,
-                         owned.instances)
+                         owned.instances, level)
     score: np.ndarray | SlotRef | None = None
     if with_score and pred.score is not None:
         core_score = pred.score[core.relative_to(window)]
