@@ -101,6 +101,28 @@ def ndimage_label_count(fg: np.ndarray) -> int:
     return ndimage.label(fg, structure=np.ones((3, 3), bool))[1]
 
 
+def test_sep_extracts_a_mostly_detected_window_again_with_a_larger_pixel_stack() -> None:
+    """sep's first pixel stack holds an eighth of the window (at least 300 000 pixels); a window
+    with more active pixels than that overflows it, and is extracted again with a stack of every
+    pixel: the result is the whole object, not an error."""
+    import sep
+
+    from astrostatlearn.field import Window
+    from astrostatlearn.methods import Tile
+
+    n = 640
+    img = np.zeros((n, n), np.float32)
+    img[10:630, 10:630] = 20.0  # 384 400 detected pixels: more than the first stack's 300 000
+    tile = Tile(img[None], np.zeros((n, n), np.float32), np.ones((n, n), np.float32), np.ones((n, n), bool),
+                Window(0, n, 0, n))
+    seg = make_segmenter("sep")
+    sep.set_extract_pixstack(300_000)
+    with pytest.raises(Exception, match="pixel buffer full"):
+        sep.extract(img, 1.0, err=np.ones_like(img), segmentation_map=True)
+    labels = seg.predict(tile).labels
+    assert np.unique(labels).tolist() == [0, 1] and np.count_nonzero(labels) >= 620 * 620
+
+
 def test_photutils_deblending_splits_blends() -> None:
     from astrostatlearn.field import Window
     from astrostatlearn.methods import Tile

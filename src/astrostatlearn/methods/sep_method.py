@@ -66,12 +66,22 @@ class SepSegmenter(Segmenter):
         err = np.ascontiguousarray(tile.err, np.float32)
         if not err.min() >= 1e-30:  # sep needs a positive noise everywhere
             err = np.maximum(err, np.float32(1e-30))
-        sep.set_extract_pixstack(max(300_000, int(data.size)))
         sep.set_sub_object_limit(4096)
-        return sep.extract(data, self.nsigma, err=err, mask=mask,
-                           minarea=self.minarea, filter_kernel=kernel, filter_type="conv",
-                           deblend_nthresh=self.deblend_nthresh, deblend_cont=self.deblend_cont,
-                           clean=self.clean, clean_param=self.clean_param, segmentation_map=True)
+        # sep prepares its whole pixel stack on every call: a stack of every pixel
+        # of a 2304² window costs 9 ms (10% of sep's time); an eighth of them suffices unless a
+        # window is mostly detected, and sep then says so and the window is extracted again.
+        full = max(300_000, int(data.size))
+        for stack in dict.fromkeys((min(full, max(300_000, full // 8)), full)):
+            sep.set_extract_pixstack(stack)
+            try:
+                return sep.extract(data, self.nsigma, err=err, mask=mask,
+                                   minarea=self.minarea, filter_kernel=kernel, filter_type="conv",
+                                   deblend_nthresh=self.deblend_nthresh, deblend_cont=self.deblend_cont,
+                                   clean=self.clean, clean_param=self.clean_param, segmentation_map=True)
+            except Exception as exc:  # sep raises a bare Exception
+                if "pixel buffer full" not in str(exc) or stack == full:
+                    raise
+        raise AssertionError("unreachable")
 
     def detect(self, tile: Tile) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """What :meth:`predict` segments with: sep's object table and segmentation map of the
