@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
@@ -69,7 +71,7 @@ def _convolve_separable(img: np.ndarray, wy: np.ndarray, wx: np.ndarray, block: 
     return out
 
 
-def _weighted_views(out: np.ndarray, tmp: np.ndarray, view, k: np.ndarray) -> None:
+def _weighted_views(out: np.ndarray, tmp: np.ndarray, view: Callable[[int], np.ndarray], k: np.ndarray) -> None:
     """``out = sum_j k[j] * view(j)`` in float32, in place (``tmp``: scratch of ``out``'s shape);
     for a symmetric ``k``, mirrored views are added first and multiplied once."""
     n = len(k)

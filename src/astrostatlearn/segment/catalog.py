@@ -61,8 +61,8 @@ def measure_pixels(pix: np.ndarray, lab: np.ndarray, shape: tuple[int, int], dat
                    instances: Instances | None = None, level: float = 0.0) -> Rows:
     """:func:`measure`'s columns from the labelled pixels alone: ``pix`` (flat indices into a
     ``shape`` window, increasing) and their IDs ``lab``; no window-sized label map is needed.
-    ``level`` is subtracted from ``data`` at those pixels (in ``data``'s precision), as if from
-    the whole window, which is then never copied."""
+    ``level`` (as float32) is subtracted from ``data`` at those pixels, with the values a whole
+    window's ``data - float32(level)`` would give there, and the window is never copied."""
     if lab.size == 0:
         return empty_rows()
     m = segment_moments(pix, lab, shape, data, error, level)
