@@ -24,10 +24,10 @@ if TYPE_CHECKING:
     from astrostatlearn.field import Window
 
 # Method names for help texts come from the light registry (no import of the methods, numpy or astropy).
-from astrostatlearn.methods.registry import BUILTIN_METHODS as _BUILTIN  # noqa: E402
+from astrostatlearn.methods.registry import BUILTIN_METHODS as _BUILTIN, default_benchmark_methods  # noqa: E402
 
 METHOD_LIST = ", ".join(_BUILTIN)
-DEFAULT_BENCHMARK = tuple(_BUILTIN)
+DEFAULT_BENCHMARK = default_benchmark_methods()
 
 app = typer.Typer(
     name="astrostatlearn",

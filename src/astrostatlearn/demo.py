@@ -21,8 +21,9 @@ from astrostatlearn.field import Field, robust_stats, scan_field
 from astrostatlearn.simulate import simulate_field
 
 from astrostatlearn.methods import BUILTIN_METHODS, method_class
+from astrostatlearn.methods.registry import default_benchmark_methods
 
-DEMO_METHODS = tuple(BUILTIN_METHODS)  # every built-in method
+DEMO_METHODS = default_benchmark_methods()  # every built-in method that runs without a model file
 
 
 def real_methods() -> list[str]:

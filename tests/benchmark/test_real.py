@@ -11,3 +11,16 @@ def test_sep_on_kids_agrees_with_sextractor(real_dir: Path, tmp_path: Path) -> N
     assert r["median_offset_px"] < 0.3
     assert 0.4 < r["flux_ratio_median"] < 1.2  # isophotal flux vs SExtractor's Kron FLUX_AUTO
     assert Path(r["overlay"]).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_objects_without_a_centroid_are_left_out_of_the_matching() -> None:
+    """A segment with no positive flux has a NaN centroid (the shipped Mask2Former makes a few on
+    KiDS); matching by position skips it instead of failing."""
+    import numpy as np
+    from astropy.table import Table
+
+    from astrostatlearn.benchmark.real import placed_objects
+
+    cat = Table({"x": [1.0, np.nan, 3.0], "y": [2.0, 5.0, np.nan], "flux": [10.0, -1.0, 4.0]})
+    xy, flux = placed_objects(cat)
+    assert xy.tolist() == [[1.0, 2.0]] and flux.tolist() == [10.0]

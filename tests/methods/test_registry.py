@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 
 def test_ready_methods_are_those_that_run_without_training() -> None:
     from astrostatlearn.methods import default_segmenter, ready_methods
@@ -46,3 +48,21 @@ def test_the_command_line_and_the_registry_import_neither_numpy_nor_astropy() ->
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "[]"
+
+
+def test_the_methods_that_need_a_model_file_are_those_benchmark_cannot_run_alone(sim_field, tmp_path) -> None:
+    """The light registry's NEEDS_MODEL_FILE is what ``benchmarkable`` says (no shipped model, no fit on
+    the field's tiles: DETR); the defaults of ``benchmark`` and the demo leave them out, and a
+    benchmark asked for one without its model is refused before anything is written."""
+    from astrostatlearn.benchmark import run_matrix
+    from astrostatlearn.demo import DEMO_METHODS
+    from astrostatlearn.errors import InputError
+    from astrostatlearn.methods import BUILTIN_METHODS, benchmarkable
+    from astrostatlearn.methods.registry import NEEDS_MODEL_FILE, default_benchmark_methods
+
+    assert {m for m in BUILTIN_METHODS if not benchmarkable(m)} == NEEDS_MODEL_FILE == {"detr"}
+    assert benchmarkable("forest") and benchmarkable("kmeans") and benchmarkable("maskrcnn")
+    assert set(default_benchmark_methods()) == set(BUILTIN_METHODS) - NEEDS_MODEL_FILE == set(DEMO_METHODS)
+    with pytest.raises(InputError, match="has no shipped model.*--model detr=MODEL"):
+        run_matrix(sim_field, tmp_path / "bench", methods=("sep", "detr"), variants=("raw",))
+    assert not (tmp_path / "bench").exists()

@@ -20,12 +20,13 @@ from astrostatlearn.benchmark.memory import PeakMemory
 from astrostatlearn.datasets import leak_free_splits
 from astrostatlearn.errors import InputError
 from astrostatlearn.field import Field, Window, open_image
-from astrostatlearn.methods import BUILTIN_METHODS, default_segmenter, load_segmenter, method_class
+from astrostatlearn.methods import benchmarkable, default_segmenter, load_segmenter, method_class
+from astrostatlearn.methods.registry import default_benchmark_methods
 from astrostatlearn.metrics import Evaluation, evaluate
 from astrostatlearn.preprocess import VARIANTS, fit_variant
 from astrostatlearn.segment import BackgroundMesh, region_tiles, segment_field
 
-DEFAULT_METHODS = tuple(BUILTIN_METHODS)
+DEFAULT_METHODS = default_benchmark_methods()
 DEFAULT_VARIANTS = ("raw", "norm", "soft", "soft+rms", "soft+rms+log", "snr")
 
 
@@ -92,6 +93,9 @@ def run_matrix(field_dir: str | Path, out: str | Path, methods: tuple[str, ...] 
             raise InputError(f"unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
     for method in methods:
         method_class(method)  # validates the name before anything is written
+        if method not in (models or {}) and not benchmarkable(method):
+            raise InputError(f"method {method!r} has no shipped model and cannot learn from the field's tiles: train "
+                             f"one (astrostatlearn train {method}) and pass --model {method}=MODEL")
     unknown = set(models) - set(methods)
     if unknown:
         raise InputError(f"--model given for {sorted(unknown)[0]!r}, which is not among the methods benchmarked")

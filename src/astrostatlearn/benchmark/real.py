@@ -41,6 +41,14 @@ def read_sextractor_catalog(path: Path) -> Table:
     return ascii.read(path, format="sextractor")
 
 
+def placed_objects(catalog: Table) -> tuple[np.ndarray, np.ndarray]:
+    """Positions ``(n, 2)`` (x, y) and fluxes of the catalogue's objects that have a centroid: a
+    segment with no positive flux has none (NaN, as in photutils) and cannot be matched by position."""
+    xy = np.c_[np.asarray(catalog["x"], float), np.asarray(catalog["y"], float)]
+    placed = np.isfinite(xy).all(axis=1)
+    return xy[placed], np.asarray(catalog["flux"], float)[placed]
+
+
 def compare_with_sextractor(kids_dir: Path, out: Path, method: str = "sep", radius_px: float = 2.0) -> dict[str, Any]:
     """Segment ``kids_dir/r.fits`` with ``method`` and compare with ``r.sextractor.cat``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -57,11 +65,11 @@ def compare_with_sextractor(kids_dir: Path, out: Path, method: str = "sep", radi
     ours = Table.read(out / "segment" / "catalog.ecsv")
     ref = read_sextractor_catalog(kids_dir / "r.sextractor.cat")
     ref_xy = np.c_[ref["X_IMAGE"] - 1.0, ref["Y_IMAGE"] - 1.0]  # SExtractor is 1-based
-    our_xy = np.c_[ours["x"], ours["y"]]
+    our_xy, our_flux = placed_objects(ours)
     d_ref, i_ref = cKDTree(our_xy).query(ref_xy)
     d_our, _ = cKDTree(ref_xy).query(our_xy)
     hit = d_ref < radius_px
-    ratio = np.asarray(ours["flux"])[i_ref[hit]] / np.asarray(ref["FLUX_AUTO"])[hit]
+    ratio = our_flux[i_ref[hit]] / np.asarray(ref["FLUX_AUTO"])[hit]
     good = np.isfinite(ratio) & (np.asarray(ref["FLUX_AUTO"])[hit] > 0)
     bright = hit.copy()
     flux_ref = np.asarray(ref["FLUX_AUTO"])

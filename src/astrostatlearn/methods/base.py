@@ -380,6 +380,22 @@ def resolve_variant(seg: Segmenter, variant: str | None) -> str:
     return variant or trained or seg.default_variant
 
 
+def benchmarkable(name: str) -> bool:
+    """Whether ``benchmark`` can run method ``name`` with no model file: it needs no fitting, has a
+    shipped model, or learns from the field's own tiles (its class implements :meth:`Segmenter.fit`:
+    k-means, the forest). A detector trained only by ``astrostatlearn train`` with no shipped model
+    (DETR) cannot.
+
+    Examples
+    --------
+    >>> from astrostatlearn.methods import benchmarkable
+    >>> benchmarkable("sep"), benchmarkable("forest"), benchmarkable("detr")
+    (True, True, False)
+    """
+    cls = method_class(name)
+    return not cls.needs_fit or cls.shipped_model is not None or cls.fit is not Segmenter.fit
+
+
 def ready_methods() -> list[str]:
     """Methods that run on any image as they come: no fitting, an unsupervised fit on the image
     itself, or a shipped model (everything but supervised methods without one).

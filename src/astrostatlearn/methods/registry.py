@@ -25,6 +25,17 @@ BUILTIN_METHODS: dict[str, str] = {
 THREADED_METHODS: frozenset[str] = frozenset({"unet", "maskrcnn", "detr", "mask2former"})
 
 
+# Built-in methods with no shipped model that learn only through ``astrostatlearn train`` (not from a
+# field's tiles): ``benchmark`` and the demo leave them out unless given a model file (for them
+# :func:`~astrostatlearn.methods.benchmarkable` is False; a test keeps the two equal).
+NEEDS_MODEL_FILE: frozenset[str] = frozenset({"detr"})
+
+
+def default_benchmark_methods() -> tuple[str, ...]:
+    """The built-in methods ``benchmark`` and the demo run by default: all but :data:`NEEDS_MODEL_FILE`."""
+    return tuple(m for m in BUILTIN_METHODS if m not in NEEDS_MODEL_FILE)
+
+
 def builtin_scheduler(name: str) -> str | None:
     """The default scheduler of built-in method ``name`` (``"processes"`` or ``"threads"``), without
     importing it; None for a name that is not built in."""
