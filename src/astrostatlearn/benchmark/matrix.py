@@ -93,7 +93,7 @@ def run_matrix(field_dir: str | Path, out: str | Path, methods: tuple[str, ...] 
             raise InputError(f"unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
     for method in methods:
         method_class(method)  # validates the name before anything is written
-        if method not in (models or {}) and not benchmarkable(method):
+        if method not in models and not benchmarkable(method):
             raise InputError(f"method {method!r} has no shipped model and cannot learn from the field's tiles: train "
                              f"one (astrostatlearn train {method}) and pass --model {method}=MODEL")
     unknown = set(models) - set(methods)

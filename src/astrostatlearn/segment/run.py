@@ -244,7 +244,8 @@ class _Assembly:
     has_score: bool = False
     counters: dict[str, int] = dc_field(default_factory=dict)  # the method's own tallies, summed over tiles
     slots: ScoreSlots | None = None  # the run's score slots, read when a tile's score is in one
-    catalog: CatalogText | None = None  # the catalogue's rows, formatted as the parts arrive
+    # the catalogue's rows, formatted as the parts arrive (_open_assembly gives it the run's WCS)
+    catalog: CatalogText = dc_field(default_factory=lambda: CatalogText(lambda: None))
 
     def __post_init__(self) -> None:
         self.parts: list[Any] = []
@@ -256,8 +257,7 @@ class _Assembly:
             self.labels.merge_labels(res.window, res.pixels, res.pixel_ids, self.next_id)
             res.catalog["id"] += self.next_id
             self.parts.append(res.catalog)
-            if self.catalog is not None:
-                self.catalog.format(self.parts)
+            self.catalog.format(self.parts)
         self.next_id += n
         self.n_edge += res.n_at_edge
         self.max_extent = max(self.max_extent, res.max_extent)
@@ -365,8 +365,7 @@ def assemble_outputs(plan: SegmentPlan, assembly: _Assembly, timings: dict[str, 
         run["method_warnings"] = method_warnings
         for msg in method_warnings:
             warnings.warn(msg, stacklevel=2)
-    catalog = assembly.catalog or CatalogText(lambda: plan.wcs.result() if plan.wcs is not None else field.wcs)
-    text = catalog.ecsv(assembly.parts, {"method": seg.name, "variant": plan.pre.variant})
+    text = assembly.catalog.ecsv(assembly.parts, {"method": seg.name, "variant": plan.pre.variant})
     atomic_write_bytes(plan.stage / "catalog.ecsv", text, overwrite=True)
     timings["catalog"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
@@ -472,7 +471,6 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
         checkpoint = Checkpoint(plan.stage, _fingerprint(plan))
         assembly, start = _open_assembly(plan, tx, *(checkpoint.load() if tx.resumed else (0, {}, [])))
         plan.wcs = CatalogWcs(field)  # after the output headers: the header is only read meanwhile
-        assembly.catalog = CatalogText(plan.wcs.result)
         t0 = time.perf_counter()
         try:
             execute_plan(plan, assembly, progress, checkpoint, start)
@@ -589,7 +587,9 @@ def _open_assembly(plan: SegmentPlan, tx: OutputSet, start: int, state: dict[str
         return _open_assembly(plan, tx, 0, {}, [])
     labels = OutputRows(seg_writer, resumed=start > 0, rows=plan.tile + 2 * plan.halo)
     scores = None if score_writer is None else OutputRows(score_writer, resumed=start > 0, rows=plan.tile)
-    assembly = _Assembly(seg_writer, score_writer, labels, scores, slots=plan.slots)
+    # The catalogue's WCS is plan.wcs (made after these output headers, while the tiles run), asked for at the first rows.
+    assembly = _Assembly(seg_writer, score_writer, labels, scores, slots=plan.slots,
+                         catalog=CatalogText(lambda: plan.wcs.result() if plan.wcs is not None else field.wcs))
     assembly.restore(state, parts)
     return assembly, start
 
