@@ -3,6 +3,9 @@
 Usage: python benchmarks/bench_recovery.py [--methods sep,unet] [--n 150] [--realisations 3] [--out DIR]
        [--model unet=PATH] [--images 'KiDS r,VIKING Ks']
 
+A method may carry options, as `recovery --methods` takes them: `--methods unet,unet:min_snr=7`
+compares the U-Net's significance cuts in one run (the target is checked for every U-Net row).
+
 For each image (KiDS r, g, i, VIKING Ks, EMMI) it runs `inject` (PSF estimated from the image's
 stars; EMMI, with too few isolated stars, gets a Moffat of the FWHM of its SExtractor stars) and
 `recovery`, and prints completeness at IoU > 0.5, m50, m90, mask IoU and spurious detections per
@@ -61,14 +64,14 @@ def main() -> None:
               f"PSF {d['psf']['source']} (FWHM {d['psf']['fwhm_px']:.2f} px), {time.perf_counter() - t0:.0f} s")
         print(table_text(rec.rows), flush=True)
         ref = next((r for r in rec.rows if r["method"] == "SExtractor"), None)
-        unet = next((r for r in rec.rows if r["method"] == "unet"), None)
-        if ref and unet:
+        for unet in [r for r in rec.rows if r["method"].split(":")[0] == "unet"] if ref else []:
             gap = unet["completeness"] - ref["completeness"]
-            print(f"unet - SExtractor completeness: {gap:+.3f} (target >= +0.10: {'met' if gap >= 0.10 else 'NOT met'}); "
-                  f"spurious/Mpix {unet['spurious_per_mpix']:.1f} vs {ref['spurious_per_mpix']:.1f} "
-                  f"({'met' if unet['spurious_per_mpix'] <= ref['spurious_per_mpix'] else 'NOT met'})", flush=True)
+            print(f"{unet['method']} - SExtractor completeness: {gap:+.3f} (target >= +0.10: "
+                  f"{'met' if gap >= 0.10 else 'NOT met'}); spurious/Mpix {unet['spurious_per_mpix']:.1f} vs "
+                  f"{ref['spurious_per_mpix']:.1f} ({'met' if unet['spurious_per_mpix'] <= ref['spurious_per_mpix'] else 'NOT met'})",
+                  flush=True)
             if unet["unconfirmed_per_mpix"] is not None:
-                print(f"unconfirmed by the other bands, per Mpix: unet {unet['unconfirmed_per_mpix']:.1f} vs SExtractor "
+                print(f"  unconfirmed by the other bands, per Mpix: {unet['unconfirmed_per_mpix']:.1f} vs SExtractor "
                       f"{ref['unconfirmed_per_mpix']:.1f}; a random pixel is confirmed with chance "
                       f"{d['confirm_chance']:.3f}", flush=True)
 

@@ -508,7 +508,7 @@ def inject(
 def recovery(
     inject_dir: Path = typer.Argument(..., help="An `inject` output folder."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: recovery.csv, recovery.json, recovery.html, runs/."),
-    methods: Optional[str] = typer.Option(None, help=f"Comma-separated methods ({METHOD_LIST}); default: every method that runs without training."),
+    methods: Optional[str] = typer.Option(None, help=f"Comma-separated methods ({METHOD_LIST}), each with options if wanted (NAME:OPTION=VALUE[:OPTION=VALUE]; unet,unet:min_snr=7 compares two settings); default: every method that runs without training."),
     sextractor: bool = typer.Option(True, "--sextractor/--no-sextractor", help="Add SExtractor at the seed's settings (1.5 sigma, 5 px)."),
     model: list[str] = typer.Option([], "--model", help="METHOD=PATH: a model to use instead of the method's default (repeatable)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),

@@ -87,6 +87,22 @@ def test_bad_files_raise_one_line_errors_naming_the_file(tmp_path: Path, case: s
     assert expected in msg
 
 
+def test_output_header_keeps_long_eso_keywords_without_warnings(tmp_path: Path) -> None:
+    """ESO frames carry HIERARCH keywords (``HIERARCH ESO DET GAIN``): they are copied as they
+    are, with none of astropy's per-card VerifyWarnings (hundreds per ESO image)."""
+    import warnings
+
+    h = fits.Header()
+    h["HIERARCH ESO DET GAIN"] = (1.5, "e-/ADU")
+    h["HIERARCH ESO OBS NAME"] = "field 1"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = output_header(h)
+        write_image(tmp_path / "o.fits", np.ones((4, 4), np.int32), out)
+    back = fits.getheader(tmp_path / "o.fits")
+    assert back["ESO DET GAIN"] == 1.5 and back["ESO OBS NAME"] == "field 1"
+
+
 def test_output_header_keeps_wcs_and_drops_layout() -> None:
     h = _wcs_header()
     h["BSCALE"] = 2.0

@@ -10,6 +10,7 @@ from astropy.table import Table
 from typer.testing import CliRunner
 
 from astrostatlearn.cli import app
+from astrostatlearn.errors import InputError
 from astrostatlearn.inject import InjectRequest, inject_image
 from astrostatlearn.inject.recovery import run_recovery, score_realisation, summarise
 from tests.inject.test_inject import star_field
@@ -89,6 +90,23 @@ def test_recovery_reports_every_method_with_sextractor(injected: Path, tmp_path:
     assert (tmp_path / "rec" / "runs" / "real-001" / "sep" / "segmentation.fits").exists()
     assert "data:image/png;base64," in (tmp_path / "rec" / "recovery.html").read_text()
     assert all(r["false_per_mpix_negated"] >= 0 for r in res.rows)
+
+
+def test_recovery_compares_settings_of_one_method(injected: Path, tmp_path: Path) -> None:
+    """``sep,sep:nsigma=4``: two rows named by their text, each run with its own settings (the
+    stricter one detects less), in their own run folders; a row given twice or a bad option is
+    refused before anything is written."""
+    res = run_recovery(injected, tmp_path / "rec", methods=["sep", "sep:nsigma=4"], sextractor=False)
+    loose, strict = res.rows
+    assert (loose["method"], strict["method"]) == ("sep", "sep:nsigma=4")
+    runs = tmp_path / "rec" / "runs" / "real-000"
+    n = [np.unique(fits.getdata(runs / d / "segmentation.fits")).size for d in ("sep", "sep_nsigma=4")]
+    assert n[1] < n[0]
+    assert strict["n_recovered"] <= loose["n_recovered"]
+    for methods, says in ((["sep", "sep"], "twice"), (["sep:nsigma=-2"], "positive")):
+        with pytest.raises(InputError, match=says):
+            run_recovery(injected, tmp_path / "bad", methods=methods, sextractor=False)
+        assert not (tmp_path / "bad").exists()
 
 
 def test_the_negated_image_counts_only_segments_off_the_own_sources(injected: Path, tmp_path: Path) -> None:

@@ -212,3 +212,21 @@ def test_sep_scores_the_image_it_detected_on_and_leaves_it_as_it_was(tiles_by_va
     kernel = seg._kernel() / seg._kernel().sum()
     expected = snr_score(filter_image(tile.zero_invalid(tile.signal), kernel), tile.err, kernel, seg.nsigma)
     np.testing.assert_array_equal(seg.predict(tile).score, expected)
+
+
+@pytest.mark.parametrize("name, area", [("sep", "minarea"), ("photutils", "npixels")])
+def test_the_thresholding_detectors_take_their_threshold_as_options(tiles_by_variant, name: str, area: str) -> None:
+    """``-p nsigma=...`` (and the other SExtractor-like settings) reach the detection: a higher
+    threshold or a larger minimum area finds fewer objects; a bad value is refused and leaves the
+    segmenter as it was."""
+    _, tile = tiles_by_variant["raw"]
+    counts = []
+    for options in ({}, {"nsigma": "3"}, {"nsigma": "3", area: "40"}):
+        seg = make_segmenter(name).set_options(options)
+        counts.append(len(np.unique(seg.predict(tile).labels)) - 1)
+    assert counts[0] > counts[1] > counts[2] >= 0
+    seg = make_segmenter(name)
+    for bad in ({"nsigma": "-1"}, {"kernel_fwhm": "0"}, {area: "0"}):
+        with pytest.raises(InputError):
+            seg.set_options(bad)
+        assert seg.nsigma == 1.0 and seg.kernel_fwhm == 2.0 and getattr(seg, area) == 5

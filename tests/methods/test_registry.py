@@ -66,3 +66,16 @@ def test_the_methods_that_need_a_model_file_are_those_benchmark_cannot_run_alone
     with pytest.raises(InputError, match="has no shipped model.*--model detr=MODEL"):
         run_matrix(sim_field, tmp_path / "bench", methods=("sep", "detr"), variants=("raw",))
     assert not (tmp_path / "bench").exists()
+
+
+def test_a_method_and_its_options_are_read_from_one_string() -> None:
+    from astrostatlearn.errors import InputError
+    from astrostatlearn.methods import parse_method_spec
+
+    assert parse_method_spec("sep") == ("sep", {})
+    assert parse_method_spec("unet:min_snr=7:tta=4") == ("unet", {"min_snr": "7", "tta": "4"})
+    assert parse_method_spec(" sep : nsigma = 3 ") == ("sep", {"nsigma": "3"})
+    for bad, says in (("magic", "unknown method"), ("sep:tta=2", "no option"), ("unet:min_snr", "OPTION=VALUE"),
+                      ("unet:min_snr=", "OPTION=VALUE"), ("unet:tta=3", "1, 2, 4 or 8"), ("sep:nsigma=x", "float")):
+        with pytest.raises(InputError, match=says):
+            parse_method_spec(bad)

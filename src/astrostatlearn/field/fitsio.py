@@ -233,20 +233,29 @@ def output_header(header: fits.Header | None, **cards: Any) -> fits.Header:
 
     out = fits.Header()
     if header is not None:
-        for card in header.cards:
-            key = card.keyword
-            if key in _STRUCTURAL or key.startswith(_STRUCTURAL_PREFIXES) or key == "":
-                continue
-            if key in ("COMMENT", "HISTORY"):
-                out.add_comment(card.value) if key == "COMMENT" else out.add_history(card.value)
-                continue
-            try:
-                out.append(card.copy() if hasattr(card, "copy") else (key, card.value, card.comment))
-            except (ValueError, fits.verify.VerifyError):
-                continue
+        with warnings.catch_warnings():  # long (ESO) keywords stay HIERARCH cards, as they were in the input
+            warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+            _copy_cards(header, out)
     for key, value in cards.items():
         out[key.upper()[:8]] = value
     return out
+
+
+def _copy_cards(header: fits.Header, out: fits.Header) -> None:
+    """Append ``header``'s cards to ``out``, less the data-layout ones and any astropy refuses."""
+    from astropy.io import fits
+
+    for card in header.cards:
+        key = card.keyword
+        if key in _STRUCTURAL or key.startswith(_STRUCTURAL_PREFIXES) or key == "":
+            continue
+        if key in ("COMMENT", "HISTORY"):
+            out.add_comment(card.value) if key == "COMMENT" else out.add_history(card.value)
+            continue
+        try:
+            out.append(card.copy() if hasattr(card, "copy") else (key, card.value, card.comment))
+        except (ValueError, fits.verify.VerifyError):
+            continue
 
 
 def check_writable(path: str | Path, overwrite: bool) -> Path:

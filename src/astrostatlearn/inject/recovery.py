@@ -62,13 +62,15 @@ def find_realisations(inject_dir: str | Path) -> list[Path]:
     return found
 
 
-def segment_with_method(real: Path, method: str, work: Path, model: str | None = None) -> Path:
-    """Segment realisation ``real`` with ``method`` (registry name) as ``astrostatlearn segment``
-    does; return its segmentation.fits."""
+def segment_with_method(real: Path, method: str, work: Path, model: str | None = None,
+                        options: dict[str, str] | None = None) -> Path:
+    """Segment realisation ``real`` with ``method`` (registry name) and its ``options`` (as
+    ``segment -p NAME=VALUE``) as ``astrostatlearn segment`` does; return its segmentation.fits."""
     from astrostatlearn.methods import default_segmenter, load_segmenter, resolve_variant
     from astrostatlearn.segment.run import prepare_and_segment
 
     seg = load_segmenter(model) if model else default_segmenter(method)
+    seg.set_options(options or {})
     with Field.open(real) as f:
         prepare_and_segment(f, seg, work, variant=resolve_variant(seg, None), overwrite=True,
                             scheduler=seg.default_scheduler, model_path=model)
@@ -79,6 +81,12 @@ def segment_with_sextractor(real: Path, work: Path) -> Path:
     from astrostatlearn.benchmark import peers
 
     return peers.run_sextractor(real, work, thresh=SEED_THRESH)
+
+
+def run_folder(row: str) -> str:
+    """The folder of a row's runs under ``runs/<realisation>/``: its text with ``:`` as ``_``
+    (``unet:min_snr=7`` -> ``unet_min_snr=7``)."""
+    return row.replace(":", "_")
 
 
 def score_realisation(real: Path, seg_path: Path, mag_edges: np.ndarray) -> dict[str, Any]:
@@ -282,12 +290,15 @@ def run_recovery(inject_dir: str | Path, out: str | Path, methods: Sequence[str]
     out : path
         Output folder: ``recovery.csv``, ``recovery.json``, ``recovery.html``, ``runs/``.
     methods : sequence of str, optional
-        Registry names (default: every method that runs as it comes,
-        :func:`~astrostatlearn.methods.ready_methods`).
+        Registry names, each optionally with options, ``NAME:OPTION=VALUE[:OPTION=VALUE...]``
+        (:func:`~astrostatlearn.methods.parse_method_spec`; ``unet,unet:min_snr=7`` compares two
+        settings; each row is named by its text). Default: every method that runs as it comes
+        (:func:`~astrostatlearn.methods.ready_methods`).
     sextractor : bool
         Add SExtractor at the seed's settings (1.5 sigma, 5 pixels) when installed.
     models : dict, optional
-        Method name to a model file to use instead of the method's default.
+        Method name to a model file to use instead of the method's default (for every row of
+        that method).
     overwrite : bool
         Replace an existing output folder.
     progress : bool
@@ -301,7 +312,8 @@ def run_recovery(inject_dir: str | Path, out: str | Path, methods: Sequence[str]
     Raises
     ------
     InputError
-        No realisations, an unknown method, an existing output folder.
+        No realisations, an unknown method or option, a method given twice, an existing output
+        folder.
 
     Examples
     --------
@@ -318,13 +330,14 @@ def run_recovery(inject_dir: str | Path, out: str | Path, methods: Sequence[str]
     (['sep'], True)
     """
     from astrostatlearn.benchmark import peers
-    from astrostatlearn.methods import method_class, ready_methods
+    from astrostatlearn.methods import parse_method_spec, ready_methods
 
     methods = ready_methods() if methods is None else list(methods)
     t0 = time.perf_counter()
     reals = find_realisations(inject_dir)
-    for m in methods:
-        method_class(m)  # an unknown name fails before any work
+    specs = {m: parse_method_spec(m) for m in methods}  # unknown names and options fail before any work
+    if len(specs) < len(methods):
+        raise InputError(f"a method is given twice in {', '.join(methods)}")
     out = Path(out)
     if out.exists() and not overwrite:
         raise InputError("output exists; pass --overwrite to replace it", out)
@@ -332,8 +345,10 @@ def run_recovery(inject_dir: str | Path, out: str | Path, methods: Sequence[str]
     lo, hi = desc.get("mag_range") or _mag_span(reals)
     mag_edges = np.arange(np.floor(lo / MAG_STEP) * MAG_STEP, hi + MAG_STEP, MAG_STEP)
     notes = []
-    runners: list[tuple[str, Any]] = [(m, lambda r, w, m=m: segment_with_method(r, m, w, (models or {}).get(m)))
-                                      for m in methods]
+    models = models or {}
+    runners: list[tuple[str, Any]] = [
+        (m, lambda r, w, m=m, name=name, opts=opts: segment_with_method(r, name, w, models.get(name), opts))
+        for m, (name, opts) in specs.items()]
     if sextractor:
         if peers.ensure_installed()["sextractor"]:
             runners.append((SEXTRACTOR, segment_with_sextractor))
@@ -345,13 +360,14 @@ def run_recovery(inject_dir: str | Path, out: str | Path, methods: Sequence[str]
         bar = progress_bar(total=(len(reals) + 1) * len(runners), desc="recovery", unit="run", enabled=progress)
         for real in reals:
             for name, run in runners:
-                seg = run(real, stage / "runs" / real.name / name)
+                seg = run(real, stage / "runs" / real.name / run_folder(name))
                 scores[name].append(score_realisation(real, seg, mag_edges))
                 bar.update()
         negated = negated_field(reals[0], stage / "runs" / "negated" / "field")
         false_rates = {}
         for name, run in runners:
-            false_rates[name] = false_per_mpix(run(negated, stage / "runs" / "negated" / name), reals[0] / "ignore.fits")
+            seg = run(negated, stage / "runs" / "negated" / run_folder(name))
+            false_rates[name] = false_per_mpix(seg, reals[0] / "ignore.fits")
             bar.update()
         bar.close()
         rows = [dict(summarise(name, runs), false_per_mpix_negated=false_rates[name]) for name, runs in scores.items()]

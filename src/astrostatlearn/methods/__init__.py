@@ -20,11 +20,12 @@ from astrostatlearn.methods.registry import BUILTIN_METHODS
 if TYPE_CHECKING:
     from astrostatlearn.methods.base import (SEGMENTERS, Instances, Prediction, Segmenter, Tile, TrainRequest,
                                              benchmarkable, default_segmenter, load_segmenter, make_segmenter,
-                                             method_class, method_names, ready_methods, register, resolve_variant)
+                                             method_class, method_names, parse_method_spec, ready_methods, register,
+                                             resolve_variant)
 
 __all__ = ["BUILTIN_METHODS", "SEGMENTERS", "Instances", "Prediction", "Segmenter", "Tile", "TrainRequest",
            "benchmarkable", "default_segmenter", "load_segmenter", "make_segmenter", "method_class", "method_names",
-           "ready_methods", "register", "resolve_variant"]
+           "parse_method_spec", "ready_methods", "register", "resolve_variant"]
 
 
 def __getattr__(name: str) -> Any:

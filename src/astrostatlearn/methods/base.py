@@ -433,6 +433,29 @@ def make_segmenter(name: str, **params: Any) -> Segmenter:
         raise InputError(f"bad parameters for method {name!r}: {exc}") from None
 
 
+def parse_method_spec(text: str) -> tuple[str, dict[str, str]]:
+    """A method and its options in one string: ``"unet:min_snr=7:tta=4"`` ->
+    ``("unet", {"min_snr": "7", "tta": "4"})`` (each option as ``-p NAME=VALUE`` gives it), so
+    one run can compare settings of a method. The name, the option names and their values are
+    checked here, before any work (InputError).
+
+    Examples
+    --------
+    >>> from astrostatlearn.methods import parse_method_spec
+    >>> parse_method_spec("unet:min_snr=7")
+    ('unet', {'min_snr': '7'})
+    """
+    name, *items = [t.strip() for t in text.split(":")]
+    options: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise InputError(f"method {text!r}: options look like NAME:OPTION=VALUE[:OPTION=VALUE...], got {item!r}")
+        options[key.strip()] = value.strip()
+    make_segmenter(name).set_options(options)  # unknown names and bad values fail here
+    return name, options
+
+
 def default_segmenter(name: str) -> Segmenter:
     """The segmenter ``name`` as used without a model file (its shipped model, if it has one).
 

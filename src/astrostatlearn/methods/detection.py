@@ -8,6 +8,27 @@ import numpy as np
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
+# The options a user sets on either detector (``segment -p NAME=VALUE``), name -> help.
+THRESHOLD_OPTIONS = {
+    "nsigma": "detection threshold in units of the rms map, on the filtered image (SExtractor's DETECT_THRESH)",
+    "kernel_fwhm": "FWHM (pixels) of the Gaussian filter applied before thresholding",
+}
+
+
+def check_threshold(nsigma: float, kernel_fwhm: float, min_pixels: int, levels: int, contrast: float) -> None:
+    """Raise InputError unless ``nsigma`` and ``kernel_fwhm`` are positive, ``min_pixels`` and the
+    deblending ``levels`` are positive integers and ``contrast`` lies in [0, 1]."""
+    from astrostatlearn.errors import InputError
+
+    for name, value in (("nsigma", nsigma), ("kernel_fwhm", kernel_fwhm)):
+        if not value > 0:
+            raise InputError(f"{name} must be a positive number, got {value!r}")
+    for name, value in (("the fewest pixels of a detection", min_pixels), ("the deblending levels", levels)):
+        if not (isinstance(value, int) and value >= 1):
+            raise InputError(f"{name} must be a positive integer, got {value!r}")
+    if not 0 <= contrast <= 1:
+        raise InputError(f"the deblending contrast must lie in [0, 1], got {contrast!r}")
+
 
 def gaussian_kernel(fwhm: float) -> np.ndarray:
     """Normalised Gaussian detection kernel of ``fwhm`` pixels (odd size, about 3 FWHM), sampled

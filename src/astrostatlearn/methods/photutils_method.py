@@ -12,17 +12,22 @@ import numpy as np
 from photutils.segmentation import deblend_sources, detect_sources
 
 from astrostatlearn.methods.base import Prediction, Segmenter, Tile, register
-from astrostatlearn.methods.detection import filter_image, gaussian_kernel, snr_score
+from astrostatlearn.methods.detection import THRESHOLD_OPTIONS, check_threshold, filter_image, gaussian_kernel, snr_score
 
 
 @register
 class PhotutilsSegmenter(Segmenter):
     name = "photutils"
+    options = {**THRESHOLD_OPTIONS, "npixels": "fewest connected pixels of a detection",
+               "nlevels": "deblending levels", "contrast": "minimum flux fraction of a deblended object"}
 
     def __init__(self, nsigma: float = 1.0, npixels: int = 5, kernel_fwhm: float = 2.0, deblend: bool = True,
                  nlevels: int = 32, contrast: float = 0.005, halo: int = 64) -> None:
         self.nsigma, self.npixels, self.kernel_fwhm = nsigma, npixels, kernel_fwhm
         self.deblend, self.nlevels, self.contrast, self.halo = deblend, nlevels, contrast, halo
+
+    def check_options(self) -> None:
+        check_threshold(self.nsigma, self.kernel_fwhm, self.npixels, self.nlevels, self.contrast)
 
     def predict(self, tile: Tile) -> Prediction:
         kernel = gaussian_kernel(self.kernel_fwhm)

@@ -11,7 +11,7 @@ import numpy as np
 import sep
 
 from astrostatlearn.methods.base import Instances, Prediction, Segmenter, Tile, register
-from astrostatlearn.methods.detection import filter_image, gaussian_kernel, snr_score
+from astrostatlearn.methods.detection import THRESHOLD_OPTIONS, check_threshold, filter_image, gaussian_kernel, snr_score
 
 
 @register
@@ -30,6 +30,9 @@ class SepSegmenter(Segmenter):
     name = "sep"
     background_sample = 2
     default_tile = 2048  # sep's own work is 0.1 s/Mpix: 1024-px tiles would pay 1.6x for their halos
+    options = {**THRESHOLD_OPTIONS, "minarea": "fewest pixels of a detection (SExtractor's DETECT_MINAREA)",
+               "deblend_nthresh": "deblending levels (DEBLEND_NTHRESH)",
+               "deblend_cont": "minimum flux fraction of a deblended object (DEBLEND_MINCONT)"}
 
     def __init__(self, nsigma: float = 1.0, minarea: int = 5, kernel_fwhm: float = 2.0, deblend_nthresh: int = 16,
                  deblend_cont: float = 0.005, clean: bool = True, clean_param: float = 1.0,
@@ -37,6 +40,9 @@ class SepSegmenter(Segmenter):
         self.nsigma, self.minarea, self.kernel_fwhm = nsigma, minarea, kernel_fwhm
         self.deblend_nthresh, self.deblend_cont = deblend_nthresh, deblend_cont
         self.clean, self.clean_param, self.filter_kernel, self.halo = clean, clean_param, filter_kernel, halo
+
+    def check_options(self) -> None:
+        check_threshold(self.nsigma, self.kernel_fwhm, self.minarea, self.deblend_nthresh, self.deblend_cont)
 
     def _kernel(self) -> np.ndarray:
         if self.filter_kernel is not None:
