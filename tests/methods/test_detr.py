@@ -217,3 +217,4 @@ def test_two_stages_freeze_the_first_stage_detector(sim_field: Path, tmp_path: P
     assert len(out.with_suffix(".csv").read_text().splitlines()) == 3
     c = DetrSegmenter.load_file(out).net_.detr.detr.state_dict()
     assert all(torch.equal(sa[k], c[k]) for k in sa)
+

@@ -50,19 +50,23 @@ def test_the_command_line_and_the_registry_import_neither_numpy_nor_astropy() ->
     assert p.stdout.strip() == "[]"
 
 
-def test_the_methods_that_need_a_model_file_are_those_benchmark_cannot_run_alone(sim_field, tmp_path) -> None:
+def test_the_methods_that_need_a_model_file_are_those_benchmark_cannot_run_alone(sim_field, tmp_path,
+                                                                                  monkeypatch) -> None:
     """The light registry's NEEDS_MODEL_FILE is what ``benchmarkable`` says (no shipped model, no fit on
-    the field's tiles: DETR); the defaults of ``benchmark`` and the demo leave them out, and a
-    benchmark asked for one without its model is refused before anything is written."""
+    the field's tiles: none since DETR ships one); the defaults of ``benchmark`` and the demo leave
+    them out, and a benchmark asked for such a method without its model is refused before anything
+    is written (checked on DETR with its shipped model taken away)."""
     from astrostatlearn.benchmark import run_matrix
     from astrostatlearn.demo import DEMO_METHODS
     from astrostatlearn.errors import InputError
-    from astrostatlearn.methods import BUILTIN_METHODS, benchmarkable
+    from astrostatlearn.methods import BUILTIN_METHODS, benchmarkable, method_class
     from astrostatlearn.methods.registry import NEEDS_MODEL_FILE, default_benchmark_methods
 
-    assert {m for m in BUILTIN_METHODS if not benchmarkable(m)} == NEEDS_MODEL_FILE == {"detr"}
-    assert benchmarkable("forest") and benchmarkable("kmeans") and benchmarkable("maskrcnn")
+    assert {m for m in BUILTIN_METHODS if not benchmarkable(m)} == NEEDS_MODEL_FILE == set()
+    assert benchmarkable("forest") and benchmarkable("kmeans") and benchmarkable("maskrcnn") and benchmarkable("detr")
     assert set(default_benchmark_methods()) == set(BUILTIN_METHODS) - NEEDS_MODEL_FILE == set(DEMO_METHODS)
+    monkeypatch.setattr(method_class("detr"), "shipped_model", None)
+    assert not benchmarkable("detr")
     with pytest.raises(InputError, match="has no shipped model.*--model detr=MODEL"):
         run_matrix(sim_field, tmp_path / "bench", methods=("sep", "detr"), variants=("raw",))
     assert not (tmp_path / "bench").exists()

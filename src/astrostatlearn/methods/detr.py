@@ -16,6 +16,16 @@ backbone instead of timm weights), then adapted for faint galaxies of 3-50 px:
   training data's own statistics (``asinh((x - median) / (3 sigma))``), never ImageNet means;
 * two classes, as the seed's panoptic export: ``galaxy`` (thing, class 0) and ``void`` (stuff,
   class 1), plus DETR's "no object";
+* **seeded queries** (``seeds`` = K > 0, the shipped model's 32): the frozen shipped U-Net runs on
+  each window; its foreground and centre-ness maps join the input channels, and its instances
+  (its own post-processing) seed the first K queries, strongest first: each query's content is a
+  learned projection of the sine embeddings of its instance's box centre and size, and its box is
+  predicted relative to that box (:class:`ReferencedBoxes`, as two-stage and anchor DETRs seed
+  their queries with a first stage's proposals). The mask head's attention map is drawn to each
+  query's predicted box (:class:`BoxedAttention`), and its masks start as the ellipse inscribed in
+  that box (:class:`BoxPriorMasks`). The last ``queries - K`` queries are DETR's own (the void, and
+  what the U-Net misses). From scratch, DETR's learned queries alone did not place boxes or masks
+  on 2 CPU cores (see the training guide);
 * auxiliary decoding losses (one per decoder layer) and a lower backbone learning rate, as
   DETR trains; and DETR's two stages: the detector alone first (:meth:`GalaxyDetr.detect`, no
   mask head: 16x cheaper a step on 2 cores), then the mask head and its attention on the frozen
@@ -35,24 +45,28 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from astrostatlearn.errors import InputError
 from astrostatlearn.methods.base import register
+from astrostatlearn.methods.detr_seeds import (BoxedAttention, BoxPriorMasks, ReferencedBoxes, seed_boxes,
+                                               shipped_seeder, sine_embedding)
 from astrostatlearn.methods.query_panoptic import (GALAXY, SATURATED, VOID, QueryNetwork, QueryPanopticDetector,
                                                    WindowSegments, paint_by_score, small_resnet_config, window_segments)
 
-# No model ships yet: trained from scratch on 2 CPU cores (35 epochs, about 45 minutes; see
-# ``astrostatlearn.training.shipped_detr``) DETR did not reach a validation PQ above 0, so
-# ``segment --method detr`` needs ``--model``. When a model reaches the target it ships here.
-SHIPPED_MODEL: str | None = None
+# The shipped model: 32 of its 36 queries seeded by the shipped U-Net's instances, trained by
+# ``python -m astrostatlearn.training.shipped_detr`` (20 epochs, 13 min on 2 CPU cores; the best
+# by validation PQ, epoch 4). DETR's learned queries alone did not learn on 2 CPU cores.
+SHIPPED_MODEL: str | None = "detr-default.pt"
 FORMAT = "astrostatlearn-detr-1"
 __all__ = ["DEFAULT_CONFIG", "GALAXY", "SATURATED", "VOID", "DetrSegmenter", "GalaxyDetr", "WindowSegments",
            "build_detr", "paint_by_score", "window_segments"]
 
 DEFAULT_CONFIG: dict[str, Any] = {"window": 128, "widths": [16, 32, 64, 128], "d_model": 64, "layers": 2,
-                                  "heads": 8, "ffn": 256, "queries": 32, "token_stride": 16}
+                                  "heads": 8, "ffn": 256, "queries": 32, "token_stride": 16, "seeds": 0, "unet": None,
+                                  "seed_rule": None}
 TOKEN_STRIDES = (4, 8, 16)
 
 
@@ -71,21 +85,65 @@ class GalaxyDetr(QueryNetwork):
 
         self.detector_frozen = False
         c = self.config
+        pixels = c["in_channels"] + (2 if c["seeds"] else 0)  # with seeds, the U-Net's two maps join the input
         detr_config = DetrConfig(
-            backbone_config=small_resnet_config(c["in_channels"], c["widths"]), use_pretrained_backbone=False, num_channels=c["in_channels"],
+            backbone_config=small_resnet_config(pixels, c["widths"]), use_pretrained_backbone=False, num_channels=pixels,
             num_queries=c["queries"], d_model=c["d_model"], encoder_layers=c["layers"], decoder_layers=c["layers"],
             encoder_attention_heads=c["heads"], decoder_attention_heads=c["heads"], encoder_ffn_dim=c["ffn"],
             decoder_ffn_dim=c["ffn"], num_labels=2, auxiliary_loss=True, dropout=0.0)
         self.detr = DetrForSegmentation(detr_config)
         _full_resolution_trainable_backbone(self.detr.detr.model.backbone.model, c["token_stride"])
+        if c["seeds"]:
+            self.seeder = shipped_seeder(c)
+            self.seed_embedding = nn.Linear(2 * c["d_model"], c["d_model"])
+            self.detr.detr.bbox_predictor = ReferencedBoxes(self.detr.detr.bbox_predictor)
+            self.detr.bbox_attention = BoxedAttention(self.detr.bbox_attention, self.detr.detr.bbox_predictor)
+            self.detr.mask_head = BoxPriorMasks(self.detr.mask_head, self.detr.detr.bbox_predictor)
 
     def forward(self, images: torch.Tensor, labels: list[dict[str, torch.Tensor]] | None = None) -> Any:
-        return self.detr(pixel_values=self.normalise(images), labels=labels)
+        pixels, queries = self.inputs(images)
+        return self.detr(pixel_values=pixels, decoder_inputs_embeds=queries, labels=labels)
 
     def detect(self, images: torch.Tensor, labels: list[dict[str, torch.Tensor]] | None = None) -> Any:
         """The detector alone (no mask head): transformers' ``DetrObjectDetectionOutput``, with
         its class, box and GIoU losses when ``labels`` (``class_labels``, ``boxes``) are given."""
-        return self.detr.detr(pixel_values=self.normalise(images), labels=labels)
+        pixels, queries = self.inputs(images)
+        return self.detr.detr(pixel_values=pixels, decoder_inputs_embeds=queries, labels=labels)
+
+    def inputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """DETR's pixel values and decoder query contents. Without seeds: the normalised images and
+        None (DETR's zero queries). With ``seeds`` = K: the frozen U-Net's foreground and centre-ness
+        maps join the channels, and the first K queries start at the U-Net's strongest instances
+        (:meth:`seed_queries`), the rest at zero, as DETR's."""
+        pixels = self.normalise(images)
+        if not self.config["seeds"]:
+            return pixels, None
+        with torch.no_grad():
+            maps = torch.sigmoid(self.seeder(images.float())).to(pixels.dtype)
+        queries, refs = self.seed_queries(maps)
+        self.detr.detr.bbox_predictor.reference = refs
+        return torch.cat([pixels, maps], dim=1), queries
+
+    def seed_queries(self, maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Query contents [N, queries, d_model] and reference boxes [N, queries, 4] (logits of
+        normalised (cx, cy, w, h)) from the U-Net's maps [N, 2, H, W] (foreground, centre-ness):
+        the first K queries start at the U-Net's K strongest instances (:func:`seed_boxes`), their
+        content a learned projection of the sine embeddings of the instance box's centre (y, x)
+        and size (h, w), as DETR embeds positions, and their reference that box; the others start
+        at zero with reference 0 (DETR's own start)."""
+        boxes, seeded, overflow = seed_boxes(maps, self.config["seeds"], self.config["queries"], self.config["seed_rule"])
+        self.detr.detr.bbox_predictor.overflow = overflow
+        d = self.config["d_model"]
+        embedded = torch.cat([sine_embedding(boxes[..., 1], boxes[..., 0], d),
+                              sine_embedding(boxes[..., 3], boxes[..., 2], d)], -1)
+        content = self.seed_embedding(embedded) * seeded[..., None]
+        refs = torch.logit(boxes.clamp(1e-3, 1 - 1e-3)) * seeded[..., None]
+        return content.to(maps.dtype), refs.to(maps.dtype)
+
+    def seed_overflow(self) -> np.ndarray:
+        """Per window of this thread's last batch: whether the U-Net found more instances than
+        ``seeds`` (the weakest were left to DETR's own queries)."""
+        return self.detr.detr.bbox_predictor.overflow
 
     def freeze_detector(self) -> None:
         """DETR's second stage: only the mask head and its attention map train. The detector's
@@ -103,6 +161,8 @@ class GalaxyDetr(QueryNetwork):
         super().train(mode)
         if self.detector_frozen:
             self.detr.detr.eval()
+        if self.config["seeds"]:
+            self.seeder.eval()  # frozen: BatchNorm statistics and no dropout
         return self
 
     def backbone(self) -> nn.Module:
@@ -134,6 +194,8 @@ def build_detr(in_channels: int, **config: Any) -> GalaxyDetr:
     c = {**DEFAULT_CONFIG, **config, "in_channels": int(in_channels)}
     if c["token_stride"] not in TOKEN_STRIDES:
         raise InputError(f"token_stride must be one of {TOKEN_STRIDES}, not {c['token_stride']}")
+    if not 0 <= c["seeds"] < c["queries"]:
+        raise InputError(f"seeds must lie in [0, queries) (some queries stay free for the void), got {c['seeds']}")
     if (c["d_model"] + c["heads"]) % 8 or c["d_model"] % c["heads"]:
         raise InputError(f"d_model {c['d_model']} must be a multiple of heads {c['heads']}, and d_model + heads of 8")
     return GalaxyDetr(c)
@@ -152,6 +214,8 @@ class DetrSegmenter(QueryPanopticDetector):
                      "queries": "object queries per window (default: max(32, 2 x the densest crop))",
                      "ffn": "feed-forward width (default 256)",
                      "token_stride": "pixels per transformer token: 4, 8 or 16 (default 16)",
+                     "seeds": "queries started at the shipped U-Net's object centres, whose maps also join the "
+                              "input (default 0: DETR's learned queries alone)",
                      "detector_epochs": "epochs of DETR's first stage, the detector alone, before --epochs "
                                         "of the mask head on the frozen detector (default 0: one joint stage)"}
 
@@ -161,3 +225,8 @@ class DetrSegmenter(QueryPanopticDetector):
     def window_outputs(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         out = self.net_(batch)
         return out.logits, out.pred_boxes, out.pred_masks
+
+    def windows_over_limit(self) -> np.ndarray | None:
+        """With seeded queries: the windows of the last batch where the U-Net found more instances
+        than there are seeded queries (counted with the windows at the query limit)."""
+        return self.net_.seed_overflow() if self.net_ is not None and self.net_.config["seeds"] else None

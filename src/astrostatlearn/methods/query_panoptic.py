@@ -209,13 +209,19 @@ class QueryPanopticDetector(WindowedDetector):
         logits [B, Q, h, w]) of a batch of windows [B, C, window, window]."""
         raise NotImplementedError
 
+    def windows_over_limit(self) -> np.ndarray | None:
+        """Per window of the last batch (of this thread), whether the network itself met more objects
+        than it can hold (e.g. DETR's seeded queries); None: no such limit."""
+        return None
+
     def run_warnings(self, counters: dict[str, int]) -> list[str]:
         n = counters.get(SATURATED, 0)
         if not n:
             return []
         q = self.net_.config["queries"] if self.net_ is not None else "?"
-        return [f"{n} {self.name} windows used all {q} queries and may have lost objects: use a model with more "
-                "queries (train -p queries=N) or a smaller window"]
+        return [f"{n} {self.name} windows used all {q} queries (or met more objects than the model seeds) and may "
+                "have lost objects: use a model with more "
+                "queries (train -p queries=N, and -p seeds=N for a seeded DETR) or a smaller window"]
 
     def segment_windows(self, image: np.ndarray) -> tuple[list[tuple[float, int, int, np.ndarray, np.ndarray]], int]:
         """Objects over ``image`` [C, y, x] by overlapping windows: ((score, y0, x0, mask, box
@@ -228,10 +234,11 @@ class QueryPanopticDetector(WindowedDetector):
             for chunk, batch in self.window_batches(image):
                 with torch.autocast(batch.device.type, enabled=batch.device.type == "cuda"):
                     logits, boxes, masks = self.window_outputs(batch)
+                over = self.windows_over_limit()
                 for j, (y0, x0, ysh, xsh) in enumerate(chunk):
                     ws = window_segments(logits[j].cpu(), None if boxes is None else boxes[j].cpu(), masks[j].cpu(),
                                          (win, win), self.score_threshold, self.mask_threshold)
-                    saturated += ws.saturated
+                    saturated += ws.saturated or (over is not None and bool(over[j]))
                     objects += owned_objects(ws, y0, x0, ysh, xsh, (ny, nx))
         return objects, saturated
 

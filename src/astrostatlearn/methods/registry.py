@@ -27,8 +27,9 @@ THREADED_METHODS: frozenset[str] = frozenset({"unet", "maskrcnn", "detr", "mask2
 
 # Built-in methods with no shipped model that learn only through ``astrostatlearn train`` (not from a
 # field's tiles): ``benchmark`` and the demo leave them out unless given a model file (for them
-# :func:`~astrostatlearn.methods.benchmarkable` is False; a test keeps the two equal).
-NEEDS_MODEL_FILE: frozenset[str] = frozenset({"detr"})
+# :func:`~astrostatlearn.methods.benchmarkable` is False; a test keeps the two equal). None today:
+# every built-in detector ships a model (DETR since 2026-12-06).
+NEEDS_MODEL_FILE: frozenset[str] = frozenset()
 
 
 def default_benchmark_methods() -> tuple[str, ...]:
