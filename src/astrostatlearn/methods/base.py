@@ -384,13 +384,13 @@ def benchmarkable(name: str) -> bool:
     """Whether ``benchmark`` can run method ``name`` with no model file: it needs no fitting, has a
     shipped model, or learns from the field's own tiles (its class implements :meth:`Segmenter.fit`:
     k-means, the forest). A detector trained only by ``astrostatlearn train`` with no shipped model
-    (DETR) cannot.
+    cannot (none of the built-in ones since DETR ships a model).
 
     Examples
     --------
     >>> from astrostatlearn.methods import benchmarkable
     >>> benchmarkable("sep"), benchmarkable("forest"), benchmarkable("detr")
-    (True, True, False)
+    (True, True, True)
     """
     cls = method_class(name)
     return not cls.needs_fit or cls.shipped_model is not None or cls.fit is not Segmenter.fit
