@@ -92,3 +92,11 @@ def test_windows_with_more_unet_objects_than_seeds_are_counted() -> None:
     assert net.seed_overflow().tolist() == [True]
     _, counted = seg.segment_windows(image)
     assert counted >= 1
+
+
+def test_seeds_are_refused_on_a_variant_the_shipped_unet_does_not_read(small_dataset: Path, tmp_path: Path) -> None:
+    from astrostatlearn.training.detr import train_detr
+
+    with pytest.raises(InputError, match="'snr' variant, not 'soft\\+rms'"):
+        train_detr([small_dataset], tmp_path / "m.pt", config={"window": 64, "seeds": 4})
+    assert not (tmp_path / "m.pt").exists()

@@ -29,6 +29,7 @@ from torch import nn
 from astrostatlearn.errors import InputError
 from astrostatlearn.methods.detr import DEFAULT_CONFIG, VOID, DetrSegmenter, build_detr, window_segments
 from astrostatlearn.training.loop import EpochStats, TrainConfig
+from astrostatlearn.training.patches import one_variant
 from astrostatlearn.training.query_panoptic import (QueryModelSpec, QueryTask, panoptic_instance_maps,
                                                     panoptic_targets, train_query_model, train_query_request)
 
@@ -114,6 +115,8 @@ def train_detr(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: TrainCo
     """
     if detector_epochs < 0:
         raise InputError(f"detector_epochs must be >= 0 (0: one joint stage), not {detector_epochs}")
+    if (config or {}).get("seeds"):
+        check_seed_variant(one_variant([Path(d) for d in dataset_dirs]))
     if detector_epochs == 0:
         return train_query_model(SPEC, dataset_dirs, out, cfg, config, resume, progress, snapshot_every)
     cfg = cfg or TrainConfig()
@@ -123,6 +126,16 @@ def train_detr(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: TrainCo
     net = DetrSegmenter.load_file(det).net_
     net.freeze_detector()
     return train_query_model(SPEC, dataset_dirs, out, cfg, None, resume, progress, snapshot_every, start=net)
+
+
+def check_seed_variant(variant: str) -> None:
+    """Seeded queries read the shipped U-Net's maps: the datasets must be of its variant."""
+    from astrostatlearn.methods.unet import UNetSegmenter
+
+    wanted = UNetSegmenter.shipped().variant
+    if variant != wanted:
+        raise InputError(f"seeds read the shipped U-Net, which takes the {wanted!r} variant, not {variant!r}: "
+                         f"train on --variant {wanted} or with -p seeds=0")
 
 
 def train_request(request: "TrainRequest") -> str:
