@@ -100,3 +100,28 @@ def test_seeds_are_refused_on_a_variant_the_shipped_unet_does_not_read(small_dat
     with pytest.raises(InputError, match="'snr' variant, not 'soft\\+rms'"):
         train_detr([small_dataset], tmp_path / "m.pt", config={"window": 64, "seeds": 4})
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_masks_only_for_the_queries_the_panoptic_rule_can_keep_change_no_object() -> None:
+    """At inference the mask head runs only for queries whose galaxy or void probability reaches
+    the score threshold: those masks, and the window's objects, are what every query's masks give."""
+    from astrostatlearn.methods.query_panoptic import window_segments
+
+    torch.manual_seed(2)
+    net = build_detr(1, window=64, queries=8, widths=[8, 8, 16, 16], d_model=32, seeds=5).eval()
+    with torch.no_grad():
+        net.detr.detr.class_labels_classifier.bias.copy_(torch.tensor([0.0, -1.0, 0.5]))
+    x = torch.randn(2, 1, 64, 64)
+    for y0, x0 in ((10, 40), (44, 8), (30, 30)):
+        x[0, 0, y0:y0 + 6, x0:x0 + 6] += 30.0
+    with torch.inference_mode():
+        full = net(x)
+        net.detr.mask_head.floor = 0.3
+        part = net(x)
+    keep = full.logits.softmax(-1)[..., :2].max(-1).values >= 0.3
+    assert 0 < int(keep.sum()) < keep.numel()  # some queries skipped, some kept
+    assert torch.allclose(part.pred_masks[keep], full.pred_masks[keep], atol=1e-5)
+    for j in range(2):
+        a = window_segments(full.logits[j], full.pred_boxes[j], full.pred_masks[j], (64, 64), 0.3)
+        b = window_segments(part.logits[j], part.pred_boxes[j], part.pred_masks[j], (64, 64), 0.3)
+        np.testing.assert_array_equal(a.labels, b.labels)

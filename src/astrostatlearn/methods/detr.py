@@ -96,7 +96,8 @@ class GalaxyDetr(QueryNetwork):
         if c["seeds"]:
             self.seeder = shipped_seeder(c)
             self.seed_embedding = nn.Linear(2 * c["d_model"], c["d_model"])
-            self.detr.detr.bbox_predictor = ReferencedBoxes(self.detr.detr.bbox_predictor)
+            self.detr.detr.bbox_predictor = ReferencedBoxes(self.detr.detr.bbox_predictor,
+                                                            self.detr.detr.class_labels_classifier)
             self.detr.bbox_attention = BoxedAttention(self.detr.bbox_attention, self.detr.detr.bbox_predictor)
             self.detr.mask_head = BoxPriorMasks(self.detr.mask_head, self.detr.detr.bbox_predictor)
 
@@ -223,6 +224,8 @@ class DetrSegmenter(QueryPanopticDetector):
     trainer = "astrostatlearn.training.detr"
 
     def window_outputs(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        if self.net_.config["seeds"]:  # masks only for the queries the panoptic rule can keep
+            self.net_.detr.mask_head.floor = self.score_threshold
         out = self.net_(batch)
         return out.logits, out.pred_boxes, out.pred_masks
 

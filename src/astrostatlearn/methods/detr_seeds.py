@@ -62,12 +62,14 @@ class ReferencedBoxes(nn.Module):
     """DETR's box head for seeded queries: its output (box logits, which DETR passes through a
     sigmoid) plus each query's reference-box logits (``reference`` [N, queries, 4], set for each
     batch by :meth:`GalaxyDetr.inputs`), so a seeded query predicts a box relative to its seed,
-    as anchor-based DETRs do. ``reference`` and ``last`` (the latest boxes) are per thread, since
-    the tiles of a run share one network across threads."""
+    as anchor-based DETRs do. ``reference``, ``last`` (the latest boxes) and ``probs`` (the
+    latest class probabilities, at inference) are per thread, since the tiles of a run share one
+    network across threads."""
 
-    def __init__(self, head: nn.Module) -> None:
+    def __init__(self, head: nn.Module, classifier: nn.Module) -> None:
         super().__init__()
         self.head = head
+        self.classifier = [classifier]  # a list: not a second registered copy of DETR's class head
         self._batch = threading.local()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -92,6 +94,10 @@ class ReferencedBoxes(nn.Module):
         return self._batch.last
 
     @property
+    def probs(self) -> torch.Tensor:
+        return self._batch.probs
+
+    @property
     def overflow(self) -> np.ndarray:
         return getattr(self._batch, "overflow", np.zeros(0, bool))
 
@@ -103,6 +109,8 @@ class ReferencedBoxes(nn.Module):
         out = self.head(hidden)
         out = out if self.reference is None else out + self.reference.to(out.dtype)
         self._batch.last = out.detach().sigmoid()  # the final layer's boxes: DETR asks for them before the mask head
+        if not self.training:
+            self._batch.probs = self.classifier[0](hidden).softmax(-1)
         return out
 
 
@@ -149,18 +157,42 @@ def box_logits(box: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 class BoxPriorMasks(nn.Module):
     """DETR's mask head for seeded queries: its output plus the logits of the ellipse inscribed in
     the query's predicted box (:func:`box_logits`), so a query's mask starts as its box's ellipse
-    and the head learns the galaxy's shape as a correction."""
+    and the head learns the galaxy's shape as a correction.
+
+    ``floor`` (inference only; None: every query): the head runs only for the queries whose
+    galaxy or void probability reaches it, the others' masks being logits of -10 plus the prior.
+    The panoptic rule reads no other mask when ``floor`` is its score threshold, and the head
+    (GroupNorm, per query) gives those masks as it would with every query, for a fraction of its
+    cost (the head is most of DETR's time)."""
 
     def __init__(self, head: nn.Module, boxes: "ReferencedBoxes") -> None:
         super().__init__()
         self.head = head
         self.boxes = [boxes]  # a list: not a second registered copy of the box head
+        self.floor: float | None = None
 
     def forward(self, features: torch.Tensor, attention_masks: torch.Tensor, fpn_features: list[torch.Tensor]
                 ) -> torch.Tensor:
-        out = self.head(features=features, attention_masks=attention_masks, fpn_features=fpn_features)
+        if self.training or self.floor is None:
+            out = self.head(features=features, attention_masks=attention_masks, fpn_features=fpn_features)
+        else:
+            out = self._kept_masks(features, attention_masks, fpn_features)
         prior = box_logits(self.boxes[0].last.to(out.dtype), tuple(out.shape[-2:]))
         return out + prior.flatten(0, 1)[:, None]
+
+
+    def _kept_masks(self, features: torch.Tensor, attention_masks: torch.Tensor, fpn_features: list[torch.Tensor]
+                    ) -> torch.Tensor:
+        """[N x Q, 1, h, w] mask logits: the head's for the queries at or above ``floor``, -10 elsewhere."""
+        n, q = attention_masks.shape[:2]
+        keep = self.boxes[0].probs[..., :2].max(-1).values >= self.floor
+        out = features.new_full((n * q, 1, *fpn_features[-1].shape[-2:]), -10.0)
+        for b in range(n):
+            idx = torch.nonzero(keep[b]).flatten()
+            if idx.numel():
+                out[b * q + idx] = self.head(features=features[b:b + 1], attention_masks=attention_masks[b:b + 1, idx],
+                                             fpn_features=[f[b:b + 1] for f in fpn_features]).to(out.dtype)
+        return out
 
 
 def shipped_seeder(config: dict[str, Any]) -> nn.Module:
