@@ -32,7 +32,8 @@ def test_seeded_queries_start_at_the_unets_object_centres() -> None:
     x = torch.randn(2, 1, 64, 64)
     x[0, 0, 10:16, 40:46] += 30.0  # two bright objects in the first window, none in the second
     x[0, 0, 44:50, 8:14] += 30.0
-    pixels, queries = net.inputs(x)
+    pixels, queries, overflow = net.inputs(x)
+    assert overflow.tolist() == [False, False]  # 2 and 0 objects, 5 seeds
     assert pixels.shape == (2, 3, 64, 64) and queries.shape == (2, 8, 32)
     seeded = queries.abs().sum(-1) > 0
     assert seeded[0].tolist() == [True, True] + [False] * 6 and not seeded[1].any()
@@ -55,7 +56,7 @@ def test_a_seeded_detr_saves_its_unet_and_loads_without_the_shipped_one(tmp_path
     x[0, 0, 30:36, 30:36] += 30.0  # an object, so a query is seeded
     with torch.inference_mode():
         a, b = net(x), back(x)
-        assert (back.inputs(x)[1].abs().sum(-1) > 0).sum() == 1
+        assert (back.inputs(x)[1].abs().sum(-1) > 0).sum() == 1 and not back.inputs(x)[2].any()
     assert torch.allclose(a.logits, b.logits, atol=1e-2) and torch.allclose(a.pred_boxes, b.pred_boxes, atol=1e-3)
     assert torch.allclose(net.seeder.head.bias, back.seeder.head.bias, atol=1e-3)  # stored as float16
 
@@ -88,8 +89,8 @@ def test_windows_with_more_unet_objects_than_seeds_are_counted() -> None:
     for y, x in ((8, 8), (8, 40), (40, 20)):  # three objects in the left window, none in the right one
         image[0, y:y + 6, x:x + 6] += 30.0
     with torch.inference_mode():
-        net(torch.from_numpy(image[None, :, :, :64]))
-    assert net.seed_overflow().tolist() == [True]
+        out = net(torch.from_numpy(image[None, :, :, :64]))
+    assert out.seed_overflow.tolist() == [True]
     _, counted = seg.segment_windows(image)
     assert counted >= 1
 

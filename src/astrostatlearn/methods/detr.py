@@ -102,49 +102,50 @@ class GalaxyDetr(QueryNetwork):
             self.detr.mask_head = BoxPriorMasks(self.detr.mask_head, self.detr.detr.bbox_predictor)
 
     def forward(self, images: torch.Tensor, labels: list[dict[str, torch.Tensor]] | None = None) -> Any:
-        pixels, queries = self.inputs(images)
-        return self.detr(pixel_values=pixels, decoder_inputs_embeds=queries, labels=labels)
+        """transformers' output; with seeds, also ``seed_overflow`` [N] bool: the windows where the
+        U-Net found more instances than ``seeds`` (the weakest were left to DETR's own queries)."""
+        pixels, queries, overflow = self.inputs(images)
+        out = self.detr(pixel_values=pixels, decoder_inputs_embeds=queries, labels=labels)
+        if overflow is not None:
+            out.seed_overflow = overflow
+        return out
 
     def detect(self, images: torch.Tensor, labels: list[dict[str, torch.Tensor]] | None = None) -> Any:
         """The detector alone (no mask head): transformers' ``DetrObjectDetectionOutput``, with
         its class, box and GIoU losses when ``labels`` (``class_labels``, ``boxes``) are given."""
-        pixels, queries = self.inputs(images)
+        pixels, queries, _ = self.inputs(images)
         return self.detr.detr(pixel_values=pixels, decoder_inputs_embeds=queries, labels=labels)
 
-    def inputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """DETR's pixel values and decoder query contents. Without seeds: the normalised images and
-        None (DETR's zero queries). With ``seeds`` = K: the frozen U-Net's foreground and centre-ness
-        maps join the channels, and the first K queries start at the U-Net's strongest instances
-        (:meth:`seed_queries`), the rest at zero, as DETR's."""
+    def inputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, np.ndarray | None]:
+        """DETR's pixel values, decoder query contents and seed overflow. Without seeds: the
+        normalised images, None (DETR's zero queries) and None. With ``seeds`` = K: the frozen
+        U-Net's foreground and centre-ness maps join the channels, the first K queries start at
+        the U-Net's strongest instances (:meth:`seed_queries`), the rest at zero, as DETR's, and
+        the windows where it found more than K are flagged."""
         pixels = self.normalise(images)
         if not self.config["seeds"]:
-            return pixels, None
+            return pixels, None, None
         with torch.no_grad():
             maps = torch.sigmoid(self.seeder(images.float())).to(pixels.dtype)
-        queries, refs = self.seed_queries(maps)
+        queries, refs, overflow = self.seed_queries(maps)
         self.detr.detr.bbox_predictor.reference = refs
-        return torch.cat([pixels, maps], dim=1), queries
+        return torch.cat([pixels, maps], dim=1), queries, overflow
 
-    def seed_queries(self, maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Query contents [N, queries, d_model] and reference boxes [N, queries, 4] (logits of
-        normalised (cx, cy, w, h)) from the U-Net's maps [N, 2, H, W] (foreground, centre-ness):
+    def seed_queries(self, maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """Query contents [N, queries, d_model], reference boxes [N, queries, 4] (logits of
+        normalised (cx, cy, w, h)) and overflow [N] (more instances than seeds, :func:`seed_boxes`)
+        from the U-Net's maps [N, 2, H, W] (foreground, centre-ness):
         the first K queries start at the U-Net's K strongest instances (:func:`seed_boxes`), their
         content a learned projection of the sine embeddings of the instance box's centre (y, x)
         and size (h, w), as DETR embeds positions, and their reference that box; the others start
         at zero with reference 0 (DETR's own start)."""
         boxes, seeded, overflow = seed_boxes(maps, self.config["seeds"], self.config["queries"], self.config["seed_rule"])
-        self.detr.detr.bbox_predictor.overflow = overflow
         d = self.config["d_model"]
         embedded = torch.cat([sine_embedding(boxes[..., 1], boxes[..., 0], d),
                               sine_embedding(boxes[..., 3], boxes[..., 2], d)], -1)
         content = self.seed_embedding(embedded) * seeded[..., None]
         refs = torch.logit(boxes.clamp(1e-3, 1 - 1e-3)) * seeded[..., None]
-        return content.to(maps.dtype), refs.to(maps.dtype)
-
-    def seed_overflow(self) -> np.ndarray:
-        """Per window of this thread's last batch: whether the U-Net found more instances than
-        ``seeds`` (the weakest were left to DETR's own queries)."""
-        return self.detr.detr.bbox_predictor.overflow
+        return content.to(maps.dtype), refs.to(maps.dtype), overflow
 
     def freeze_detector(self) -> None:
         """DETR's second stage: only the mask head and its attention map train. The detector's
@@ -223,13 +224,9 @@ class DetrSegmenter(QueryPanopticDetector):
     build_model = staticmethod(build_detr)
     trainer = "astrostatlearn.training.detr"
 
-    def window_outputs(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    def window_outputs(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, np.ndarray | None]:
         if self.net_.config["seeds"]:  # masks only for the queries the panoptic rule can keep
             self.net_.detr.mask_head.floor = self.score_threshold
         out = self.net_(batch)
-        return out.logits, out.pred_boxes, out.pred_masks
-
-    def windows_over_limit(self) -> np.ndarray | None:
-        """With seeded queries: the windows of the last batch where the U-Net found more instances
-        than there are seeded queries (counted with the windows at the query limit)."""
-        return self.net_.seed_overflow() if self.net_ is not None and self.net_.config["seeds"] else None
+        # With seeded queries: the windows where the U-Net found more instances than there are seeds.
+        return out.logits, out.pred_boxes, out.pred_masks, getattr(out, "seed_overflow", None)

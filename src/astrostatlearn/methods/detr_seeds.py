@@ -97,14 +97,6 @@ class ReferencedBoxes(nn.Module):
     def probs(self) -> torch.Tensor:
         return self._batch.probs
 
-    @property
-    def overflow(self) -> np.ndarray:
-        return getattr(self._batch, "overflow", np.zeros(0, bool))
-
-    @overflow.setter
-    def overflow(self, value: np.ndarray) -> None:
-        self._batch.overflow = value
-
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         out = self.head(hidden)
         out = out if self.reference is None else out + self.reference.to(out.dtype)

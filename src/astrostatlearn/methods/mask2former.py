@@ -28,6 +28,7 @@ import contextlib
 from types import SimpleNamespace
 from typing import Any, Iterator
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -128,6 +129,6 @@ class Mask2FormerSegmenter(QueryPanopticDetector):
     build_model = staticmethod(build_mask2former)
     trainer = "astrostatlearn.training.mask2former"
 
-    def window_outputs(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    def window_outputs(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, np.ndarray | None]:
         out = self.net_(batch)
-        return out.logits, None, out.pred_masks
+        return out.logits, None, out.pred_masks, None

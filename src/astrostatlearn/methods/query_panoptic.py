@@ -204,15 +204,12 @@ class QueryPanopticDetector(WindowedDetector):
 
         return importlib.import_module(cls.trainer).train_request(request)
 
-    def window_outputs(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    def window_outputs(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, np.ndarray | None]:
         """(class logits [B, Q, 3], boxes [B, Q, 4] normalised (cx, cy, w, h) or None, mask
-        logits [B, Q, h, w]) of a batch of windows [B, C, window, window]."""
+        logits [B, Q, h, w], over [B] bool or None) of a batch of windows [B, C, window, window];
+        ``over``: the windows where the network itself met more objects than it can hold (DETR's
+        seeded queries), counted with the windows at the query limit; None: no such limit."""
         raise NotImplementedError
-
-    def windows_over_limit(self) -> np.ndarray | None:
-        """Per window of the last batch (of this thread), whether the network itself met more objects
-        than it can hold (e.g. DETR's seeded queries); None: no such limit."""
-        return None
 
     def run_warnings(self, counters: dict[str, int]) -> list[str]:
         n = counters.get(SATURATED, 0)
@@ -233,8 +230,7 @@ class QueryPanopticDetector(WindowedDetector):
         with torch.inference_mode():
             for chunk, batch in self.window_batches(image):
                 with torch.autocast(batch.device.type, enabled=batch.device.type == "cuda"):
-                    logits, boxes, masks = self.window_outputs(batch)
-                over = self.windows_over_limit()
+                    logits, boxes, masks, over = self.window_outputs(batch)
                 for j, (y0, x0, ysh, xsh) in enumerate(chunk):
                     ws = window_segments(logits[j].cpu(), None if boxes is None else boxes[j].cpu(), masks[j].cpu(),
                                          (win, win), self.score_threshold, self.mask_threshold)
