@@ -120,30 +120,28 @@ class BoxedAttention(nn.Module):
 
     def forward(self, queries: torch.Tensor, memory: torch.Tensor, attention_mask: torch.Tensor | None = None
                 ) -> torch.Tensor:
-        box = self.boxes[0].last  # [N, Q, 4] normalised (cx, cy, w, h)
-        h, w = memory.shape[-2:]
-        ty = (torch.arange(h, device=memory.device, dtype=memory.dtype) + 0.5) / h
-        tx = (torch.arange(w, device=memory.device, dtype=memory.dtype) + 0.5) / w
-        sx = torch.clamp(box[..., 2:3] / 2, min=0.5 / w)[..., None]
-        sy = torch.clamp(box[..., 3:4] / 2, min=0.5 / h)[..., None]
-        dy = (ty[None, None, :, None] - box[..., 1, None, None]) / sy
-        dx = (tx[None, None, None, :] - box[..., 0, None, None]) / sx
-        prior = (-0.5 * (dy ** 2 + dx ** 2))[:, :, None].to(memory.dtype)  # [N, Q, 1, h, w]
+        r2 = box_radius2(self.boxes[0].last.to(memory.dtype), tuple(memory.shape[-2:]))
+        prior = (-0.5 * r2)[:, :, None]  # [N, Q, 1, h, w]
         mask = prior if attention_mask is None else attention_mask + prior
         return self.attention(queries, memory, attention_mask=mask)
 
 
-def box_logits(box: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """[N, Q, H, W] logits of the ellipse inscribed in each box (normalised (cx, cy, w, h),
-    [N, Q, 4]): :data:`MASK_PRIOR` at the centre, 0 on the ellipse, down to -10 outside; half-axes
-    of at least half a pixel."""
+def box_radius2(box: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """[N, Q, H, W] squared elliptical radius of each cell centre of an H x W grid over the window,
+    in units of each box's half-sides (normalised (cx, cy, w, h), [N, Q, 4]; half-sides of at
+    least half a cell): 0 at the box's centre, 1 on its inscribed ellipse."""
     h, w = size
     y = (torch.arange(h, device=box.device, dtype=box.dtype) + 0.5) / h
     x = (torch.arange(w, device=box.device, dtype=box.dtype) + 0.5) / w
     ry = torch.clamp(box[..., 3] / 2, min=0.5 / h)[..., None, None]
     rx = torch.clamp(box[..., 2] / 2, min=0.5 / w)[..., None, None]
-    r2 = ((y[:, None] - box[..., 1, None, None]) / ry) ** 2 + ((x[None, :] - box[..., 0, None, None]) / rx) ** 2
-    return torch.clamp(MASK_PRIOR * (1 - r2), min=-10.0)
+    return ((y[:, None] - box[..., 1, None, None]) / ry) ** 2 + ((x[None, :] - box[..., 0, None, None]) / rx) ** 2
+
+
+def box_logits(box: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """[N, Q, H, W] logits of the ellipse inscribed in each box (:func:`box_radius2`):
+    :data:`MASK_PRIOR` at the centre, 0 on the ellipse, down to -10 outside."""
+    return torch.clamp(MASK_PRIOR * (1 - box_radius2(box, size)), min=-10.0)
 
 
 class BoxPriorMasks(nn.Module):
@@ -171,7 +169,6 @@ class BoxPriorMasks(nn.Module):
             out = self._kept_masks(features, attention_masks, fpn_features)
         prior = box_logits(self.boxes[0].last.to(out.dtype), tuple(out.shape[-2:]))
         return out + prior.flatten(0, 1)[:, None]
-
 
     def _kept_masks(self, features: torch.Tensor, attention_masks: torch.Tensor, fpn_features: list[torch.Tensor]
                     ) -> torch.Tensor:
