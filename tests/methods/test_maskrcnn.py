@@ -113,6 +113,36 @@ def test_objects_across_window_and_tile_borders_get_one_id(tmp_path: Path, monke
     assert {"box_y0", "box_x1"} <= set(cat.colnames)
 
 
+def test_detections_below_the_snr_cut_go_with_their_records(monkeypatch) -> None:
+    """The significance cut that the U-Net applies (``min_snr``, default 5) drops a detector's
+    faint detections, their instance records and their score-map pixels."""
+    from astrostatlearn.field.windows import Window
+    from astrostatlearn.methods.base import Tile
+
+    image = np.random.default_rng(0).standard_normal((1, 128, 128)).astype(np.float32)
+    squares = [(10, 10, 3.0), (60, 80, 0.2), (90, 20, 3.0)]  # (y0, x0, amplitude): S/N 30, 2, 30 over 10 x 10 px
+    for y, x, a in squares:
+        image[0, y:y + 10, x:x + 10] += a
+
+    def fixed_detector(net, batch):
+        boxes = torch.tensor([[x, y, x + 10, y + 10] for y, x, _ in squares], dtype=torch.float32)
+        return [{"boxes": boxes, "scores": torch.tensor([0.9, 0.8, 0.7]), "masks": torch.ones(3, 1, 28, 28)}]
+
+    monkeypatch.setattr(mr, "detect", fixed_detector)
+    tile = Tile(image, np.zeros((128, 128), np.float32), np.ones((128, 128), np.float32), np.ones((128, 128), bool),
+                Window(0, 128, 0, 128))
+    seg = MaskRCNNSegmenter(variant="raw", window=128, overlap=32)
+    seg.net_ = build_maskrcnn(1, window=128).eval()
+    kept = seg.predict(tile)
+    assert set(np.unique(kept.labels)) == {0, 1, 3} and list(kept.instances.ids) == [1, 3]
+    np.testing.assert_allclose(kept.instances.scores, [0.9, 0.7])
+    assert (kept.score[60:70, 80:90] == 0).all() and (kept.score[10:20, 10:20] > 0).all()
+    every = seg.set_options({"min_snr": "none"}).predict(tile)
+    assert set(np.unique(every.labels)) == {0, 1, 2, 3} and len(every.instances) == 3
+    with pytest.raises(InputError, match="min_snr"):
+        seg.set_options({"min_snr": "-1"})
+
+
 def test_save_load_round_trip_and_channel_check(tmp_path: Path) -> None:
     seg = MaskRCNNSegmenter(variant="soft+rms", window=64)
     seg.net_ = build_maskrcnn(2, window=64).eval()

@@ -64,6 +64,18 @@ def test_faint_and_negative_segments_are_dropped_and_ids_kept() -> None:
     assert np.array_equal(drop_insignificant(labels, signal, err, valid, None), labels)
 
 
+def test_a_noiseless_sky_keeps_every_positive_segment() -> None:
+    """A synthetic image with no noise (sky exactly 0) has empty-aperture factors of 0: its
+    positive segments are infinitely significant, its negative ones still go."""
+    signal = np.zeros((200, 200))
+    labels = np.zeros(signal.shape, np.int32)
+    for k, (y, x, v) in enumerate([(40, 40, 10.0), (120, 150, 0.5), (160, 50, -3.0)], start=1):
+        labels[y - 4:y + 4, x - 4:x + 4], signal[y - 4:y + 4, x - 4:x + 4] = k, v
+    snr = segment_snr(labels, signal, np.ones_like(signal), np.ones(signal.shape, bool))
+    assert np.isposinf(snr[1]) and np.isposinf(snr[2]) and np.isneginf(snr[3])
+    assert set(np.unique(drop_insignificant(labels, signal, np.ones_like(signal), np.ones(signal.shape, bool), 5.0))) == {0, 1, 2}
+
+
 def test_correlated_noise_lowers_the_significance_of_the_same_blob() -> None:
     """A blob at white-noise S/N 6.5 stays in white noise but goes in noise correlated over 1 px."""
     err, valid = np.ones((400, 400)), np.ones((400, 400), bool)

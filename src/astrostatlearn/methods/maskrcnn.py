@@ -39,6 +39,7 @@ from torch import nn
 from astrostatlearn.errors import InputError
 from astrostatlearn.methods.detector_backbones import FPNBackbone, build_body
 from astrostatlearn.methods.base import Instances, Prediction, Tile, TrainRequest, register
+from astrostatlearn.methods.significance import MIN_SNR, OPTION_HELP as SNR_HELP
 from astrostatlearn.methods.torch_model import WINDOW_OPTIONS
 from astrostatlearn.methods.windowed import WindowedDetector, share_bounds, window_starts  # noqa: F401 (re-exported)
 
@@ -145,6 +146,7 @@ class MaskRCNNSegmenter(WindowedDetector):
     options = {
         "score_threshold": "lowest detection score kept (0-1)",
         "mask_threshold": "mask probability that makes a pixel part of an object (0-1)",
+        "min_snr": SNR_HELP,
         **WINDOW_OPTIONS,
     }
     train_options = {"backbone": "unet (the shipped U-Net, frozen, default) or galaxy (from scratch)",
@@ -153,10 +155,10 @@ class MaskRCNNSegmenter(WindowedDetector):
 
     def __init__(self, variant: str = "snr", window: int = 256, overlap: int = 64, batch_size: int = 4,
                  score_threshold: float = 0.5, mask_threshold: float = 0.5, min_area: int = 5,
-                 device: str | None = None, halo: int = 64) -> None:
+                 min_snr: float | None = MIN_SNR, device: str | None = None, halo: int = 64) -> None:
         self.variant, self.window, self.overlap, self.batch_size = variant, window, overlap, batch_size
         self.score_threshold, self.mask_threshold, self.min_area = score_threshold, mask_threshold, min_area
-        self.device, self.halo = device, halo
+        self.min_snr, self.device, self.halo = min_snr, device, halo
         self.net_: nn.Module | None = None
 
     # -- model handling ---------------------------------------------------------------------
@@ -207,4 +209,5 @@ class MaskRCNNSegmenter(WindowedDetector):
         inst = Instances(np.arange(1, kept.size + 1), scores[kept],
                          boxes=np.c_[b[:, 1], b[:, 0], b[:, 3], b[:, 2]].astype(np.float32),
                          classes=np.ones(kept.size, np.int64))
-        return Prediction(labels, np.where(tile.valid, score_map, 0.0).astype(np.float32), inst)
+        return self.keep_significant(Prediction(labels, np.where(tile.valid, score_map, 0.0).astype(np.float32), inst),
+                                     tile)

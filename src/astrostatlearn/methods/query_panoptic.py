@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from astrostatlearn.methods.base import Instances, Prediction, Tile, TrainRequest
+from astrostatlearn.methods.significance import MIN_SNR, OPTION_HELP as SNR_HELP
 from astrostatlearn.methods.torch_model import WINDOW_OPTIONS
 from astrostatlearn.methods.windowed import WindowedDetector
 
@@ -179,16 +180,17 @@ class QueryPanopticDetector(WindowedDetector):
     options = {
         "score_threshold": "lowest class probability of a kept query (0-1)",
         "mask_threshold": "mask probability that makes a pixel part of an object (0-1)",
+        "min_snr": SNR_HELP,
         "overlap": "overlap of neighbouring windows, in pixels",
         **WINDOW_OPTIONS,
     }
 
     def __init__(self, variant: str = "snr", window: int = 128, overlap: int = 32, batch_size: int = 8,
                  score_threshold: float = 0.5, mask_threshold: float = 0.5, min_area: int = 5,
-                 device: str | None = None, halo: int = 64) -> None:
+                 min_snr: float | None = MIN_SNR, device: str | None = None, halo: int = 64) -> None:
         self.variant, self.window, self.overlap, self.batch_size = variant, window, overlap, batch_size
         self.score_threshold, self.mask_threshold, self.min_area = score_threshold, mask_threshold, min_area
-        self.device, self.halo = device, halo
+        self.min_snr, self.device, self.halo = min_snr, device, halo
         self.net_: nn.Module | None = None
 
     build_model: Callable[..., nn.Module]  # the network from (in_channels, **config)
@@ -251,4 +253,4 @@ class QueryPanopticDetector(WindowedDetector):
         score_map[labels > 0] = np.concatenate([[0.0], scores])[labels[labels > 0]]
         boxes = np.array([objects[i][4] for i in kept], np.float32).reshape(-1, 4)
         inst = Instances(ids, scores, boxes=boxes, classes=np.ones(kept.size, np.int64))
-        return Prediction(labels, score_map, inst, counters={SATURATED: int(saturated)})
+        return self.keep_significant(Prediction(labels, score_map, inst, counters={SATURATED: int(saturated)}), tile)

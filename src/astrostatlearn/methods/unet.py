@@ -24,12 +24,10 @@ from astrostatlearn.errors import InputError
 from astrostatlearn.methods.base import Prediction, Tile, TrainRequest, register
 from astrostatlearn.methods.cpu_inference import ENGINES, PRECISIONS, CompiledCache, check_precision, resolve_engine
 from astrostatlearn.methods.instances import core_seeded_instances
-from astrostatlearn.methods.significance import drop_insignificant
+from astrostatlearn.methods.significance import MIN_SNR, OPTION_HELP as SNR_HELP, check_min_snr, drop_insignificant
 from astrostatlearn.methods.torch_model import WINDOW_OPTIONS, TorchSegmenter
 
 SHIPPED_MODEL = "unet-default.pt"
-MIN_SNR: float | None = 5.0  # default significance cut (astrostatlearn.methods.significance): the
-# conventional 5-sigma detection limit; 4 and 5 tie on the validation fields (seeds 3000, 3001), 3 and 6 lose
 LOCAL_BACKGROUND = False
 
 
@@ -137,7 +135,7 @@ class UNetSegmenter(TorchSegmenter):
         "threshold": "foreground probability threshold",
         "core_level": "centre-ness level of an object's core",
         "min_dynamic": "h-maxima depth that separates two cores (none: connected cores)",
-        "min_snr": "drop objects below this S/N, with the noise measured in empty apertures (none: keep all)",
+        "min_snr": SNR_HELP,
         "local_background": "subtract the field's 64-px background mesh from channel 0 first, as SExtractor does "
                             "(gradients, scattered and intracluster light)",
         "engine": f"inference engine, one of {', '.join(ENGINES)} (auto: OpenVINO on a CPU, PyTorch on a GPU)",
@@ -179,8 +177,7 @@ class UNetSegmenter(TorchSegmenter):
         if self.tta not in (1, 2, 4, 8):
             raise InputError(f"tta must be 1, 2, 4 or 8, got {self.tta}")
         check_precision(self.precision)
-        if self.min_snr is not None and not (isinstance(self.min_snr, (int, float)) and self.min_snr > 0):
-            raise InputError(f"min_snr must be a positive number or none, got {self.min_snr!r}")
+        check_min_snr(self.min_snr)
         resolve_engine(self.engine, self._device())
 
     @classmethod

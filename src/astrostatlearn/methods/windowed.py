@@ -10,6 +10,8 @@ import torch
 from torch import nn
 
 from astrostatlearn.errors import InputError
+from astrostatlearn.methods.base import Prediction, Tile
+from astrostatlearn.methods.significance import check_min_snr, drop_insignificant
 from astrostatlearn.methods.torch_model import TorchSegmenter
 
 
@@ -39,7 +41,7 @@ class WindowedDetector(TorchSegmenter):
     """Base of the detectors that run a network over overlapping ``window``-sized windows.
 
     Subclasses keep ``variant``, ``window``, ``overlap``, ``batch_size``, ``score_threshold``,
-    ``mask_threshold``, ``min_area``, ``device`` and ``halo`` as parameters.
+    ``mask_threshold``, ``min_area``, ``min_snr``, ``device`` and ``halo`` as parameters.
     """
 
     config_params: ClassVar[tuple[str, ...]] = ("window",)
@@ -50,6 +52,7 @@ class WindowedDetector(TorchSegmenter):
     window: int
     overlap: int
     batch_size: int
+    min_snr: float | None
 
     @classmethod
     def from_network(cls, net: nn.Module, variant: str, **params: Any) -> "WindowedDetector":
@@ -63,6 +66,21 @@ class WindowedDetector(TorchSegmenter):
                 raise InputError(f"{k} must be in [0, 1], got {getattr(self, k)}")
         if not 0 <= self.overlap < self.window:
             raise InputError(f"overlap {self.overlap} must be in [0, the window {self.window})")
+        check_min_snr(self.min_snr)
+
+    def keep_significant(self, prediction: Prediction, tile: Tile) -> Prediction:
+        """``prediction`` without its objects below ``min_snr`` (the U-Net's significance cut,
+        :mod:`~astrostatlearn.methods.significance`), their records and score-map pixels too;
+        the IDs of the rest are kept."""
+        labels = drop_insignificant(prediction.labels, tile.signal, tile.err, tile.valid, self.min_snr)
+        if labels is prediction.labels:
+            return prediction
+        gone = (labels == 0) & (prediction.labels > 0)
+        score = None if prediction.score is None else np.where(gone, 0.0, prediction.score).astype(np.float32)
+        inst = prediction.instances
+        if inst is not None:
+            inst = inst.take(np.intersect1d(inst.ids, np.unique(labels[labels > 0])))
+        return Prediction(labels, score, inst, dict(prediction.counters))
 
     def window_batches(self, image: np.ndarray) -> Iterator[tuple[list[tuple[int, int, tuple[float, float], tuple[float, float]]], torch.Tensor]]:
         """Batches of windows over ``image`` [C, y, x] (zero-padded to one window where smaller):
