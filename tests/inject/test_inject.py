@@ -20,10 +20,17 @@ from astrostatlearn.inject.sources import find_sources
 runner = CliRunner()
 
 
-def star_field(path: Path, fwhm: float = 3.5, n_side: int = 6, shape: int = 400, nan_box: bool = False) -> Path:
-    """Noise (sigma 1) with a grid of isolated Moffat stars of known FWHM (pixels) and a WCS."""
+def star_field(path: Path, fwhm: float = 3.5, n_side: int = 6, shape: int = 400, nan_box: bool = False,
+               correlation: float = 0.0) -> Path:
+    """Noise (sigma 1 per pixel; correlated by a Gaussian of ``correlation`` pixels, as resampling
+    does, when > 0) with a grid of isolated Moffat stars of known FWHM (pixels) and a WCS."""
+    from scipy import ndimage
+
     rng = np.random.default_rng(5)
     img = rng.normal(0.0, 1.0, (shape, shape))
+    if correlation > 0:
+        img = ndimage.gaussian_filter(img, correlation)
+        img /= img.std()
     psf = galsim.Moffat(beta=3.0, fwhm=fwhm)
     step = shape // (n_side + 1)
     for i in range(1, n_side + 1):
@@ -81,6 +88,25 @@ def test_injected_fields_carry_the_truth_header_and_flux(tmp_path: Path) -> None
         truths.append(np.c_[cat["x"], cat["y"]])
     assert not np.allclose(truths[0], truths[1])  # realisations differ
     assert json.loads((tmp_path / "inj" / "inject.json").read_text())["realisations"][1]["n_injected"] == 12
+
+
+def test_the_depth_is_that_of_the_noise_the_image_has(tmp_path: Path) -> None:
+    """Correlated noise of the same per-pixel rms hides a point source more than white noise: the
+    depth and the injected S/N follow the noise measured in empty apertures, not the rms."""
+    depth, factor, snr = {}, {}, {}
+    for kind, corr in (("white", 0.0), ("correlated", 1.0)):
+        path = star_field(tmp_path / f"{kind}.fits", correlation=corr)
+        res = inject_image(path, tmp_path / kind, InjectRequest(n=8, realisations=1, psf_fwhm=3.5, seed=2,
+                                                                 mag_range=(20.0, 23.0)))
+        d = res.description
+        depth[kind], factor[kind] = d["depth_5sigma_point"], d["noise_factor_point"]
+        cat = Table.read(res.realisations[0] / "truth.ecsv")
+        snr[kind] = np.asarray(cat["snr"])
+    assert factor["white"] == pytest.approx(1.0, abs=0.1) and factor["correlated"] > 1.5
+    # (the two background rms estimates differ by a percent or so)
+    assert depth["white"] - depth["correlated"] == pytest.approx(2.5 * math.log10(factor["correlated"] / factor["white"]),
+                                                                 abs=0.03)
+    assert np.median(snr["correlated"] / snr["white"]) < 1 / 1.4  # the same objects, less significant
 
 
 def test_injection_is_reproducible_from_its_seed(tmp_path: Path) -> None:

@@ -7,7 +7,11 @@ Plan, then one realisation at a time:
    the header's MAGZERO/MAGZPT/PHOTZP/ZEROPNT/ZP, else an instrumental one that puts the depth
    ``m5`` at 24.9, a KiDS-like survey's), the gain (``--gain``,
    else the header's GAIN, else none), the pixel scale (``--pixel-scale``, else the WCS, else
-   0.2"), and the point-source 5-sigma depth ``m5 = zp - 2.5 log10(5 sigma sqrt(NEA))``.
+   0.2"), the empty-aperture noise factors ``f(area)`` of its sky (:mod:`~astrostatlearn.methods.significance`:
+   1 for white noise, more where resampling or coadding correlated the noise), and the
+   point-source 5-sigma depth ``m5 = zp - 2.5 log10(5 sigma sqrt(NEA) f(NEA))``, NEA being the
+   PSF's noise-equivalent area: the depth of the noise the image has, not of the white noise its
+   rms map describes (empty-aperture depths, as surveys quote them).
 2. **Draw** ``n`` galaxies per realisation, magnitudes uniform in ``--mag-range`` (default
    ``m5 - 4`` to ``m5 + 1``), shapes from the simulator's population model
    (:func:`~astrostatlearn.simulate.catalog.galaxy_shapes`); without a zero-point, sizes thus
@@ -16,8 +20,9 @@ Plan, then one realisation at a time:
    convolved with the PSF, and add them; with a gain, each pixel gets its source Poisson noise
    and the rms map grows to ``sqrt(rms² + model / gain)``.
 4. **Truth** follows the simulator's rule: a pixel belongs to the injected object whose model is
-   largest there, above 1 x the local rms. ``ignore.fits`` marks the image's own sources
-   (dilated) and its non-finite pixels.
+   largest there, above 1 x the local rms; its S/N is the matched-filter S/N over the rms map,
+   divided by ``f`` at the object's own noise-equivalent area. ``ignore.fits`` marks the image's
+   own sources (dilated) and its non-finite pixels.
 
 Each realisation ``real-<k>/`` is a field (``img.fits``, ``rms.fits``, ``true.fits``,
 ``truth.ecsv``, ``ignore.fits``, and ``confirm.fits`` with ``--confirm-with``: the sources of the
@@ -43,6 +48,7 @@ from astrostatlearn.field.outputs import OutputSet
 from astrostatlearn.inject.place import free_distance, ignore_mask, place_objects
 from astrostatlearn.inject.psf import PSFModel, estimate_psf, moffat_psf, psf_from_file
 from astrostatlearn.inject.sources import ImageSources, find_sources, other_band_sources
+from astrostatlearn.methods.significance import aperture_noise_factors, factor_at
 from astrostatlearn.progress import progress_bar
 from astrostatlearn.simulate.catalog import galaxy_shapes, stamp_radius
 from astrostatlearn.simulate.presets import Preset
@@ -102,6 +108,8 @@ class InjectPlan:
     sigma: float
     m5: float
     mag_range: tuple[float, float]
+    noise_areas: np.ndarray  # empty-aperture sizes (pixels) and their noise factors, measured on the sky
+    noise_factors: np.ndarray
     ignore: np.ndarray = dataclass_field(repr=False, default=None)  # type: ignore[assignment]
     free: np.ndarray = dataclass_field(repr=False, default=None)  # type: ignore[assignment]  # distance to ignore
     confirm: np.ndarray | None = dataclass_field(repr=False, default=None)  # other bands' sources
@@ -112,12 +120,18 @@ class InjectPlan:
                       zeropoint=self.zeropoint, sky_sigma=self.sigma, sky_sigma_variation=0.0,
                       gain=self.gain or math.inf, mag_bright=self.mag_range[0], mag_faint=self.mag_range[1])
 
+    def noise_factor(self, area: float) -> float:
+        """The empty-aperture noise factor at ``area`` pixels (1: white noise)."""
+        return float(factor_at(self.noise_areas, self.noise_factors, np.asarray(area)))
+
     def describe(self) -> dict[str, Any]:
         return {"image": str(self.image), "version": __version__, "request": asdict(self.request),
                 "psf": {"source": self.psf.source, "fwhm_px": self.psf.fwhm_px, "n_stars": self.psf.n_stars,
                         "noise_area_px": self.psf.noise_area},
                 "zeropoint": self.zeropoint, "zeropoint_known": self.zeropoint_known, "gain": self.gain,
                 "pixel_scale_arcsec": self.pixel_scale, "sky_sigma": self.sigma, "depth_5sigma_point": self.m5,
+                "noise_factor_point": self.noise_factor(self.psf.noise_area),
+                "empty_aperture_noise": {"area_px": self.noise_areas.tolist(), "factor": self.noise_factors.tolist()},
                 "mag_range": list(self.mag_range), "n_own_sources": int(len(self.sources.objects)),
                 "ignore_fraction": float(self.ignore.mean()), "notes": self.notes,
                 "confirm_with": list(self.request.confirm_with),
@@ -167,7 +181,10 @@ def plan_injection(image: str | Path, request: InjectRequest, rms: str | Path | 
         scale = DEFAULT_PIXEL_SCALE
         notes.append(f"no WCS: pixel scale assumed {DEFAULT_PIXEL_SCALE}\" (pass --pixel-scale)")
     sigma = float(np.median(src.rms[src.valid]))
-    point_limit = 2.5 * math.log10(5.0 * sigma * math.sqrt(psf.noise_area))  # zp - m5
+    ignore = ignore_mask(src.segmap, src.valid, dilate=max(3, int(round(2 * psf.fwhm_px))))
+    areas, factors = sky_noise_factors(img, src, ignore)
+    point_factor = float(factor_at(areas, factors, np.asarray(psf.noise_area)))
+    point_limit = 2.5 * math.log10(5.0 * sigma * math.sqrt(psf.noise_area) * point_factor)  # zp - m5
     zero = REFERENCE_DEPTH + point_limit if zp is None else float(zp)
     m5 = zero - point_limit
     if zp is None:
@@ -175,12 +192,20 @@ def plan_injection(image: str | Path, request: InjectRequest, rms: str | Path | 
                      f"{REFERENCE_DEPTH} (zero-point {zero:.3f})")
     mags = request.mag_range or (round(m5 - 4.0, 2), round(m5 + 1.0, 2))
     plan = InjectPlan(Path(image), request, img, header, src, psf, zero, zp is not None, gain, float(scale), sigma,
-                      m5, (float(mags[0]), float(mags[1])), notes=notes)
-    plan.ignore = ignore_mask(src.segmap, src.valid, dilate=max(3, int(round(2 * psf.fwhm_px))))
+                      m5, (float(mags[0]), float(mags[1])), areas, factors, notes=notes)
+    plan.ignore = ignore
     plan.free = free_distance(plan.ignore)  # the same for every realisation
     if request.confirm_with:
         plan.confirm = other_band_sources([_same_grid(p, img.shape) for p in request.confirm_with])
     return plan
+
+
+def sky_noise_factors(img: np.ndarray, src: ImageSources, ignore: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Empty-aperture noise factors ``(areas in pixels, f)`` of the image's sky: boxes off
+    ``ignore`` (its own sources, dilated, and non-finite pixels), in units of the rms map."""
+    ok = src.valid & np.isfinite(src.rms) & (src.rms > 0)
+    normalised = np.where(ok, (np.where(ok, img, 0.0) - src.background) / np.where(ok, src.rms, 1.0), 0.0)
+    return aperture_noise_factors(normalised.astype(np.float32), ok & ~ignore)
 
 
 def _same_grid(path: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -208,7 +233,8 @@ def draw_objects(plan: InjectPlan, k: int) -> dict[str, np.ndarray]:
 
 def render_objects(plan: InjectPlan, cat: dict[str, np.ndarray], rms: np.ndarray) -> tuple[np.ndarray, ...]:
     """``(model, truth, snr)``: the summed noiseless models, the truth map and each object's
-    matched-filter S/N ``sqrt(sum m² / (rms² + m / gain))``."""
+    matched-filter S/N ``sqrt(sum m² / (rms² + m / gain)) / f(A)``, ``f`` the image's
+    empty-aperture noise factor at the object's noise-equivalent area ``A = (sum m)² / sum m²``."""
     preset, psf = plan.preset(), plan.psf.galsim(plan.pixel_scale)
     shape = plan.img.shape
     full = np.zeros(shape, np.float64)
@@ -227,7 +253,8 @@ def render_objects(plan: InjectPlan, cat: dict[str, np.ndarray], rms: np.ndarray
         s, t = stamp[part.relative_to(win)], part.slices
         noise = rms[t].astype(np.float64)
         m = np.maximum(s, 0.0)
-        snr[i] = math.sqrt(float(np.sum(m**2 / (noise**2 + m / gain))))
+        area = float(m.sum()) ** 2 / max(float(np.sum(m**2)), 1e-300)
+        snr[i] = math.sqrt(float(np.sum(m**2 / (noise**2 + m / gain)))) / plan.noise_factor(area)
         full[t] += s
         wins = (s > ISOPHOTE * noise) & (s > best[t]) & plan.sources.valid[t]
         best[t] = np.where(wins, s, best[t])
