@@ -103,6 +103,21 @@ def test_output_header_keeps_long_eso_keywords_without_warnings(tmp_path: Path) 
     assert back["ESO DET GAIN"] == 1.5 and back["ESO OBS NAME"] == "field 1"
 
 
+def test_non_standard_cards_neither_warn_nor_hide_the_wcs() -> None:
+    """Old ESO frames log with cards such as ``ESO-LOG 03:04:08>-START EXPO``: astropy warns once
+    per card whenever a WCS re-reads the header; they are no WCS, so reading one stays quiet."""
+    import warnings
+
+    from astrostatlearn.field.fitsio import header_wcs
+
+    h = _wcs_header()
+    h.append(fits.Card.fromstring("ESO-LOG 03:04:08>-START EXPO EMMI RED          / Start exp. on EMMI Red CC"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        wcs = header_wcs(h)
+    assert wcs is not None and wcs.has_celestial
+
+
 def test_output_header_keeps_wcs_and_drops_layout() -> None:
     h = _wcs_header()
     h["BSCALE"] = 2.0

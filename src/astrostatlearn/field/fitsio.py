@@ -136,6 +136,8 @@ def header_wcs(header: fits.Header) -> WCS | None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
+        # WCS re-parses the header's text: non-standard cards (ESO-LOG ...) warn once each, and carry no WCS
+        warnings.filterwarnings("ignore", "The following header keyword is invalid")
         try:
             wcs = WCS(header, naxis=2)
         except Exception:  # astropy raises many types for malformed WCS keywords
