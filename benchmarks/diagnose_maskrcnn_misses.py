@@ -61,10 +61,11 @@ def main() -> None:
         tile = make_tile(f, pre, BackgroundMesh.from_field(f, pre), f.full)
         truth = f.read_true()
     threshold, seg.score_threshold = seg.score_threshold, 0.0
-    boxes, scores, masks = seg.detect_windows(np.where(tile.valid[None], tile.image, 0.0).astype(np.float32))
+    dets = seg.detect_windows(np.where(tile.valid[None], tile.image, 0.0).astype(np.float32))
+    boxes, scores, masks = dets.boxes, dets.scores, dets.masks
     keep = scores >= threshold
     labels, _, _ = paste_instances(boxes[keep], scores[keep], masks[keep], truth.shape, seg.mask_threshold,
-                                   seg.min_area)
+                                   seg.min_area, dets.foreground, seg.foreground_weight)
 
     ids = np.unique(truth[truth > 0])
     sl = ndimage.find_objects(truth)

@@ -154,3 +154,55 @@ def test_save_load_round_trip_and_channel_check(tmp_path: Path) -> None:
         torch.testing.assert_close(v, a[k].to(v.dtype), atol=1e-2, rtol=1e-2)  # stored as float16
     with pytest.raises(InputError, match="takes 2 channels"):
         back.detect_windows(np.zeros((1, 64, 64), np.float32))
+
+
+def test_foreground_draws_the_edge_inside_the_box_only() -> None:
+    """With the backbone's foreground, an instance takes the foreground's pixels of its box (its
+    mask alone would take the whole box) and nothing outside the box."""
+    fg = np.zeros((40, 40), np.float32)
+    yy, xx = np.mgrid[:40, :40]
+    fg[(yy - 15) ** 2 + (xx - 15) ** 2 <= 25] = 1.0  # a disk of radius 5 inside the box
+    fg[30:35, 30:35] = 1.0  # foreground outside every box
+    boxes = np.array([[5, 5, 25, 25]], np.float32)
+    masks = np.full((1, 28, 28), 0.6, np.float32)  # an uninformative mask over its box
+    alone, _, _ = paste_instances(boxes, np.array([0.9]), masks, (40, 40))
+    assert (alone[5:25, 5:25] == 1).all()
+    labels, kept, score_map = paste_instances(boxes, np.array([0.9]), masks, (40, 40), foreground=fg,
+                                              foreground_weight=0.7)
+    assert list(kept) == [0]
+    np.testing.assert_array_equal(labels > 0, (fg > 0) & (yy < 25) & (xx < 25))
+    assert score_map[15, 15] == pytest.approx(0.3 * 0.6 + 0.7) and score_map[6, 6] == pytest.approx(0.18)
+    same, _, _ = paste_instances(boxes, np.array([0.9]), masks, (40, 40), foreground=fg, foreground_weight=0.0)
+    np.testing.assert_array_equal(same, alone)
+
+
+@pytest.mark.parametrize("shape", [(100, 300), (256, 256), (300, 520)])
+def test_window_maps_stitch_into_the_whole_image(shape, monkeypatch) -> None:
+    """Each window's foreground fills exactly its own share: the stitched map of a stand-in
+    network whose foreground is its input is the input, with no seam or gap."""
+    image = np.random.default_rng(1).random((1, *shape)).astype(np.float32)
+
+    def echo(net, batch):
+        return [{"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "masks": torch.zeros(0, 1, 28, 28),
+                 "foreground": b[0] + 0.0} for b in batch]
+
+    monkeypatch.setattr(mr, "detect", echo)
+    seg = MaskRCNNSegmenter(variant="raw", window=128, overlap=32)
+    seg.net_ = build_maskrcnn(1, window=128).eval()
+    d = seg.detect_windows(image)
+    assert d.boxes.shape == (0, 4) and d.foreground.shape == shape
+    np.testing.assert_array_equal(d.foreground, image[0])
+
+
+def test_unet_backbone_gives_a_full_resolution_foreground() -> None:
+    with torch.inference_mode():
+        unet = detect(build_maskrcnn(1, window=64, backbone="unet").eval(), torch.randn(2, 1, 64, 64))
+        galaxy = detect(build_maskrcnn(1, window=64).eval(), torch.randn(2, 1, 64, 64))
+    fg = unet[0]["foreground"]
+    assert fg.shape == (64, 64) and float(fg.min()) >= 0 and float(fg.max()) <= 1
+    assert "foreground" not in galaxy[0]
+
+
+def test_foreground_weight_outside_0_1_is_refused() -> None:
+    with pytest.raises(InputError, match="foreground_weight"):
+        MaskRCNNSegmenter().set_options({"foreground_weight": "1.5"})

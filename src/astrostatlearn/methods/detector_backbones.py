@@ -88,7 +88,8 @@ class UNetFeatures(nn.Module):
       Its encoder gives the skips and the bottleneck ``s16``; its full output, the foreground
       and centre-ness probabilities at full resolution, max-pooled to strides 2 and 4, is
       appended to ``s2`` and ``s4``, so the detector sees what the U-Net sees, down to objects of
-      a few pixels.
+      a few pixels. The full-resolution foreground probability is also returned as
+      ``foreground`` [N, H, W], for the detector's masks to be drawn at the U-Net's resolution.
     * ``up``/``dec``: trainable copies of the U-Net's first three decoder stages (stride 16 -> 8
       -> 4 -> 2), started from its weights, which give ``s8`` and the rest of ``s4`` and ``s2``.
       The stride-2 level places boxes of 3-10 px finely enough for mask IoU > 0.5.
@@ -152,6 +153,7 @@ class UNetFeatures(nn.Module):
             out[name] = y
         for name, stride in (("s2", 2), ("s4", 4)):
             out[name] = torch.cat([out[name], nn.functional.max_pool2d(maps, stride)], dim=1)
+        out["foreground"] = maps[:, 0]
         return out
 
 
@@ -167,9 +169,14 @@ class FPNBackbone(nn.Module):
         self.fpn = FeaturePyramidNetwork(list(body.channels), out_channels, extra_blocks=extra())
         self.out_channels = out_channels
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def features(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """(the FPN maps, the body's full-resolution foreground probability [N, H, W] or None
+        where the body has none: the ``galaxy`` body)."""
         feats = self.body(x)
-        return self.fpn({str(i): feats[k] for i, k in enumerate(self.body.pyramid)})
+        return self.fpn({str(i): feats[k] for i, k in enumerate(self.body.pyramid)}), feats.get("foreground")
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.features(x)[0]
 
 
 def build_body(in_channels: int, backbone: str, widths: tuple[int, ...], unet_config: dict[str, Any] | None

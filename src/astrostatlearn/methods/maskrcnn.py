@@ -22,14 +22,20 @@ normalised from the training data's own statistics, per channel (``asinh((x - me
 Inference runs over ``window``-sized windows that overlap by ``overlap`` px; a window keeps the
 detections whose box centre lies in its own share of the tile (the usual Voronoi split of
 overlapping windows), so an object smaller than the overlap is decided by exactly one window.
+**Masks at full resolution:** with the U-Net backbone, an instance's probability at a pixel of
+its box blends its 28^2 mask with the backbone U-Net's own foreground probability at that pixel
+(``foreground_weight``; the foreground is stitched from each window's share of the tile): the
+box and mask say which object a pixel may belong to, the U-Net's full-resolution map where the
+object's edge lies (as PointRend refines a coarse mask with fine features).
 **Overlap rule:** kept instances are painted in descending score order and a pixel belongs to
-the highest-scoring instance whose mask (probability > ``mask_threshold``) covers it; an
+the highest-scoring instance whose probability (> ``mask_threshold``) covers it; an
 instance left with fewer than ``min_area`` pixels is dropped. Each object's score is its
 detection score (the class probability), in [0, 1].
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,10 +47,25 @@ from astrostatlearn.methods.detector_backbones import FPNBackbone, build_body
 from astrostatlearn.methods.base import Instances, Prediction, Tile, TrainRequest, register
 from astrostatlearn.methods.significance import MIN_SNR, OPTION_HELP as SNR_HELP
 from astrostatlearn.methods.torch_model import WINDOW_OPTIONS
-from astrostatlearn.methods.windowed import WindowedDetector, share_bounds, window_starts  # noqa: F401 (re-exported)
+from astrostatlearn.methods.windowed import WindowedDetector, paste_share, share_bounds, window_starts  # noqa: F401
 
 SHIPPED_MODEL = "maskrcnn-default.pt"
 FORMAT = "astrostatlearn-maskrcnn-1"
+# Weight of the U-Net backbone's foreground in each mask (paste_instances), chosen on the validation
+# fields by benchmarks/tune_maskrcnn_postprocess.py.
+FOREGROUND_WEIGHT = 0.85
+
+
+@dataclass
+class Detections:
+    """Detections over an image: ``boxes`` [N, 4] (x0, y0, x1, y1, image pixels), ``scores`` [N],
+    ``masks`` [N, 28, 28] (probabilities over each box) and the U-Net backbone's ``foreground``
+    probability over the image (None for a galaxy backbone)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    masks: np.ndarray
+    foreground: np.ndarray | None
 
 
 def build_maskrcnn(in_channels: int, window: int = 256, widths: tuple[int, ...] = (16, 32, 48, 64),
@@ -89,25 +110,33 @@ def build_maskrcnn(in_channels: int, window: int = 256, widths: tuple[int, ...] 
 def detect(model: nn.Module, batch: torch.Tensor) -> list[dict[str, torch.Tensor]]:
     """Eval-mode detections for ``batch`` [N, C, H, W]: boxes (x0, y0, x1, y1), scores and 28^2 mask
     probabilities per box, *not* pasted into the image (torchvision would paste each mask into a
-    full-size image, which is slow and memory-hungry for hundreds of objects)."""
+    full-size image, which is slow and memory-hungry for hundreds of objects); with a U-Net
+    backbone, also the backbone's full-resolution ``foreground`` probability [H, W] per image."""
     images, _ = model.transform(list(batch))
     if tuple(images.tensors.shape[-2:]) != tuple(batch.shape[-2:]):
         raise RuntimeError("Mask R-CNN rescaled its input; min_size/max_size must equal the window")
-    features = model.backbone(images.tensors)
+    features, foreground = model.backbone.features(images.tensors)
     proposals, _ = model.rpn(images, features)
     detections, _ = model.roi_heads(features, proposals, images.image_sizes)
+    if foreground is not None:
+        for d, fg in zip(detections, foreground):
+            d["foreground"] = fg
     return detections
 
 
 def paste_instances(boxes: np.ndarray, scores: np.ndarray, masks: np.ndarray, shape: tuple[int, int],
-                    mask_threshold: float = 0.5, min_area: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    mask_threshold: float = 0.5, min_area: int = 5, foreground: np.ndarray | None = None,
+                    foreground_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Resolve overlapping instances into one int32 map: (labels, kept indices, score map).
 
-    ``boxes`` [N, 4] (x0, y0, x1, y1), ``masks`` [N, h, w] probabilities over each box. In
-    descending score order, an instance takes the pixels of its mask (> ``mask_threshold``)
-    that no higher-scoring instance holds; instances left with fewer than ``min_area`` pixels
-    are dropped (label IDs are 1..n in the returned ``kept`` order). The score map is the
-    highest mask probability of any instance at each pixel.
+    ``boxes`` [N, 4] (x0, y0, x1, y1), ``masks`` [N, h, w] probabilities over each box. With
+    ``foreground`` (a probability map of ``shape``: the U-Net backbone's), an instance's
+    probability at a pixel of its box is ``(1 - w) * mask + w * foreground``, w =
+    ``foreground_weight``: the box and mask say which object a pixel may belong to, the
+    full-resolution foreground where its edge lies. In descending score order, an instance takes
+    the pixels of its box whose probability is > ``mask_threshold`` and that no higher-scoring
+    instance holds; instances left with fewer than ``min_area`` pixels are dropped (label IDs are
+    1..n in the returned ``kept`` order). The score map is the highest such probability at each pixel.
     """
     from scipy import ndimage
 
@@ -115,6 +144,7 @@ def paste_instances(boxes: np.ndarray, scores: np.ndarray, masks: np.ndarray, sh
     score_map = np.zeros(shape, np.float32)
     kept: list[int] = []
     ny, nx = shape
+    w = float(foreground_weight) if foreground is not None else 0.0
     for i in np.argsort(-scores, kind="stable"):
         x0, y0, x1, y1 = boxes[i]
         ix0, iy0 = max(int(np.floor(x0)), 0), max(int(np.floor(y0)), 0)
@@ -127,6 +157,8 @@ def paste_instances(boxes: np.ndarray, scores: np.ndarray, masks: np.ndarray, sh
         xx = ((np.arange(ix0, ix1) + 0.5 - x0) / max(x1 - x0, 1e-6)) * m.shape[1] - 0.5
         prob = ndimage.map_coordinates(m, np.meshgrid(yy, xx, indexing="ij"), order=1, mode="nearest")
         sl = (slice(iy0, iy1), slice(ix0, ix1))
+        if w > 0:
+            prob = (1.0 - w) * prob + w * foreground[sl]
         np.maximum(score_map[sl], prob.astype(np.float32), out=score_map[sl])
         take = (prob > mask_threshold) & (labels[sl] == 0)
         if take.sum() < min_area:
@@ -146,6 +178,8 @@ class MaskRCNNSegmenter(WindowedDetector):
     options = {
         "score_threshold": "lowest detection score kept (0-1)",
         "mask_threshold": "mask probability that makes a pixel part of an object (0-1)",
+        "foreground_weight": "weight of the U-Net backbone's full-resolution foreground in each mask (0-1; "
+                             "0: the mask head's 28x28 masks alone; a galaxy-backbone model has none)",
         "min_snr": SNR_HELP,
         **WINDOW_OPTIONS,
     }
@@ -155,9 +189,11 @@ class MaskRCNNSegmenter(WindowedDetector):
 
     def __init__(self, variant: str = "snr", window: int = 256, overlap: int = 64, batch_size: int = 4,
                  score_threshold: float = 0.5, mask_threshold: float = 0.5, min_area: int = 5,
-                 min_snr: float | None = MIN_SNR, device: str | None = None, halo: int = 64) -> None:
+                 min_snr: float | None = MIN_SNR, device: str | None = None, halo: int = 64,
+                 foreground_weight: float = FOREGROUND_WEIGHT) -> None:
         self.variant, self.window, self.overlap, self.batch_size = variant, window, overlap, batch_size
         self.score_threshold, self.mask_threshold, self.min_area = score_threshold, mask_threshold, min_area
+        self.foreground_weight = foreground_weight
         self.min_snr, self.device, self.halo = min_snr, device, halo
         self.net_: nn.Module | None = None
 
@@ -175,12 +211,18 @@ class MaskRCNNSegmenter(WindowedDetector):
         return train_maskrcnn_request(request)
 
     # -- inference ---------------------------------------------------------------------------
-    def detect_windows(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Detections over ``image`` [C, y, x] by overlapping windows: (boxes [N, 4] x0, y0, x1, y1
-        in image pixels, scores [N], masks [N, 28, 28]), each kept by the window that owns its
-        box centre."""
+    def check_options(self) -> None:
+        super().check_options()
+        if not 0.0 <= self.foreground_weight <= 1.0:
+            raise InputError(f"foreground_weight must be in [0, 1], got {self.foreground_weight}")
+
+    def detect_windows(self, image: np.ndarray) -> Detections:
+        """Detections over ``image`` [C, y, x] by overlapping windows, each kept by the window that
+        owns its box centre, with the U-Net backbone's foreground stitched from each window's own
+        share of the image (None for a galaxy backbone)."""
         ny, nx = image.shape[1:]
         boxes, scores, masks = [], [], []
+        foreground: np.ndarray | None = None  # over the image padded to one window, as the windows see it
         with torch.inference_mode():
             for chunk, batch in self.window_batches(image):
                 dev = batch.device
@@ -195,18 +237,23 @@ class MaskRCNNSegmenter(WindowedDetector):
                     boxes.append(b[own])
                     scores.append(s[own])
                     masks.append(d["masks"][:, 0].float().cpu().numpy()[own])
+                    if "foreground" in d:
+                        if foreground is None:
+                            foreground = np.zeros((max(ny, self.window), max(nx, self.window)), np.float32)
+                        paste_share(foreground, d["foreground"].float().cpu().numpy(), y0, x0, ysh, xsh)
+        fg = None if foreground is None else foreground[:ny, :nx]
         if not boxes:
-            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 28, 28), np.float32)
-        return np.concatenate(boxes), np.concatenate(scores), np.concatenate(masks)
+            return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 28, 28), np.float32), fg)
+        return Detections(np.concatenate(boxes), np.concatenate(scores), np.concatenate(masks), fg)
 
     def predict(self, tile: Tile) -> Prediction:
         image = np.where(tile.valid[None], tile.image, 0.0).astype(np.float32)
-        boxes, scores, masks = self.detect_windows(image)
-        labels, kept, score_map = paste_instances(boxes, scores, masks, tile.valid.shape, self.mask_threshold,
-                                                  self.min_area)
+        d = self.detect_windows(image)
+        labels, kept, score_map = paste_instances(d.boxes, d.scores, d.masks, tile.valid.shape, self.mask_threshold,
+                                                  self.min_area, d.foreground, self.foreground_weight)
         labels = np.where(tile.valid, labels, 0).astype(np.int32)
-        b = boxes[kept]
-        inst = Instances(np.arange(1, kept.size + 1), scores[kept],
+        b = d.boxes[kept]
+        inst = Instances(np.arange(1, kept.size + 1), d.scores[kept],
                          boxes=np.c_[b[:, 1], b[:, 0], b[:, 3], b[:, 2]].astype(np.float32),
                          classes=np.ones(kept.size, np.int64))
         return self.keep_significant(Prediction(labels, np.where(tile.valid, score_map, 0.0).astype(np.float32), inst),

@@ -37,6 +37,18 @@ def share_bounds(starts: list[int], window: int, size: int) -> list[tuple[float,
     return out
 
 
+def paste_share(out: np.ndarray, window_map: np.ndarray, y0: int, x0: int, y_share: tuple[float, float],
+                x_share: tuple[float, float]) -> None:
+    """Copy into ``out`` (in place) the pixels of ``window_map``, a window placed at (``y0``, ``x0``),
+    whose centres lie in the window's share (:func:`share_bounds`): the shares of a tile's windows
+    partition it, so every pixel comes from exactly one window."""
+    h, w = window_map.shape
+    ya, yb = max(int(np.ceil(y_share[0] - 0.5)), y0), min(int(np.ceil(y_share[1] - 0.5)), y0 + h, out.shape[0])
+    xa, xb = max(int(np.ceil(x_share[0] - 0.5)), x0), min(int(np.ceil(x_share[1] - 0.5)), x0 + w, out.shape[1])
+    if yb > ya and xb > xa:
+        out[ya:yb, xa:xb] = window_map[ya - y0:yb - y0, xa - x0:xb - x0]
+
+
 class WindowedDetector(TorchSegmenter):
     """Base of the detectors that run a network over overlapping ``window``-sized windows.
 

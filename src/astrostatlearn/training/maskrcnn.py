@@ -20,7 +20,8 @@ from torch import nn
 
 from astrostatlearn.datasets.build import load_manifest
 from astrostatlearn.errors import InputError
-from astrostatlearn.methods.maskrcnn import MaskRCNNSegmenter, build_maskrcnn, detect, paste_instances
+from astrostatlearn.methods.maskrcnn import (FOREGROUND_WEIGHT, MaskRCNNSegmenter, build_maskrcnn, detect,
+                                             paste_instances)
 from astrostatlearn.metrics import LabelPairs, match_instances, pq_terms
 from astrostatlearn.training.loop import EpochStats, TrainConfig, fit_and_save
 from astrostatlearn.training.patches import AnnotatedPatches, ConcatPatches, channel_stats, densest_patch, one_variant
@@ -77,8 +78,10 @@ class DetectionTask:
 
     metric = "pq"
 
-    def __init__(self, score_threshold: float = 0.5, mask_threshold: float = 0.5, min_area: int = 5) -> None:
+    def __init__(self, score_threshold: float = 0.5, mask_threshold: float = 0.5, min_area: int = 5,
+                 foreground_weight: float = FOREGROUND_WEIGHT) -> None:
         self.score_threshold, self.mask_threshold, self.min_area = score_threshold, mask_threshold, min_area
+        self.foreground_weight = foreground_weight
 
     @staticmethod
     def collate(items: list[tuple[torch.Tensor, dict]]) -> tuple[list[torch.Tensor], list[dict]]:
@@ -100,9 +103,10 @@ class DetectionTask:
         out = []
         for img, d in zip(images, dets):
             keep = (d["scores"] >= self.score_threshold).cpu().numpy()
+            fg = d["foreground"].float().cpu().numpy() if "foreground" in d else None
             lab, _, _ = paste_instances(d["boxes"].float().cpu().numpy()[keep], d["scores"].float().cpu().numpy()[keep],
                                         d["masks"][:, 0].float().cpu().numpy()[keep], tuple(img.shape[-2:]),
-                                        self.mask_threshold, self.min_area)
+                                        self.mask_threshold, self.min_area, fg, self.foreground_weight)
             out.append(lab)
         return out
 
