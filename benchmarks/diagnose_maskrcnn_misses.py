@@ -61,7 +61,7 @@ def main() -> None:
         tile = make_tile(f, pre, BackgroundMesh.from_field(f, pre), f.full)
         truth = f.read_true()
     threshold, seg.score_threshold = seg.score_threshold, 0.0
-    dets = seg.detect_windows(np.where(tile.valid[None], tile.image, 0.0).astype(np.float32))
+    dets = seg.detect_windows(tile.network_input(seg.local_background))
     boxes, scores, masks = dets.boxes, dets.scores, dets.masks
     keep = scores >= threshold
     labels, _, _ = paste_instances(boxes[keep], scores[keep], masks[keep], truth.shape, seg.mask_threshold,

@@ -37,7 +37,7 @@ def field_detections(seg, seed: int, preset: str, size: int, root: Path):
         pre = fit_variant(f, seg.trained_variant)
         tile = make_tile(f, pre, BackgroundMesh.from_field(f, pre), f.full)
         truth = f.read_true()
-    return tile, truth, seg.detect_windows(np.where(tile.valid[None], tile.image, 0.0).astype(np.float32))
+    return tile, truth, seg.detect_windows(tile.network_input(seg.local_background))
 
 
 def main() -> None:

@@ -206,3 +206,26 @@ def test_unet_backbone_gives_a_full_resolution_foreground() -> None:
 def test_foreground_weight_outside_0_1_is_refused() -> None:
     with pytest.raises(InputError, match="foreground_weight"):
         MaskRCNNSegmenter().set_options({"foreground_weight": "1.5"})
+
+
+def test_local_background_flattens_what_the_network_reads(monkeypatch) -> None:
+    from astrostatlearn.field.windows import Window
+    from astrostatlearn.methods.base import Tile
+
+    seen = []
+
+    def record(net, batch):
+        seen.append(batch.numpy().copy())
+        return [{"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "masks": torch.zeros(0, 1, 28, 28)}
+                for _ in batch]
+
+    monkeypatch.setattr(mr, "detect", record)
+    image = np.random.default_rng(2).standard_normal((1, 128, 128)).astype(np.float32)
+    bkg = np.linspace(0, 5, 128, dtype=np.float32)[None, :].repeat(128, 0)
+    tile = Tile(image + bkg[None], bkg, np.ones_like(bkg), np.ones((128, 128), bool), Window(0, 128, 0, 128))
+    seg = MaskRCNNSegmenter(variant="raw", window=128, overlap=32)
+    seg.net_ = build_maskrcnn(1, window=128).eval()
+    seg.predict(tile)
+    np.testing.assert_allclose(seen[-1][0], image + bkg[None], atol=1e-5)
+    seg.set_options({"local_background": "true"}).predict(tile)
+    np.testing.assert_allclose(seen[-1][0], image, atol=1e-5)

@@ -53,6 +53,15 @@ class Tile:
         """Background-subtracted channel 0."""
         return self.image[0] - self.bkg
 
+    def network_input(self, local_background: bool = False) -> np.ndarray:
+        """float32 ``image`` as a network reads it: non-finite pixels 0; with ``local_background``,
+        channel 0 minus ``bkg`` (the field's background mesh), as SExtractor subtracts its background."""
+        image = self.image
+        if local_background:
+            image = image.copy()
+            image[0] -= self.bkg
+        return np.where(self.valid[None], image, 0.0).astype(np.float32)
+
     def zero_invalid(self, values: np.ndarray) -> np.ndarray:
         """float32 ``values`` (``[y, x]`` or ``[C, y, x]``) with 0 at invalid pixels; no masking
         pass (and no copy of float32 input) when every pixel is valid."""

@@ -181,6 +181,8 @@ class MaskRCNNSegmenter(WindowedDetector):
         "foreground_weight": "weight of the U-Net backbone's full-resolution foreground in each mask (0-1; "
                              "0: the mask head's 28x28 masks alone; a galaxy-backbone model has none)",
         "min_snr": SNR_HELP,
+        "local_background": "subtract the field's 64-px background mesh from channel 0 first, as the shipped U-Net "
+                            "does (gradients, scattered and intracluster light)",
         **WINDOW_OPTIONS,
     }
     train_options = {"backbone": "unet (the shipped U-Net, frozen, default) or galaxy (from scratch)",
@@ -190,10 +192,10 @@ class MaskRCNNSegmenter(WindowedDetector):
     def __init__(self, variant: str = "snr", window: int = 256, overlap: int = 64, batch_size: int = 4,
                  score_threshold: float = 0.5, mask_threshold: float = 0.5, min_area: int = 5,
                  min_snr: float | None = MIN_SNR, device: str | None = None, halo: int = 64,
-                 foreground_weight: float = FOREGROUND_WEIGHT) -> None:
+                 foreground_weight: float = FOREGROUND_WEIGHT, local_background: bool = False) -> None:
         self.variant, self.window, self.overlap, self.batch_size = variant, window, overlap, batch_size
         self.score_threshold, self.mask_threshold, self.min_area = score_threshold, mask_threshold, min_area
-        self.foreground_weight = foreground_weight
+        self.foreground_weight, self.local_background = foreground_weight, local_background
         self.min_snr, self.device, self.halo = min_snr, device, halo
         self.net_: nn.Module | None = None
 
@@ -247,8 +249,7 @@ class MaskRCNNSegmenter(WindowedDetector):
         return Detections(np.concatenate(boxes), np.concatenate(scores), np.concatenate(masks), fg)
 
     def predict(self, tile: Tile) -> Prediction:
-        image = np.where(tile.valid[None], tile.image, 0.0).astype(np.float32)
-        d = self.detect_windows(image)
+        d = self.detect_windows(tile.network_input(self.local_background))
         labels, kept, score_map = paste_instances(d.boxes, d.scores, d.masks, tile.valid.shape, self.mask_threshold,
                                                   self.min_area, d.foreground, self.foreground_weight)
         labels = np.where(tile.valid, labels, 0).astype(np.int32)

@@ -241,7 +241,7 @@ class QueryPanopticDetector(WindowedDetector):
         return objects, saturated
 
     def predict(self, tile: Tile) -> Prediction:
-        image = np.where(tile.valid[None], tile.image, 0.0).astype(np.float32)
+        image = tile.network_input()
         objects, saturated = self.segment_windows(image)
         shape = tile.valid.shape
         pad = (max(self.window, shape[0]), max(self.window, shape[1]))

@@ -275,13 +275,8 @@ class UNetSegmenter(TorchSegmenter):
         return core_seeded_instances(fg, centre * fg, self.core_level, self.min_area, self.min_dynamic)
 
     def network_input(self, tile: Tile) -> np.ndarray:
-        """The tile's channels as the network reads them: non-finite pixels 0; with
-        ``local_background``, channel 0 minus its mesh background."""
-        image = tile.image
-        if self.local_background:
-            image = image.copy()
-            image[0] -= tile.bkg
-        return np.where(tile.valid[None], image, 0.0).astype(np.float32)
+        """The tile's channels as the network reads them (:meth:`Tile.network_input`, with ``local_background``)."""
+        return tile.network_input(self.local_background)
 
     def predict(self, tile: Tile) -> Prediction:
         prob, centre = self.predict_maps(self.network_input(tile))
