@@ -91,6 +91,26 @@ def test_panoptic_overlap_rule() -> None:
     assert sat.saturated
 
 
+def test_foreground_draws_the_owner_edge_inside_its_box() -> None:
+    """With a first stage's foreground, a galaxy query takes the foreground's pixels of its box
+    (its own mask alone, a uniform 0.6, would take the whole box) and nothing outside its box."""
+    logits = _logits([GALAXY], [0.9])
+    masks = torch.full((1, 20, 20), float(np.log(0.6 / 0.4)))  # mask probability 0.6 everywhere
+    boxes = torch.tensor([[0.25, 0.25, 0.5, 0.5]])  # (cx, cy, w, h): pixels 0-9 on both axes
+    fg = torch.zeros(20, 20)
+    fg[2:6, 3:8] = 1.0
+    fg[15:18, 15:18] = 1.0  # outside the box
+    alone = window_segments(logits, boxes, masks, (20, 20))
+    assert (alone.labels > 0).all()
+    ws = window_segments(logits, boxes, masks, (20, 20), foreground=fg, foreground_weight=0.85)
+    want = np.zeros((20, 20), bool)
+    want[2:6, 3:8] = True
+    np.testing.assert_array_equal(ws.labels > 0, want)
+    assert ws.prob[3, 4] == pytest.approx(0.9 * (0.15 * 0.6 + 0.85), abs=1e-4)
+    same = window_segments(logits, boxes, masks, (20, 20), foreground=fg, foreground_weight=0.0)
+    np.testing.assert_array_equal(same.labels, alone.labels)
+
+
 def test_paint_by_score_gives_overlaps_to_the_higher_score() -> None:
     a, b, tiny = np.ones((6, 6), bool), np.ones((6, 6), bool), np.ones((2, 2), bool)
     box = np.zeros(4, np.float32)

@@ -126,3 +126,18 @@ def test_masks_only_for_the_queries_the_panoptic_rule_can_keep_change_no_object(
         a = window_segments(full.logits[j], full.pred_boxes[j], full.pred_masks[j], (64, 64), 0.3)
         b = window_segments(part.logits[j], part.pred_boxes[j], part.pred_masks[j], (64, 64), 0.3)
         np.testing.assert_array_equal(a.labels, b.labels)
+
+
+def test_seeded_detr_hands_back_its_unets_foreground() -> None:
+    net = build_detr(1, window=64, queries=8, widths=[8, 8, 16, 16], d_model=32, seeds=5).eval()
+    x = torch.randn(2, 1, 64, 64)
+    x[0, 0, 20:30, 20:30] += 30.0
+    with torch.inference_mode():
+        out = net(x)
+        want = torch.sigmoid(net.seeder(x))[:, 0]
+    assert out.foreground.shape == (2, 64, 64)
+    torch.testing.assert_close(out.foreground.float(), want.float())
+    assert float(out.foreground[0, 22:28, 22:28].mean()) > float(out.foreground[1].mean())
+    plain = build_detr(1, window=64, queries=8, widths=[8, 8, 16, 16], d_model=32).eval()
+    with torch.inference_mode():
+        assert getattr(plain(x), "foreground", None) is None

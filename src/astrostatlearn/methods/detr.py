@@ -54,7 +54,8 @@ from astrostatlearn.methods.base import register
 from astrostatlearn.methods.detr_seeds import (BoxedAttention, BoxPriorMasks, ReferencedBoxes, seed_boxes,
                                                shipped_seeder, sine_embedding)
 from astrostatlearn.methods.query_panoptic import (GALAXY, SATURATED, VOID, QueryNetwork, QueryPanopticDetector,
-                                                   WindowSegments, paint_by_score, small_resnet_config, window_segments)
+                                                   WindowOutputs, WindowSegments, paint_by_score, small_resnet_config,
+                                                   window_segments)
 
 # The shipped model: 32 of its 36 queries seeded by the shipped U-Net's instances, trained by
 # ``python -m astrostatlearn.training.shipped_detr`` (20 epochs, 13 min on 2 CPU cores; the best
@@ -103,11 +104,13 @@ class GalaxyDetr(QueryNetwork):
 
     def forward(self, images: torch.Tensor, labels: list[dict[str, torch.Tensor]] | None = None) -> Any:
         """transformers' output; with seeds, also ``seed_overflow`` [N] bool: the windows where the
-        U-Net found more instances than ``seeds`` (the weakest were left to DETR's own queries)."""
+        U-Net found more instances than ``seeds`` (the weakest were left to DETR's own queries), and
+        ``foreground`` [N, H, W], the U-Net's foreground probability."""
         pixels, queries, overflow = self.inputs(images)
         out = self.detr(pixel_values=pixels, decoder_inputs_embeds=queries, labels=labels)
         if overflow is not None:
             out.seed_overflow = overflow
+            out.foreground = pixels[:, -2]  # the U-Net's maps are the last two channels: foreground, centre-ness
         return out
 
     def detect(self, images: torch.Tensor, labels: list[dict[str, torch.Tensor]] | None = None) -> Any:
@@ -224,9 +227,11 @@ class DetrSegmenter(QueryPanopticDetector):
     build_model = staticmethod(build_detr)
     trainer = "astrostatlearn.training.detr"
 
-    def window_outputs(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, np.ndarray | None]:
+    def window_outputs(self, batch: torch.Tensor) -> WindowOutputs:
         if self.net_.config["seeds"]:  # masks only for the queries the panoptic rule can keep
             self.net_.detr.mask_head.floor = self.score_threshold
         out = self.net_(batch)
-        # With seeded queries: the windows where the U-Net found more instances than there are seeds.
-        return out.logits, out.pred_boxes, out.pred_masks, getattr(out, "seed_overflow", None)
+        # With seeded queries: the windows where the U-Net found more instances than there are seeds,
+        # and the U-Net's foreground.
+        return WindowOutputs(out.logits, out.pred_boxes, out.pred_masks, getattr(out, "seed_overflow", None),
+                             getattr(out, "foreground", None))

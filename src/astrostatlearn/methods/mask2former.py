@@ -34,7 +34,8 @@ from torch import nn
 
 from astrostatlearn.errors import InputError
 from astrostatlearn.methods.base import register
-from astrostatlearn.methods.query_panoptic import QueryNetwork, QueryPanopticDetector, small_resnet_config
+from astrostatlearn.methods.query_panoptic import (QueryNetwork, QueryPanopticDetector, WindowOutputs,
+                                                   small_resnet_config)
 
 # Trained from scratch on 2 CPU cores by ``python -m astrostatlearn.training.shipped_mask2former``
 # (150 epochs, 45 minutes; its log is mask2former-default.csv).
@@ -129,6 +130,6 @@ class Mask2FormerSegmenter(QueryPanopticDetector):
     build_model = staticmethod(build_mask2former)
     trainer = "astrostatlearn.training.mask2former"
 
-    def window_outputs(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, np.ndarray | None]:
+    def window_outputs(self, batch: torch.Tensor) -> WindowOutputs:
         out = self.net_(batch)
-        return out.logits, None, out.pred_masks, None
+        return WindowOutputs(out.logits, None, out.pred_masks)

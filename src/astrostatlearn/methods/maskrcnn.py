@@ -245,7 +245,8 @@ class MaskRCNNSegmenter(WindowedDetector):
                         paste_share(foreground, d["foreground"].float().cpu().numpy(), y0, x0, ysh, xsh)
         fg = None if foreground is None else foreground[:ny, :nx]
         if not boxes:
-            return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 28, 28), np.float32), fg)
+            return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 28, 28), np.float32),
+                              fg)
         return Detections(np.concatenate(boxes), np.concatenate(scores), np.concatenate(masks), fg)
 
     def predict(self, tile: Tile) -> Prediction:

@@ -98,13 +98,42 @@ def mask_boxes(labels: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+@dataclass
+class WindowOutputs:
+    """A network's outputs for a batch of B windows: class ``logits`` [B, Q, 3], ``boxes`` [B, Q, 4]
+    normalised (cx, cy, w, h) or None, ``masks`` logits [B, Q, h, w], ``over`` [B] bool (the
+    windows where the network met more objects than it can hold, as DETR's seeded queries) or
+    None, and ``foreground`` [B, H, W], a first stage's full-resolution foreground probability
+    (the seeded DETR's U-Net) or None."""
+
+    logits: torch.Tensor
+    boxes: torch.Tensor | None
+    masks: torch.Tensor
+    over: np.ndarray | None = None
+    foreground: torch.Tensor | None = None
+
+
+def box_masks(boxes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """[K, H, W] bool: the pixels whose centres lie in each of ``boxes`` [K, 4] normalised (cx, cy, w, h)."""
+    H, W = size
+    ys = (torch.arange(H, dtype=torch.float32) + 0.5) / H
+    xs = (torch.arange(W, dtype=torch.float32) + 0.5) / W
+    b = boxes.float()
+    inside_y = (ys[None] >= (b[:, 1] - b[:, 3] / 2)[:, None]) & (ys[None] < (b[:, 1] + b[:, 3] / 2)[:, None])
+    inside_x = (xs[None] >= (b[:, 0] - b[:, 2] / 2)[:, None]) & (xs[None] < (b[:, 0] + b[:, 2] / 2)[:, None])
+    return inside_y[:, :, None] & inside_x[:, None, :]
+
+
 def window_segments(logits: torch.Tensor, boxes: torch.Tensor | None, mask_logits: torch.Tensor,
-                    size: tuple[int, int], score_threshold: float = 0.5, mask_threshold: float = 0.5) -> WindowSegments:
+                    size: tuple[int, int], score_threshold: float = 0.5, mask_threshold: float = 0.5,
+                    foreground: torch.Tensor | None = None, foreground_weight: float = 0.0) -> WindowSegments:
     """The window rule (see the module notes) for one window.
 
     ``logits`` [Q, 3] (galaxy, void, no object); ``boxes`` [Q, 4] normalised (cx, cy, w, h) as
     DETR regresses them, or None (Mask2Former) for the masks' own bounding boxes; ``mask_logits``
-    [Q, h, w], resampled bilinearly to ``size`` = (H, W).
+    [Q, h, w], resampled bilinearly to ``size`` = (H, W). With ``foreground`` [H, W] and boxes,
+    the owner's probability at a pixel is ``(1 - w) * mask + w * foreground`` inside its box and
+    ``(1 - w) * mask`` outside (w = ``foreground_weight``), as Mask R-CNN draws its masks.
     """
     prob = logits.float().softmax(-1)
     score, cls = prob[:, :2].max(-1)
@@ -119,6 +148,10 @@ def window_segments(logits: torch.Tensor, boxes: torch.Tensor | None, mask_logit
     weighted = masks * score[keep][:, None, None]
     best, owner = weighted.max(0)
     owner_mask = masks.gather(0, owner[None])[0]
+    if foreground is not None and boxes is not None and foreground_weight > 0:
+        inside = box_masks(boxes[keep], size).gather(0, owner[None])[0]
+        owner_mask = (1.0 - foreground_weight) * owner_mask + foreground_weight * foreground.float() * inside
+        best = owner_mask * score[keep][owner]
     is_galaxy = cls[keep] == GALAXY
     fg = (owner_mask > mask_threshold) & is_galaxy[owner]
     gal = torch.nonzero(is_galaxy).flatten()
@@ -180,6 +213,8 @@ class QueryPanopticDetector(WindowedDetector):
     options = {
         "score_threshold": "lowest class probability of a kept query (0-1)",
         "mask_threshold": "mask probability that makes a pixel part of an object (0-1)",
+        "foreground_weight": "weight of the first stage's full-resolution foreground in each mask inside its box "
+                             "(0-1; a seeded DETR's U-Net; ignored by a model without one)",
         "min_snr": SNR_HELP,
         "overlap": "overlap of neighbouring windows, in pixels",
         **WINDOW_OPTIONS,
@@ -187,10 +222,12 @@ class QueryPanopticDetector(WindowedDetector):
 
     def __init__(self, variant: str = "snr", window: int = 128, overlap: int = 32, batch_size: int = 8,
                  score_threshold: float = 0.5, mask_threshold: float = 0.5, min_area: int = 5,
-                 min_snr: float | None = MIN_SNR, device: str | None = None, halo: int = 64) -> None:
+                 min_snr: float | None = MIN_SNR, device: str | None = None, halo: int = 64,
+                 foreground_weight: float = 0.0) -> None:
         self.variant, self.window, self.overlap, self.batch_size = variant, window, overlap, batch_size
         self.score_threshold, self.mask_threshold, self.min_area = score_threshold, mask_threshold, min_area
         self.min_snr, self.device, self.halo = min_snr, device, halo
+        self.foreground_weight = foreground_weight
         self.net_: nn.Module | None = None
 
     build_model: Callable[..., nn.Module]  # the network from (in_channels, **config)
@@ -206,11 +243,9 @@ class QueryPanopticDetector(WindowedDetector):
 
         return importlib.import_module(cls.trainer).train_request(request)
 
-    def window_outputs(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, np.ndarray | None]:
-        """(class logits [B, Q, 3], boxes [B, Q, 4] normalised (cx, cy, w, h) or None, mask
-        logits [B, Q, h, w], over [B] bool or None) of a batch of windows [B, C, window, window];
-        ``over``: the windows where the network itself met more objects than it can hold (DETR's
-        seeded queries), counted with the windows at the query limit; None: no such limit."""
+    def window_outputs(self, batch: torch.Tensor) -> WindowOutputs:
+        """The network's outputs for a batch of windows [B, C, window, window]; ``over`` windows
+        are counted with the windows at the query limit."""
         raise NotImplementedError
 
     def run_warnings(self, counters: dict[str, int]) -> list[str]:
@@ -232,11 +267,13 @@ class QueryPanopticDetector(WindowedDetector):
         with torch.inference_mode():
             for chunk, batch in self.window_batches(image):
                 with torch.autocast(batch.device.type, enabled=batch.device.type == "cuda"):
-                    logits, boxes, masks, over = self.window_outputs(batch)
+                    out = self.window_outputs(batch)
                 for j, (y0, x0, ysh, xsh) in enumerate(chunk):
-                    ws = window_segments(logits[j].cpu(), None if boxes is None else boxes[j].cpu(), masks[j].cpu(),
-                                         (win, win), self.score_threshold, self.mask_threshold)
-                    saturated += ws.saturated or (over is not None and bool(over[j]))
+                    ws = window_segments(out.logits[j].cpu(), None if out.boxes is None else out.boxes[j].cpu(),
+                                         out.masks[j].cpu(), (win, win), self.score_threshold, self.mask_threshold,
+                                         None if out.foreground is None else out.foreground[j].cpu(),
+                                         self.foreground_weight)
+                    saturated += ws.saturated or (out.over is not None and bool(out.over[j]))
                     objects += owned_objects(ws, y0, x0, ysh, xsh, (ny, nx))
         return objects, saturated
 
