@@ -42,7 +42,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from astrostatlearn.errors import InputError
 from astrostatlearn.methods.detector_backbones import FPNBackbone, build_body
 from astrostatlearn.methods.base import Instances, Prediction, Tile, TrainRequest, register
 from astrostatlearn.methods.significance import MIN_SNR, OPTION_HELP as SNR_HELP
@@ -213,11 +212,6 @@ class MaskRCNNSegmenter(WindowedDetector):
         return train_maskrcnn_request(request)
 
     # -- inference ---------------------------------------------------------------------------
-    def check_options(self) -> None:
-        super().check_options()
-        if not 0.0 <= self.foreground_weight <= 1.0:
-            raise InputError(f"foreground_weight must be in [0, 1], got {self.foreground_weight}")
-
     def detect_windows(self, image: np.ndarray) -> Detections:
         """Detections over ``image`` [C, y, x] by overlapping windows, each kept by the window that
         owns its box centre, with the U-Net backbone's foreground stitched from each window's own

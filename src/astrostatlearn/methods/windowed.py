@@ -53,7 +53,8 @@ class WindowedDetector(TorchSegmenter):
     """Base of the detectors that run a network over overlapping ``window``-sized windows.
 
     Subclasses keep ``variant``, ``window``, ``overlap``, ``batch_size``, ``score_threshold``,
-    ``mask_threshold``, ``min_area``, ``min_snr``, ``device`` and ``halo`` as parameters.
+    ``mask_threshold``, ``foreground_weight``, ``min_area``, ``min_snr``, ``device`` and ``halo``
+    as parameters.
     """
 
     config_params: ClassVar[tuple[str, ...]] = ("window",)
@@ -73,7 +74,7 @@ class WindowedDetector(TorchSegmenter):
         return seg  # type: ignore[return-value]
 
     def check_options(self) -> None:
-        for k in ("score_threshold", "mask_threshold"):
+        for k in ("score_threshold", "mask_threshold", "foreground_weight"):
             if not 0.0 <= getattr(self, k) <= 1.0:
                 raise InputError(f"{k} must be in [0, 1], got {getattr(self, k)}")
         if not 0 <= self.overlap < self.window:
