@@ -8,7 +8,7 @@ breakdown; Mask R-CNN's SQ by object size (the 28^2 mask head's limit on large g
 densest 256^2 window of the field (against ``box_detections_per_img``); the targets; CPU (and
 GPU) inference Mpix/s; and the shipped model's training log.
 
-Usage: python benchmarks/bench_maskrcnn.py [--size 4096] [--seed 7] [--scratch DIR]
+Usage: python benchmarks/bench_maskrcnn.py [--size 4096] [--seed 7] [--scratch DIR] [--throughput]
 """
 
 from __future__ import annotations
@@ -23,6 +23,15 @@ from pathlib import Path
 import numpy as np
 
 SIZE_BINS = (0, 50, 200, 800, 10**9)  # true object area, pixels
+
+
+def print_throughput() -> None:
+    """The shipped U-Net's and Mask R-CNN's inference Mpix/s, CPU (and GPU where there is one)."""
+    import torch
+
+    for m in ("unet", "maskrcnn"):
+        print(f"{m} inference (1024^2 in one piece, windows 256, overlap 64): CPU {throughput(m, 'cpu'):.2f} Mpix/s "
+              f"({torch.get_num_threads()} threads)" + (f", GPU {throughput(m, 'cuda'):.2f} Mpix/s" if torch.cuda.is_available() else ""))
 
 
 def throughput(method: str, device: str, size: int = 1024) -> float:
@@ -75,7 +84,11 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--seed", type=int, default=7, help="training used seeds 1000-1007")
     ap.add_argument("--scratch", type=Path, default=None)
+    ap.add_argument("--throughput", action="store_true", help="print only the inference Mpix/s, on a quiet machine")
     args = ap.parse_args()
+    if args.throughput:
+        print_throughput()
+        return
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="bench-maskrcnn-"))
     from astrostatlearn.benchmark import run_benchmark
     from astrostatlearn.metrics import block_pq_terms, bootstrap_pq
@@ -135,11 +148,7 @@ def main() -> None:
                                              for lab, n, comp, iou in sq_by_size(true, preds[name])))
     print(f"\ndensest 256^2 window of the field: {densest_window(field / 'true.fits')} objects "
           f"(the model keeps up to 400 detections per window)")
-    import torch
-
-    for m in ("unet", "maskrcnn"):
-        print(f"{m} inference (1024^2 in one piece, windows 256, overlap 64): CPU {throughput(m, 'cpu'):.2f} Mpix/s "
-              f"({torch.get_num_threads()} threads)" + (f", GPU {throughput(m, 'cuda'):.2f} Mpix/s" if torch.cuda.is_available() else ""))
+    print_throughput()
     for r in rows:
         if r.method in ("unet", "maskrcnn", "sep"):
             print(f"  whole-band segment run {r.method} {r.variant}: {r.mpix_per_s:.2f} Mpix/s, peak {r.peak_mb:.0f} MB")

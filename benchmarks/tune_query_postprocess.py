@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 
 # The overlap was a quarter or three eighths of the window until 2026-12-06; a quarter won for both models.
-GRID = {"score_threshold": (0.3, 0.5, 0.7), "mask_threshold": (0.4, 0.5, 0.65), "overlap": (1 / 4,),
-        "foreground_weight": (0.0, 0.7, 0.85)}
+GRID = {"score_threshold": (0.3, 0.5), "mask_threshold": (0.5, 0.65), "overlap": (1 / 4,),
+        "foreground_weight": (0.0, 0.85)}
 
 
 def main() -> None:
