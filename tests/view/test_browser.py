@@ -56,7 +56,9 @@ def page(chromium, view_field: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 def _settle(page) -> None:
-    """Wait until every layer has drawn the tiles it needs for the current view."""
+    """Wait until every layer has drawn the tiles it needs for the current view (after two animation
+    frames, so a change just made has reached the viewer's draw loop even on a loaded machine)."""
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     page.wait_for_function("""() => { const v = window.astroViewer.viewer;
         if (v.world.needsDraw() || v.imageLoader.jobsInProgress > 0) return false;
         for (let i = 0; i < v.world.getItemCount(); i++) if (!v.world.getItemAt(i).getFullyLoaded()) return false;
