@@ -28,6 +28,7 @@ from torch import nn
 
 from astrostatlearn.errors import InputError
 from astrostatlearn.methods.detr import DEFAULT_CONFIG, VOID, DetrSegmenter, build_detr, window_segments
+from astrostatlearn.methods.query_panoptic import box_masks
 from astrostatlearn.training.loop import EpochStats, TrainConfig
 from astrostatlearn.training.patches import one_variant
 from astrostatlearn.training.query_panoptic import (QueryModelSpec, QueryTask, panoptic_instance_maps,
@@ -55,13 +56,7 @@ class DetrTask(QueryTask):
 def box_mask_logits(boxes: torch.Tensor, size: tuple[int, int], is_void: torch.Tensor) -> torch.Tensor:
     """[Q, H, W] mask logits of filled boxes: +10 on the pixels whose centres lie in a query's
     box (normalised (cx, cy, w, h)), -10 elsewhere and everywhere for void queries."""
-    H, W = size
-    cy = (torch.arange(H, dtype=torch.float32) + 0.5) / H
-    cx = (torch.arange(W, dtype=torch.float32) + 0.5) / W
-    b = boxes.float()
-    iny = (cy[None] >= (b[:, 1] - b[:, 3] / 2)[:, None]) & (cy[None] < (b[:, 1] + b[:, 3] / 2)[:, None])
-    inx = (cx[None] >= (b[:, 0] - b[:, 2] / 2)[:, None]) & (cx[None] < (b[:, 0] + b[:, 2] / 2)[:, None])
-    inside = iny[:, :, None] & inx[:, None, :] & ~is_void[:, None, None]
+    inside = box_masks(boxes, size) & ~is_void[:, None, None]
     return torch.where(inside, 10.0, -10.0)
 
 
