@@ -8,7 +8,9 @@ a query is kept when its ``galaxy`` or ``void`` probability is at least ``score_
 threshold also keeps less confident queries, as DETR's detection post-processing does); each
 pixel goes to the kept query with the highest ``class probability x mask probability``,
 provided that query's mask probability there exceeds ``mask_threshold``; pixels of void queries
-are background. **Across windows** an object belongs
+are background. Where the network has a first stage with a full-resolution foreground (a seeded
+DETR's U-Net), the owner's probability blends it in inside the owner's box (``foreground_weight``,
+:func:`window_segments`). **Across windows** an object belongs
 to the window that owns its mask's bounding-box centre (the Voronoi split of overlapping
 windows), and objects are painted in descending score, each taking only unclaimed pixels; an
 object left with fewer than ``min_area`` pixels is dropped. Each object's score is its
