@@ -4,7 +4,7 @@
 The network runs once over the field with no score cut. Per S/N bin it prints: the fraction of
 true objects matched (mask IoU > 0.5) by Mask R-CNN at its thresholds and by the U-Net; the
 fraction with *any* detection box at box IoU >= 0.5 (localisation: a box 1 px off a 5 px object
-already fails), and of those, the fraction whose best such box scores >= 0.5, 0.3 and 0.1
+already fails), and of those, the fraction whose best such box has a class score >= 0.5, 0.3 and 0.1
 (confidence); and the median best box IoU. Then, of the objects the U-Net finds and Mask R-CNN
 misses, how many had a well-placed box at all.
 
@@ -47,7 +47,7 @@ def main() -> None:
 
     from astrostatlearn.field import Field
     from astrostatlearn.methods import default_segmenter, load_segmenter
-    from astrostatlearn.methods.maskrcnn import paste_instances
+    from astrostatlearn.methods.maskrcnn_paste import paste_instances
     from astrostatlearn.preprocess import fit_variant
     from astrostatlearn.segment import BackgroundMesh, make_tile
     from astrostatlearn.simulate import simulate_field
@@ -60,12 +60,9 @@ def main() -> None:
         pre = fit_variant(f, seg.trained_variant)
         tile = make_tile(f, pre, BackgroundMesh.from_field(f, pre), f.full)
         truth = f.read_true()
-    threshold, seg.score_threshold = seg.score_threshold, 0.0
     dets = seg.detect_windows(tile.network_input(seg.local_background))
-    boxes, scores, masks = dets.boxes, dets.scores, dets.masks
-    keep = scores >= threshold
-    labels, _, _ = paste_instances(boxes[keep], scores[keep], masks[keep], truth.shape, seg.mask_threshold,
-                                   seg.min_area, dets.foreground, seg.foreground_weight)
+    boxes, scores, threshold = dets.boxes, dets.scores, seg.score_threshold
+    labels = paste_instances(dets, truth.shape, seg.paste_rule()).labels
 
     ids = np.unique(truth[truth > 0])
     sl = ndimage.find_objects(truth)

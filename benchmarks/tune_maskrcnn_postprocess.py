@@ -1,12 +1,16 @@
 """Choose Mask R-CNN's post-processing on two validation fields (seeds 3000, euclid-vis, and 3001,
 ground: neither a training seed, 1000-1007, nor a test seed, 7 and 8). The network runs once
-over each field; the grid then re-resolves its detections with each (score threshold, mask
-threshold, significance cut ``min_snr``, weight of the U-Net backbone's foreground in the masks)
-and prints PQ, pixel IoU and F1 per field. The best
-setting is the one with the highest mean PQ over the two; with ``--write`` it is stored in the
-model file.
+over each field (with the U-Net's objects proposed, as the segmenter's ``unet_proposals``); the
+grid then re-resolves its detections with each (score threshold, mask threshold, significance
+cut ``min_snr``, weight of the U-Net backbone's foreground in the masks, weight of the mask's
+quality in the scores, largest occluded fraction) and prints PQ, pixel IoU and F1 per field.
+The best setting is the one with the highest mean PQ over the two; settings within
+``TIE`` (0.001) of it are ranked by their mean mask AP[.5:.95] (COCO, each object ranked by its
+score), since the score's weights change the ranking far more than the PQ. With ``--write`` the
+best is stored in the model file. ``--grid small`` holds the mask threshold, weight and ``min_snr`` at the
+model's own values.
 
-Usage: python benchmarks/tune_maskrcnn_postprocess.py [--model PATH] [--size 2048] [--write]
+Usage: python benchmarks/tune_maskrcnn_postprocess.py [--model PATH] [--size 2048] [--grid full|small] [--write]
 """
 
 from __future__ import annotations
@@ -19,12 +23,19 @@ from pathlib import Path
 import numpy as np
 
 VALIDATION = ((3000, "euclid-vis"), (3001, "ground"))
-GRID = ((0.2, 0.3, 0.4, 0.5, 0.6), (0.5, 0.55, 0.6, 0.65, 0.7, 0.75), (None, 4.0, 5.0, 6.0),
-        (0.0, 0.65, 0.75, 0.85, 0.95))
+NAMES = ("score_threshold", "mask_threshold", "min_snr", "foreground_weight", "foreground_scoring", "max_occluded")
+GRID = ((0.1, 0.2, 0.3, 0.4), (0.55, 0.6, 0.65, 0.7), (None, 5.0), (0.0, 0.75, 0.85, 0.95), (0.0, 0.5, 0.75),
+        (1.0, 0.5, 0.3))
+TIE = 0.001  # mean PQ; settings this close to the best are ranked by mask AP
+
+
+def small_grid(seg) -> tuple:
+    """The grid with the mask threshold, the foreground weight and the significance cut held at ``seg``'s."""
+    return (GRID[0], (seg.mask_threshold,), (seg.min_snr,), (seg.foreground_weight,)) + GRID[4:]
 
 
 def field_detections(seg, seed: int, preset: str, size: int, root: Path):
-    """(tile, truth, :class:`~astrostatlearn.methods.maskrcnn.Detections`) of every detection on a
+    """(tile, truth, :class:`~astrostatlearn.methods.maskrcnn_paste.Detections`) of every detection on a
     fresh validation field."""
     from astrostatlearn.field import Field
     from astrostatlearn.preprocess import fit_variant
@@ -40,46 +51,62 @@ def field_detections(seg, seed: int, preset: str, size: int, root: Path):
     return tile, truth, seg.detect_windows(tile.network_input(seg.local_background))
 
 
+def resolve(seg, tile, d, shape: tuple[int, int], p: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labels, their IDs, their scores) of detections ``d`` under the settings ``p``."""
+    from astrostatlearn.methods.maskrcnn_paste import PasteRule, paste_instances
+    from astrostatlearn.methods.significance import drop_insignificant
+
+    rule = PasteRule(p["score_threshold"], p["mask_threshold"], seg.min_area, p["foreground_weight"],
+                     p["foreground_scoring"], p["max_occluded"])
+    pasted = paste_instances(d, shape, rule)
+    labels = drop_insignificant(pasted.labels, tile.signal, tile.err, tile.valid, p["min_snr"])
+    ids = np.arange(1, pasted.kept.size + 1)
+    left = np.isin(ids, np.unique(labels[labels > 0]))
+    return labels, ids[left], pasted.scores[left]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", default=None, help="default: the shipped model")
     ap.add_argument("--size", type=int, default=2048)
+    ap.add_argument("--grid", choices=("full", "small"), default="full")
     ap.add_argument("--write", action="store_true", help="store the best thresholds in --model")
     args = ap.parse_args()
     from astrostatlearn.methods import default_segmenter, load_segmenter
-    from astrostatlearn.methods.maskrcnn import paste_instances
-    from astrostatlearn.methods.significance import drop_insignificant
     from astrostatlearn.metrics import evaluate
 
     root = Path(tempfile.mkdtemp(prefix="tune-maskrcnn-"))
     seg = load_segmenter(args.model) if args.model else default_segmenter("maskrcnn")
-    seg.score_threshold = 0.0
     fields = [field_detections(seg, seed, preset, args.size, root) for seed, preset in VALIDATION]
     names = [f"{preset} {seed}" for seed, preset in VALIDATION]
-    print(f"{'score thr':>9} {'mask thr':>8} {'min S/N':>7} {'fg wt':>5} " + " ".join(f"{n + ' IoU/F1/PQ':>26}" for n in names)
+    print(" ".join(f"{n[:9]:>9}" for n in NAMES) + " " + " ".join(f"{n + ' IoU/F1/PQ':>26}" for n in names)
           + f" {'mean PQ':>7}")
-    best = None
-    for s_thr, m_thr, cut, weight in itertools.product(*GRID):
+    results = []
+    for setting in itertools.product(*(GRID if args.grid == "full" else small_grid(seg))):
+        p = dict(zip(NAMES, setting))
         cells, pqs = [], []
         for tile, truth, d in fields:
-            keep = d.scores >= s_thr
-            labels, _, _ = paste_instances(d.boxes[keep], d.scores[keep], d.masks[keep], truth.shape, m_thr,
-                                           seg.min_area, d.foreground, weight)
-            labels = drop_insignificant(labels, tile.signal, tile.err, tile.valid, cut)
-            ev = evaluate(truth, labels, coco=False)
+            ev = evaluate(truth, resolve(seg, tile, d, truth.shape, p)[0], coco=False)
             pqs.append(ev.panoptic["galaxy"]["pq"])
             cells.append(f"{ev.pixel['iou']:.3f}/{ev.detection['f1']:.3f}/{pqs[-1]:.3f}")
-        mean = float(np.mean(pqs))
-        print(f"{s_thr:>9} {m_thr:>8} {str(cut):>7} {weight:>5} " + " ".join(f"{c:>26}" for c in cells) + f" {mean:>7.3f}",
-              flush=True)
-        if best is None or mean > best[0]:
-            best = (mean, s_thr, m_thr, cut, weight)
-    print(f"best mean PQ {best[0]:.3f}: score_threshold {best[1]}, mask_threshold {best[2]}, min_snr {best[3]}, "
-          f"foreground_weight {best[4]}")
+        results.append((float(np.mean(pqs)), p))
+        print(" ".join(f"{str(v):>9}" for v in setting) + " " + " ".join(f"{c:>26}" for c in cells)
+              + f" {results[-1][0]:>7.3f}", flush=True)
+    top = max(pq for pq, _ in results)
+    print(f"\nsettings within {TIE} of the best mean PQ ({top:.3f}), by mean mask AP:")
+    ranked = []
+    for pq, p in (r for r in results if r[0] >= top - TIE):
+        aps = []
+        for tile, truth, d in fields:
+            labels, ids, scores = resolve(seg, tile, d, truth.shape, p)
+            aps.append(evaluate(truth, labels, object_scores=(ids, scores)).coco["segm"])
+        ranked.append((float(np.mean([a["AP"] for a in aps])), pq, p))
+        print(f"  {p}: PQ {pq:.4f}, AP {ranked[-1][0]:.3f}, AP50 {np.mean([a['AP50'] for a in aps]):.3f}", flush=True)
+    ap, pq, best = max(ranked, key=lambda r: r[0])
+    print(f"best: mean PQ {pq:.3f}, mean AP {ap:.3f}: " + ", ".join(f"{k} {v}" for k, v in best.items()))
     if args.write and args.model:
         seg = load_segmenter(args.model)
-        seg.set_params(score_threshold=best[1], mask_threshold=best[2], min_snr=best[3],
-                       foreground_weight=best[4]).save(args.model)
+        seg.set_params(**best).save(args.model)
         print(f"stored in {args.model}")
 
 

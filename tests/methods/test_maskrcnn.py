@@ -11,8 +11,8 @@ from scipy import ndimage
 import astrostatlearn.methods.maskrcnn as mr
 from astrostatlearn.errors import InputError
 from astrostatlearn.methods import load_segmenter
-from astrostatlearn.methods.maskrcnn import (MaskRCNNSegmenter, build_maskrcnn, detect, paste_instances,
-                                             share_bounds, window_starts)
+from astrostatlearn.methods.maskrcnn import (MaskRCNNSegmenter, build_maskrcnn, detect, share_bounds, unet_proposals,
+                                             window_starts)
 
 
 def test_model_is_sized_for_crowded_windows_and_never_rescales() -> None:
@@ -39,16 +39,6 @@ def test_model_computes_its_own_losses() -> None:
     assert all(torch.isfinite(v) for v in losses.values())
 
 
-def test_higher_score_owns_overlapping_pixels() -> None:
-    boxes = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [30, 30, 32, 32]], np.float32)
-    masks = np.ones((3, 28, 28), np.float32)
-    labels, kept, score_map = paste_instances(boxes, np.array([0.6, 0.9, 0.8]), masks, (20, 40), min_area=5)
-    assert list(kept) == [1, 0]  # descending score; the 2x2 instance is below min_area
-    assert (labels[:10, 5:15] == 1).all() and (labels[10:] == 0).all()  # the overlap belongs to the 0.9 instance
-    assert (labels[:10, :5] == 2).all() and (labels[:, 15:] == 0).all()
-    assert score_map[0, 0] == pytest.approx(1.0)
-
-
 @pytest.mark.parametrize("size", [100, 256, 500, 1000])
 def test_window_shares_partition_the_axis(size: int) -> None:
     starts = window_starts(size, 256, 64)
@@ -63,7 +53,7 @@ def test_window_shares_partition_the_axis(size: int) -> None:
         assert hi + 32 <= s + 256 or s + 256 >= size
 
 
-def _disk_detector(net, batch):
+def _disk_detector(net, batch, *_):
     """A stand-in network: each connected bright region of a window is one detection."""
     out = []
     for img in batch.numpy():
@@ -124,7 +114,7 @@ def test_detections_below_the_snr_cut_go_with_their_records(monkeypatch) -> None
     for y, x, a in squares:
         image[0, y:y + 10, x:x + 10] += a
 
-    def fixed_detector(net, batch):
+    def fixed_detector(net, batch, *_):
         boxes = torch.tensor([[x, y, x + 10, y + 10] for y, x, _ in squares], dtype=torch.float32)
         return [{"boxes": boxes, "scores": torch.tensor([0.9, 0.8, 0.7]), "masks": torch.ones(3, 1, 28, 28)}]
 
@@ -156,33 +146,13 @@ def test_save_load_round_trip_and_channel_check(tmp_path: Path) -> None:
         back.detect_windows(np.zeros((1, 64, 64), np.float32))
 
 
-def test_foreground_draws_the_edge_inside_the_box_only() -> None:
-    """With the backbone's foreground, an instance takes the foreground's pixels of its box (its
-    mask alone would take the whole box) and nothing outside the box."""
-    fg = np.zeros((40, 40), np.float32)
-    yy, xx = np.mgrid[:40, :40]
-    fg[(yy - 15) ** 2 + (xx - 15) ** 2 <= 25] = 1.0  # a disk of radius 5 inside the box
-    fg[30:35, 30:35] = 1.0  # foreground outside every box
-    boxes = np.array([[5, 5, 25, 25]], np.float32)
-    masks = np.full((1, 28, 28), 0.6, np.float32)  # an uninformative mask over its box
-    alone, _, _ = paste_instances(boxes, np.array([0.9]), masks, (40, 40))
-    assert (alone[5:25, 5:25] == 1).all()
-    labels, kept, score_map = paste_instances(boxes, np.array([0.9]), masks, (40, 40), foreground=fg,
-                                              foreground_weight=0.7)
-    assert list(kept) == [0]
-    np.testing.assert_array_equal(labels > 0, (fg > 0) & (yy < 25) & (xx < 25))
-    assert score_map[15, 15] == pytest.approx(0.3 * 0.6 + 0.7) and score_map[6, 6] == pytest.approx(0.18)
-    same, _, _ = paste_instances(boxes, np.array([0.9]), masks, (40, 40), foreground=fg, foreground_weight=0.0)
-    np.testing.assert_array_equal(same, alone)
-
-
 @pytest.mark.parametrize("shape", [(100, 300), (256, 256), (300, 520)])
 def test_window_maps_stitch_into_the_whole_image(shape, monkeypatch) -> None:
     """Each window's foreground fills exactly its own share: the stitched map of a stand-in
     network whose foreground is its input is the input, with no seam or gap."""
     image = np.random.default_rng(1).random((1, *shape)).astype(np.float32)
 
-    def echo(net, batch):
+    def echo(net, batch, *_):
         return [{"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "masks": torch.zeros(0, 1, 28, 28),
                  "foreground": b[0] + 0.0} for b in batch]
 
@@ -214,7 +184,7 @@ def test_local_background_flattens_what_the_network_reads(monkeypatch) -> None:
 
     seen = []
 
-    def record(net, batch):
+    def record(net, batch, *_):
         seen.append(batch.numpy().copy())
         return [{"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "masks": torch.zeros(0, 1, 28, 28)}
                 for _ in batch]
@@ -229,3 +199,48 @@ def test_local_background_flattens_what_the_network_reads(monkeypatch) -> None:
     np.testing.assert_allclose(seen[-1][0], image + bkg[None], atol=1e-5)
     seg.set_options({"local_background": "true"}).predict(tile)
     np.testing.assert_allclose(seen[-1][0], image, atol=1e-5)
+
+
+def test_unet_proposals_are_the_unet_objects_boxes() -> None:
+    """Two touching disks with a centre-ness core each become two boxes (the U-Net's own
+    decoding), and a blank map none."""
+    yy, xx = np.mgrid[:64, :64]
+    fg, centre = np.zeros((64, 64), np.float32), np.zeros((64, 64), np.float32)
+    for y, x in ((30, 20), (30, 31)):
+        r = np.hypot(yy - y, xx - x)
+        fg[r <= 6] = 1.0
+        centre = np.maximum(centre, np.clip(1 - r / 6, 0, 1))
+    maps = torch.from_numpy(np.stack([np.stack([fg, centre]), np.zeros((2, 64, 64), np.float32)]))
+    boxes = unet_proposals(maps)
+    assert boxes[1].shape == (0, 4)
+    b = boxes[0][boxes[0][:, 0].argsort()].numpy()
+    assert b.shape == (2, 4)
+    assert b[0, 0] == 14 and b[1, 2] == 38 and (b[:, 1] == 24).all() and (b[:, 3] == 37).all()
+
+
+@pytest.mark.parametrize("propose", [True, False])
+def test_the_box_head_sees_the_unet_objects_only_when_asked(propose: bool, monkeypatch) -> None:
+    net = build_maskrcnn(1, window=64, backbone="unet").eval()
+    marker = torch.tensor([[3.0, 5.0, 17.0, 29.0]])
+    monkeypatch.setattr(mr, "unet_proposals", lambda maps: [marker] * maps.shape[0])
+    seen = []
+    heads = net.roi_heads.forward
+
+    def spy(features, proposals, sizes, targets=None):
+        seen.append(proposals)
+        return heads(features, proposals, sizes, targets)
+
+    monkeypatch.setattr(net.roi_heads, "forward", spy)
+    with torch.inference_mode():
+        detect(net, torch.randn(2, 1, 64, 64), propose_unet_objects=propose)
+    assert len(seen[0]) == 2
+    assert all(bool((p == marker).all(1).any()) == propose for p in seen[0])
+    galaxy = build_maskrcnn(1, window=64).eval()  # a galaxy backbone has no U-Net objects to propose
+    with torch.inference_mode():
+        assert detect(galaxy, torch.randn(1, 1, 64, 64), propose_unet_objects=True)[0]["boxes"].shape[1] == 4
+
+
+def test_post_processing_options_are_checked() -> None:
+    for name in ("foreground_scoring", "max_occluded"):
+        with pytest.raises(InputError, match=name):
+            MaskRCNNSegmenter().set_options({name: "1.5"})

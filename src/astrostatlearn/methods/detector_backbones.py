@@ -88,8 +88,9 @@ class UNetFeatures(nn.Module):
       Its encoder gives the skips and the bottleneck ``s16``; its full output, the foreground
       and centre-ness probabilities at full resolution, max-pooled to strides 2 and 4, is
       appended to ``s2`` and ``s4``, so the detector sees what the U-Net sees, down to objects of
-      a few pixels. The full-resolution foreground probability is also returned as
-      ``foreground`` [N, H, W], for the detector's masks to be drawn at the U-Net's resolution.
+      a few pixels. The full-resolution maps are also returned as ``maps`` [N, 2, H, W], for
+      the detector's masks to be drawn at the U-Net's resolution and its own objects to be
+      proposed to the box head.
     * ``up``/``dec``: trainable copies of the U-Net's first three decoder stages (stride 16 -> 8
       -> 4 -> 2), started from its weights, which give ``s8`` and the rest of ``s4`` and ``s2``.
       The stride-2 level places boxes of 3-10 px finely enough for mask IoU > 0.5.
@@ -153,7 +154,7 @@ class UNetFeatures(nn.Module):
             out[name] = y
         for name, stride in (("s2", 2), ("s4", 4)):
             out[name] = torch.cat([out[name], nn.functional.max_pool2d(maps, stride)], dim=1)
-        out["foreground"] = maps[:, 0]
+        out["maps"] = maps
         return out
 
 
@@ -170,10 +171,10 @@ class FPNBackbone(nn.Module):
         self.out_channels = out_channels
 
     def features(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
-        """(the FPN maps, the body's full-resolution foreground probability [N, H, W] or None
-        where the body has none: the ``galaxy`` body)."""
+        """(the FPN maps, the body's full-resolution (foreground, centre-ness) probabilities
+        [N, 2, H, W], or None where the body has none: the ``galaxy`` body)."""
         feats = self.body(x)
-        return self.fpn({str(i): feats[k] for i, k in enumerate(self.body.pyramid)}), feats.get("foreground")
+        return self.fpn({str(i): feats[k] for i, k in enumerate(self.body.pyramid)}), feats.get("maps")
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.features(x)[0]

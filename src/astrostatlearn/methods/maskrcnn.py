@@ -22,49 +22,43 @@ normalised from the training data's own statistics, per channel (``asinh((x - me
 Inference runs over ``window``-sized windows that overlap by ``overlap`` px; a window keeps the
 detections whose box centre lies in its own share of the tile (the usual Voronoi split of
 overlapping windows), so an object smaller than the overlap is decided by exactly one window.
-**Masks at full resolution:** with the U-Net backbone, an instance's probability at a pixel of
-its box blends its 28^2 mask with the backbone U-Net's own foreground probability at that pixel
-(``foreground_weight``; the foreground is stitched from each window's share of the tile): the
-box and mask say which object a pixel may belong to, the U-Net's full-resolution map where the
-object's edge lies (as PointRend refines a coarse mask with fine features).
-**Overlap rule:** kept instances are painted in descending score order and a pixel belongs to
-the highest-scoring instance whose probability (> ``mask_threshold``) covers it; an
-instance left with fewer than ``min_area`` pixels is dropped. Each object's score is its
-detection score (the class probability), in [0, 1].
+**Proposals:** with the U-Net backbone, the box head scores and refines the boxes of the
+U-Net's own objects beside the RPN's (``unet_proposals``), so an object the RPN ranks too low
+still gets a box, and the box head decides whether it is a galaxy.
+**Post-processing** (:mod:`~astrostatlearn.methods.maskrcnn_paste`): masks at full resolution
+(each instance's 28^2 mask blended with the U-Net backbone's foreground inside its box,
+``foreground_weight``; the foreground is stitched from each window's share of the tile); mask
+scoring (``foreground_scoring``: each score weighs in the mean foreground over the object's
+pixels); and the **overlap rule**: instances are painted in descending score and a pixel
+belongs to the highest-scoring instance whose probability (> ``mask_threshold``) covers it; an
+instance left with fewer than ``min_area`` pixels, or with more than ``max_occluded`` of its
+pixels held by higher-scoring ones, is dropped. Each object's score is in [0, 1].
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from astrostatlearn.errors import InputError
 from astrostatlearn.methods.detector_backbones import FPNBackbone, build_body
 from astrostatlearn.methods.base import Instances, Prediction, Tile, TrainRequest, register
+from astrostatlearn.methods.instances import core_seeded_instances
+from astrostatlearn.methods.maskrcnn_paste import Detections, PasteRule, paste_instances
 from astrostatlearn.methods.significance import MIN_SNR, OPTION_HELP as SNR_HELP
 from astrostatlearn.methods.torch_model import WINDOW_OPTIONS
 from astrostatlearn.methods.windowed import WindowedDetector, paste_share, share_bounds, window_starts  # noqa: F401
 
 SHIPPED_MODEL = "maskrcnn-default.pt"
 FORMAT = "astrostatlearn-maskrcnn-1"
-# Weight of the U-Net backbone's foreground in each mask (paste_instances), chosen on the validation
-# fields by benchmarks/tune_maskrcnn_postprocess.py.
-FOREGROUND_WEIGHT = 0.85
-
-
-@dataclass
-class Detections:
-    """Detections over an image: ``boxes`` [N, 4] (x0, y0, x1, y1, image pixels), ``scores`` [N],
-    ``masks`` [N, 28, 28] (probabilities over each box) and the U-Net backbone's ``foreground``
-    probability over the image (None for a galaxy backbone)."""
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    masks: np.ndarray
-    foreground: np.ndarray | None
+# The post-processing defaults (maskrcnn_paste), chosen on the validation fields by
+# benchmarks/tune_maskrcnn_postprocess.py.
+FOREGROUND_WEIGHT, FOREGROUND_SCORING, MAX_OCCLUDED = 0.85, 0.75, 0.3
+# How the backbone U-Net's own objects are decoded into proposals: the shipped U-Net's decoding.
+PROPOSAL_DECODING = {"threshold": 0.6, "core_level": 0.7, "min_dynamic": 0.2, "min_area": 5}
 
 
 def build_maskrcnn(in_channels: int, window: int = 256, widths: tuple[int, ...] = (16, 32, 48, 64),
@@ -106,65 +100,42 @@ def build_maskrcnn(in_channels: int, window: int = 256, widths: tuple[int, ...] 
     return model
 
 
-def detect(model: nn.Module, batch: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+def unet_proposals(maps: torch.Tensor) -> list[torch.Tensor]:
+    """Boxes (x0, y0, x1, y1) of the backbone U-Net's own objects, per image of ``maps`` [N, 2, H,
+    W] (foreground, centre-ness probabilities): the foreground split at its centre-ness cores,
+    decoded as the shipped U-Net decodes them (:data:`PROPOSAL_DECODING`)."""
+    from scipy import ndimage
+
+    p = PROPOSAL_DECODING
+    out = []
+    for fg, centre in maps.float().cpu().numpy():
+        lab = core_seeded_instances(fg > p["threshold"], centre * fg, p["core_level"], p["min_area"], p["min_dynamic"])
+        boxes = [(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in ndimage.find_objects(lab) if s is not None]
+        out.append(torch.tensor(boxes, dtype=torch.float32, device=maps.device).reshape(-1, 4))
+    return out
+
+
+def detect(model: nn.Module, batch: torch.Tensor, propose_unet_objects: bool = False) -> list[dict[str, torch.Tensor]]:
     """Eval-mode detections for ``batch`` [N, C, H, W]: boxes (x0, y0, x1, y1), scores and 28^2 mask
     probabilities per box, *not* pasted into the image (torchvision would paste each mask into a
     full-size image, which is slow and memory-hungry for hundreds of objects); with a U-Net
-    backbone, also the backbone's full-resolution ``foreground`` probability [H, W] per image."""
+    backbone, also the backbone's full-resolution ``foreground`` probability [H, W] per image.
+
+    ``propose_unet_objects``: with a U-Net backbone, the box head also scores and refines the
+    boxes of the U-Net's own objects (:func:`unet_proposals`) beside the RPN's proposals, as Fast
+    R-CNN scores external proposals: an object the RPN ranks too low to propose still gets a box."""
     images, _ = model.transform(list(batch))
     if tuple(images.tensors.shape[-2:]) != tuple(batch.shape[-2:]):
         raise RuntimeError("Mask R-CNN rescaled its input; min_size/max_size must equal the window")
-    features, foreground = model.backbone.features(images.tensors)
+    features, maps = model.backbone.features(images.tensors)
     proposals, _ = model.rpn(images, features)
+    if propose_unet_objects and maps is not None:
+        proposals = [torch.cat([p, u.to(p.dtype)]) for p, u in zip(proposals, unet_proposals(maps))]
     detections, _ = model.roi_heads(features, proposals, images.image_sizes)
-    if foreground is not None:
-        for d, fg in zip(detections, foreground):
-            d["foreground"] = fg
+    if maps is not None:
+        for d, m in zip(detections, maps):
+            d["foreground"] = m[0]
     return detections
-
-
-def paste_instances(boxes: np.ndarray, scores: np.ndarray, masks: np.ndarray, shape: tuple[int, int],
-                    mask_threshold: float = 0.5, min_area: int = 5, foreground: np.ndarray | None = None,
-                    foreground_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Resolve overlapping instances into one int32 map: (labels, kept indices, score map).
-
-    ``boxes`` [N, 4] (x0, y0, x1, y1), ``masks`` [N, h, w] probabilities over each box. With
-    ``foreground`` (a probability map of ``shape``: the U-Net backbone's), an instance's
-    probability at a pixel of its box is ``(1 - w) * mask + w * foreground``, w =
-    ``foreground_weight``: the box and mask say which object a pixel may belong to, the
-    full-resolution foreground where its edge lies. In descending score order, an instance takes
-    the pixels of its box whose probability is > ``mask_threshold`` and that no higher-scoring
-    instance holds; instances left with fewer than ``min_area`` pixels are dropped (label IDs are
-    1..n in the returned ``kept`` order). The score map is the highest such probability at each pixel.
-    """
-    from scipy import ndimage
-
-    labels = np.zeros(shape, np.int32)
-    score_map = np.zeros(shape, np.float32)
-    kept: list[int] = []
-    ny, nx = shape
-    w = float(foreground_weight) if foreground is not None else 0.0
-    for i in np.argsort(-scores, kind="stable"):
-        x0, y0, x1, y1 = boxes[i]
-        ix0, iy0 = max(int(np.floor(x0)), 0), max(int(np.floor(y0)), 0)
-        ix1, iy1 = min(int(np.ceil(x1)), nx), min(int(np.ceil(y1)), ny)
-        if ix1 <= ix0 or iy1 <= iy0:
-            continue
-        m = masks[i]
-        # Sample the box's mask at the pixel centres (bilinear, as torchvision pastes masks).
-        yy = ((np.arange(iy0, iy1) + 0.5 - y0) / max(y1 - y0, 1e-6)) * m.shape[0] - 0.5
-        xx = ((np.arange(ix0, ix1) + 0.5 - x0) / max(x1 - x0, 1e-6)) * m.shape[1] - 0.5
-        prob = ndimage.map_coordinates(m, np.meshgrid(yy, xx, indexing="ij"), order=1, mode="nearest")
-        sl = (slice(iy0, iy1), slice(ix0, ix1))
-        if w > 0:
-            prob = (1.0 - w) * prob + w * foreground[sl]
-        np.maximum(score_map[sl], prob.astype(np.float32), out=score_map[sl])
-        take = (prob > mask_threshold) & (labels[sl] == 0)
-        if take.sum() < min_area:
-            continue
-        kept.append(int(i))
-        labels[sl][take] = len(kept)
-    return labels, np.asarray(kept, np.int64), score_map
 
 
 @register
@@ -179,6 +150,11 @@ class MaskRCNNSegmenter(WindowedDetector):
         "mask_threshold": "mask probability that makes a pixel part of an object (0-1)",
         "foreground_weight": "weight of the U-Net backbone's full-resolution foreground in each mask (0-1; "
                              "0: the mask head's 28x28 masks alone; a galaxy-backbone model has none)",
+        "foreground_scoring": "weight of the mask's quality (its mean foreground probability) in each score (0-1; 0: "
+                              "the class score alone)",
+        "max_occluded": "largest fraction of an object's pixels that higher-scoring objects may hold before it is "
+                        "dropped as a duplicate or fragment (0-1; 1: never)",
+        "unet_proposals": "also propose the backbone U-Net's own objects to the box head (true/false)",
         "min_snr": SNR_HELP,
         "local_background": "subtract the field's 64-px background mesh from channel 0 first, as the shipped U-Net "
                             "does (gradients, scattered and intracluster light)",
@@ -191,12 +167,21 @@ class MaskRCNNSegmenter(WindowedDetector):
     def __init__(self, variant: str = "snr", window: int = 256, overlap: int = 64, batch_size: int = 4,
                  score_threshold: float = 0.5, mask_threshold: float = 0.5, min_area: int = 5,
                  min_snr: float | None = MIN_SNR, device: str | None = None, halo: int = 64,
-                 foreground_weight: float = FOREGROUND_WEIGHT, local_background: bool = False) -> None:
+                 foreground_weight: float = FOREGROUND_WEIGHT, local_background: bool = False,
+                 foreground_scoring: float = FOREGROUND_SCORING, max_occluded: float = MAX_OCCLUDED,
+                 unet_proposals: bool = True) -> None:
         self.variant, self.window, self.overlap, self.batch_size = variant, window, overlap, batch_size
         self.score_threshold, self.mask_threshold, self.min_area = score_threshold, mask_threshold, min_area
         self.foreground_weight, self.local_background = foreground_weight, local_background
+        self.foreground_scoring, self.max_occluded, self.unet_proposals = foreground_scoring, max_occluded, unet_proposals
         self.min_snr, self.device, self.halo = min_snr, device, halo
         self.net_: nn.Module | None = None
+
+    def check_options(self) -> None:
+        super().check_options()
+        for k in ("foreground_scoring", "max_occluded"):
+            if not 0.0 <= getattr(self, k) <= 1.0:
+                raise InputError(f"{k} must be in [0, 1], got {getattr(self, k)}")
 
     # -- model handling ---------------------------------------------------------------------
     @classmethod
@@ -213,9 +198,10 @@ class MaskRCNNSegmenter(WindowedDetector):
 
     # -- inference ---------------------------------------------------------------------------
     def detect_windows(self, image: np.ndarray) -> Detections:
-        """Detections over ``image`` [C, y, x] by overlapping windows, each kept by the window that
-        owns its box centre, with the U-Net backbone's foreground stitched from each window's own
-        share of the image (None for a galaxy backbone)."""
+        """Every detection over ``image`` [C, y, x] (no score cut: the final score is made when they
+        are pasted) by overlapping windows, each kept by the window that owns its box centre, with
+        the U-Net backbone's foreground stitched from each window's own share of the image (None
+        for a galaxy backbone)."""
         ny, nx = image.shape[1:]
         boxes, scores, masks = [], [], []
         foreground: np.ndarray | None = None  # over the image padded to one window, as the windows see it
@@ -223,13 +209,12 @@ class MaskRCNNSegmenter(WindowedDetector):
             for chunk, batch in self.window_batches(image):
                 dev = batch.device
                 with torch.autocast(dev.type, enabled=dev.type == "cuda"):
-                    dets = detect(self.net_, batch)
+                    dets = detect(self.net_, batch, self.unet_proposals)
                 for (y0, x0, ysh, xsh), d in zip(chunk, dets):
                     b = d["boxes"].float().cpu().numpy() + np.array([x0, y0, x0, y0], np.float32)
                     s = d["scores"].float().cpu().numpy()
                     cy, cx = (b[:, 1] + b[:, 3]) / 2, (b[:, 0] + b[:, 2]) / 2
-                    own = ((cy >= ysh[0]) & (cy < ysh[1]) & (cx >= xsh[0]) & (cx < xsh[1])
-                           & (s >= self.score_threshold) & (cy < ny) & (cx < nx))
+                    own = (cy >= ysh[0]) & (cy < ysh[1]) & (cx >= xsh[0]) & (cx < xsh[1]) & (cy < ny) & (cx < nx)
                     boxes.append(b[own])
                     scores.append(s[own])
                     masks.append(d["masks"][:, 0].float().cpu().numpy()[own])
@@ -239,18 +224,21 @@ class MaskRCNNSegmenter(WindowedDetector):
                         paste_share(foreground, d["foreground"].float().cpu().numpy(), y0, x0, ysh, xsh)
         fg = None if foreground is None else foreground[:ny, :nx]
         if not boxes:
-            return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 28, 28), np.float32),
-                              fg)
+            return Detections.empty(fg)
         return Detections(np.concatenate(boxes), np.concatenate(scores), np.concatenate(masks), fg)
+
+    def paste_rule(self) -> PasteRule:
+        """This segmenter's post-processing options (:mod:`~astrostatlearn.methods.maskrcnn_paste`)."""
+        return PasteRule(self.score_threshold, self.mask_threshold, self.min_area, self.foreground_weight,
+                         self.foreground_scoring, self.max_occluded)
 
     def predict(self, tile: Tile) -> Prediction:
         d = self.detect_windows(tile.network_input(self.local_background))
-        labels, kept, score_map = paste_instances(d.boxes, d.scores, d.masks, tile.valid.shape, self.mask_threshold,
-                                                  self.min_area, d.foreground, self.foreground_weight)
-        labels = np.where(tile.valid, labels, 0).astype(np.int32)
-        b = d.boxes[kept]
-        inst = Instances(np.arange(1, kept.size + 1), d.scores[kept],
+        p = paste_instances(d, tile.valid.shape, self.paste_rule())
+        labels = np.where(tile.valid, p.labels, 0).astype(np.int32)
+        b = d.boxes[p.kept]
+        inst = Instances(np.arange(1, p.kept.size + 1), p.scores,
                          boxes=np.c_[b[:, 1], b[:, 0], b[:, 3], b[:, 2]].astype(np.float32),
-                         classes=np.ones(kept.size, np.int64))
-        return self.keep_significant(Prediction(labels, np.where(tile.valid, score_map, 0.0).astype(np.float32), inst),
-                                     tile)
+                         classes=np.ones(p.kept.size, np.int64))
+        score_map = np.where(tile.valid, p.score_map, 0.0).astype(np.float32)
+        return self.keep_significant(Prediction(labels, score_map, inst), tile)

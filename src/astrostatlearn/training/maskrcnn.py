@@ -20,8 +20,9 @@ from torch import nn
 
 from astrostatlearn.datasets.build import load_manifest
 from astrostatlearn.errors import InputError
-from astrostatlearn.methods.maskrcnn import (FOREGROUND_WEIGHT, MaskRCNNSegmenter, build_maskrcnn, detect,
-                                             paste_instances)
+from astrostatlearn.methods.maskrcnn import (FOREGROUND_SCORING, FOREGROUND_WEIGHT, MAX_OCCLUDED, MaskRCNNSegmenter,
+                                             build_maskrcnn, detect)
+from astrostatlearn.methods.maskrcnn_paste import Detections, PasteRule, paste_instances
 from astrostatlearn.metrics import LabelPairs, match_instances, pq_terms
 from astrostatlearn.training.loop import EpochStats, TrainConfig, fit_and_save
 from astrostatlearn.training.patches import AnnotatedPatches, ConcatPatches, channel_stats, densest_patch, one_variant
@@ -79,9 +80,12 @@ class DetectionTask:
     metric = "pq"
 
     def __init__(self, score_threshold: float = 0.5, mask_threshold: float = 0.5, min_area: int = 5,
-                 foreground_weight: float = FOREGROUND_WEIGHT) -> None:
+                 foreground_weight: float = FOREGROUND_WEIGHT, foreground_scoring: float = FOREGROUND_SCORING,
+                 max_occluded: float = MAX_OCCLUDED, unet_proposals: bool = True) -> None:
         self.score_threshold, self.mask_threshold, self.min_area = score_threshold, mask_threshold, min_area
-        self.foreground_weight = foreground_weight
+        self.rule = PasteRule(score_threshold, mask_threshold, min_area, foreground_weight, foreground_scoring,
+                              max_occluded)
+        self.unet_proposals = unet_proposals
 
     @staticmethod
     def collate(items: list[tuple[torch.Tensor, dict]]) -> tuple[list[torch.Tensor], list[dict]]:
@@ -99,15 +103,12 @@ class DetectionTask:
         return model(images, [{k: t[k] for k in ("boxes", "labels", "masks")} for t in targets])
 
     def predict_labels(self, model: nn.Module, images: list[torch.Tensor]) -> list[np.ndarray]:
-        dets = detect(model, torch.stack(images))
         out = []
-        for img, d in zip(images, dets):
-            keep = (d["scores"] >= self.score_threshold).cpu().numpy()
+        for img, d in zip(images, detect(model, torch.stack(images), self.unet_proposals)):
             fg = d["foreground"].float().cpu().numpy() if "foreground" in d else None
-            lab, _, _ = paste_instances(d["boxes"].float().cpu().numpy()[keep], d["scores"].float().cpu().numpy()[keep],
-                                        d["masks"][:, 0].float().cpu().numpy()[keep], tuple(img.shape[-2:]),
-                                        self.mask_threshold, self.min_area, fg, self.foreground_weight)
-            out.append(lab)
+            dets = Detections(d["boxes"].float().cpu().numpy(), d["scores"].float().cpu().numpy(),
+                              d["masks"][:, 0].float().cpu().numpy(), fg)
+            out.append(paste_instances(dets, tuple(img.shape[-2:]), self.rule).labels)
         return out
 
     def validate(self, model: nn.Module, batches: Iterable[Any], device: torch.device) -> tuple[float, float]:
