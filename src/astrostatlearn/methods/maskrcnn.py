@@ -43,7 +43,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from astrostatlearn.errors import InputError
 from astrostatlearn.methods.detector_backbones import FPNBackbone, build_body
 from astrostatlearn.methods.base import Instances, Prediction, Tile, TrainRequest, register
 from astrostatlearn.methods.instances import core_seeded_instances
@@ -160,6 +159,7 @@ class MaskRCNNSegmenter(WindowedDetector):
                             "does (gradients, scattered and intracluster light)",
         **WINDOW_OPTIONS,
     }
+    fraction_options = WindowedDetector.fraction_options + ("foreground_scoring", "max_occluded")
     train_options = {"backbone": "unet (the shipped U-Net, frozen, default) or galaxy (from scratch)",
                      "widths": "galaxy backbone widths per stage, e.g. 16/32/48/64", "fpn": "FPN channels (default 64)",
                      "detections": "most detections per window (default 400)"}
@@ -176,12 +176,6 @@ class MaskRCNNSegmenter(WindowedDetector):
         self.foreground_scoring, self.max_occluded, self.unet_proposals = foreground_scoring, max_occluded, unet_proposals
         self.min_snr, self.device, self.halo = min_snr, device, halo
         self.net_: nn.Module | None = None
-
-    def check_options(self) -> None:
-        super().check_options()
-        for k in ("foreground_scoring", "max_occluded"):
-            if not 0.0 <= getattr(self, k) <= 1.0:
-                raise InputError(f"{k} must be in [0, 1], got {getattr(self, k)}")
 
     # -- model handling ---------------------------------------------------------------------
     @classmethod

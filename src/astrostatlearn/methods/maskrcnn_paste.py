@@ -43,10 +43,6 @@ class Detections:
     def empty(cls, foreground: np.ndarray | None = None) -> "Detections":
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 28, 28), np.float32), foreground)
 
-    def take(self, keep: np.ndarray) -> "Detections":
-        """The detections selected by ``keep`` (a boolean mask or indices), with the same foreground."""
-        return Detections(self.boxes[keep], self.scores[keep], self.masks[keep], self.foreground)
-
 
 @dataclass(frozen=True)
 class PasteRule:

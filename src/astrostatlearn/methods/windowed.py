@@ -62,6 +62,7 @@ class WindowedDetector(TorchSegmenter):
     needs_fit: ClassVar[bool] = True
     supervised: ClassVar[bool] = True
     default_variant: ClassVar[str] = "snr"
+    fraction_options: ClassVar[tuple[str, ...]] = ("score_threshold", "mask_threshold", "foreground_weight")  # in [0, 1]
     window: int
     overlap: int
     batch_size: int
@@ -74,7 +75,7 @@ class WindowedDetector(TorchSegmenter):
         return seg  # type: ignore[return-value]
 
     def check_options(self) -> None:
-        for k in ("score_threshold", "mask_threshold", "foreground_weight"):
+        for k in self.fraction_options:
             if not 0.0 <= getattr(self, k) <= 1.0:
                 raise InputError(f"{k} must be in [0, 1], got {getattr(self, k)}")
         if not 0 <= self.overlap < self.window:
