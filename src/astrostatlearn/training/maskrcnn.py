@@ -130,11 +130,13 @@ class DetectionTask:
 def train_maskrcnn(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: TrainConfig | None = None,
                    widths: tuple[int, ...] = (16, 32, 48, 64), fpn: int = 64, detections: int = 400,
                    crop: int | None = None, resume: bool = False, progress: bool = True,
-                   snapshot_every: int = 0, backbone: str = "galaxy") -> list[EpochStats]:
+                   snapshot_every: int = 0, backbone: str = "galaxy", init: str | Path | None = None) -> list[EpochStats]:
     """Train a Mask R-CNN on ``dataset_dirs`` and save the best model (by validation PQ) to ``out``.
 
     ``backbone``: ``"galaxy"`` (from scratch) or ``"unet"`` (started from the shipped U-Net with
-    the U-Net frozen, see :func:`start_unet_backbone`).
+    the U-Net frozen, see :func:`start_unet_backbone`). ``init``: a Mask R-CNN model file whose
+    weights (input statistics and backbone included) start the training instead (fine-tuning);
+    its network and variant must match.
 
     Beside ``out`` go ``out.ckpt`` (for ``resume``), ``out.csv`` (one row per epoch) and
     ``out.json`` (configuration, densest window, history).
@@ -151,9 +153,12 @@ def train_maskrcnn(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: Tra
         raise InputError(f"the densest patch holds {densest} objects: raise detections above {2 * densest}")
     torch.manual_seed(cfg.seed)
     net = build_maskrcnn(len(channels), patch, tuple(widths), fpn, detections, backbone)
-    net.backbone.body.set_input_stats(*channel_stats(train))
-    if backbone == "unet":
-        start_unet_backbone(net.backbone.body, variant, len(channels))
+    if init is not None:
+        start_from_model(net, init, variant)
+    else:
+        net.backbone.body.set_input_stats(*channel_stats(train))
+        if backbone == "unet":
+            start_unet_backbone(net.backbone.body, variant, len(channels))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
 
@@ -161,10 +166,21 @@ def train_maskrcnn(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: Tra
                            lambda model, path: MaskRCNNSegmenter.from_network(model, variant=variant).save(path),
                            resume=resume, progress=progress, snapshot_every=snapshot_every)
     meta = {"variant": variant, "channels": channels, "datasets": [str(d) for d in dirs], "config": net.config,
+            "init": str(init) if init else None,
             "densest_window_objects": densest, "crop": crop, "train_config": cfg.__dict__,
             "history": [h.__dict__ for h in history]}
     out.with_suffix(".json").write_text(json.dumps(meta, indent=2))
     return history
+
+
+def start_from_model(net: nn.Module, init: str | Path, variant: str) -> None:
+    """Load the weights of the Mask R-CNN model file ``init`` into ``net``; refused (InputError) when
+    its network configuration or variant differs."""
+    start = MaskRCNNSegmenter.load_file(init)
+    if start.net_.config != net.config or start.variant != variant:
+        raise InputError(f"cannot fine-tune from {init}: its network {start.net_.config} ({start.variant}) differs "
+                         f"from {net.config} ({variant})")
+    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in start.net_.state_dict().items()})
 
 
 def start_unet_backbone(body: nn.Module, variant: str, n_channels: int) -> bool:

@@ -28,7 +28,7 @@ import argparse
 import time
 from pathlib import Path
 
-from astrostatlearn.datasets import build_dataset
+from astrostatlearn.datasets import SPLITS, build_dataset, export_instances, export_panoptic
 from astrostatlearn.field import Field
 from astrostatlearn.simulate import get_preset, simulate_field
 from astrostatlearn.methods.unet import UNetSegmenter
@@ -93,6 +93,30 @@ def kolmogorov_psf(path: Path, pixel_scale: float = 0.2, fwhm: float = 0.8) -> P
     return path
 
 
+def simulate_training_sets(work: Path, surveys: list[tuple[str, dict]], size: int, coco: bool = False) -> list[Path]:
+    """Simulate one ``size``^2 field per survey (seeds 1000+k) under ``work/fieldK`` and build its
+    ``snr`` patch dataset under ``work/dsK`` (with its COCO instances and panoptic exports when
+    ``coco``); a dataset already there is reused. Returns the dataset folders."""
+    t0 = time.perf_counter()
+    dirs = []
+    for k, (name, over) in enumerate(surveys):
+        field_dir, ds_dir = work / f"field{k}", work / f"ds{k}"
+        done = ds_dir / ("coco/panoptic_val.json" if coco else "manifest.json")
+        if not done.exists():
+            if over.get("psf_file") == KOLMOGOROV_PSF:
+                over = dict(over, psf_file=str(kolmogorov_psf(work / KOLMOGOROV_PSF).resolve()))
+            preset = get_preset(name).with_overrides(**over)
+            simulate_field(field_dir, size, seed=1000 + k, preset=preset, overwrite=True, progress=False)
+            with Field.open(field_dir) as f:
+                build_dataset(f, "snr", ds_dir, patch=256, overwrite=True)
+            for split in SPLITS if coco else ():
+                export_instances(ds_dir, split, ds_dir / "coco" / f"instances_{split}.json", overwrite=True)
+                export_panoptic(ds_dir, split, ds_dir / "coco", overwrite=True)
+        dirs.append(ds_dir)
+        print(f"dataset {k}: {name} {over} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return dirs
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("src/astrostatlearn/data/unet-default.pt"))
@@ -112,19 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--snapshot-every", type=int, default=0, help="also keep the model every N epochs, beside --out (0 = never)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    dirs = []
-    for k, (name, over) in enumerate(SURVEY_SETS[args.surveys]):
-        field_dir = args.work / f"field{k}"
-        ds_dir = args.work / f"ds{k}"
-        if not (ds_dir / "manifest.json").exists():
-            if over.get("psf_file") == KOLMOGOROV_PSF:
-                over = dict(over, psf_file=str(kolmogorov_psf(args.work / KOLMOGOROV_PSF).resolve()))
-            preset = get_preset(name).with_overrides(**over)
-            simulate_field(field_dir, args.size, seed=1000 + k, preset=preset, overwrite=True, progress=False)
-            with Field.open(field_dir) as f:
-                build_dataset(f, "snr", ds_dir, patch=256, overwrite=True)
-        dirs.append(ds_dir)
-        print(f"dataset {k}: {name} {over} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    dirs = simulate_training_sets(args.work, SURVEY_SETS[args.surveys], args.size)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, steps_per_epoch=args.steps, lr=args.lr,
                       patience=args.patience, seed=0, device=args.device)
     train_unet(dirs, args.out, cfg, width=args.width, crop=128, resume=args.resume, snapshot_every=args.snapshot_every,

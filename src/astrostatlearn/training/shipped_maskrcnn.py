@@ -14,32 +14,15 @@ import argparse
 import time
 from pathlib import Path
 
-from astrostatlearn.datasets import SPLITS, build_dataset, export_instances, export_panoptic
-from astrostatlearn.field import Field
-from astrostatlearn.simulate import get_preset, simulate_field
 from astrostatlearn.training.loop import TrainConfig
 from astrostatlearn.training.maskrcnn import train_maskrcnn
-from astrostatlearn.training.shipped import TRAINING_SURVEYS
+from astrostatlearn.training.shipped import SURVEY_SETS, simulate_training_sets
 
 
-def build_training_sets(work: Path, size: int) -> list[Path]:
-    """Simulate the training surveys and write their snr datasets with COCO instances and panoptic
-    exports (reused when present)."""
-    t0 = time.perf_counter()
-    dirs = []
-    for k, (name, over) in enumerate(TRAINING_SURVEYS):
-        field_dir, ds_dir = work / f"field{k}", work / f"ds{k}"
-        if not (ds_dir / "coco" / "panoptic_val.json").exists():
-            preset = get_preset(name).with_overrides(**over)
-            simulate_field(field_dir, size, seed=1000 + k, preset=preset, overwrite=True, progress=False)
-            with Field.open(field_dir) as f:
-                build_dataset(f, "snr", ds_dir, patch=256, overwrite=True)
-            for split in SPLITS:
-                export_instances(ds_dir, split, ds_dir / "coco" / f"instances_{split}.json", overwrite=True)
-                export_panoptic(ds_dir, split, ds_dir / "coco", overwrite=True)
-        dirs.append(ds_dir)
-        print(f"dataset {k}: {name} {over} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    return dirs
+def build_training_sets(work: Path, size: int, surveys: str = "shipped") -> list[Path]:
+    """Simulate the training surveys (:data:`astrostatlearn.training.shipped.SURVEY_SETS`) and write
+    their snr datasets with COCO instances and panoptic exports (reused when present)."""
+    return simulate_training_sets(work, SURVEY_SETS[surveys], size, coco=True)
 
 
 def recipe_arguments(ap: argparse.ArgumentParser, epochs: int, steps: int, lr: float) -> None:
@@ -66,11 +49,15 @@ def main(argv: list[str] | None = None) -> None:
     recipe_arguments(ap, epochs=25, steps=60, lr=1e-3)
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--backbone", choices=("unet", "galaxy"), default="unet")
+    ap.add_argument("--surveys", choices=sorted(SURVEY_SETS), default="shipped",
+                    help="training surveys, as for the U-Net: white noise, plus correlated noise, plus real-image features")
+    ap.add_argument("--init", type=Path, default=None, help="fine-tune from this Mask R-CNN model file")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    dirs = build_training_sets(args.work, args.size)
+    # The survey sets extend one another and field k always has seed 1000 + k, so they share --work.
+    dirs = build_training_sets(args.work, args.size, args.surveys)
     train_maskrcnn(dirs, args.out, recipe_config(args, clip_grad=10.0), crop=args.crop, resume=args.resume,
-                   backbone=args.backbone)
+                   backbone=args.backbone, init=args.init)
     print(f"saved {args.out} ({args.out.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.0f} s")
 
 
