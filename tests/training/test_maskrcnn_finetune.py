@@ -15,7 +15,7 @@ TINY = {"widths": (8, 8, 16, 16), "fpn_channels": 16, "backbone": "galaxy"}
 def saved_model(path: Path, variant: str = "snr") -> dict[str, torch.Tensor]:
     torch.manual_seed(1)
     net = build_maskrcnn(1, window=64, **TINY).eval()
-    MaskRCNNSegmenter.from_network(net, variant=variant).save(path)
+    MaskRCNNSegmenter.from_network(net, variant=variant, score_threshold=0.15, max_occluded=0.4).save(path)
     return net.state_dict()
 
 
@@ -25,7 +25,8 @@ def test_fine_tuning_starts_from_the_models_weights(tmp_path: Path) -> None:
     net = build_maskrcnn(1, window=64, **TINY)
     key = "roi_heads.box_predictor.cls_score.weight"
     assert not torch.allclose(net.state_dict()[key], start[key], atol=1e-2)
-    start_from_model(net, tmp_path / "m.pt", "snr")
+    params = start_from_model(net, tmp_path / "m.pt", "snr")
+    assert params["score_threshold"] == 0.15 and params["max_occluded"] == 0.4  # the fine-tuned model keeps them
     for k, v in net.state_dict().items():
         assert v.dtype == start[k].dtype  # float16 on disk, float32 to train
         torch.testing.assert_close(v, start[k], atol=1e-2, rtol=1e-2)

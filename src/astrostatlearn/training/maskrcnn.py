@@ -153,8 +153,9 @@ def train_maskrcnn(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: Tra
         raise InputError(f"the densest patch holds {densest} objects: raise detections above {2 * densest}")
     torch.manual_seed(cfg.seed)
     net = build_maskrcnn(len(channels), patch, tuple(widths), fpn, detections, backbone)
+    params: dict[str, Any] = {}
     if init is not None:
-        start_from_model(net, init, variant)
+        params = start_from_model(net, init, variant)
     else:
         net.backbone.body.set_input_stats(*channel_stats(train))
         if backbone == "unet":
@@ -163,7 +164,7 @@ def train_maskrcnn(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: Tra
     out.parent.mkdir(parents=True, exist_ok=True)
 
     history = fit_and_save(net, DetectionTask(), train, val, cfg, out,
-                           lambda model, path: MaskRCNNSegmenter.from_network(model, variant=variant).save(path),
+                           lambda model, path: MaskRCNNSegmenter.from_network(model, variant, **params).save(path),
                            resume=resume, progress=progress, snapshot_every=snapshot_every)
     meta = {"variant": variant, "channels": channels, "datasets": [str(d) for d in dirs], "config": net.config,
             "init": str(init) if init else None,
@@ -173,14 +174,16 @@ def train_maskrcnn(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: Tra
     return history
 
 
-def start_from_model(net: nn.Module, init: str | Path, variant: str) -> None:
-    """Load the weights of the Mask R-CNN model file ``init`` into ``net``; refused (InputError) when
-    its network configuration or variant differs."""
+def start_from_model(net: nn.Module, init: str | Path, variant: str) -> dict[str, Any]:
+    """Load the weights of the Mask R-CNN model file ``init`` into ``net`` and return its
+    post-processing settings, which the fine-tuned model keeps; refused (InputError) when its
+    network configuration or variant differs."""
     start = MaskRCNNSegmenter.load_file(init)
     if start.net_.config != net.config or start.variant != variant:
         raise InputError(f"cannot fine-tune from {init}: its network {start.net_.config} ({start.variant}) differs "
                          f"from {net.config} ({variant})")
     net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in start.net_.state_dict().items()})
+    return {k: v for k, v in start.get_params().items() if k != "variant"}
 
 
 def start_unet_backbone(body: nn.Module, variant: str, n_channels: int) -> bool:
