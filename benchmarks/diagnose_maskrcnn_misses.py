@@ -1,5 +1,5 @@
 """Where Mask R-CNN's misses come from, by true S/N, beside the shipped U-Net, on the validation field
-(seed 3000: neither a training seed, 1000-1007, nor a test seed, 7 and 8).
+(seed 3000: neither a training seed, 1000-1016, nor a test seed, 7 and 8).
 
 The network runs once over the field with no score cut. Per S/N bin it prints: the fraction of
 true objects matched (mask IoU > 0.5) by Mask R-CNN at its thresholds and by the U-Net; the

@@ -1,5 +1,5 @@
 """Choose Mask R-CNN's post-processing on two validation fields (seeds 3000, euclid-vis, and 3001,
-ground: neither a training seed, 1000-1007, nor a test seed, 7 and 8). The network runs once
+ground: neither a training seed, 1000-1016, nor a test seed, 7 and 8). The network runs once
 over each field (with the U-Net's objects proposed, as the segmenter's ``unet_proposals``); the
 grid then re-resolves its detections with each (score threshold, mask threshold, significance
 cut ``min_snr``, weight of the U-Net backbone's foreground in the masks, weight of the mask's

@@ -1,5 +1,5 @@
 """Choose the U-Net post-processing thresholds on a validation field (seed 3000: neither a training
-seed, 1000-1007, nor the test seed, 7). Prints PQ and pixel IoU for a small grid of foreground
+seed, 1000-1016, nor the test seed, 7). Prints PQ and pixel IoU for a small grid of foreground
 threshold, core level and minimum core dynamic (``-``: connected cores, no dynamic test).
 
 Usage: python benchmarks/tune_unet_postprocess.py [--model PATH] [--size 2048]

@@ -244,3 +244,23 @@ def test_post_processing_options_are_checked() -> None:
     for name in ("foreground_scoring", "max_occluded"):
         with pytest.raises(InputError, match=name):
             MaskRCNNSegmenter().set_options({name: "1.5"})
+
+
+def test_the_shipped_model_segments_an_unseen_field(sim_field: Path) -> None:
+    """The packaged model (fine-tuned heads, tuned post-processing) on a field whose seed no training used."""
+    from astrostatlearn.field import Field
+    from astrostatlearn.methods import default_segmenter
+    from astrostatlearn.metrics import evaluate
+    from astrostatlearn.preprocess import fit_variant
+    from astrostatlearn.segment import BackgroundMesh, make_tile
+
+    seg = default_segmenter("maskrcnn")
+    assert seg.trained_variant == "snr" and seg.unet_proposals and seg.min_snr == 5.0
+    with Field.open(sim_field) as f:
+        pre = fit_variant(f, seg.trained_variant)
+        tile = make_tile(f, pre, BackgroundMesh.from_field(f, pre), f.full)
+    pred = seg.predict(tile)
+    ev = evaluate(fits.getdata(sim_field / "true.fits"), pred.labels, coco=False)
+    assert ev.pixel["iou"] > 0.8 and ev.panoptic["galaxy"]["pq"] > 0.6, (ev.pixel, ev.panoptic)  # 0.877, 0.710
+    assert len(pred.instances) == len(np.unique(pred.labels[pred.labels > 0]))  # one record per object
+    assert np.all((pred.instances.scores > 0) & (pred.instances.scores <= 1))
