@@ -177,5 +177,6 @@ def main() -> None:
                   f"best val PQ {float(best['val_metric']):.3f} at epoch {int(best['epoch']) + 1} after {t_best:.0f} s")
             print("  learning curve (val PQ): " + " ".join(f"{float(h['val_metric']):.2f}" for h in hist))
 
+
 if __name__ == "__main__":
     main()

@@ -251,6 +251,18 @@ def fit_and_save(net: nn.Module, task: "TrainTask", train: Dataset, val: Dataset
                resume=resume, progress=progress, on_epoch=on_epoch)
 
 
+def start_from_file(segmenter_class: Any, init: str | Path, net: nn.Module, variant: str) -> Any:
+    """Load the weights of the model file ``init`` (a ``segmenter_class`` model) into ``net`` to
+    fine-tune it, and return that segmenter; refused (InputError) when its network configuration or
+    variant differs from ``net``'s and ``variant``."""
+    start = segmenter_class.load_file(init)
+    if start.net_.config != net.config or start.variant != variant:
+        raise InputError(f"cannot fine-tune from {init}: its network {start.net_.config} ({start.variant}) differs "
+                         f"from {net.config} ({variant})")
+    net.load_state_dict(start.net_.state_dict())  # float16 on disk, copied into net's float32
+    return start
+
+
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """AdamW; a model may ask for per-group learning-rate factors with ``param_groups_lr()``
     (a list of (parameters, factor)), e.g. a lower rate for a backbone (as DETR trains)."""

@@ -24,7 +24,7 @@ from astrostatlearn.methods.maskrcnn import (FOREGROUND_SCORING, FOREGROUND_WEIG
                                              build_maskrcnn, detect)
 from astrostatlearn.methods.maskrcnn_paste import Detections, PasteRule, paste_instances
 from astrostatlearn.metrics import LabelPairs, match_instances, pq_terms
-from astrostatlearn.training.loop import EpochStats, TrainConfig, fit_and_save
+from astrostatlearn.training.loop import EpochStats, TrainConfig, fit_and_save, start_from_file
 from astrostatlearn.training.patches import AnnotatedPatches, ConcatPatches, channel_stats, densest_patch, one_variant
 
 if TYPE_CHECKING:
@@ -178,11 +178,7 @@ def start_from_model(net: nn.Module, init: str | Path, variant: str) -> dict[str
     """Load the weights of the Mask R-CNN model file ``init`` into ``net`` and return its
     post-processing settings, which the fine-tuned model keeps; refused (InputError) when its
     network configuration or variant differs."""
-    start = MaskRCNNSegmenter.load_file(init)
-    if start.net_.config != net.config or start.variant != variant:
-        raise InputError(f"cannot fine-tune from {init}: its network {start.net_.config} ({start.variant}) differs "
-                         f"from {net.config} ({variant})")
-    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in start.net_.state_dict().items()})
+    start = start_from_file(MaskRCNNSegmenter, init, net, variant)
     return {k: v for k, v in start.get_params().items() if k != "variant"}
 
 

@@ -20,7 +20,7 @@ from astrostatlearn.datasets.build import load_manifest
 from astrostatlearn.datasets.torch_dataset import PatchDataset
 from astrostatlearn.errors import InputError
 from astrostatlearn.methods.unet import UNet, UNetSegmenter, instance_targets
-from astrostatlearn.training.loop import EpochStats, TrainConfig, fit
+from astrostatlearn.training.loop import EpochStats, TrainConfig, fit, start_from_file
 
 if TYPE_CHECKING:
     from astrostatlearn.methods.base import TrainRequest
@@ -112,11 +112,7 @@ def train_unet(dataset_dirs: Sequence[str | Path], out: str | Path, cfg: TrainCo
     torch.manual_seed(cfg.seed)
     net = UNet(in_channels=len(channels), width=width, depth=depth, dropout=dropout)
     if init is not None:
-        start = UNetSegmenter.load_file(init)
-        if start.net_.config != net.config or start.variant != variant:
-            raise InputError(f"cannot fine-tune from {init}: its network {start.net_.config} ({start.variant}) differs "
-                             f"from {net.config} ({variant})")
-        net.load_state_dict(start.net_.state_dict())
+        start_from_file(UNetSegmenter, init, net, variant)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
 
