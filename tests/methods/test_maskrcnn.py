@@ -18,7 +18,7 @@ from astrostatlearn.methods.maskrcnn import (MaskRCNNSegmenter, build_maskrcnn, 
 def test_model_is_sized_for_crowded_windows_and_never_rescales() -> None:
     net = build_maskrcnn(2, window=128).eval()
     assert net.roi_heads.detections_per_img >= 400
-    assert net.rpn._post_nms_top_n["testing"] >= 1000
+    assert net.rpn._post_nms_top_n["testing"] >= net.roi_heads.detections_per_img  # a proposal for every detection
     sizes = [s for level in net.rpn.anchor_generator.sizes for s in level]
     assert min(sizes) <= 4 and max(sizes) >= 48
     images, _ = net.transform([torch.zeros(2, 128, 128)])

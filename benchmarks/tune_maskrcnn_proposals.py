@@ -1,0 +1,69 @@
+"""How many RPN boxes Mask R-CNN needs at inference: time, PQ and mask AP on the two validation
+fields of ``tune_maskrcnn_postprocess.py`` (seeds 3000 and 3001, neither a training nor a test
+seed), for each (boxes kept per level before NMS, boxes kept after NMS) setting, in one run.
+
+The shipped network keeps 1000 / 500, as in training; the settings are applied to the loaded
+model only (nothing is written). The RPN's NMS and the pooling of its proposals are most of
+the detector's time beyond the U-Net's, so fewer boxes run faster; the question is what they cost.
+
+Usage: python benchmarks/tune_maskrcnn_proposals.py [--model PATH] [--size 2048] [--counts 3000/1500,1000/500,500/300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from tune_maskrcnn_postprocess import VALIDATION
+
+
+def validation_tiles(seg, size: int, root: Path) -> list:
+    """(tile, truth) of each fresh validation field, as the segmenter reads it."""
+    from astrostatlearn.field import Field
+    from astrostatlearn.preprocess import fit_variant
+    from astrostatlearn.segment import BackgroundMesh, make_tile
+    from astrostatlearn.simulate import simulate_field
+
+    out = []
+    for seed, preset in VALIDATION:
+        d = root / f"field-{seed}"
+        simulate_field(d, size, seed=seed, preset=preset, progress=False)
+        with Field.open(d) as f:
+            pre = fit_variant(f, seg.trained_variant)
+            out.append((make_tile(f, pre, BackgroundMesh.from_field(f, pre), f.full), f.read_true()))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None, help="default: the shipped model")
+    ap.add_argument("--size", type=int, default=2048)
+    ap.add_argument("--counts", default="3000/1500,1000/500,500/300", help="before/after NMS, comma-separated")
+    args = ap.parse_args()
+    from astrostatlearn.methods import default_segmenter, load_segmenter
+    from astrostatlearn.metrics import evaluate
+
+    seg = load_segmenter(args.model) if args.model else default_segmenter("maskrcnn")
+    fields = validation_tiles(seg, args.size, Path(tempfile.mkdtemp(prefix="tune-proposals-")))
+    rpn = seg.net_.rpn
+    print(f"{'before/after NMS':>16} {'s per field':>11} {'mean PQ':>8} {'mean AP':>8} {'mean AP50':>9}")
+    for pair in args.counts.split(","):
+        before, after = (int(v) for v in pair.split("/"))
+        rpn._pre_nms_top_n["testing"], rpn._post_nms_top_n["testing"] = before, after
+        secs, pq, ap_, ap50 = [], [], [], []
+        for tile, truth in fields:
+            t0 = time.perf_counter()
+            p = seg.predict(tile)
+            secs.append(time.perf_counter() - t0)
+            ev = evaluate(truth, p.labels, object_scores=(p.instances.ids, p.instances.scores))
+            pq.append(ev.panoptic["galaxy"]["pq"])
+            ap_.append(ev.coco["segm"]["AP"])
+            ap50.append(ev.coco["segm"]["AP50"])
+        print(f"{pair:>16} {np.mean(secs):>11.1f} {np.mean(pq):>8.4f} {np.mean(ap_):>8.4f} {np.mean(ap50):>9.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
