@@ -61,3 +61,51 @@ def test_bad_engine_options_are_one_clear_error(snr_tile, params, match) -> None
     seg = UNetSegmenter.shipped().set_params(**params)
     with pytest.raises(InputError, match=match):
         seg.predict(snr_tile)
+
+
+# -- Mask R-CNN: its backbone compiled, the RPN and RoI heads in PyTorch ----------------------
+
+def _maskrcnn(tile, **params):
+    from astrostatlearn.methods import default_segmenter
+
+    seg = default_segmenter("maskrcnn").set_params(**params)
+    return seg, seg.predict(tile)
+
+
+def test_maskrcnn_backbone_compiled_in_float32_gives_torchs_objects(snr_tile) -> None:
+    _, ref = _maskrcnn(snr_tile, engine="torch")
+    seg, out = _maskrcnn(snr_tile, engine="openvino", precision="f32")
+    assert seg._compiled._nets  # the backbone was compiled, for a short batch (3 windows of 4) too
+    assert ref.labels.max() > 5
+    np.testing.assert_array_equal(out.labels, ref.labels)
+    np.testing.assert_allclose(out.instances.scores, ref.instances.scores, atol=1e-3)
+
+
+def test_maskrcnn_default_engine_agrees_with_torch(snr_tile) -> None:
+    """bf16 where the CPU has it: the same foreground and objects, within a pixel's worth of edges."""
+    _, ref = _maskrcnn(snr_tile, engine="torch")
+    seg, out = _maskrcnn(snr_tile)
+    assert seg._compiled._nets  # auto chose OpenVINO on the CPU
+    assert _fg_iou(out.labels > 0, ref.labels > 0) > 0.98
+    assert abs(int(out.labels.max()) - int(ref.labels.max())) <= max(1, ref.labels.max() // 20)
+
+
+def test_maskrcnn_compiled_backbone_is_not_pickled_and_level_names_match(snr_tile) -> None:
+    import torch
+
+    seg, out = _maskrcnn(snr_tile, engine="openvino", precision="f32")
+    clone = pickle.loads(pickle.dumps(seg))
+    assert not clone._compiled._nets
+    np.testing.assert_array_equal(clone.predict(snr_tile).labels, out.labels)
+    with torch.no_grad():
+        feats, _ = seg.net_.backbone.features(torch.zeros(1, 1, 64, 64))
+    assert list(feats) == seg.net_.backbone.level_names()
+
+
+@pytest.mark.parametrize("params,match", [({"engine": "tensorrt"}, "engine must be one of"),
+                                          ({"precision": "int4"}, "precision must be one of")])
+def test_maskrcnn_bad_engine_options_are_one_clear_error(snr_tile, params, match) -> None:
+    from astrostatlearn.methods import default_segmenter
+
+    with pytest.raises(InputError, match=match):
+        default_segmenter("maskrcnn").set_params(**params).predict(snr_tile)

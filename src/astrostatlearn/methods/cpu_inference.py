@@ -50,7 +50,21 @@ def resolve_engine(engine: str, device: torch.device) -> str:
     return engine
 
 
-class _Sigmoid(nn.Module):
+ENGINE_OPTIONS = {
+    "engine": f"inference engine, one of {', '.join(ENGINES)} (auto: OpenVINO on a CPU, PyTorch on a GPU)",
+    "precision": f"OpenVINO precision, one of {', '.join(PRECISIONS)} (auto: bf16 where the CPU has it)",
+}
+
+
+def check_engine_options(engine: str, precision: str, device: torch.device) -> None:
+    """One clear error for a bad ``engine`` or ``precision`` (or OpenVINO asked for on a GPU)."""
+    check_precision(precision)
+    resolve_engine(engine, device)
+
+
+class SigmoidOutput(nn.Module):
+    """``sigmoid(net(x))``: a segmentation network's probabilities, as one module to compile."""
+
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
@@ -60,8 +74,9 @@ class _Sigmoid(nn.Module):
 
 
 class CompiledNetwork:
-    """``sigmoid(net(x))`` compiled by OpenVINO for one input shape ``[N, C, H, W]`` (float32 in,
-    float32 out). Thread-safe: each calling thread gets its own infer request."""
+    """A fully convolutional ``net`` (one tensor, or a tuple of them, out) compiled by OpenVINO for
+    one input shape ``[N, C, H, W]`` (float32 in, float32 out). Thread-safe: each calling thread
+    gets its own infer request."""
 
     def __init__(self, net: nn.Module, shape: tuple[int, int, int, int], precision: str = "auto",
                  threads: int | None = None) -> None:
@@ -75,7 +90,7 @@ class CompiledNetwork:
         small = (1, shape[1], min(shape[2], 64), min(shape[3], 64))
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the tracer's deprecation notices
-            traced = torch.jit.trace(_Sigmoid(net.eval()), torch.zeros(small), check_trace=False)
+            traced = torch.jit.trace(net.eval(), torch.zeros(small), check_trace=False)
             model = ov.convert_model(traced, input=[list(shape)])
         config: dict[str, Any] = {"INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
                                   "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"}
@@ -85,26 +100,53 @@ class CompiledNetwork:
         self.precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
         self._local = threading.local()
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        if tuple(x.shape) != self.shape:
+    def outputs(self, x: np.ndarray) -> list[np.ndarray]:
+        """Every output of the network for a batch ``x`` of at most the compiled batch size (a short
+        batch is padded with zeros, and its outputs cut back)."""
+        n = x.shape[0]
+        if tuple(x.shape[1:]) != self.shape[1:] or n > self.shape[0]:
             raise ValueError(f"compiled for {self.shape}, got {tuple(x.shape)}")
+        if n < self.shape[0]:
+            x = np.concatenate([x, np.zeros((self.shape[0] - n, *x.shape[1:]), x.dtype)])
         req = getattr(self._local, "request", None)
         if req is None:
             req = self._local.request = self.compiled.create_infer_request()
-        return np.array(req.infer({0: np.ascontiguousarray(x, np.float32)})[0], np.float32)
+        out = req.infer({0: np.ascontiguousarray(x, np.float32)})
+        return [np.array(out[k], np.float32)[:n] for k in range(len(self.compiled.outputs))]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """The network's (first) output for ``x``."""
+        return self.outputs(x)[0]
 
 
 class CompiledCache:
-    """Compiled networks of one segmenter, by input shape; dropped with the segmenter (one run)
-    and never pickled (a worker compiles its own)."""
+    """Compiled networks of one segmenter, by network, input shape and precision; dropped with the
+    segmenter (one run) and never pickled (a worker compiles its own)."""
 
     def __init__(self) -> None:
         self._nets: dict[tuple, CompiledNetwork] = {}
         self._lock = threading.Lock()
 
-    def get(self, net: nn.Module, shape: tuple[int, int, int, int], precision: str) -> CompiledNetwork:
-        key = (id(net), shape, precision)
+    def get(self, net: nn.Module, shape: tuple[int, int, int, int], precision: str,
+            wrap: type[nn.Module] = SigmoidOutput) -> CompiledNetwork:
+        """``wrap(net)`` (by default ``sigmoid(net(x))``) compiled for ``shape``, once."""
+        key = (id(net), shape, precision, wrap)
         with self._lock:
             if key not in self._nets:
-                self._nets[key] = CompiledNetwork(net, shape, precision)
+                self._nets[key] = CompiledNetwork(wrap(net), shape, precision)
             return self._nets[key]
+
+
+class CompilesForCPU:
+    """Mixin of the segmenters that compile their networks for the CPU: their ``_compiled``
+    cache stays in the process that built it (a pickled copy, e.g. for a worker, starts empty)."""
+
+    _compiled: CompiledCache
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_compiled"] = None  # compiled networks stay in the process that built them
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _compiled=CompiledCache())

@@ -179,6 +179,12 @@ class FPNBackbone(nn.Module):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.features(x)[0]
 
+    def level_names(self) -> list[str]:
+        """The names of the FPN maps, fine to coarse: one per body level, then the extra block's."""
+        names = [str(i) for i in range(len(self.body.pyramid))]
+        extra = self.fpn.extra_blocks
+        return names + (["pool"] if extra is not None else [])
+
 
 def build_body(in_channels: int, backbone: str, widths: tuple[int, ...], unet_config: dict[str, Any] | None
                ) -> nn.Module:

@@ -38,14 +38,16 @@ pixels held by higher-scoring ones, is dropped. Each object's score is in [0, 1]
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from astrostatlearn.methods.detector_backbones import FPNBackbone, build_body
 from astrostatlearn.methods.base import Instances, Prediction, Tile, TrainRequest, register
+from astrostatlearn.methods.cpu_inference import (ENGINE_OPTIONS, CompiledCache, CompilesForCPU, check_engine_options,
+                                                  resolve_engine)
+from astrostatlearn.methods.detector_backbones import FPNBackbone, build_body
 from astrostatlearn.methods.instances import core_seeded_instances
 from astrostatlearn.methods.maskrcnn_paste import Detections, PasteRule, paste_instances
 from astrostatlearn.methods.significance import MIN_SNR, OPTION_HELP as SNR_HELP
@@ -115,7 +117,36 @@ def unet_proposals(maps: torch.Tensor) -> list[torch.Tensor]:
     return out
 
 
-def detect(model: nn.Module, batch: torch.Tensor, propose_unet_objects: bool = False) -> list[dict[str, torch.Tensor]]:
+Features = Callable[[torch.Tensor], tuple[dict[str, torch.Tensor], torch.Tensor | None]]
+
+
+class BackboneOutputs(nn.Module):
+    """A Mask R-CNN's backbone as one module with a tuple out, to compile: its FPN maps, fine to
+    coarse (``backbone.level_names()``), then the U-Net body's (foreground, centre-ness) maps
+    where it has them."""
+
+    def __init__(self, backbone: FPNBackbone) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        feats, maps = self.backbone.features(x)
+        return tuple(feats.values()) + (() if maps is None else (maps,))
+
+
+def compiled_features(compiled: Any, names: list[str]) -> Features:
+    """A backbone feature function (as ``FPNBackbone.features``) that runs ``compiled``, a
+    :class:`~astrostatlearn.methods.cpu_inference.CompiledNetwork` of :class:`BackboneOutputs`."""
+
+    def features(x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        outs = [torch.from_numpy(o) for o in compiled.outputs(x.numpy())]
+        return dict(zip(names, outs)), (outs[len(names)] if len(outs) > len(names) else None)
+
+    return features
+
+
+def detect(model: nn.Module, batch: torch.Tensor, propose_unet_objects: bool = False,
+           features: Features | None = None) -> list[dict[str, torch.Tensor]]:
     """Eval-mode detections for ``batch`` [N, C, H, W]: boxes (x0, y0, x1, y1), scores and 28^2 mask
     probabilities per box, *not* pasted into the image (torchvision would paste each mask into a
     full-size image, which is slow and memory-hungry for hundreds of objects); with a U-Net
@@ -123,15 +154,17 @@ def detect(model: nn.Module, batch: torch.Tensor, propose_unet_objects: bool = F
 
     ``propose_unet_objects``: with a U-Net backbone, the box head also scores and refines the
     boxes of the U-Net's own objects (:func:`unet_proposals`) beside the RPN's proposals, as Fast
-    R-CNN scores external proposals: an object the RPN ranks too low to propose still gets a box."""
+    R-CNN scores external proposals: an object the RPN ranks too low to propose still gets a box.
+    ``features``: the backbone's feature function (default ``model.backbone.features``, PyTorch's;
+    :func:`compiled_features` for OpenVINO's)."""
     images, _ = model.transform(list(batch))
     if tuple(images.tensors.shape[-2:]) != tuple(batch.shape[-2:]):
         raise RuntimeError("Mask R-CNN rescaled its input; min_size/max_size must equal the window")
-    features, maps = model.backbone.features(images.tensors)
-    proposals, _ = model.rpn(images, features)
+    feats, maps = (features or model.backbone.features)(images.tensors)
+    proposals, _ = model.rpn(images, feats)
     if propose_unet_objects and maps is not None:
         proposals = [torch.cat([p, u.to(p.dtype)]) for p, u in zip(proposals, unet_proposals(maps))]
-    detections, _ = model.roi_heads(features, proposals, images.image_sizes)
+    detections, _ = model.roi_heads(feats, proposals, images.image_sizes)
     if maps is not None:
         for d, m in zip(detections, maps):
             d["foreground"] = m[0]
@@ -139,7 +172,7 @@ def detect(model: nn.Module, batch: torch.Tensor, propose_unet_objects: bool = F
 
 
 @register
-class MaskRCNNSegmenter(WindowedDetector):
+class MaskRCNNSegmenter(CompilesForCPU, WindowedDetector):
     """Segmenter around a trained Mask R-CNN (see the module notes)."""
 
     name = "maskrcnn"
@@ -158,6 +191,7 @@ class MaskRCNNSegmenter(WindowedDetector):
         "min_snr": SNR_HELP,
         "local_background": "subtract the field's 64-px background mesh from channel 0 first, as the shipped U-Net "
                             "does (gradients, scattered and intracluster light)",
+        **ENGINE_OPTIONS,
         **WINDOW_OPTIONS,
     }
     fraction_options = WindowedDetector.fraction_options + ("foreground_scoring", "max_occluded")
@@ -170,13 +204,15 @@ class MaskRCNNSegmenter(WindowedDetector):
                  min_snr: float | None = MIN_SNR, device: str | None = None, halo: int = 64,
                  foreground_weight: float = FOREGROUND_WEIGHT, local_background: bool = False,
                  foreground_scoring: float = FOREGROUND_SCORING, max_occluded: float = MAX_OCCLUDED,
-                 unet_proposals: bool = True) -> None:
+                 unet_proposals: bool = True, engine: str = "auto", precision: str = "auto") -> None:
         self.variant, self.window, self.overlap, self.batch_size = variant, window, overlap, batch_size
         self.score_threshold, self.mask_threshold, self.min_area = score_threshold, mask_threshold, min_area
         self.foreground_weight, self.local_background = foreground_weight, local_background
         self.foreground_scoring, self.max_occluded, self.unet_proposals = foreground_scoring, max_occluded, unet_proposals
         self.min_snr, self.device, self.halo = min_snr, device, halo
+        self.engine, self.precision = engine, precision
         self.net_: nn.Module | None = None
+        self._compiled = CompiledCache()
 
     # -- model handling ---------------------------------------------------------------------
     @classmethod
@@ -191,7 +227,23 @@ class MaskRCNNSegmenter(WindowedDetector):
 
         return train_maskrcnn_request(request)
 
+    def check_options(self) -> None:
+        super().check_options()
+        check_engine_options(self.engine, self.precision, self._device())
+
     # -- inference ---------------------------------------------------------------------------
+    def backbone_features(self, batch: torch.Tensor) -> Features:
+        """The backbone's feature function for batches shaped as ``batch`` (at most): by the resolved
+        engine, OpenVINO's (compiled once per run; a CPU with bf16 runs it in bf16 unless
+        ``precision='f32'``) or PyTorch's (the reference, and always on a GPU). The rest of the
+        network (RPN, RoI heads) runs in PyTorch either way."""
+        backbone = self.net_.backbone
+        if resolve_engine(self.engine, batch.device) != "openvino":
+            return backbone.features
+        shape = (self.batch_size, *batch.shape[1:])
+        return compiled_features(self._compiled.get(backbone, shape, self.precision, wrap=BackboneOutputs),
+                                 backbone.level_names())
+
     def detect_windows(self, image: np.ndarray) -> Detections:
         """Every detection over ``image`` [C, y, x] (no score cut: the final score is made when they
         are pasted) by overlapping windows, each kept by the window that owns its box centre, with
@@ -200,11 +252,13 @@ class MaskRCNNSegmenter(WindowedDetector):
         ny, nx = image.shape[1:]
         boxes, scores, masks = [], [], []
         foreground: np.ndarray | None = None  # over the image padded to one window, as the windows see it
+        features = None
         with torch.inference_mode():
             for chunk, batch in self.window_batches(image):
                 dev = batch.device
+                features = features or self.backbone_features(batch)
                 with torch.autocast(dev.type, enabled=dev.type == "cuda"):
-                    dets = detect(self.net_, batch, self.unet_proposals)
+                    dets = detect(self.net_, batch, self.unet_proposals, features)
                 for (y0, x0, ysh, xsh), d in zip(chunk, dets):
                     b = d["boxes"].float().cpu().numpy() + np.array([x0, y0, x0, y0], np.float32)
                     s = d["scores"].float().cpu().numpy()

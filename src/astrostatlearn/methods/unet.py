@@ -22,7 +22,8 @@ from torch import nn
 
 from astrostatlearn.errors import InputError
 from astrostatlearn.methods.base import Prediction, Tile, TrainRequest, register
-from astrostatlearn.methods.cpu_inference import ENGINES, PRECISIONS, CompiledCache, check_precision, resolve_engine
+from astrostatlearn.methods.cpu_inference import (ENGINE_OPTIONS, CompiledCache, CompilesForCPU, check_engine_options,
+                                                   resolve_engine)
 from astrostatlearn.methods.instances import core_seeded_instances
 from astrostatlearn.methods.significance import MIN_SNR, OPTION_HELP as SNR_HELP, check_min_snr, drop_insignificant
 from astrostatlearn.methods.torch_model import WINDOW_OPTIONS, TorchSegmenter
@@ -117,7 +118,7 @@ def blend_window(size: int, overlap: int) -> np.ndarray:
 
 
 @register
-class UNetSegmenter(TorchSegmenter):
+class UNetSegmenter(CompilesForCPU, TorchSegmenter):
     """Segmenter around a trained :class:`UNet`. ``model_state`` holds config + weights (None: the shipped model)."""
 
     name = "unet"
@@ -138,8 +139,7 @@ class UNetSegmenter(TorchSegmenter):
         "min_snr": SNR_HELP,
         "local_background": "subtract the field's 64-px background mesh from channel 0 first, as SExtractor does "
                             "(gradients, scattered and intracluster light)",
-        "engine": f"inference engine, one of {', '.join(ENGINES)} (auto: OpenVINO on a CPU, PyTorch on a GPU)",
-        "precision": f"OpenVINO precision, one of {', '.join(PRECISIONS)} (auto: bf16 where the CPU has it)",
+        **ENGINE_OPTIONS,
         "window": "inference window in pixels (a multiple of 16)",
         "overlap": "overlap of neighbouring windows in pixels, blended smoothly",
         **WINDOW_OPTIONS,
@@ -160,14 +160,6 @@ class UNetSegmenter(TorchSegmenter):
         self.net_: UNet | None = None
         self._compiled = CompiledCache()
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_compiled"] = None  # compiled networks stay in the process that built them
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state, _compiled=CompiledCache())
-
     # -- model handling ---------------------------------------------------------------------
     @classmethod
     def build_network(cls, config: dict[str, Any]) -> UNet:
@@ -176,9 +168,8 @@ class UNetSegmenter(TorchSegmenter):
     def check_options(self) -> None:
         if self.tta not in (1, 2, 4, 8):
             raise InputError(f"tta must be 1, 2, 4 or 8, got {self.tta}")
-        check_precision(self.precision)
         check_min_snr(self.min_snr)
-        resolve_engine(self.engine, self._device())
+        check_engine_options(self.engine, self.precision, self._device())
 
     @classmethod
     def shipped(cls) -> "UNetSegmenter":
@@ -252,15 +243,7 @@ class UNetSegmenter(TorchSegmenter):
         resolved engine: OpenVINO (compiled once per run for ``shape``; short batches are padded)
         or PyTorch (the reference; AMP on CUDA)."""
         if resolve_engine(self.engine, dev) == "openvino":
-            compiled = self._compiled.get(net, shape, self.precision)
-
-            def run_openvino(batch: np.ndarray) -> np.ndarray:
-                n = batch.shape[0]
-                if n < shape[0]:
-                    batch = np.concatenate([batch, np.zeros((shape[0] - n, *batch.shape[1:]), np.float32)])
-                return compiled(batch)[:n]
-
-            return run_openvino
+            return self._compiled.get(net, shape, self.precision)  # pads a short batch itself
 
         def run_torch(batch: np.ndarray) -> np.ndarray:
             with torch.inference_mode(), torch.autocast(dev.type, enabled=dev.type == "cuda"):
