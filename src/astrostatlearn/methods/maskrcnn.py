@@ -16,6 +16,11 @@ The network is torchvision's :class:`~torchvision.models.detection.MaskRCNN` bui
   in training and at inference alike (more, 3000 and 1500, cost twice the inference time
   for no better PQ or AP on the validation fields); training samples 128 RoIs per image.
 
+On a CPU the backbone (fully convolutional) runs through OpenVINO, bf16 where the CPU has it
+(``engine``, ``precision``: :mod:`~astrostatlearn.methods.cpu_inference`, as for the U-Net); the RPN,
+NMS, RoI pooling and heads run in PyTorch, the reference path (``engine='torch'``, and always on
+a GPU).
+
 Inputs are read as the U-Net reads them (``asinh(x / 3)``), or, for the galaxy backbone,
 normalised from the training data's own statistics, per channel (``asinh((x - median) /
 (3 sigma))``, robust median and sigma stored in the model); never ImageNet means.
