@@ -109,3 +109,24 @@ def test_maskrcnn_bad_engine_options_are_one_clear_error(snr_tile, params, match
 
     with pytest.raises(InputError, match=match):
         default_segmenter("maskrcnn").set_params(**params).predict(snr_tile)
+
+
+def test_maskrcnn_galaxy_backbone_compiles_too() -> None:
+    """A backbone without the U-Net's maps (``backbone='galaxy'``): the compiled float32 path gives
+    PyTorch's detections, and no foreground."""
+    import torch
+
+    from astrostatlearn.methods.maskrcnn import MaskRCNNSegmenter, build_maskrcnn
+
+    torch.manual_seed(0)
+    net = build_maskrcnn(2, window=64, widths=(8, 8, 16, 16), fpn_channels=16).eval()
+    image = np.random.default_rng(2).normal(size=(2, 100, 150)).astype(np.float32)
+    dets = {}
+    for engine in ("torch", "openvino"):
+        seg = MaskRCNNSegmenter(variant="soft+rms", window=64, overlap=16, engine=engine, precision="f32")
+        seg.net_ = net
+        dets[engine] = seg.detect_windows(image)
+    ref, out = dets["torch"], dets["openvino"]
+    assert ref.boxes.shape[0] > 0 and out.foreground is None
+    np.testing.assert_allclose(out.boxes, ref.boxes, atol=1e-2)
+    np.testing.assert_allclose(out.scores, ref.scores, atol=1e-4)

@@ -139,17 +139,6 @@ class BackboneOutputs(nn.Module):
         return tuple(feats.values()) + (() if maps is None else (maps,))
 
 
-def compiled_features(compiled: Any, names: list[str]) -> Features:
-    """A backbone feature function (as ``FPNBackbone.features``) that runs ``compiled``, a
-    :class:`~astrostatlearn.methods.cpu_inference.CompiledNetwork` of :class:`BackboneOutputs`."""
-
-    def features(x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
-        outs = [torch.from_numpy(o) for o in compiled.outputs(x.numpy())]
-        return dict(zip(names, outs)), (outs[len(names)] if len(outs) > len(names) else None)
-
-    return features
-
-
 def detect(model: nn.Module, batch: torch.Tensor, propose_unet_objects: bool = False,
            features: Features | None = None) -> list[dict[str, torch.Tensor]]:
     """Eval-mode detections for ``batch`` [N, C, H, W]: boxes (x0, y0, x1, y1), scores and 28^2 mask
@@ -161,7 +150,7 @@ def detect(model: nn.Module, batch: torch.Tensor, propose_unet_objects: bool = F
     boxes of the U-Net's own objects (:func:`unet_proposals`) beside the RPN's proposals, as Fast
     R-CNN scores external proposals: an object the RPN ranks too low to propose still gets a box.
     ``features``: the backbone's feature function (default ``model.backbone.features``, PyTorch's;
-    :func:`compiled_features` for OpenVINO's)."""
+    :meth:`MaskRCNNSegmenter.backbone_features` for OpenVINO's)."""
     images, _ = model.transform(list(batch))
     if tuple(images.tensors.shape[-2:]) != tuple(batch.shape[-2:]):
         raise RuntimeError("Mask R-CNN rescaled its input; min_size/max_size must equal the window")
@@ -245,9 +234,14 @@ class MaskRCNNSegmenter(CompilesForCPU, WindowedDetector):
         backbone = self.net_.backbone
         if resolve_engine(self.engine, batch.device) != "openvino":
             return backbone.features
-        shape = (self.batch_size, *batch.shape[1:])
-        return compiled_features(self._compiled.get(backbone, shape, self.precision, wrap=BackboneOutputs),
-                                 backbone.level_names())
+        shape, names = (self.batch_size, *batch.shape[1:]), backbone.level_names()
+
+        def features(x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+            compiled = self._compiled.get(backbone, shape, self.precision, wrap=BackboneOutputs)  # once per run
+            outs = [torch.from_numpy(o) for o in compiled.outputs(x.numpy())]
+            return dict(zip(names, outs)), (outs[len(names)] if len(outs) > len(names) else None)
+
+        return features
 
     def detect_windows(self, image: np.ndarray) -> Detections:
         """Every detection over ``image`` [C, y, x] (no score cut: the final score is made when they
