@@ -33,14 +33,16 @@ def print_throughput() -> None:
     for m in ("unet", "maskrcnn"):
         print(f"{m} inference (1024^2 in one piece, windows 256, overlap 64): CPU {throughput(m, 'cpu'):.2f} Mpix/s "
               f"({torch.get_num_threads()} threads)" + (f", GPU {throughput(m, 'cuda'):.2f} Mpix/s" if torch.cuda.is_available() else ""))
+    print(f"  maskrcnn through PyTorch alone (-p engine=torch, the reference path): CPU "
+          f"{throughput('maskrcnn', 'cpu', engine='torch'):.2f} Mpix/s")
 
 
-def throughput(method: str, device: str, size: int = 1024) -> float:
-    """Mpix/s of a method's shipped model on a noise image, in one piece (no tiling)."""
+def throughput(method: str, device: str, size: int = 1024, **params) -> float:
+    """Mpix/s of a method's shipped model (with ``params``) on a noise image, in one piece (no tiling)."""
     from astrostatlearn.field import Window
     from astrostatlearn.methods import Tile, default_segmenter
 
-    seg = default_segmenter(method)
+    seg = default_segmenter(method).set_params(**params)
     seg.device = device
     img = np.random.default_rng(0).normal(size=(1, size, size)).astype(np.float32)
     zeros = np.zeros((size, size), np.float32)
