@@ -28,6 +28,19 @@ def test_model_is_sized_for_crowded_windows_and_never_rescales() -> None:
     assert dets[0]["masks"].shape[-2:] == (28, 28) and dets[0]["boxes"].shape[1] == 4
 
 
+def test_training_crops_keep_their_pixel_scale() -> None:
+    """A 128^2 training crop for a 256^2-window model is not upsampled (torchvision's transform
+    would double it, and its boxes), in training and in eval mode alike."""
+    net = build_maskrcnn(1, window=256)
+    target = {"boxes": torch.tensor([[10.0, 12.0, 20.0, 30.0]]), "labels": torch.tensor([1]),
+              "masks": torch.zeros(1, 128, 128, dtype=torch.uint8)}
+    for mode in (net.train, net.eval):
+        mode()
+        images, targets = net.transform([torch.randn(1, 128, 128)], [target])
+        assert images.image_sizes == [(128, 128)] and tuple(images.tensors.shape[-2:]) == (128, 128)
+        torch.testing.assert_close(targets[0]["boxes"], target["boxes"])
+
+
 def test_model_computes_its_own_losses() -> None:
     net = build_maskrcnn(1, window=64).train()
     mask = np.zeros((64, 64), np.uint8)

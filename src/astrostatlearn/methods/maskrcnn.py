@@ -10,7 +10,10 @@ The network is torchvision's :class:`~torchvision.models.detection.MaskRCNN` bui
   anchors 4-96 px), or a small residual CNN (``backbone="galaxy"``; strides 4-32, anchors
   4-48 px); two anchor sizes per level, aspect ratios 0.5, 1, 2, for galaxies of 3-50 px;
 * light box and mask heads (64 channels); the mask head predicts 28^2 masks per box;
-* ``min_size = max_size =`` the window, so torchvision never rescales the input;
+* no rescaling, ever: ``min_size = max_size =`` the window, and a transform whose resize step is
+  the identity (:func:`keep_scale`), so training crops smaller than the window (128^2
+  crops for 256^2 windows) are seen at their own pixel scale, as at inference (torchvision would
+  upsample them to ``min_size``);
 * ``box_detections_per_img`` 400, for crowded windows (the densest 256^2 window of the 25000^2
   field holds 39 objects), and the RPN's 1000 best boxes per level before NMS and 500 after it,
   in training and at inference alike (more, 3000 and 1500, cost twice the inference time
@@ -68,6 +71,14 @@ FOREGROUND_WEIGHT, FOREGROUND_SCORING, MAX_OCCLUDED = 0.85, 0.75, 0.3
 PROPOSAL_DECODING = {"threshold": 0.6, "core_level": 0.7, "min_dynamic": 0.2, "min_area": 5}
 
 
+def keep_scale(image: torch.Tensor, target: dict[str, torch.Tensor] | None = None
+               ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+    """The resize step of the network's transform: none. Galaxies have one pixel scale; torchvision
+    would upsample a training crop smaller than ``min_size`` (128^2 crops for 256^2 windows, by
+    2x), and the network would learn objects at twice the size it meets at inference."""
+    return image, target
+
+
 def build_maskrcnn(in_channels: int, window: int = 256, widths: tuple[int, ...] = (16, 32, 48, 64),
                    fpn_channels: int = 64, detections: int = 400, backbone: str = "galaxy",
                    unet_config: dict[str, Any] | None = None) -> nn.Module:
@@ -100,6 +111,7 @@ def build_maskrcnn(in_channels: int, window: int = 256, widths: tuple[int, ...] 
         mask_head=MaskRCNNHeads(fpn_channels, [fpn_channels] * 4, 1),
         mask_predictor=MaskRCNNPredictor(fpn_channels, fpn_channels, 2),
     )
+    model.transform.resize = keep_scale  # a module-level function: the network still pickles
     model.config = {"in_channels": in_channels, "window": window, "widths": list(widths), "fpn_channels": fpn_channels,
                     "detections": detections, "backbone": backbone}
     if backbone == "unet":
