@@ -30,6 +30,9 @@ def test_fine_tuning_starts_from_the_models_weights(tmp_path: Path) -> None:
     for k, v in net.state_dict().items():
         assert v.dtype == start[k].dtype  # float16 on disk, float32 to train
         torch.testing.assert_close(v, start[k], atol=1e-2, rtol=1e-2)
+    # The fine-tuned model is saved as training saves it, with those settings.
+    MaskRCNNSegmenter.from_network(net, "snr", **params).save(tmp_path / "tuned.pt")
+    assert MaskRCNNSegmenter.load_file(tmp_path / "tuned.pt").max_occluded == 0.4
 
 
 def test_fine_tuning_refuses_another_network_or_variant(tmp_path: Path) -> None:

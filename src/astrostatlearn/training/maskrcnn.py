@@ -179,7 +179,8 @@ def start_from_model(net: nn.Module, init: str | Path, variant: str) -> dict[str
     post-processing settings, which the fine-tuned model keeps; refused (InputError) when its
     network configuration or variant differs."""
     start = start_from_file(MaskRCNNSegmenter, init, net, variant)
-    return {k: v for k, v in start.get_params().items() if k != "variant"}
+    network = {"variant", *MaskRCNNSegmenter.config_params}  # the network's own (window), not settings
+    return {k: v for k, v in start.get_params().items() if k not in network}
 
 
 def start_unet_backbone(body: nn.Module, variant: str, n_channels: int) -> bool:
