@@ -16,10 +16,10 @@ datasets with their COCO instances exports, and trains with the shared loop on r
 crops (inference runs on 256^2 windows). Seeds 1000+ are used here; evaluation fields use others.
 A fine-tuned model keeps its starting model's post-processing until the tuner rewrites it.
 
-The shipped model was trained with the code of commit 7182573, whose training upsampled the 128^2
-crops 2x (torchvision's resize to ``min_size``); training now keeps every crop at its own pixel
-scale (:func:`astrostatlearn.methods.maskrcnn.keep_scale`), so these commands no longer give that
-model exactly (see ``docs/guide/training.md``).
+The shipped model was trained with the code of the morning of 2026-12-07, whose training upsampled
+the 128^2 crops 2x (torchvision's resize to ``min_size``); training now keeps every crop at its own
+pixel scale (:func:`astrostatlearn.methods.maskrcnn.keep_scale`), so these commands no longer give
+that model exactly (see ``docs/guide/training.md``).
 """
 
 from __future__ import annotations
