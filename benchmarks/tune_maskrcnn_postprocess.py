@@ -6,7 +6,10 @@ cut ``min_snr``, weight of the U-Net backbone's foreground in the masks, weight 
 quality in the scores, largest occluded fraction) and prints PQ, pixel IoU and F1 per field.
 The best setting is the one with the highest mean PQ over the two; settings within
 ``TIE`` (0.001) of it are ranked by their mean mask AP[.5:.95] (COCO, each object ranked by its
-score), since the score's weights change the ranking far more than the PQ. With ``--write`` the
+score), since the score's weights change the ranking far more than the PQ. Of the settings within ``AP_TIE``
+(0.001) of the best AP, the one with the highest score threshold wins: AP rewards keeping low-scored
+detections by a hair, and a stricter threshold keeps fewer false ones on images unlike the validation
+fields. With ``--write`` the
 best is stored in the model file. ``--grid small`` holds the mask threshold, weight and ``min_snr`` at the
 model's own values.
 
@@ -27,11 +30,20 @@ NAMES = ("score_threshold", "mask_threshold", "min_snr", "foreground_weight", "f
 GRID = ((0.1, 0.2, 0.3, 0.4), (0.55, 0.6, 0.65, 0.7), (None, 5.0), (0.0, 0.75, 0.85, 0.95), (0.0, 0.5, 0.75),
         (1.0, 0.5, 0.3))
 TIE = 0.001  # mean PQ; settings this close to the best are ranked by mask AP
+AP_TIE = 0.001  # mean mask AP; of settings this close to the best, the highest score threshold wins
 
 
 def small_grid(seg) -> tuple:
     """The grid with the mask threshold, the foreground weight and the significance cut held at ``seg``'s."""
     return (GRID[0], (seg.mask_threshold,), (seg.min_snr,), (seg.foreground_weight,)) + GRID[4:]
+
+
+def choose(ranked: list[tuple[float, float, dict]]) -> tuple[float, float, dict]:
+    """The best of (mean AP, mean PQ, setting) rows: of those within ``AP_TIE`` of the best AP, the one with the
+    highest score threshold, then the highest PQ."""
+    top = max(ap for ap, _, _ in ranked)
+    near = [r for r in ranked if r[0] >= top - AP_TIE]
+    return max(near, key=lambda r: (r[2]["score_threshold"], r[1]))
 
 
 def field_detections(seg, seed: int, preset: str, size: int, root: Path):
@@ -101,8 +113,8 @@ def main() -> None:
             labels, ids, scores = resolve(seg, tile, d, truth.shape, p)
             aps.append(evaluate(truth, labels, object_scores=(ids, scores)).coco["segm"])
         ranked.append((float(np.mean([a["AP"] for a in aps])), pq, p))
-        print(f"  {p}: PQ {pq:.4f}, AP {ranked[-1][0]:.3f}, AP50 {np.mean([a['AP50'] for a in aps]):.3f}", flush=True)
-    ap, pq, best = max(ranked, key=lambda r: r[0])
+        print(f"  {p}: PQ {pq:.4f}, AP {ranked[-1][0]:.4f}, AP50 {np.mean([a['AP50'] for a in aps]):.3f}", flush=True)
+    ap, pq, best = choose(ranked)
     print(f"best: mean PQ {pq:.3f}, mean AP {ap:.3f}: " + ", ".join(f"{k} {v}" for k, v in best.items()))
     if args.write and args.model:
         seg = load_segmenter(args.model)

@@ -1,7 +1,7 @@
 """Reproduce the Mask R-CNN that ships with the package (``astrostatlearn/data/maskrcnn-default.pt``).
 
-Two runs, 83 minutes on 2 CPU cores, as the shipped U-Net (from scratch on white noise, then
-fine-tuned across what real images have):
+Two runs, 44 minutes on 2 CPU cores once the simulated fields are on disk, as the shipped U-Net
+(from scratch on white noise, then fine-tuned across what real images have):
 
     python -m astrostatlearn.training.shipped_maskrcnn --out build/maskrcnn-start.pt
     python -m astrostatlearn.training.shipped_maskrcnn --surveys real --init build/maskrcnn-start.pt \
@@ -16,10 +16,9 @@ datasets with their COCO instances exports, and trains with the shared loop on r
 crops (inference runs on 256^2 windows). Seeds 1000+ are used here; evaluation fields use others.
 A fine-tuned model keeps its starting model's post-processing until the tuner rewrites it.
 
-The shipped model was trained with the code of the morning of 2026-12-07, whose training upsampled
-the 128^2 crops 2x (torchvision's resize to ``min_size``); training now keeps every crop at its own
-pixel scale (:func:`astrostatlearn.methods.maskrcnn.keep_scale`), so these commands no longer give
-that model exactly (see ``docs/guide/training.md``).
+Training is deterministic (seed 0), and keeps every crop at its own pixel scale
+(:func:`astrostatlearn.methods.maskrcnn.keep_scale`), as inference sees it; these commands give the
+shipped model (see ``docs/guide/training.md``).
 """
 
 from __future__ import annotations
