@@ -6,11 +6,15 @@ sub-process (a worker); with W workers the resident total is bounded by main + W
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
+from pathlib import Path
 
 _WRAP = """
 import json, resource, time
@@ -22,6 +26,18 @@ child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 print("@@RESULT@@" + json.dumps({{"wall_s": wall, "main_mb": self_kb / 1024, "worker_mb": child_kb / 1024,
                                 "extra": globals().get("extra", {{}})}}))
 """
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A new folder in the system's temporary directory for a benchmark's fields and outputs (an 8192² field and
+    its outputs take about 6 GB), removed when the script exits. ``ASTROSTATLEARN_KEEP_SCRATCH=1`` keeps it, to look
+    at the outputs."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    if os.environ.get("ASTROSTATLEARN_KEEP_SCRATCH"):
+        print(f"scratch folder kept: {path}", flush=True)
+    else:
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def measure(body: str) -> dict:

@@ -6,10 +6,9 @@ Usage: python benchmarks/bench_dataset.py [--field DIR] [--size 8192] [--variant
 from __future__ import annotations
 
 import argparse
-import tempfile
 from pathlib import Path
 
-from _measure import measure
+from _measure import measure, scratch_dir
 
 
 def main() -> None:
@@ -19,7 +18,7 @@ def main() -> None:
     ap.add_argument("--variant", default="soft+rms")
     ap.add_argument("--scratch", type=Path, default=None)
     args = ap.parse_args()
-    scratch = args.scratch or Path(tempfile.mkdtemp(prefix="bench-dataset-"))
+    scratch = args.scratch or scratch_dir("bench-dataset-")
     field = args.field or scratch / f"field{args.size}"
     if not (field / "true.fits").exists():
         from astrostatlearn.simulate import simulate_field

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import tempfile
 import time
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
+
+from _measure import scratch_dir
 
 SIZE_BINS = (0, 50, 200, 800, 10**9)  # true object area, pixels
 
@@ -102,7 +103,7 @@ def main() -> None:
     if args.throughput:
         print_throughput()
         return
-    scratch = args.scratch or Path(tempfile.mkdtemp(prefix="bench-maskrcnn-"))
+    scratch = args.scratch or scratch_dir("bench-maskrcnn-")
     from astrostatlearn.benchmark import run_benchmark
     from astrostatlearn.metrics import block_pq_terms, bootstrap_pq
 

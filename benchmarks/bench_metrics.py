@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from _measure import measure
+from _measure import measure, scratch_dir
 
 
 def make_prediction(true_path: Path, out: Path, reps: int = 1) -> None:
@@ -105,7 +104,7 @@ def main() -> None:
     ap.add_argument("--big", action="store_true", help="also score a 24576^2 field tiled 3x3 from it")
     ap.add_argument("--scratch", type=Path, default=None)
     args = ap.parse_args()
-    scratch = args.scratch or Path(tempfile.mkdtemp(prefix="bench-metrics-"))
+    scratch = args.scratch or scratch_dir("bench-metrics-")
     field = args.field
     if field is None:
         field = scratch / "field8192"

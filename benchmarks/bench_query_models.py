@@ -16,8 +16,9 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-import tempfile
 from pathlib import Path
+
+from _measure import scratch_dir
 
 
 def training_summary(model: Path) -> str:
@@ -44,7 +45,7 @@ def main() -> None:
     ap.add_argument("--scratch", type=Path, default=None)
     args = ap.parse_args()
     models = dict(m.split("=", 1) for m in args.model)
-    scratch = args.scratch or Path(tempfile.mkdtemp(prefix="bench-query-"))
+    scratch = args.scratch or scratch_dir("bench-query-")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_unet import print_breakdown, print_snr_tables, read_region
 

@@ -18,12 +18,13 @@ the U-Net's completeness >= SExtractor's + 0.10, with no more spurious detection
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from pathlib import Path
 
 from astrostatlearn.inject import InjectRequest, inject_image
 from astrostatlearn.inject.recovery import run_recovery, table_text
+
+from _measure import scratch_dir
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 IMAGES = {"KiDS r": ("kids-r/r.fits", {}), "KiDS g": ("kids-viking/g.fits", {}), "KiDS i": ("kids-viking/i.fits", {}),
@@ -45,7 +46,7 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     ap.add_argument("--model", action="append", default=[], help="METHOD=PATH: a model instead of the method's default")
     args = ap.parse_args()
-    root = Path(args.out or tempfile.mkdtemp(prefix="bench-recovery-"))
+    root = Path(args.out or scratch_dir("bench-recovery-"))
     methods = [m for m in args.methods.split(",") if m]
     if not REAL.exists():
         print(f"real data not found at {REAL}; nothing to do")

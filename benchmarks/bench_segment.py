@@ -31,14 +31,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import machine_cpu_s, measure, timed_commands  # noqa: E402
+from _measure import machine_cpu_s, measure, scratch_dir, timed_commands  # noqa: E402
 
 from astrostatlearn.benchmark import peers  # noqa: E402
 
@@ -119,7 +118,7 @@ def main() -> None:
     ap.add_argument("--model", action="append", default=[], metavar="METHOD=PATH",
                     help="a model file for a method that needs one (forest: `astrostatlearn train forest`)")
     args = ap.parse_args()
-    scratch = args.scratch or Path(tempfile.mkdtemp(prefix="bench-segment-"))
+    scratch = args.scratch or scratch_dir("bench-segment-")
     field = args.field or scratch / f"field{args.size}"
     if not (field / "true.fits").exists():
         from astrostatlearn.simulate import simulate_field

@@ -9,9 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import tempfile
 
-from _measure import measure
+from _measure import measure, scratch_dir
 
 
 def main() -> None:
@@ -21,7 +20,7 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="scratch folder (default: a temporary one)")
     args = ap.parse_args()
     workers = args.workers or os.cpu_count()
-    root = args.out or tempfile.mkdtemp(prefix="bench-sim-")
+    root = args.out or scratch_dir("bench-sim-")
     print(f"simulate, preset euclid-vis, {workers} workers, tile 1024, scratch {root}")
     print(f"{'size':>7} {'Mpix':>7} {'objects':>8} {'fg %':>6} {'wall s':>8} {'Mpix/s':>7} {'main MB':>8} {'worker MB':>9} {'bound MB':>9}")
     for n in args.sizes:

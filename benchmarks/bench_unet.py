@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import tempfile
 import time
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
+
+from _measure import scratch_dir
 
 
 def throughput(device: str, size: int = 1024, repeats: int = 2, engine: str = "auto") -> float:
@@ -107,7 +108,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7, help="training used seeds 1000-1016")
     ap.add_argument("--scratch", type=Path, default=None)
     args = ap.parse_args()
-    scratch = args.scratch or Path(tempfile.mkdtemp(prefix="bench-unet-"))
+    scratch = args.scratch or scratch_dir("bench-unet-")
     from astrostatlearn.benchmark import run_benchmark
     from astrostatlearn.metrics import block_pq_terms, bootstrap_pq, evaluate
     from astrostatlearn.simulate import simulate_field

@@ -16,8 +16,9 @@ from __future__ import annotations
 import argparse
 import csv
 import re
-import tempfile
 from pathlib import Path
+
+from _measure import scratch_dir
 
 
 def main() -> None:
@@ -43,7 +44,7 @@ def main() -> None:
         raise SystemExit(f"no snapshots {args.model.stem}.epochNNN.pt beside {args.model}")
     with open(args.model.with_suffix(".csv")) as fh:
         seconds = {int(r["epoch"]) + 1: float(r["seconds"]) for r in csv.DictReader(fh)}
-    scratch = args.scratch or Path(tempfile.mkdtemp(prefix="bench-unet-training-"))
+    scratch = args.scratch or scratch_dir("bench-unet-training-")
     field = scratch / f"field{args.size}-seed{args.seed}"
     if not (field / "true.fits").exists():
         simulate_field(field, args.size, seed=args.seed, overwrite=True, progress=False)

@@ -17,11 +17,10 @@ import argparse
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
-from _measure import measure
+from _measure import measure, scratch_dir
 
 
 def disk(path: Path) -> tuple[float, int]:
@@ -54,7 +53,7 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="scratch folder (default: a temporary one)")
     args = ap.parse_args()
     workers = args.workers or os.cpu_count()
-    root = Path(args.out or tempfile.mkdtemp(prefix="bench-view-"))
+    root = Path(args.out or scratch_dir("bench-view-"))
     root.mkdir(parents=True, exist_ok=True)
     fields = []
     for n in args.sizes if args.sizes is not None else ([] if args.field else [8192]):

@@ -14,10 +14,11 @@ Usage: python benchmarks/diagnose_maskrcnn_misses.py [--model PATH] [--size 2048
 from __future__ import annotations
 
 import argparse
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from _measure import scratch_dir
 
 SNR_BINS = (0, 5, 10, 20, 50, np.inf)
 
@@ -52,7 +53,7 @@ def main() -> None:
     from astrostatlearn.segment import BackgroundMesh, make_tile
     from astrostatlearn.simulate import simulate_field
 
-    d = Path(tempfile.mkdtemp(prefix="diagnose-maskrcnn-")) / "field"
+    d = scratch_dir("diagnose-maskrcnn-") / "field"
     simulate_field(d, args.size, seed=3000, progress=False)
     seg = load_segmenter(args.model) if args.model else default_segmenter("maskrcnn")
     unet = default_segmenter("unet")

@@ -14,12 +14,13 @@ Usage: python benchmarks/tune_maskrcnn_inference.py [--model PATH] [--size 2048]
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from tune_maskrcnn_postprocess import VALIDATION
+
+from _measure import scratch_dir
 
 DEFAULT_SETTINGS = ("rpn=3000/1500:engine=torch,rpn=1000/500:engine=torch,rpn=500/300:engine=torch,"
                     "rpn=1000/500:engine=openvino:precision=f32,rpn=1000/500:engine=auto")
@@ -52,7 +53,7 @@ def main() -> None:
     from astrostatlearn.metrics import evaluate
 
     seg = load_segmenter(args.model) if args.model else default_segmenter("maskrcnn")
-    fields = validation_tiles(seg, args.size, Path(tempfile.mkdtemp(prefix="tune-maskrcnn-inference-")))
+    fields = validation_tiles(seg, args.size, scratch_dir("tune-maskrcnn-inference-"))
     rpn, shipped = seg.net_.rpn, seg.get_params()
     print(f"{'setting':>44} {'s per field':>11} {'mean PQ':>8} {'mean AP':>8} {'mean AP50':>9}")
     for setting in args.settings.split(","):

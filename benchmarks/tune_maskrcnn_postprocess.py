@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from _measure import scratch_dir
 
 VALIDATION = ((3000, "euclid-vis"), (3001, "ground"))
 NAMES = ("score_threshold", "mask_threshold", "min_snr", "foreground_weight", "foreground_scoring", "max_occluded")
@@ -87,7 +88,7 @@ def main() -> None:
     from astrostatlearn.methods import default_segmenter, load_segmenter
     from astrostatlearn.metrics import evaluate
 
-    root = Path(tempfile.mkdtemp(prefix="tune-maskrcnn-"))
+    root = scratch_dir("tune-maskrcnn-")
     seg = load_segmenter(args.model) if args.model else default_segmenter("maskrcnn")
     fields = [field_detections(seg, seed, preset, args.size, root) for seed, preset in VALIDATION]
     names = [f"{preset} {seed}" for seed, preset in VALIDATION]

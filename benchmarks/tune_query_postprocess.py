@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import tempfile
 from pathlib import Path
+
+from _measure import scratch_dir
 
 # The overlap was a quarter or three eighths of the window until 2026-12-06; a quarter won for both models.
 GRID = {"score_threshold": (0.3, 0.5), "mask_threshold": (0.5, 0.65), "overlap": (1 / 4,),
@@ -31,7 +32,7 @@ def main() -> None:
     from astrostatlearn.segment.run import prepare_and_segment
     from astrostatlearn.simulate import simulate_field
 
-    work = Path(tempfile.mkdtemp(prefix="tune-query-"))
+    work = scratch_dir("tune-query-")
     field = work / "field"
     simulate_field(field, args.size, seed=3000, progress=False)
     seg = load_segmenter(args.model)

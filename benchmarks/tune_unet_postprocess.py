@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import tempfile
 from pathlib import Path
+
+from _measure import scratch_dir
 
 
 
@@ -27,7 +28,7 @@ def main() -> None:
     from astrostatlearn.segment import BackgroundMesh, make_tile
     from astrostatlearn.simulate import simulate_field
 
-    d = Path(tempfile.mkdtemp(prefix="tune-unet-")) / "field"
+    d = scratch_dir("tune-unet-") / "field"
     simulate_field(d, args.size, seed=3000, progress=False)
     seg = load_segmenter(args.model) if args.model else UNetSegmenter.shipped()
     with Field.open(d) as f:
