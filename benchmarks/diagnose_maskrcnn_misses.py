@@ -61,7 +61,7 @@ def main() -> None:
         pre = fit_variant(f, seg.trained_variant)
         tile = make_tile(f, pre, BackgroundMesh.from_field(f, pre), f.full)
         truth = f.read_true()
-    dets = seg.detect_windows(tile.network_input(seg.local_background))
+    dets = seg.detect_windows(tile.network_input(seg.local_background), every=True)
     boxes, scores, threshold = dets.boxes, dets.scores, seg.score_threshold
     labels = paste_instances(dets, truth.shape, seg.paste_rule()).labels
 

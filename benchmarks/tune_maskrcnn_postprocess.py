@@ -61,7 +61,7 @@ def field_detections(seg, seed: int, preset: str, size: int, root: Path):
         pre = fit_variant(f, seg.trained_variant)
         tile = make_tile(f, pre, BackgroundMesh.from_field(f, pre), f.full)
         truth = f.read_true()
-    return tile, truth, seg.detect_windows(tile.network_input(seg.local_background))
+    return tile, truth, seg.detect_windows(tile.network_input(seg.local_background), every=True)
 
 
 def resolve(seg, tile, d, shape: tuple[int, int], p: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

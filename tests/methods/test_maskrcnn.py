@@ -13,6 +13,7 @@ from astrostatlearn.errors import InputError
 from astrostatlearn.methods import load_segmenter
 from astrostatlearn.methods.maskrcnn import (MaskRCNNSegmenter, build_maskrcnn, detect, share_bounds, unet_proposals,
                                              window_starts)
+from astrostatlearn.methods.maskrcnn_paste import paste_instances
 
 
 def test_model_is_sized_for_crowded_windows_and_never_rescales() -> None:
@@ -277,3 +278,25 @@ def test_the_shipped_model_segments_an_unseen_field(sim_field: Path) -> None:
     assert ev.pixel["iou"] > 0.8 and ev.panoptic["galaxy"]["pq"] > 0.6, (ev.pixel, ev.panoptic)  # 0.876, 0.709
     assert len(pred.instances) == len(np.unique(pred.labels[pred.labels > 0]))  # one record per object
     assert np.all((pred.instances.scores > 0) & (pred.instances.scores <= 1))
+
+
+def test_the_score_floor_skips_only_detections_that_cannot_be_kept(sim_field: Path) -> None:
+    """The shipped model detects from its rule's class score floor, and pastes exactly the objects
+    it pastes from every detection the network reports."""
+    from astrostatlearn.field import Field
+    from astrostatlearn.methods import default_segmenter
+    from astrostatlearn.preprocess import fit_variant
+    from astrostatlearn.segment import BackgroundMesh, make_tile
+
+    seg = default_segmenter("maskrcnn")
+    with Field.open(sim_field) as f:
+        pre = fit_variant(f, seg.trained_variant)
+        tile = make_tile(f, pre, BackgroundMesh.from_field(f, pre), f.full)
+    image = tile.network_input(seg.local_background)
+    floored, every = seg.detect_windows(image), seg.detect_windows(image, every=True)
+    assert floored.scores.min() >= seg.paste_rule().class_score_floor() and every.scores.min() < 0.1
+    assert len(floored.scores) < len(every.scores)  # the mask head ran on fewer boxes
+    a, b = (paste_instances(d, tile.valid.shape, seg.paste_rule()) for d in (floored, every))
+    assert a.kept.size > 20
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_allclose(a.scores, b.scores)

@@ -72,3 +72,25 @@ def test_an_instance_mostly_held_by_higher_ones_is_dropped() -> None:
     strict = paste_instances(dets, (10, 30), PasteRule(max_occluded=0.5))
     assert list(strict.kept) == [0, 2]  # the duplicate goes; the neighbour keeps columns 10-18
     assert (strict.labels[:, 10:19] == 2).all() and (strict.labels[:, :10] == 1).all()
+
+
+@pytest.mark.parametrize("a", [0.0, 0.5, 0.75])
+def test_detections_under_the_class_score_floor_are_never_kept(a: float) -> None:
+    """The class score floor lets the network skip the mask head for detections that the rule would
+    drop anyway: anything kept has a class score at or above it, and a detection just above it can
+    be kept (with a sure mask), so the floor is no higher than it must be."""
+    rng = np.random.default_rng(1)
+    n = 60
+    boxes = np.stack([np.arange(n) * 10 % 200, np.arange(n) * 10 // 200 * 10], 1)
+    boxes = np.concatenate([boxes, boxes + 8], 1).astype(np.float32)  # 60 disjoint 8x8 boxes
+    fg = rng.uniform(0.5, 1.0, (40, 200)).astype(np.float32)
+    rule = PasteRule(score_threshold=0.4, foreground_weight=1.0, foreground_scoring=a)
+    floor = rule.class_score_floor()
+    assert floor == pytest.approx(0.4 ** (1 / (1 - a)), rel=2e-3) and floor < 0.4 ** (1 / (1 - a))
+    scores = rng.uniform(0.0, 1.0, n).astype(np.float32)
+    p = paste_instances(_dets(boxes, scores, foreground=fg), (40, 200), rule)
+    assert p.kept.size and (scores[p.kept] >= floor).all()
+    sure = np.ones((40, 200), np.float32)
+    at_floor = paste_instances(_dets(boxes[:1], [min(floor * 1.01, 1.0)], foreground=sure), (40, 200), rule)
+    assert list(at_floor.kept) == [0]
+    assert PasteRule(foreground_scoring=1.0).class_score_floor() == 0.0

@@ -64,6 +64,9 @@ from astrostatlearn.methods.windowed import WindowedDetector, paste_share, share
 
 SHIPPED_MODEL = "maskrcnn-default.pt"
 FORMAT = "astrostatlearn-maskrcnn-1"
+# The lowest class score the box head reports (torchvision's box_score_thresh); the segmenter raises it
+# at inference to the lowest score its post-processing can keep.
+NETWORK_SCORE_FLOOR = 0.05
 # The post-processing defaults (maskrcnn_paste), chosen on the validation fields by
 # benchmarks/tune_maskrcnn_postprocess.py.
 FOREGROUND_WEIGHT, FOREGROUND_SCORING, MAX_OCCLUDED = 0.85, 0.75, 0.3
@@ -106,7 +109,7 @@ def build_maskrcnn(in_channels: int, window: int = 256, widths: tuple[int, ...] 
         rpn_anchor_generator=anchors, rpn_pre_nms_top_n_train=1000, rpn_post_nms_top_n_train=500,
         rpn_pre_nms_top_n_test=1000, rpn_post_nms_top_n_test=500, rpn_batch_size_per_image=256,
         box_roi_pool=box_pool, box_head=TwoMLPHead(fpn_channels * 49, 256), box_predictor=FastRCNNPredictor(256, 2),
-        box_detections_per_img=detections, box_score_thresh=0.05, box_nms_thresh=0.5,
+        box_detections_per_img=detections, box_score_thresh=NETWORK_SCORE_FLOOR, box_nms_thresh=0.5,
         box_batch_size_per_image=128, mask_roi_pool=mask_pool,
         mask_head=MaskRCNNHeads(fpn_channels, [fpn_channels] * 4, 1),
         mask_predictor=MaskRCNNPredictor(fpn_channels, fpn_channels, 2),
@@ -152,7 +155,7 @@ class BackboneOutputs(nn.Module):
 
 
 def detect(model: nn.Module, batch: torch.Tensor, propose_unet_objects: bool = False,
-           features: Features | None = None) -> list[dict[str, torch.Tensor]]:
+           features: Features | None = None, score_floor: float = 0.0) -> list[dict[str, torch.Tensor]]:
     """Eval-mode detections for ``batch`` [N, C, H, W]: boxes (x0, y0, x1, y1), scores and 28^2 mask
     probabilities per box, *not* pasted into the image (torchvision would paste each mask into a
     full-size image, which is slow and memory-hungry for hundreds of objects); with a U-Net
@@ -162,7 +165,10 @@ def detect(model: nn.Module, batch: torch.Tensor, propose_unet_objects: bool = F
     boxes of the U-Net's own objects (:func:`unet_proposals`) beside the RPN's proposals, as Fast
     R-CNN scores external proposals: an object the RPN ranks too low to propose still gets a box.
     ``features``: the backbone's feature function (default ``model.backbone.features``, PyTorch's;
-    :meth:`MaskRCNNSegmenter.backbone_features` for OpenVINO's)."""
+    :meth:`MaskRCNNSegmenter.backbone_features` for OpenVINO's).
+    ``score_floor``: boxes whose class score is below it (or below :data:`NETWORK_SCORE_FLOOR`) are
+    dropped before NMS and the mask head, which then runs only on detections that can be kept
+    (:meth:`~astrostatlearn.methods.maskrcnn_paste.PasteRule.class_score_floor`)."""
     images, _ = model.transform(list(batch))
     if tuple(images.tensors.shape[-2:]) != tuple(batch.shape[-2:]):
         raise RuntimeError("Mask R-CNN rescaled its input; min_size/max_size must equal the window")
@@ -170,7 +176,11 @@ def detect(model: nn.Module, batch: torch.Tensor, propose_unet_objects: bool = F
     proposals, _ = model.rpn(images, feats)
     if propose_unet_objects and maps is not None:
         proposals = [torch.cat([p, u.to(p.dtype)]) for p, u in zip(proposals, unet_proposals(maps))]
-    detections, _ = model.roi_heads(feats, proposals, images.image_sizes)
+    model.roi_heads.score_thresh = max(NETWORK_SCORE_FLOOR, score_floor)
+    try:
+        detections, _ = model.roi_heads(feats, proposals, images.image_sizes)
+    finally:
+        model.roi_heads.score_thresh = NETWORK_SCORE_FLOOR
     if maps is not None:
         for d, m in zip(detections, maps):
             d["foreground"] = m[0]
@@ -255,11 +265,13 @@ class MaskRCNNSegmenter(CompilesForCPU, WindowedDetector):
 
         return features
 
-    def detect_windows(self, image: np.ndarray) -> Detections:
-        """Every detection over ``image`` [C, y, x] (no score cut: the final score is made when they
-        are pasted) by overlapping windows, each kept by the window that owns its box centre, with
-        the U-Net backbone's foreground stitched from each window's own share of the image (None
-        for a galaxy backbone)."""
+    def detect_windows(self, image: np.ndarray, every: bool = False) -> Detections:
+        """The detections over ``image`` [C, y, x] that :meth:`paste_rule` can keep (with ``every``,
+        all the network reports, from a class score of :data:`NETWORK_SCORE_FLOOR`: to re-resolve them
+        under other rules) by overlapping windows, each kept by the window that owns its box centre,
+        with the U-Net backbone's foreground stitched from each window's own share of the image (None
+        for a galaxy backbone). The final scores are made when they are pasted."""
+        floor = 0.0 if every else self.paste_rule().class_score_floor()
         ny, nx = image.shape[1:]
         boxes, scores, masks = [], [], []
         foreground: np.ndarray | None = None  # over the image padded to one window, as the windows see it
@@ -269,7 +281,7 @@ class MaskRCNNSegmenter(CompilesForCPU, WindowedDetector):
                 dev = batch.device
                 features = features or self.backbone_features(batch)
                 with torch.autocast(dev.type, enabled=dev.type == "cuda"):
-                    dets = detect(self.net_, batch, self.unet_proposals, features)
+                    dets = detect(self.net_, batch, self.unet_proposals, features, floor)
                 for (y0, x0, ysh, xsh), d in zip(chunk, dets):
                     b = d["boxes"].float().cpu().numpy() + np.array([x0, y0, x0, y0], np.float32)
                     s = d["scores"].float().cpu().numpy()

@@ -56,6 +56,12 @@ class PasteRule:
     foreground_scoring: float = 0.0
     max_occluded: float = 1.0
 
+    def class_score_floor(self) -> float:
+        """The lowest class score with which a detection can still be kept: its final score,
+        ``class^(1 - a) * q^a`` with q <= 1, is at most ``class^(1 - a)`` (a hair lower, for rounding)."""
+        a = self.foreground_scoring
+        return 0.0 if a >= 1 else 0.999 * self.score_threshold ** (1.0 / (1.0 - max(a, 0.0)))
+
 
 @dataclass
 class Pasted:

@@ -104,7 +104,8 @@ class DetectionTask:
 
     def predict_labels(self, model: nn.Module, images: list[torch.Tensor]) -> list[np.ndarray]:
         out = []
-        for img, d in zip(images, detect(model, torch.stack(images), self.unet_proposals)):
+        for img, d in zip(images, detect(model, torch.stack(images), self.unet_proposals,
+                                             score_floor=self.rule.class_score_floor())):
             fg = d["foreground"].float().cpu().numpy() if "foreground" in d else None
             dets = Detections(d["boxes"].float().cpu().numpy(), d["scores"].float().cpu().numpy(),
                               d["masks"][:, 0].float().cpu().numpy(), fg)
