@@ -176,11 +176,10 @@ def detect(model: nn.Module, batch: torch.Tensor, propose_unet_objects: bool = F
     proposals, _ = model.rpn(images, feats)
     if propose_unet_objects and maps is not None:
         proposals = [torch.cat([p, u.to(p.dtype)]) for p, u in zip(proposals, unet_proposals(maps))]
+    # Set on every call (only detect runs the RoI heads in eval mode), never restored: threads that
+    # share the network with one floor never see another's.
     model.roi_heads.score_thresh = max(NETWORK_SCORE_FLOOR, score_floor)
-    try:
-        detections, _ = model.roi_heads(feats, proposals, images.image_sizes)
-    finally:
-        model.roi_heads.score_thresh = NETWORK_SCORE_FLOOR
+    detections, _ = model.roi_heads(feats, proposals, images.image_sizes)
     if maps is not None:
         for d, m in zip(detections, maps):
             d["foreground"] = m[0]
