@@ -102,8 +102,8 @@ def info(
 ) -> None:
     """Describe a field: size, dtype, WCS, robust statistics, objects and foreground fraction.
 
-    Every pixel is checked (streamed in bounded memory): non-finite pixels are counted, and a bad
-    rms or truth map is reported as an error.
+    Every pixel is checked (streamed in bounded memory): pixels with no data (non-finite, or in
+    zero-filled regions of a noisy image) are counted, and a bad rms or truth map is reported as an error.
     """
     from astrostatlearn.field import Field, robust_stats, scan_field
 
@@ -115,7 +115,7 @@ def info(
             "shape": list(f.shape), "dtype": str(f.img.dtype), "wcs": f.wcs is not None,
             "pixel_scale_arcsec": f.pixel_scale,
             "sigma_clipped_mean": mean, "sigma_clipped_median": median, "sigma_clipped_std": std,
-            "nonfinite_pixels": report.n_nonfinite,
+            "nonfinite_pixels": report.n_nonfinite, "zero_filled_is_blank": f.zero_blank,
             "rms": None if f.rms is None else str(f.rms.path),
             "truth": None if f.true is None else str(f.true.path),
         }
@@ -132,7 +132,8 @@ def info(
         f"WCS        {'yes' if out['wcs'] else 'no'}"
         + (f", {out['pixel_scale_arcsec']:.4g} arcsec/pixel" if out["pixel_scale_arcsec"] else ""),
         f"stats      sigma-clipped median {_fmt(median)}, std {_fmt(std)} (mean {_fmt(mean)})",
-        f"non-finite {out['nonfinite_pixels']} pixels (masked downstream)",
+        f"no data    {out['nonfinite_pixels']} pixels (non-finite{', or zero-filled' if out['zero_filled_is_blank'] else ''};"
+        " masked downstream)",
         f"rms        {out['rms'] or 'none'}",
     ]
     if f.true is not None:

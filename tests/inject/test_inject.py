@@ -20,10 +20,11 @@ from astrostatlearn.inject.sources import find_sources
 runner = CliRunner()
 
 
-def star_field(path: Path, fwhm: float = 3.5, n_side: int = 6, shape: int = 400, nan_box: bool = False,
+def star_field(path: Path, fwhm: float = 3.5, n_side: int = 6, shape: int = 400, blank: float | None = None,
                correlation: float = 0.0) -> Path:
     """Noise (sigma 1 per pixel; correlated by a Gaussian of ``correlation`` pixels, as resampling
-    does, when > 0) with a grid of isolated Moffat stars of known FWHM (pixels) and a WCS."""
+    does, when > 0) with a grid of isolated Moffat stars of known FWHM (pixels) and a WCS; a box
+    with no data (``blank``: NaN, or 0 as zero-filled coadds have) when ``blank`` is given."""
     from scipy import ndimage
 
     rng = np.random.default_rng(5)
@@ -39,8 +40,8 @@ def star_field(path: Path, fwhm: float = 3.5, n_side: int = 6, shape: int = 400,
                                                                           offset=rng.uniform(-0.5, 0.5, 2)).array
             y, x = i * step, j * step
             img[y - 20:y + 21, x - 20:x + 21] += stamp
-    if nan_box:
-        img[10:90, 300:390] = np.nan
+    if blank is not None:
+        img[10:90, 300:390] = blank
     header = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRVAL1": 150.0, "CRVAL2": 2.0,
                           "CRPIX1": 200.0, "CRPIX2": 200.0, "CDELT1": -0.2 / 3600, "CDELT2": 0.2 / 3600,
                           "MAGZERO": 27.0, "GAIN": 4.0})
@@ -59,8 +60,9 @@ def test_the_psf_is_estimated_from_the_stars(tmp_path: Path) -> None:
     assert abs(est.fwhm_px - 3.5) < 0.6
 
 
-def test_injected_fields_carry_the_truth_header_and_flux(tmp_path: Path) -> None:
-    path = star_field(tmp_path / "stars.fits", nan_box=True)
+@pytest.mark.parametrize("blank", [np.nan, 0.0])
+def test_injected_fields_carry_the_truth_header_and_flux(tmp_path: Path, blank: float) -> None:
+    path = star_field(tmp_path / "stars.fits", blank=blank)
     res = inject_image(path, tmp_path / "inj", InjectRequest(n=12, realisations=2, seed=3))
     d = res.description
     assert d["zeropoint"] == 27.0 and d["gain"] == 4.0 and d["pixel_scale_arcsec"] == pytest.approx(0.2)
@@ -77,9 +79,10 @@ def test_injected_fields_carry_the_truth_header_and_flux(tmp_path: Path) -> None
         cat = Table.read(real / "truth.ecsv")
         assert len(cat) == 12 and set(np.unique(true[true > 0])) <= set(cat["id"])
         assert not (true > 0)[ignore].any(), "an injected object's truth lies on the image's own sources"
-        assert ignore[10:90, 300:390].all() and (true[10:90, 300:390] == 0).all()  # NaN never used
-        assert np.isnan(img[10:90, 300:390]).all()
-        finite = np.isfinite(original)
+        assert ignore[10:90, 300:390].all() and (true[10:90, 300:390] == 0).all()  # no data is never used
+        assert np.isnan(img[10:90, 300:390]).all()  # and is NaN in the realisation
+        finite = np.isfinite(img)
+        assert finite.sum() == img.size - 80 * 90
         added = (img - original)[finite].sum()
         assert added == pytest.approx(float(np.sum(cat["flux"])), rel=0.08)  # the injected flux is there
         assert (fits.getdata(real / "rms.fits")[finite] >= 1.0 * 0.9).all()  # sky rms ~1 plus source noise

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from astrostatlearn.errors import InputError
+from astrostatlearn.field.blank import blank_to_nan, zeros_are_blank
 from astrostatlearn.field.fitsio import ImageFile, open_image, open_source
 from astrostatlearn.field.rawimage import PixelLayout
-from astrostatlearn.field.windows import Window
+from astrostatlearn.field.windows import Window, sample_rows
 
 if TYPE_CHECKING:
     from astropy.io import fits
@@ -40,11 +41,16 @@ class Field:
 
     Pixel windows are read lazily with :meth:`read_img`, :meth:`read_rms` and :meth:`read_true`.
     Arrays are ``[y, x]``, 0-based. Use :meth:`open` to build one; close it (or use ``with``).
+    Missing data is NaN in the image: NaN in the file, and zero-filled regions when the sky is
+    noisy (:attr:`zero_blank`).
     """
+
+    BLANK_SAMPLE = 1_000_000  # pixels read to decide :attr:`zero_blank`
 
     def __init__(self, img: ImageFile, rms: ImageFile | None = None, true: ImageFile | None = None,
                  catalog: Path | None = None) -> None:
         self.img, self.rms, self.true, self.catalog = img, rms, true, catalog
+        self._zero_blank: bool | None = None
         for other in (rms, true):
             if other is not None and other.shape != img.shape:
                 raise InputError(
@@ -162,17 +168,32 @@ class Field:
         return float(np.mean(proj_plane_pixel_scales(w)) * 3600.0)
 
     # -- lazy pixel access ------------------------------------------------------------------
+    @property
+    def zero_blank(self) -> bool:
+        """Whether the image's zero-filled regions are missing data (:mod:`~astrostatlearn.field.blank`),
+        decided once from a sample of ``BLANK_SAMPLE`` pixels; the same answer in every process."""
+        if self._zero_blank is None:
+            rows = [a.astype(np.float32, copy=False)
+                    for a in self.img.read_windows(sample_rows(self.shape, self.BLANK_SAMPLE))]
+            values = np.concatenate([a[np.isfinite(a)] for a in rows])
+            self._zero_blank = zeros_are_blank(values)
+        return self._zero_blank
+
     def read_img(self, window: Window | None = None) -> np.ndarray:
-        """Image pixels of ``window`` as float32 (non-finite values kept as they are)."""
-        return self.img.read(window).astype(np.float32, copy=False)
+        """Image pixels of ``window`` as float32: non-finite values kept as they are, zero-filled
+        regions NaN where :attr:`zero_blank`."""
+        data = self.img.read(window).astype(np.float32, copy=False)
+        return blank_to_nan(data) if self.zero_blank else data
 
     def read_rms(self, window: Window | None = None) -> np.ndarray | None:
         """Noise-map pixels of ``window`` as float32, or None when the field has no rms map."""
         return None if self.rms is None else self.rms.read(window).astype(np.float32, copy=False)
 
     def read_img_windows(self, windows: Sequence[Window]) -> list[np.ndarray]:
-        """Image pixels of each of ``windows`` (a sample of rows, say) as float32, in one map of the file."""
-        return [a.astype(np.float32, copy=False) for a in self.img.read_windows(windows)]
+        """Image pixels of each of ``windows`` (a sample of rows, say) as float32, in one map of the
+        file, blanks as in :meth:`read_img`."""
+        blank = self.zero_blank
+        return [blank_to_nan(a) if blank else a.astype(np.float32, copy=False) for a in self.img.read_windows(windows)]
 
     def read_rms_windows(self, windows: Sequence[Window]) -> list[np.ndarray] | None:
         """Noise-map pixels of each of ``windows`` as float32, or None without an rms map."""
