@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 from astrostatlearn.methods.registry import BUILTIN_METHODS as _BUILTIN, default_benchmark_methods  # noqa: E402
 
 METHOD_LIST = ", ".join(_BUILTIN)
+WEIGHT_HELP = "Inverse-variance weight map (0 = no data), in place of --rms, as SExtractor's MAP_WEIGHT."
 DEFAULT_BENCHMARK = default_benchmark_methods()
 
 app = typer.Typer(
@@ -97,6 +98,7 @@ def _fmt(value: float) -> str:
 def info(
     field: Path = typer.Argument(..., help="Field directory (img.fits [rms.fits] [true.fits]) or an image file."),
     rms: Optional[Path] = typer.Option(None, help="Noise map, overriding the field directory's rms.fits."),
+    weight: Optional[Path] = typer.Option(None, help=WEIGHT_HELP),
     true: Optional[Path] = typer.Option(None, help="Truth map, overriding the field directory's true.fits."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
@@ -107,7 +109,7 @@ def info(
     """
     from astrostatlearn.field import Field, robust_stats, scan_field
 
-    with Field.open(field, rms=rms, true=true) as f:
+    with Field.open(field, rms=rms, true=true, weight=weight) as f:
         report = scan_field(f, progress=True)
         mean, median, std = robust_stats(f)
         out: dict[str, Any] = {
@@ -213,6 +215,7 @@ def preprocess(
     out: Path = typer.Option(..., "--out", "-o", help="Output FITS (a cube [C, y, x] when multi-channel); a PNG preview goes beside it."),
     stretch: str = typer.Option("asinh", help="Stretch of the soft variants: asinh, log, sqrt, power or linear."),
     rms: Optional[Path] = typer.Option(None, help="Noise map, overriding the field directory's rms.fits."),
+    weight: Optional[Path] = typer.Option(None, help=WEIGHT_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
 ) -> None:
     """Write a named input variant of a field, computed tile by tile with global statistics.
@@ -224,7 +227,7 @@ def preprocess(
     from astrostatlearn.preprocess import fit_variant, preprocess_field
 
     check_writable(out, overwrite)
-    with Field.open(field, rms=rms) as f:
+    with Field.open(field, rms=rms, weight=weight) as f:
         scan_field(f)  # the rms checks info and segment make, before any work
         pre = fit_variant(f, variant, stretch=stretch)
         res = preprocess_field(f, pre, out, overwrite=overwrite, progress=True)
@@ -285,6 +288,7 @@ def segment(
     model: Optional[Path] = typer.Option(None, help="A model saved by `train` (forest needs one; kmeans fits on the field; unet and maskrcnn default to their shipped models)."),
     variant: Optional[str] = typer.Option(None, "--variant", "-v", help="Input variant (default: the model's own, else the method's default)."),
     rms: Optional[Path] = typer.Option(None, help="Noise map, overriding the field directory's rms.fits."),
+    weight: Optional[Path] = typer.Option(None, help=WEIGHT_HELP),
     tile: Optional[int] = typer.Option(None, help="Tile core size in pixels (default: the method's own; sep 2048, others 1024)."),
     halo: Optional[int] = typer.Option(None, help="Halo around each tile core; must exceed the largest object (default 128)."),
     scheduler: Optional[str] = typer.Option(None, help="'processes', 'threads', or a dask.distributed scheduler address (default: the method's own)."),
@@ -318,7 +322,7 @@ def segment(
     tile = seg.default_tile if tile is None else tile
     check_segment_args(seg, out, tile, halo, overwrite, resume)  # before the field is scanned
     t0 = time.perf_counter()
-    with Field.open(field, rms=rms) as f:
+    with Field.open(field, rms=rms, weight=weight) as f:
         res = prepare_and_segment(f, seg, out, variant=variant, tile=tile, halo=halo, scheduler=scheduler,
                                   workers=workers or None, score=score, overwrite=overwrite, progress=True,
                                   model_path=str(model) if model else None, resume=resume)
@@ -474,6 +478,7 @@ def inject(
     image: Path = typer.Argument(..., help="A real image (FITS) to inject galaxies into."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: real-000/, real-001/, ... (each a field), inject.json, psf.fits."),
     rms: Optional[Path] = typer.Option(None, help="Its noise map (default: the image's background rms)."),
+    weight: Optional[Path] = typer.Option(None, help=WEIGHT_HELP),
     psf_fwhm: Optional[float] = typer.Option(None, "--psf-fwhm", help="PSF: a Moffat (beta 3) of this FWHM in pixels."),
     psf: Optional[Path] = typer.Option(None, "--psf", help="PSF: an image (FITS). Default: estimated from the image's stars."),
     n: int = typer.Option(100, "--n", help="Galaxies injected per realisation."),
@@ -498,7 +503,7 @@ def inject(
     request = InjectRequest(n=n, realisations=realisations, mag_range=_mag_range(mag_range), psf_fwhm=psf_fwhm,
                             psf=str(psf) if psf else None, seed=seed, zeropoint=zeropoint, gain=gain,
                             pixel_scale=pixel_scale, confirm_with=tuple(str(p) for p in confirm_with))
-    res = inject_image(image, out, request, rms=rms, overwrite=overwrite, progress=True)
+    res = inject_image(image, out, request, rms=rms, weight=weight, overwrite=overwrite, progress=True)
     typer.echo(res.summary())
     for note in res.description["notes"]:
         typer.echo(f"note: {note}")
@@ -552,6 +557,7 @@ def evaluate(
     catalog: Optional[Path] = typer.Option(None, help="Truth catalogue (ECSV with id, mag, snr) for binned completeness/purity."),
     image: Optional[Path] = typer.Option(None, "--image", help="Without --catalog: the field's image, to bin completeness by each true object's footprint S/N."),
     rms: Optional[Path] = typer.Option(None, "--rms", help="With --image: its noise map (default: the image's sigma-clipped std)."),
+    weight: Optional[Path] = typer.Option(None, "--weight", help="With --image: " + WEIGHT_HELP),
     score: Optional[Path] = typer.Option(None, help="Per-pixel score map; each object's COCO score is its mean (unless --scores gives it)."),
     scores: Optional[Path] = typer.Option(None, help="Run catalogue (catalog.ecsv from segment) whose per-object 'score' ranks COCO detections."),
     region: Optional[str] = typer.Option(None, help="Evaluate only y0:y1,x0:x1 (0-based, half-open), e.g. a test split."),
@@ -587,7 +593,7 @@ def evaluate(
         from astrostatlearn.field import Field
         from astrostatlearn.metrics import footprint_snr
 
-        with Field.open(img=image, rms=rms, true=true) as f:
+        with Field.open(img=image, rms=rms, true=true, weight=weight) as f:
             cat = footprint_snr(f, parse_region(region))
     object_scores = None
     if scores is not None:

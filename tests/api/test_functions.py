@@ -54,6 +54,11 @@ def test_nddata_brings_its_uncertainty_mask_and_wcs(arrays: dict) -> None:
         res = astrostatlearn.segment(CCDData(img, unit="adu", uncertainty=unc, mask=mask, wcs=arrays["wcs"]), method="sep")
         assert np.array_equal(res.labels, base.labels), type(unc).__name__
     assert not base.labels[:, :40].any()  # masked pixels are missing data
+    weight = (1 / rms**2).astype(np.float32)
+    weight[:, :40] = 0.0  # a weight of 0 is no data, as the mask says
+    res = astrostatlearn.segment(CCDData(img, unit="adu", uncertainty=InverseVariance(weight), wcs=arrays["wcs"]),
+                                 method="sep")
+    assert np.array_equal(res.labels, base.labels)
     assert "sky" in base.catalog.colnames
     with pytest.raises(InputError, match="unsupported NDData uncertainty"):
         astrostatlearn.segment(NDData(img, uncertainty=UnknownUncertainty(rms)), method="sep")

@@ -1,8 +1,8 @@
 """Arrays, memory-mapped HDU data and ``NDData``/``CCDData`` as inputs, checked in one place.
 
 An ``NDData``'s ``uncertainty`` becomes the rms (``StdDevUncertainty`` as it is,
-``VarianceUncertainty`` by its square root, ``InverseVariance`` by ``1/sqrt``), its ``mask``
-(True = bad) is applied, and its ``wcs`` is used. Masked pixels become NaN, which every method
+``VarianceUncertainty`` by its square root, ``InverseVariance`` by ``1/sqrt``; where it is 0 or
+NaN the pixel has no data), its ``mask`` (True = bad) is applied, and its ``wcs`` is used. Masked pixels become NaN, which every method
 treats as missing data. Every problem is an :class:`~astrostatlearn.errors.InputError` (a
 ``ValueError``) with one sentence.
 """
@@ -45,9 +45,10 @@ def _uncertainty_rms(unc: Any) -> np.ndarray:
         return a
     if isinstance(unc, VarianceUncertainty):
         return np.sqrt(a)
-    if isinstance(unc, InverseVariance):
-        with np.errstate(divide="ignore"):
-            return 1.0 / np.sqrt(a)
+    if isinstance(unc, InverseVariance):  # a weight of 0 is no data: NaN, which masks the image there
+        from astrostatlearn.field.weight import weight_to_rms
+
+        return weight_to_rms(a)
     raise InputError(f"unsupported NDData uncertainty {type(unc).__name__}; use StdDevUncertainty, "
                      "VarianceUncertainty or InverseVariance")
 
@@ -56,9 +57,11 @@ def image_inputs(data: Any, rms: Any = None, wcs: Any = None, mask: Any = None) 
     """Unpack and check the science image, its rms, WCS and mask (see the module docstring)."""
     from astropy.nddata import NDData
 
+    no_data = None
     if isinstance(data, NDData):
         if rms is None and data.uncertainty is not None:
             rms = _uncertainty_rms(data.uncertainty)
+            no_data = np.isnan(rms)  # an InverseVariance of 0, or an unknown uncertainty
         if mask is None and data.mask is not None:
             mask = data.mask
         if wcs is None and data.wcs is not None:
@@ -69,6 +72,8 @@ def image_inputs(data: Any, rms: Any = None, wcs: Any = None, mask: Any = None) 
         rms = _as_2d(rms, "rms").astype(np.float32)
         if rms.shape != img.shape:
             raise InputError(f"rms has shape {rms.shape}, but the image has {img.shape}")
+        if no_data is not None and no_data.any():
+            img = np.where(no_data, np.float32(np.nan), img)
     if mask is not None:
         m = np.asarray(mask)
         if m.shape != img.shape:

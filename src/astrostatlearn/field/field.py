@@ -16,6 +16,7 @@ from astrostatlearn.errors import InputError
 from astrostatlearn.field.blank import blank_to_nan, zeros_are_blank
 from astrostatlearn.field.fitsio import ImageFile, open_image, open_source
 from astrostatlearn.field.rawimage import PixelLayout
+from astrostatlearn.field.weight import WeightImage, WeightSource
 from astrostatlearn.field.windows import Window, sample_rows
 
 if TYPE_CHECKING:
@@ -41,13 +42,14 @@ class Field:
 
     Pixel windows are read lazily with :meth:`read_img`, :meth:`read_rms` and :meth:`read_true`.
     Arrays are ``[y, x]``, 0-based. Use :meth:`open` to build one; close it (or use ``with``).
-    Missing data is NaN in the image: NaN in the file, and zero-filled regions when the sky is
-    noisy (:attr:`zero_blank`).
+    Missing data is NaN in the image: NaN in the file, zero-filled regions when the sky is noisy
+    (:attr:`zero_blank`), and a weight of 0 when the noise comes as a weight map
+    (:class:`~astrostatlearn.field.weight.WeightImage`).
     """
 
     BLANK_SAMPLE = 1_000_000  # pixels read to decide :attr:`zero_blank`
 
-    def __init__(self, img: ImageFile, rms: ImageFile | None = None, true: ImageFile | None = None,
+    def __init__(self, img: ImageFile, rms: ImageFile | WeightImage | None = None, true: ImageFile | None = None,
                  catalog: Path | None = None) -> None:
         self.img, self.rms, self.true, self.catalog = img, rms, true, catalog
         self._zero_blank: bool | None = None
@@ -62,12 +64,15 @@ class Field:
     @classmethod
     def open(cls, path: str | Path | None = None, *, img: str | Path | None = None,
              rms: str | Path | None = None, true: str | Path | None = None,
-             catalog: str | Path | None = None) -> "Field":
+             catalog: str | Path | None = None, weight: str | Path | None = None) -> "Field":
         """Open a field directory ``path``, or explicit ``img``/``rms``/``true`` files.
 
-        Explicit files override those found in the directory. Raises :class:`InputError` with a
+        Explicit files override those found in the directory. ``weight``, an inverse-variance
+        map (0 = no data), takes the place of the rms map. Raises :class:`InputError` with a
         one-line message naming the file for every kind of bad input.
         """
+        if weight is not None and rms is not None:
+            raise InputError("give a noise map (rms) or a weight map, not both", weight)
         found: dict[str, Path | None] = {"img": None, "rms": None, "true": None, "catalog": None}
         if path is not None:
             d = Path(path)
@@ -81,7 +86,7 @@ class Field:
                 found["catalog"] = d / CATALOG_NAME if (d / CATALOG_NAME).exists() else None
                 if found["img"] is None:
                     raise InputError("field directory has no img.fits", d)
-        for key, value in (("img", img), ("rms", rms), ("true", true), ("catalog", catalog)):
+        for key, value in (("img", img), ("rms", rms or weight), ("true", true), ("catalog", catalog)):
             if value is not None:
                 found[key] = Path(value)
         if found["img"] is None:
@@ -90,9 +95,10 @@ class Field:
         try:
             im = open_image(found["img"], role="image")
             opened.append(im)
-            rm = open_image(found["rms"], role="rms") if found["rms"] else None
+            rm = open_image(found["rms"], role="weight" if weight else "rms") if found["rms"] else None
             if rm:
                 opened.append(rm)
+                rm = WeightImage(rm) if weight else rm
             tr = open_image(found["true"], role="truth") if found["true"] else None
             if tr:
                 opened.append(tr)
@@ -136,14 +142,19 @@ class Field:
             layout = getattr(im, "layout", None)
             return layout if isinstance(layout, PixelLayout) else path
 
+        if isinstance(self.rms, WeightImage):
+            return source(self.img, paths[0]), WeightSource(source(self.rms.weights, paths[1] or ""))
         return source(self.img, paths[0]), None if self.rms is None else source(self.rms, paths[1] or "")
 
     @classmethod
-    def from_sources(cls, img: str | Path | PixelLayout, rms: str | Path | PixelLayout | None = None) -> "Field":
+    def from_sources(cls, img: str | Path | PixelLayout,
+                     rms: str | Path | PixelLayout | WeightSource | None = None) -> "Field":
         """The field of :attr:`sources` (or of plain paths), as a worker opens it: layouts of
         unchanged files are read directly, anything else through :func:`open_image`."""
         im = open_source(img, role="image")
         try:
+            if isinstance(rms, WeightSource):
+                return cls(im, WeightImage(open_source(rms.source, role="weight")))
             return cls(im, open_source(rms, role="rms") if rms is not None else None)
         except Exception:
             im.close()
@@ -183,7 +194,8 @@ class Field:
         """Image pixels of ``window`` as float32: non-finite values kept as they are, zero-filled
         regions NaN where :attr:`zero_blank`."""
         data = self.img.read(window).astype(np.float32, copy=False)
-        return blank_to_nan(data) if self.zero_blank else data
+        data = blank_to_nan(data) if self.zero_blank else data
+        return self._weight_blanks(data, self.rms.read(window)) if isinstance(self.rms, WeightImage) else data
 
     def read_rms(self, window: Window | None = None) -> np.ndarray | None:
         """Noise-map pixels of ``window`` as float32, or None when the field has no rms map."""
@@ -193,7 +205,16 @@ class Field:
         """Image pixels of each of ``windows`` (a sample of rows, say) as float32, in one map of the
         file, blanks as in :meth:`read_img`."""
         blank = self.zero_blank
-        return [blank_to_nan(a) if blank else a.astype(np.float32, copy=False) for a in self.img.read_windows(windows)]
+        out = [blank_to_nan(a) if blank else a.astype(np.float32, copy=False) for a in self.img.read_windows(windows)]
+        if isinstance(self.rms, WeightImage):
+            out = [self._weight_blanks(a, r) for a, r in zip(out, self.rms.read_windows(windows))]
+        return out
+
+    @staticmethod
+    def _weight_blanks(img: np.ndarray, rms: np.ndarray) -> np.ndarray:
+        """``img`` with NaN where a weight map's rms is NaN (a weight of 0: no data)."""
+        gone = np.isnan(rms)
+        return np.where(gone, np.float32(np.nan), img) if gone.any() else img
 
     def read_rms_windows(self, windows: Sequence[Window]) -> list[np.ndarray] | None:
         """Noise-map pixels of each of ``windows`` as float32, or None without an rms map."""

@@ -1,0 +1,62 @@
+"""Inverse-variance weight maps in place of rms maps (0 = no data)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from typer.testing import CliRunner
+
+from astrostatlearn.cli import app
+from astrostatlearn.errors import InputError
+from astrostatlearn.field import Field, Window
+
+runner = CliRunner()
+
+
+def _write(path: Path, data: np.ndarray) -> Path:
+    fits.PrimaryHDU(data).writeto(path, overwrite=True)
+    return path
+
+
+@pytest.fixture
+def weighted(sim_field: Path, tmp_path: Path) -> dict[str, Path]:
+    """The simulated field's image with a weight map 1/rms^2, 0 on a strip; and the same as NaN + rms."""
+    img, rms = fits.getdata(sim_field / "img.fits"), fits.getdata(sim_field / "rms.fits")
+    weight = (1.0 / rms.astype(np.float64) ** 2).astype(np.float32)
+    weight[:, 100:160] = 0.0
+    masked = img.copy()
+    masked[:, 100:160] = np.nan
+    return {"img": _write(tmp_path / "img.fits", img), "weight": _write(tmp_path / "weight.fits", weight),
+            "rms": _write(tmp_path / "rms.fits", rms), "masked": _write(tmp_path / "masked.fits", masked)}
+
+
+def test_a_weight_map_reads_as_rms_with_no_data_where_it_is_zero(weighted: dict) -> None:
+    rms = fits.getdata(weighted["rms"])
+    with Field.open(img=weighted["img"], weight=weighted["weight"]) as f:
+        got = f.read_rms()
+        assert np.isnan(got[:, 100:160]).all()
+        np.testing.assert_allclose(got[:, :100], rms[:, :100], rtol=1e-6)
+        img = f.read_img()
+        assert np.isnan(img[:, 100:160]).all() and np.isfinite(img[:, :100]).all()
+        w = Window(10, 20, 90, 170)
+        np.testing.assert_array_equal(f.read_img(w), img[w.slices])
+        (row,) = f.read_img_windows([Window(5, 6, 0, f.shape[1])])
+        np.testing.assert_array_equal(row, img[5:6])
+    with pytest.raises(InputError, match="not both"):
+        Field.open(img=weighted["img"], rms=weighted["rms"], weight=weighted["weight"])
+
+
+def test_segment_with_a_weight_map_equals_segment_with_its_rms(weighted: dict, tmp_path: Path) -> None:
+    """On worker processes (sep's scheduler), so the weight map travels to them as a weight map."""
+    for name, args in (("weight", ["--weight", str(weighted["weight"])]), ("rms", ["--rms", str(weighted["rms"])])):
+        src = weighted["img"] if name == "weight" else weighted["masked"]
+        r = runner.invoke(app, ["segment", str(src), "-m", "sep", "-o", str(tmp_path / name), "--workers", "2",
+                                "--tile", "256", *args])
+        assert r.exit_code == 0, r.output
+    a = fits.getdata(tmp_path / "weight" / "segmentation.fits")
+    np.testing.assert_array_equal(a, fits.getdata(tmp_path / "rms" / "segmentation.fits"))
+    assert a.max() > 10 and not a[:, 100:160].any()
+    r = runner.invoke(app, ["segment", str(weighted["img"]), "-m", "sep", "-o", str(tmp_path / "both"),
+                            "--rms", str(weighted["rms"]), "--weight", str(weighted["weight"])])
+    assert r.exit_code == 2 and "not both" in r.output and not (tmp_path / "both").exists()
