@@ -67,7 +67,7 @@ def segment_file(path: Path, method: str, out: Path, zeros_as_sky: bool = False)
     seg = default_segmenter(method)
     with Field.open(img=path) as f:
         if zeros_as_sky:
-            f._zero_blank = False  # the rule off: the zeros are read as sky
+            f.zero_blank = False  # the rule off: the zeros are read as sky
         prepare_and_segment(f, seg, out, variant=resolve_variant(seg, None), scheduler="threads", score=False)
     return fits.getdata(out / "segmentation.fits")
 

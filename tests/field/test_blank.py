@@ -92,7 +92,7 @@ def test_a_zero_filled_edge_is_segmented_as_a_nan_edge(tmp_path: Path, method: s
     np.testing.assert_array_equal(labels["zero"], labels["nan"])
     assert not labels["zero"][:, 60:68].any()
     with Field.open(img=tmp_path / "zero.fits") as f:
-        f._zero_blank = False  # the zeros read as sky, as a tool without the rule reads them
+        f.zero_blank = False  # the zeros read as sky, as a tool without the rule reads them
         segment_field(f, default_segmenter(method), tmp_path / f"as-sky-{method}", tile=128, scheduler="threads",
                       score=False)
     as_sky = fits.getdata(tmp_path / f"as-sky-{method}" / "segmentation.fits")

@@ -1,5 +1,6 @@
 """Inverse-variance weight maps in place of rms maps (0 = no data)."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,8 @@ def test_segment_with_a_weight_map_equals_segment_with_its_rms(weighted: dict, t
     a = fits.getdata(tmp_path / "weight" / "segmentation.fits")
     np.testing.assert_array_equal(a, fits.getdata(tmp_path / "rms" / "segmentation.fits"))
     assert a.max() > 10 and not a[:, 100:160].any()
+    run = json.loads((tmp_path / "weight" / "run.json").read_text())
+    assert run["field"]["noise"] == "weight" and run["field"]["rms"].endswith("weight.fits")
     r = runner.invoke(app, ["segment", str(weighted["img"]), "-m", "sep", "-o", str(tmp_path / "both"),
                             "--rms", str(weighted["rms"]), "--weight", str(weighted["weight"])])
     assert r.exit_code == 2 and "not both" in r.output and not (tmp_path / "both").exists()

@@ -83,7 +83,7 @@ def scan_field(field: Field, block_pixels: int = 1 << 24, progress: bool = False
     n_fg = n_label = n_same = 0
     iterator = progress_bar(blocks, desc="scanning field", unit="block", enabled=progress)
     for w in iterator:
-        report.n_nonfinite += check_pixels(field, w, field.read_img(w), field.read_rms(w))
+        report.n_nonfinite += check_pixels(field, w, *field.read_img_rms(w))
         if with_truth:
             lab = check_label_block(field.true.read(w), w, field.true.path)
             n_label, n_same = n_label + (a := neighbour_agreement(lab))[0], n_same + a[1]

@@ -161,6 +161,11 @@ class Field:
             raise
 
     @property
+    def noise_kind(self) -> str | None:
+        """How the noise map came: ``"rms"``, ``"weight"`` (inverse variance) or None (no map)."""
+        return None if self.rms is None else "weight" if isinstance(self.rms, WeightImage) else "rms"
+
+    @property
     def header(self) -> fits.Header:
         return self.img.header
 
@@ -182,7 +187,8 @@ class Field:
     @property
     def zero_blank(self) -> bool:
         """Whether the image's zero-filled regions are missing data (:mod:`~astrostatlearn.field.blank`),
-        decided once from a sample of ``BLANK_SAMPLE`` pixels; the same answer in every process."""
+        decided once from a sample of ``BLANK_SAMPLE`` pixels; the same answer in every process.
+        Setting it overrides the decision."""
         if self._zero_blank is None:
             rows = [a.astype(np.float32, copy=False)
                     for a in self.img.read_windows(sample_rows(self.shape, self.BLANK_SAMPLE))]
@@ -190,15 +196,30 @@ class Field:
             self._zero_blank = zeros_are_blank(values)
         return self._zero_blank
 
-    def read_img(self, window: Window | None = None) -> np.ndarray:
-        """Image pixels of ``window`` as float32: non-finite values kept as they are, zero-filled
-        regions NaN where :attr:`zero_blank`."""
+    @zero_blank.setter
+    def zero_blank(self, value: bool) -> None:
+        self._zero_blank = bool(value)
+
+    def _read_image(self, window: Window | None) -> np.ndarray:
         data = self.img.read(window).astype(np.float32, copy=False)
-        data = blank_to_nan(data) if self.zero_blank else data
-        return self._weight_blanks(data, self.rms.read(window)) if isinstance(self.rms, WeightImage) else data
+        return blank_to_nan(data) if self.zero_blank else data
+
+    def read_img(self, window: Window | None = None) -> np.ndarray:
+        """Image pixels of ``window`` as float32: non-finite values kept as they are, no data NaN
+        (zero-filled regions where :attr:`zero_blank`, a weight of 0)."""
+        if isinstance(self.rms, WeightImage):
+            return self._weight_blanks(self._read_image(window), self.rms.read(window))
+        return self._read_image(window)
+
+    def read_img_rms(self, window: Window | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(img, rms)`` of ``window``, as :meth:`read_img` and :meth:`read_rms` give them, each
+        file read once."""
+        img, rms = self._read_image(window), self.read_rms(window)
+        return (self._weight_blanks(img, rms) if isinstance(self.rms, WeightImage) else img), rms
 
     def read_rms(self, window: Window | None = None) -> np.ndarray | None:
-        """Noise-map pixels of ``window`` as float32, or None when the field has no rms map."""
+        """Noise-map pixels of ``window`` as float32 (NaN where a weight map is 0), or None when
+        the field has no rms map."""
         return None if self.rms is None else self.rms.read(window).astype(np.float32, copy=False)
 
     def read_img_windows(self, windows: Sequence[Window]) -> list[np.ndarray]:

@@ -156,7 +156,7 @@ class Preprocessor:
 
     def read(self, field: Field, window: Window) -> np.ndarray:
         """Read ``window`` of ``field`` and apply the variant."""
-        return self.apply(field.read_img(window), field.read_rms(window))
+        return self.apply(*field.read_img_rms(window))
 
 
 def fit_variant(field: Field, variant: str, stretch: str = "asinh", stretch_a: float = 0.02,

@@ -64,7 +64,7 @@ def block_statistics(field: Field, pre: Preprocessor | None, window: Window, box
     :func:`~astrostatlearn.field.checks.check_pixels` counts there (an :class:`InputError` names
     the first one that is an error). ``pre`` None: channel 0 is the image itself
     (:func:`~astrostatlearn.preprocess.channel0_is_image`)."""
-    img, rms = field.read_img(window), field.read_rms(window)
+    img, rms = field.read_img_rms(window)
     n_bad = check_pixels(field, window, img, rms) if check else 0
     step = sample_step(box, sample)
     if step > 1:

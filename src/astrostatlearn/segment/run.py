@@ -119,7 +119,7 @@ def _segment_tile(run_id: str, index: int, paths: tuple[Any, Any], model: tuple[
                   pre: Preprocessor, mesh: BackgroundMesh, core: Window, window: Window, background: float,
                   with_score: bool, score_slot: str | None = None) -> _TileOutput:
     field, seg = _run_state(run_id, paths, model)
-    img, rms = field.read_img(window), field.read_rms(window)
+    img, rms = field.read_img_rms(window)
     tile = tile_from_arrays(pre, mesh, window, img, rms)
     tile.want_score = with_score
     pred = seg.predict(tile)
@@ -337,7 +337,7 @@ def execute_plan(plan: SegmentPlan, assembly: _Assembly, progress: bool = False,
 def _fingerprint(plan: SegmentPlan) -> dict[str, Any]:
     """What a resumed run must share with the killed one for its outputs to be the same."""
     r = plan.region
-    return {"img": plan.paths[0], "rms": plan.paths[1], "shape": list(plan.field.shape),
+    return {"img": plan.paths[0], "rms": plan.paths[1], "noise": plan.field.noise_kind, "shape": list(plan.field.shape),
             "method": plan.segmenter.name, "model_sha256": file_digest(plan.model_path),
             "variant": plan.pre.variant, "tile": plan.tile, "halo": plan.halo,
             "region": [r.y0, r.y1, r.x0, r.x1], "score": plan.score}
@@ -350,7 +350,7 @@ def assemble_outputs(plan: SegmentPlan, assembly: _Assembly, timings: dict[str, 
     run = {
         "method": seg.name, "params": seg.get_params(), "model": plan.user_model,
         "variant": plan.pre.variant, "variant_params": plan.pre.params, "version": __version__,
-        "field": {"img": plan.paths[0], "rms": plan.paths[1], "shape": list(field.shape)},
+        "field": {"img": plan.paths[0], "rms": plan.paths[1], "noise": field.noise_kind, "shape": list(field.shape)},
         "tile": plan.tile, "halo": plan.halo, "scheduler": plan.scheduler, "workers": plan.workers,
         "region": [region.y0, region.y1, region.x0, region.x1],
         "n_tiles": len(plan.cores), "n_objects": assembly.next_id, "objects_at_halo_edge": assembly.n_edge,

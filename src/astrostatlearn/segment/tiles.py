@@ -37,7 +37,7 @@ def channel0_noise(pre: Preprocessor, img: np.ndarray, rms: np.ndarray | None, m
 def make_tile(field: Field, pre: Preprocessor, mesh: BackgroundMesh, window: Window, with_truth: bool = False) -> Tile:
     """Read ``window`` and build the method's view of it."""
     truth = field.read_true(window) if with_truth else None
-    return tile_from_arrays(pre, mesh, window, field.read_img(window), field.read_rms(window), truth)
+    return tile_from_arrays(pre, mesh, window, *field.read_img_rms(window), truth)
 
 
 def tile_from_arrays(pre: Preprocessor, mesh: BackgroundMesh, window: Window, img: np.ndarray,
