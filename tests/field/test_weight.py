@@ -63,3 +63,35 @@ def test_segment_with_a_weight_map_equals_segment_with_its_rms(weighted: dict, t
     r = runner.invoke(app, ["segment", str(weighted["img"]), "-m", "sep", "-o", str(tmp_path / "both"),
                             "--rms", str(weighted["rms"]), "--weight", str(weighted["weight"])])
     assert r.exit_code == 2 and "not both" in r.output and not (tmp_path / "both").exists()
+
+
+def test_hdus_are_chosen_by_index_or_name_as_in_a_drizzled_file(weighted: dict, tmp_path: Path) -> None:
+    """One multi-extension file holds the image and its weight map (HST's SCI and WHT); workers
+    reopen each HDU by its index, here from tile-compressed HDUs, which they read by path."""
+    from astrostatlearn.field import open_image
+
+    img, weight = fits.getdata(weighted["img"]), fits.getdata(weighted["weight"])
+    drz = tmp_path / "drz.fits"
+    lossless = {"compression_type": "GZIP_1", "quantize_level": 0.0}
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(img, name="SCI", **lossless), fits.CompImageHDU(weight, name="WHT", **lossless),
+                  fits.ImageHDU(np.ones(img.shape, np.int32), name="CTX")]).writeto(drz)
+    for spec in (f"{drz}[WHT]", f"{drz}[2]", f"{drz}[wht,1]"):
+        with open_image(spec) as f:
+            assert f.hdu_index == 2 and f.spec == f"{drz.resolve()}[2]"
+            np.testing.assert_array_equal(f.read(Window(0, 5, 0, 5)), weight[:5, :5])
+    with open_image(drz) as f:
+        assert f.hdu_index == 1 and f.spec == str(drz.resolve())  # the first image, as before
+    for spec, text in ((f"{drz}[NOPE]", "no HDU named 'NOPE'.*SCI, WHT"), (f"{drz}[9]", "HDU 9 does not exist"),
+                       (f"{drz}[SCI,one]", "bad HDU")):
+        with pytest.raises(InputError, match=text):
+            open_image(spec)
+    r = runner.invoke(app, ["segment", f"{drz}[SCI]", "--weight", f"{drz}[WHT]", "-m", "sep", "-o",
+                            str(tmp_path / "drz"), "--workers", "2", "--tile", "256"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["segment", str(weighted["img"]), "--weight", str(weighted["weight"]), "-m", "sep",
+                            "-o", str(tmp_path / "files"), "--workers", "2", "--tile", "256"])
+    assert r.exit_code == 0, r.output
+    np.testing.assert_array_equal(fits.getdata(tmp_path / "drz" / "segmentation.fits"),
+                                  fits.getdata(tmp_path / "files" / "segmentation.fits"))
+    run = json.loads((tmp_path / "drz" / "run.json").read_text())
+    assert run["field"]["img"].endswith("drz.fits[1]") and run["field"]["rms"].endswith("drz.fits[2]")

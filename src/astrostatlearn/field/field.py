@@ -14,7 +14,7 @@ import numpy as np
 
 from astrostatlearn.errors import InputError
 from astrostatlearn.field.blank import blank_to_nan, zeros_are_blank
-from astrostatlearn.field.fitsio import ImageFile, open_image, open_source
+from astrostatlearn.field.fitsio import ImageFile, open_image, open_source, split_extension
 from astrostatlearn.field.rawimage import PixelLayout
 from astrostatlearn.field.weight import WeightImage, WeightSource
 from astrostatlearn.field.windows import Window, sample_rows
@@ -76,9 +76,9 @@ class Field:
         found: dict[str, Path | None] = {"img": None, "rms": None, "true": None, "catalog": None}
         if path is not None:
             d = Path(path)
-            if not d.exists():
+            if not d.exists() and not split_extension(d)[0].is_file():
                 raise InputError("field not found", d)
-            if d.is_file():
+            if not d.is_dir():  # an image file, perhaps with its HDU (``file.fits[1]``)
                 found["img"] = d
             else:
                 for key, stem in FIELD_FILES.items():
@@ -122,11 +122,16 @@ class Field:
     @property
     def file_paths(self) -> tuple[str, str | None] | None:
         """Absolute paths of the image and rms files, from which another process can open this
-        field (:meth:`open` with ``img=``, ``rms=``); None when either lives in memory only."""
+        field (:meth:`open` with ``img=``, ``rms=``; ``file.fits[N]`` where an HDU was chosen); None
+        when either lives in memory only."""
         images = [self.img] + ([self.rms] if self.rms is not None else [])
         if not all(Path(im.path).is_file() for im in images):
             return None
-        return str(Path(self.img.path).resolve()), None if self.rms is None else str(Path(self.rms.path).resolve())
+
+        def reopen(im: Any) -> str:  # the HDU too, where one was chosen (``file.fits[2]``)
+            return getattr(im, "spec", None) or str(Path(im.path).resolve())
+
+        return reopen(self.img), None if self.rms is None else reopen(self.rms)
 
     @property
     def sources(self) -> tuple[str | PixelLayout, str | PixelLayout | None] | None:

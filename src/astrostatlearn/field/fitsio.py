@@ -16,6 +16,7 @@ windows of one 25k^2 image without any of them holding it in memory.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import threading
 import warnings
@@ -42,6 +43,7 @@ _STRUCTURAL = {
 _STRUCTURAL_PREFIXES = ("NAXIS", "ZNAXIS", "ZTILE", "ZNAME", "ZVAL", "TTYPE", "TFORM", "TUNIT")
 
 FITS_BLOCK = 2880
+_EXTENSION = re.compile(r"(.+)\[([^\[\]]+)\]")
 _DECOMPRESS_LOCK = threading.Lock()
 
 
@@ -52,10 +54,11 @@ class ImageFile:
     ``header`` (the image header, decompressed view for tile-compressed HDUs).
     """
 
-    def __init__(self, path: Path, hdul: fits.HDUList, hdu_index: int) -> None:
+    def __init__(self, path: Path, hdul: fits.HDUList, hdu_index: int, chosen: bool = False) -> None:
         from astropy.io import fits
 
         self.path = path
+        self.chosen = chosen  # the HDU was named (``file.fits[N]``), not the first image found
         self._hdul = hdul
         self.hdu_index = hdu_index
         self._hdu = hdul[hdu_index]
@@ -122,6 +125,13 @@ class ImageFile:
     def __exit__(self, *_: Any) -> None:
         self.close()
 
+    @property
+    def spec(self) -> str:
+        """What :func:`open_image` reopens this HDU from, in any process: the absolute path, with
+        ``[index]`` when the HDU was chosen."""
+        path = str(Path(self.path).resolve())
+        return f"{path}[{self.hdu_index}]" if self.chosen else path
+
     def __getstate__(self) -> dict:
         raise TypeError("ImageFile is not picklable; pass its path and reopen it in the worker")
 
@@ -155,14 +165,36 @@ def open_source(source: str | Path | PixelLayout, role: str = "image") -> ImageF
     return open_image(source, role=role)
 
 
-def open_image(path: str | Path, hdu: int | None = None, role: str = "image") -> ImageFile:
+def split_extension(path: str | Path) -> tuple[Path, int | str | tuple[str, int] | None]:
+    """``(file, hdu)`` of CFITSIO's and SExtractor's notation ``file.fits[1]``, ``file.fits[SCI]``
+    or ``file.fits[SCI,2]`` (an index, an EXTNAME, or an EXTNAME and EXTVER); ``(path, None)`` for a
+    path without one, or one that exists as it is spelt."""
+    text = str(path)
+    m = _EXTENSION.fullmatch(text)
+    if m is None or Path(text).exists():
+        return Path(text), None
+    ext = m.group(2).strip()
+    if ext.isdigit():
+        return Path(m.group(1)), int(ext)
+    name, _, version = (part.strip() for part in ext.partition(","))
+    if not version:
+        return Path(m.group(1)), name
+    if not version.isdigit():
+        raise InputError(f"bad HDU {ext!r}: use [N], [EXTNAME] or [EXTNAME,EXTVER]", m.group(1))
+    return Path(m.group(1)), (name, int(version))
+
+
+def open_image(path: str | Path, hdu: int | str | tuple[str, int] | None = None, role: str = "image") -> ImageFile:
     """Open the 2-D image HDU of a FITS file, memory-mapped, and check it is complete.
 
-    ``hdu`` picks an HDU by index; by default the first HDU holding a 2-D image is used
-    (primary, image extension or tile-compressed image). Raises :class:`InputError` naming the
-    file for: missing file, not FITS, truncated or corrupt file, no image HDU.
+    ``hdu`` picks an HDU by index, EXTNAME or (EXTNAME, EXTVER), as does a path spelt
+    ``file.fits[1]``, ``file.fits[SCI]`` or ``file.fits[SCI,2]`` (:func:`split_extension`); by
+    default the first HDU holding a 2-D image is used (primary, image extension or
+    tile-compressed image). Raises :class:`InputError` naming the file for: missing file, not
+    FITS, truncated or corrupt file, no image HDU, no such HDU.
     """
-    p = Path(path)
+    p, named = split_extension(path)
+    hdu = named if hdu is None else hdu
     if not p.exists():
         if p.is_symlink():
             raise InputError(f"{role} file is a broken symbolic link (its target does not exist)", p)
@@ -187,7 +219,7 @@ def open_image(path: str | Path, hdu: int | None = None, role: str = "image") ->
     try:
         index = _pick_image_hdu(hdul, hdu, p)
         _check_complete(hdul, index, p)
-        return ImageFile(p, hdul, index)
+        return ImageFile(p, hdul, index, chosen=hdu is not None)
     except Exception:
         hdul.close()
         raise
@@ -198,7 +230,7 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def _pick_image_hdu(hdul: fits.HDUList, hdu: int | None, path: Path) -> int:
+def _pick_image_hdu(hdul: fits.HDUList, hdu: int | str | tuple[str, int] | None, path: Path) -> int:
     from astropy.io import fits
 
     def is_image(h: Any) -> bool:
@@ -207,6 +239,12 @@ def _pick_image_hdu(hdul: fits.HDUList, hdu: int | None, path: Path) -> int:
         shape = h.shape
         return len(shape) >= 2 and all(n == 1 for n in shape[:-2]) and min(shape[-2:]) > 0
 
+    if isinstance(hdu, (str, tuple)):
+        try:
+            hdu = hdul.index_of(hdu)
+        except KeyError:
+            names = ", ".join(h.name for h in hdul)
+            raise InputError(f"no HDU named {hdu!r} in file (it has {names})", path) from None
     if hdu is not None:
         if not 0 <= hdu < len(hdul):
             raise InputError(f"HDU {hdu} does not exist (file has {len(hdul)})", path)

@@ -49,6 +49,11 @@ class WeightImage:
         return self.weights.path
 
     @property
+    def spec(self) -> str | None:
+        """What the weight file is reopened from (:attr:`~astrostatlearn.field.ImageFile.spec`)."""
+        return getattr(self.weights, "spec", None)
+
+    @property
     def shape(self) -> tuple[int, int]:
         return self.weights.shape
 

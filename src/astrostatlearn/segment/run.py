@@ -188,7 +188,11 @@ class SegmentPlan:
 
     @property
     def paths(self) -> tuple[str, str | None]:
-        """Absolute paths of the image and rms: workers of a cluster open them from their own cwd."""
+        """Absolute paths of the image and rms (``file.fits[N]`` where an HDU was chosen): workers of
+        a cluster open them from their own cwd."""
+        paths = self.field.file_paths
+        if paths is not None:
+            return paths
         rms = self.field.rms
         return str(self.field.img.path.resolve()), None if rms is None else str(rms.path.resolve())
 
