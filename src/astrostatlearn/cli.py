@@ -28,6 +28,7 @@ from astrostatlearn.methods.registry import BUILTIN_METHODS as _BUILTIN, default
 
 METHOD_LIST = ", ".join(_BUILTIN)
 WEIGHT_HELP = "Inverse-variance weight map (0 = no data), in place of --rms, as SExtractor's MAP_WEIGHT."
+MASK_HELP = "Bad-pixel map, e.g. a DQ or flag map: non-zero pixels have no data."
 DEFAULT_BENCHMARK = default_benchmark_methods()
 
 app = typer.Typer(
@@ -99,17 +100,18 @@ def info(
     field: Path = typer.Argument(..., help="Field directory (img.fits [rms.fits] [true.fits]) or an image file."),
     rms: Optional[Path] = typer.Option(None, help="Noise map, overriding the field directory's rms.fits."),
     weight: Optional[Path] = typer.Option(None, help=WEIGHT_HELP),
+    mask: Optional[Path] = typer.Option(None, help=MASK_HELP),
     true: Optional[Path] = typer.Option(None, help="Truth map, overriding the field directory's true.fits."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
     """Describe a field: size, dtype, WCS, robust statistics, objects and foreground fraction.
 
-    Every pixel is checked (streamed in bounded memory): pixels with no data (non-finite, or in
-    zero-filled regions of a noisy image) are counted, and a bad rms or truth map is reported as an error.
+    Every pixel is checked (streamed in bounded memory): pixels with no data (non-finite, in
+    zero-filled regions of a noisy image, of weight 0, or masked) are counted, and a bad rms or truth map is reported as an error.
     """
     from astrostatlearn.field import Field, robust_stats, scan_field
 
-    with Field.open(field, rms=rms, true=true, weight=weight) as f:
+    with Field.open(field, rms=rms, true=true, weight=weight, mask=mask) as f:
         report = scan_field(f, progress=True)
         mean, median, std = robust_stats(f)
         out: dict[str, Any] = {
@@ -128,14 +130,15 @@ def info(
         typer.echo(json.dumps(out, indent=2))
         return
     ny, nx = out["shape"]
+    no_data = ["non-finite"] + ["zero-filled"] * out["zero_filled_is_blank"] + ["weight 0"] * bool(weight) \
+        + ["masked"] * bool(mask)
     lines = [
         f"image      {out['image']} (HDU {out['hdu']}{', tile-compressed' if out['compressed'] else ''})",
         f"size       {ny} x {nx} pixels (y, x) = {ny * nx / 1e6:.2f} Mpix, dtype {out['dtype']}",
         f"WCS        {'yes' if out['wcs'] else 'no'}"
         + (f", {out['pixel_scale_arcsec']:.4g} arcsec/pixel" if out["pixel_scale_arcsec"] else ""),
         f"stats      sigma-clipped median {_fmt(median)}, std {_fmt(std)} (mean {_fmt(mean)})",
-        f"no data    {out['nonfinite_pixels']} pixels (non-finite{', or zero-filled' if out['zero_filled_is_blank'] else ''};"
-        " masked downstream)",
+        f"no data    {out['nonfinite_pixels']} pixels ({', '.join(no_data)}; masked downstream)",
         f"rms        {out['rms'] or 'none'}",
     ]
     if f.true is not None:
@@ -216,6 +219,7 @@ def preprocess(
     stretch: str = typer.Option("asinh", help="Stretch of the soft variants: asinh, log, sqrt, power or linear."),
     rms: Optional[Path] = typer.Option(None, help="Noise map, overriding the field directory's rms.fits."),
     weight: Optional[Path] = typer.Option(None, help=WEIGHT_HELP),
+    mask: Optional[Path] = typer.Option(None, help=MASK_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
 ) -> None:
     """Write a named input variant of a field, computed tile by tile with global statistics.
@@ -227,7 +231,7 @@ def preprocess(
     from astrostatlearn.preprocess import fit_variant, preprocess_field
 
     check_writable(out, overwrite)
-    with Field.open(field, rms=rms, weight=weight) as f:
+    with Field.open(field, rms=rms, weight=weight, mask=mask) as f:
         scan_field(f)  # the rms checks info and segment make, before any work
         pre = fit_variant(f, variant, stretch=stretch)
         res = preprocess_field(f, pre, out, overwrite=overwrite, progress=True)
@@ -289,6 +293,7 @@ def segment(
     variant: Optional[str] = typer.Option(None, "--variant", "-v", help="Input variant (default: the model's own, else the method's default)."),
     rms: Optional[Path] = typer.Option(None, help="Noise map, overriding the field directory's rms.fits."),
     weight: Optional[Path] = typer.Option(None, help=WEIGHT_HELP),
+    mask: Optional[Path] = typer.Option(None, help=MASK_HELP),
     tile: Optional[int] = typer.Option(None, help="Tile core size in pixels (default: the method's own; sep 2048, others 1024)."),
     halo: Optional[int] = typer.Option(None, help="Halo around each tile core; must exceed the largest object (default 128)."),
     scheduler: Optional[str] = typer.Option(None, help="'processes', 'threads', or a dask.distributed scheduler address (default: the method's own)."),
@@ -322,7 +327,7 @@ def segment(
     tile = seg.default_tile if tile is None else tile
     check_segment_args(seg, out, tile, halo, overwrite, resume)  # before the field is scanned
     t0 = time.perf_counter()
-    with Field.open(field, rms=rms, weight=weight) as f:
+    with Field.open(field, rms=rms, weight=weight, mask=mask) as f:
         res = prepare_and_segment(f, seg, out, variant=variant, tile=tile, halo=halo, scheduler=scheduler,
                                   workers=workers or None, score=score, overwrite=overwrite, progress=True,
                                   model_path=str(model) if model else None, resume=resume)
@@ -479,6 +484,7 @@ def inject(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: real-000/, real-001/, ... (each a field), inject.json, psf.fits."),
     rms: Optional[Path] = typer.Option(None, help="Its noise map (default: the image's background rms)."),
     weight: Optional[Path] = typer.Option(None, help=WEIGHT_HELP),
+    mask: Optional[Path] = typer.Option(None, help=MASK_HELP),
     psf_fwhm: Optional[float] = typer.Option(None, "--psf-fwhm", help="PSF: a Moffat (beta 3) of this FWHM in pixels."),
     psf: Optional[Path] = typer.Option(None, "--psf", help="PSF: an image (FITS). Default: estimated from the image's stars."),
     n: int = typer.Option(100, "--n", help="Galaxies injected per realisation."),
@@ -503,7 +509,7 @@ def inject(
     request = InjectRequest(n=n, realisations=realisations, mag_range=_mag_range(mag_range), psf_fwhm=psf_fwhm,
                             psf=str(psf) if psf else None, seed=seed, zeropoint=zeropoint, gain=gain,
                             pixel_scale=pixel_scale, confirm_with=tuple(str(p) for p in confirm_with))
-    res = inject_image(image, out, request, rms=rms, weight=weight, overwrite=overwrite, progress=True)
+    res = inject_image(image, out, request, rms=rms, weight=weight, mask=mask, overwrite=overwrite, progress=True)
     typer.echo(res.summary())
     for note in res.description["notes"]:
         typer.echo(f"note: {note}")
@@ -558,6 +564,7 @@ def evaluate(
     image: Optional[Path] = typer.Option(None, "--image", help="Without --catalog: the field's image, to bin completeness by each true object's footprint S/N."),
     rms: Optional[Path] = typer.Option(None, "--rms", help="With --image: its noise map (default: the image's sigma-clipped std)."),
     weight: Optional[Path] = typer.Option(None, "--weight", help="With --image: " + WEIGHT_HELP),
+    mask: Optional[Path] = typer.Option(None, "--mask", help="With --image: " + MASK_HELP),
     score: Optional[Path] = typer.Option(None, help="Per-pixel score map; each object's COCO score is its mean (unless --scores gives it)."),
     scores: Optional[Path] = typer.Option(None, help="Run catalogue (catalog.ecsv from segment) whose per-object 'score' ranks COCO detections."),
     region: Optional[str] = typer.Option(None, help="Evaluate only y0:y1,x0:x1 (0-based, half-open), e.g. a test split."),
@@ -593,7 +600,7 @@ def evaluate(
         from astrostatlearn.field import Field
         from astrostatlearn.metrics import footprint_snr
 
-        with Field.open(img=image, rms=rms, true=true, weight=weight) as f:
+        with Field.open(img=image, rms=rms, true=true, weight=weight, mask=mask) as f:
             cat = footprint_snr(f, parse_region(region))
     object_scores = None
     if scores is not None:

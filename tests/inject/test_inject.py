@@ -93,17 +93,21 @@ def test_injected_fields_carry_the_truth_header_and_flux(tmp_path: Path, blank: 
     assert json.loads((tmp_path / "inj" / "inject.json").read_text())["realisations"][1]["n_injected"] == 12
 
 
-def test_a_weight_map_gives_the_noise_and_its_zeros_are_never_used(tmp_path: Path) -> None:
+def test_a_weight_map_gives_the_noise_and_its_zeros_and_the_mask_are_never_used(tmp_path: Path) -> None:
     path = star_field(tmp_path / "stars.fits")
     weight = np.full(fits.getdata(path).shape, 0.25, np.float32)  # rms 2
     weight[10:90, 300:390] = 0.0
     fits.PrimaryHDU(weight).writeto(tmp_path / "weight.fits")
+    bad = np.zeros(weight.shape, np.uint8)
+    bad[200:260, 20:120] = 1
+    fits.PrimaryHDU(bad).writeto(tmp_path / "mask.fits")
     res = inject_image(path, tmp_path / "inj", InjectRequest(n=10, realisations=1, seed=4),
-                       weight=tmp_path / "weight.fits")
+                       weight=tmp_path / "weight.fits", mask=tmp_path / "mask.fits")
     real = res.realisations[0]
     img, rms = fits.getdata(real / "img.fits"), fits.getdata(real / "rms.fits")
     assert np.isnan(img[10:90, 300:390]).all() and (fits.getdata(real / "true.fits")[10:90, 300:390] == 0).all()
     assert (fits.getdata(real / "ignore.fits")[10:90, 300:390] > 0).all()
+    assert np.isnan(img[200:260, 20:120]).all() and (fits.getdata(real / "ignore.fits")[200:260, 20:120] > 0).all()
     assert np.nanmin(rms) >= 2.0 * 0.999  # the weight map's rms, plus source noise
 
 

@@ -46,7 +46,7 @@ def _uncertainty_rms(unc: Any) -> np.ndarray:
     if isinstance(unc, VarianceUncertainty):
         return np.sqrt(a)
     if isinstance(unc, InverseVariance):  # a weight of 0 is no data: NaN, which masks the image there
-        from astrostatlearn.field.weight import weight_to_rms
+        from astrostatlearn.field.views import weight_to_rms
 
         return weight_to_rms(a)
     raise InputError(f"unsupported NDData uncertainty {type(unc).__name__}; use StdDevUncertainty, "

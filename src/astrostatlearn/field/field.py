@@ -14,9 +14,9 @@ import numpy as np
 
 from astrostatlearn.errors import InputError
 from astrostatlearn.field.blank import blank_to_nan, zeros_are_blank
-from astrostatlearn.field.fitsio import ImageFile, open_image, open_source, split_extension
+from astrostatlearn.field.fitsio import ImageFile, open_image, split_extension
 from astrostatlearn.field.rawimage import PixelLayout
-from astrostatlearn.field.weight import WeightImage, WeightSource
+from astrostatlearn.field.views import MaskedImage, WeightImage, open_view, reopen_path, source_of
 from astrostatlearn.field.windows import Window, sample_rows
 
 if TYPE_CHECKING:
@@ -37,19 +37,39 @@ def _find(directory: Path, stem: str) -> Path | None:
     return None
 
 
+def _locate(path: str | Path | None) -> dict[str, Path | None]:
+    """The files of a field directory ``path`` (or the image file ``path``), by role."""
+    found: dict[str, Path | None] = {"img": None, "rms": None, "true": None, "catalog": None, "mask": None}
+    if path is None:
+        return found
+    d = Path(path)
+    if not d.exists() and not split_extension(d)[0].is_file():
+        raise InputError("field not found", d)
+    if not d.is_dir():  # an image file, perhaps with its HDU (``file.fits[1]``)
+        found["img"] = d
+        return found
+    for key, stem in FIELD_FILES.items():
+        found[key] = _find(d, stem)
+    found["catalog"] = d / CATALOG_NAME if (d / CATALOG_NAME).exists() else None
+    if found["img"] is None:
+        raise InputError("field directory has no img.fits", d)
+    return found
+
+
 class Field:
     """A survey field: ``img`` (required), ``rms`` and ``true`` (optional), all the same shape.
 
     Pixel windows are read lazily with :meth:`read_img`, :meth:`read_rms` and :meth:`read_true`.
     Arrays are ``[y, x]``, 0-based. Use :meth:`open` to build one; close it (or use ``with``).
     Missing data is NaN in the image: NaN in the file, zero-filled regions when the sky is noisy
-    (:attr:`zero_blank`), and a weight of 0 when the noise comes as a weight map
-    (:class:`~astrostatlearn.field.weight.WeightImage`).
+    (:attr:`zero_blank`), a weight of 0 when the noise comes as a weight map, and a non-zero
+    bad-pixel mask (:mod:`~astrostatlearn.field.views`).
     """
 
     BLANK_SAMPLE = 1_000_000  # pixels read to decide :attr:`zero_blank`
 
-    def __init__(self, img: ImageFile, rms: ImageFile | WeightImage | None = None, true: ImageFile | None = None,
+    def __init__(self, img: ImageFile | MaskedImage, rms: ImageFile | WeightImage | None = None,
+                 true: ImageFile | None = None,
                  catalog: Path | None = None) -> None:
         self.img, self.rms, self.true, self.catalog = img, rms, true, catalog
         self._zero_blank: bool | None = None
@@ -64,47 +84,38 @@ class Field:
     @classmethod
     def open(cls, path: str | Path | None = None, *, img: str | Path | None = None,
              rms: str | Path | None = None, true: str | Path | None = None,
-             catalog: str | Path | None = None, weight: str | Path | None = None) -> "Field":
+             catalog: str | Path | None = None, weight: str | Path | None = None,
+             mask: str | Path | None = None) -> "Field":
         """Open a field directory ``path``, or explicit ``img``/``rms``/``true`` files.
 
         Explicit files override those found in the directory. ``weight``, an inverse-variance
-        map (0 = no data), takes the place of the rms map. Raises :class:`InputError` with a
-        one-line message naming the file for every kind of bad input.
+        map (0 = no data), takes the place of the rms map; ``mask`` is a bad-pixel map (non-zero =
+        no data). Any file may name its HDU (``file.fits[SCI]``). Raises :class:`InputError` with
+        a one-line message naming the file for every kind of bad input.
         """
         if weight is not None and rms is not None:
             raise InputError("give a noise map (rms) or a weight map, not both", weight)
-        found: dict[str, Path | None] = {"img": None, "rms": None, "true": None, "catalog": None}
-        if path is not None:
-            d = Path(path)
-            if not d.exists() and not split_extension(d)[0].is_file():
-                raise InputError("field not found", d)
-            if not d.is_dir():  # an image file, perhaps with its HDU (``file.fits[1]``)
-                found["img"] = d
-            else:
-                for key, stem in FIELD_FILES.items():
-                    found[key] = _find(d, stem)
-                found["catalog"] = d / CATALOG_NAME if (d / CATALOG_NAME).exists() else None
-                if found["img"] is None:
-                    raise InputError("field directory has no img.fits", d)
-        for key, value in (("img", img), ("rms", rms or weight), ("true", true), ("catalog", catalog)):
+        found = _locate(path)
+        for key, value in (("img", img), ("rms", rms or weight), ("true", true), ("catalog", catalog), ("mask", mask)):
             if value is not None:
                 found[key] = Path(value)
         if found["img"] is None:
             raise InputError("no image given: pass a field directory or an img file")
-        opened: list[ImageFile] = []
+        if found["catalog"] is not None and not Path(found["catalog"]).exists():
+            raise InputError("catalogue file not found", found["catalog"])
+        opened: list[Any] = []
+
+        def opening(key: str, role: str) -> Any:
+            f = open_image(found[key], role=role) if found[key] is not None else None
+            if f is not None:
+                opened.append(f)
+            return f
+
         try:
-            im = open_image(found["img"], role="image")
-            opened.append(im)
-            rm = open_image(found["rms"], role="weight" if weight else "rms") if found["rms"] else None
-            if rm:
-                opened.append(rm)
-                rm = WeightImage(rm) if weight else rm
-            tr = open_image(found["true"], role="truth") if found["true"] else None
-            if tr:
-                opened.append(tr)
-            if found["catalog"] is not None and not Path(found["catalog"]).exists():
-                raise InputError("catalogue file not found", found["catalog"])
-            return cls(im, rm, tr, found["catalog"])
+            im, rm, tr = opening("img", "image"), opening("rms", "weight" if weight else "rms"), opening("true", "truth")
+            bad = opening("mask", "mask")
+            return cls(im if bad is None else MaskedImage(im, bad), WeightImage(rm) if weight and rm else rm, tr,
+                       found["catalog"])
         except Exception:
             for f in opened:
                 f.close()
@@ -121,46 +132,29 @@ class Field:
 
     @property
     def file_paths(self) -> tuple[str, str | None] | None:
-        """Absolute paths of the image and rms files, from which another process can open this
-        field (:meth:`open` with ``img=``, ``rms=``; ``file.fits[N]`` where an HDU was chosen); None
-        when either lives in memory only."""
+        """Absolute paths of the image and rms files (``file.fits[N]`` where an HDU was chosen),
+        as a record of the run; None when either lives in memory only. A masked image or a weight
+        map reopens from :attr:`sources`."""
         images = [self.img] + ([self.rms] if self.rms is not None else [])
         if not all(Path(im.path).is_file() for im in images):
             return None
-
-        def reopen(im: Any) -> str:  # the HDU too, where one was chosen (``file.fits[2]``)
-            return getattr(im, "spec", None) or str(Path(im.path).resolve())
-
-        return reopen(self.img), None if self.rms is None else reopen(self.rms)
+        return reopen_path(self.img), None if self.rms is None else reopen_path(self.rms)
 
     @property
-    def sources(self) -> tuple[str | PixelLayout, str | PixelLayout | None] | None:
-        """What another process opens this field's image and rms from (:meth:`from_sources`):
-        each one's :class:`~astrostatlearn.field.rawimage.PixelLayout` when it is a plain FITS
-        image (read with no header and no astropy), else its absolute path; None when either
-        lives in memory only."""
-        paths = self.file_paths
-        if paths is None:
+    def sources(self) -> tuple[Any, Any] | None:
+        """What another process opens this field's image and rms from (:meth:`from_sources`;
+        :func:`~astrostatlearn.field.views.source_of`); None when either lives in memory only."""
+        if self.file_paths is None:
             return None
-
-        def source(im: Any, path: str) -> str | PixelLayout:
-            layout = getattr(im, "layout", None)
-            return layout if isinstance(layout, PixelLayout) else path
-
-        if isinstance(self.rms, WeightImage):
-            return source(self.img, paths[0]), WeightSource(source(self.rms.weights, paths[1] or ""))
-        return source(self.img, paths[0]), None if self.rms is None else source(self.rms, paths[1] or "")
+        return source_of(self.img), None if self.rms is None else source_of(self.rms)
 
     @classmethod
-    def from_sources(cls, img: str | Path | PixelLayout,
-                     rms: str | Path | PixelLayout | WeightSource | None = None) -> "Field":
+    def from_sources(cls, img: Any, rms: Any = None) -> "Field":
         """The field of :attr:`sources` (or of plain paths), as a worker opens it: layouts of
         unchanged files are read directly, anything else through :func:`open_image`."""
-        im = open_source(img, role="image")
+        im = open_view(img, role="image")
         try:
-            if isinstance(rms, WeightSource):
-                return cls(im, WeightImage(open_source(rms.source, role="weight")))
-            return cls(im, open_source(rms, role="rms") if rms is not None else None)
+            return cls(im, None if rms is None else open_view(rms, role="rms"))
         except Exception:
             im.close()
             raise

@@ -152,10 +152,10 @@ def _header_value(header: Any, keys: tuple[str, ...]) -> float | None:
 
 
 def plan_injection(image: str | Path, request: InjectRequest, rms: str | Path | None = None,
-                   weight: str | Path | None = None) -> InjectPlan:
+                   weight: str | Path | None = None, mask: str | Path | None = None) -> InjectPlan:
     """Read and measure the image (step 1 of the module docstring); ``weight``, an inverse-variance
-    map, in place of ``rms``."""
-    with Field.open(img=image, rms=rms, weight=weight) as f:
+    map, in place of ``rms``; ``mask``, a bad-pixel map (non-zero = no data)."""
+    with Field.open(img=image, rms=rms, weight=weight, mask=mask) as f:
         img = f.read_img()
         rms_map = f.read_rms()
         header, scale = f.header.copy(), f.pixel_scale
@@ -319,7 +319,7 @@ class InjectResult:
 
 def inject_image(image: str | Path, out: str | Path, request: InjectRequest | None = None,
                  rms: str | Path | None = None, overwrite: bool = False, progress: bool = False,
-                 weight: str | Path | None = None) -> InjectResult:
+                 weight: str | Path | None = None, mask: str | Path | None = None) -> InjectResult:
     """Inject simulated galaxies into a real image and write the realisations as fields.
 
     Parameters
@@ -338,6 +338,8 @@ def inject_image(image: str | Path, out: str | Path, request: InjectRequest | No
         Show a progress bar.
     weight : path, optional
         An inverse-variance weight map (0 = no data) in place of ``rms``.
+    mask : path, optional
+        A bad-pixel map (non-zero = no data): never injected into.
 
     Returns
     -------
@@ -366,7 +368,7 @@ def inject_image(image: str | Path, out: str | Path, request: InjectRequest | No
     out = Path(out)
     if out.exists() and not overwrite:
         raise InputError("output exists; pass --overwrite to replace it", out)
-    plan = plan_injection(image, request, rms, weight)
+    plan = plan_injection(image, request, rms, weight, mask)
     with OutputSet(out, None, overwrite) as tx:
         stage = tx.path()
         runs = [write_realisation(plan, k, stage / f"real-{k:03d}")

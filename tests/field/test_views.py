@@ -1,4 +1,5 @@
-"""Inverse-variance weight maps in place of rms maps (0 = no data)."""
+"""Images read through another map: inverse-variance weight maps in place of rms maps (0 = no
+data), bad-pixel masks (non-zero = no data), and HDUs chosen by name."""
 
 import json
 from pathlib import Path
@@ -95,3 +96,32 @@ def test_hdus_are_chosen_by_index_or_name_as_in_a_drizzled_file(weighted: dict, 
                                   fits.getdata(tmp_path / "files" / "segmentation.fits"))
     run = json.loads((tmp_path / "drz" / "run.json").read_text())
     assert run["field"]["img"].endswith("drz.fits[1]") and run["field"]["rms"].endswith("drz.fits[2]")
+
+
+def test_a_bad_pixel_mask_is_no_data_in_every_process(weighted: dict, tmp_path: Path) -> None:
+    """A DQ-like extension (non-zero = bad) masks the image as NaN does, on worker processes too."""
+    img = fits.getdata(weighted["img"])
+    dq = np.zeros(img.shape, np.int16)
+    dq[:, 100:160] = 4
+    dq[300, 300] = 1
+    drz = tmp_path / "drz.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(img, name="SCI"),
+                  fits.CompImageHDU(dq, name="DQ", compression_type="RICE_1")]).writeto(drz)
+    masked = fits.getdata(weighted["masked"])
+    masked[300, 300] = np.nan
+    fits.PrimaryHDU(masked).writeto(tmp_path / "nan.fits")
+    with Field.open(img=f"{drz}[SCI]", mask=f"{drz}[DQ]") as f:
+        got = f.read_img()
+        np.testing.assert_array_equal(got, masked)
+        assert f.img.hdu_index == 1 and f.wcs is None  # the image file's, through the mask
+    for name, args in (("dq", [f"{drz}[SCI]", "--mask", f"{drz}[DQ]"]), ("nan", [str(tmp_path / "nan.fits")])):
+        r = runner.invoke(app, ["segment", *args, "--rms", str(weighted["rms"]), "-m", "sep", "-o",
+                                str(tmp_path / name), "--workers", "2", "--tile", "256"])
+        assert r.exit_code == 0, r.output
+    a = fits.getdata(tmp_path / "dq" / "segmentation.fits")
+    np.testing.assert_array_equal(a, fits.getdata(tmp_path / "nan" / "segmentation.fits"))
+    assert a.max() > 10 and not a[:, 100:160].any()
+    small = _write(tmp_path / "small.fits", np.zeros((5, 5), np.uint8))
+    r = runner.invoke(app, ["segment", str(weighted["img"]), "--mask", str(small), "-m", "sep", "-o",
+                            str(tmp_path / "small-run")])
+    assert r.exit_code == 2 and "mask is 5x5" in r.output and not (tmp_path / "small-run").exists()
