@@ -15,8 +15,7 @@ import numpy as np
 from astrostatlearn.errors import InputError
 from astrostatlearn.field.blank import blank_to_nan, zeros_are_blank
 from astrostatlearn.field.fitsio import ImageFile, open_image, split_extension
-from astrostatlearn.field.rawimage import PixelLayout
-from astrostatlearn.field.views import MaskedImage, WeightImage, open_view, reopen_path, source_of
+from astrostatlearn.field.views import MaskedImage, WeightImage, apply_mask, open_view, reopen_path, source_of
 from astrostatlearn.field.windows import Window, sample_rows
 
 if TYPE_CHECKING:
@@ -207,14 +206,14 @@ class Field:
         """Image pixels of ``window`` as float32: non-finite values kept as they are, no data NaN
         (zero-filled regions where :attr:`zero_blank`, a weight of 0)."""
         if isinstance(self.rms, WeightImage):
-            return self._weight_blanks(self._read_image(window), self.rms.read(window))
+            return apply_mask(self._read_image(window), np.isnan(self.rms.read(window)))  # a weight of 0
         return self._read_image(window)
 
     def read_img_rms(self, window: Window | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """``(img, rms)`` of ``window``, as :meth:`read_img` and :meth:`read_rms` give them, each
         file read once."""
         img, rms = self._read_image(window), self.read_rms(window)
-        return (self._weight_blanks(img, rms) if isinstance(self.rms, WeightImage) else img), rms
+        return (apply_mask(img, np.isnan(rms)) if isinstance(self.rms, WeightImage) else img), rms
 
     def read_rms(self, window: Window | None = None) -> np.ndarray | None:
         """Noise-map pixels of ``window`` as float32 (NaN where a weight map is 0), or None when
@@ -227,14 +226,8 @@ class Field:
         blank = self.zero_blank
         out = [blank_to_nan(a) if blank else a.astype(np.float32, copy=False) for a in self.img.read_windows(windows)]
         if isinstance(self.rms, WeightImage):
-            out = [self._weight_blanks(a, r) for a, r in zip(out, self.rms.read_windows(windows))]
+            out = [apply_mask(a, np.isnan(r)) for a, r in zip(out, self.rms.read_windows(windows))]
         return out
-
-    @staticmethod
-    def _weight_blanks(img: np.ndarray, rms: np.ndarray) -> np.ndarray:
-        """``img`` with NaN where a weight map's rms is NaN (a weight of 0: no data)."""
-        gone = np.isnan(rms)
-        return np.where(gone, np.float32(np.nan), img) if gone.any() else img
 
     def read_rms_windows(self, windows: Sequence[Window]) -> list[np.ndarray] | None:
         """Noise-map pixels of each of ``windows`` as float32, or None without an rms map."""

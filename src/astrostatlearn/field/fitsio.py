@@ -187,11 +187,43 @@ def split_extension(path: str | Path) -> tuple[Path, int | str | tuple[str, int]
 def open_image(path: str | Path, hdu: int | str | tuple[str, int] | None = None, role: str = "image") -> ImageFile:
     """Open the 2-D image HDU of a FITS file, memory-mapped, and check it is complete.
 
-    ``hdu`` picks an HDU by index, EXTNAME or (EXTNAME, EXTVER), as does a path spelt
-    ``file.fits[1]``, ``file.fits[SCI]`` or ``file.fits[SCI,2]`` (:func:`split_extension`); by
-    default the first HDU holding a 2-D image is used (primary, image extension or
-    tile-compressed image). Raises :class:`InputError` naming the file for: missing file, not
-    FITS, truncated or corrupt file, no image HDU, no such HDU.
+    Parameters
+    ----------
+    path : str or Path
+        The FITS file, optionally with its HDU as CFITSIO and SExtractor spell it:
+        ``file.fits[1]``, ``file.fits[SCI]`` or ``file.fits[SCI,2]`` (:func:`split_extension`).
+    hdu : int, str or (str, int), optional
+        The HDU by index, EXTNAME or (EXTNAME, EXTVER), overriding one in ``path``. Default: the
+        first HDU holding a 2-D image (primary, image extension or tile-compressed image).
+    role : str
+        What the file is (image, rms, weight, mask, truth...), for error messages.
+
+    Returns
+    -------
+    ImageFile
+        The HDU, read lazily by window; ``spec`` reopens it in another process.
+
+    Raises
+    ------
+    InputError
+        Naming the file: missing file, not FITS, truncated or corrupt file, no image HDU, no such HDU.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from astropy.io import fits
+    >>> from astrostatlearn.field import Window, open_image
+    >>> path = Path(tempfile.mkdtemp()) / "drz.fits"
+    >>> fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.ones((4, 6), np.float32), name="SCI"),
+    ...               fits.ImageHDU(np.full((4, 6), 4.0, np.float32), name="WHT")]).writeto(path)
+    >>> with open_image(f"{path}[WHT]", role="weight") as wht:
+    ...     wht.hdu_index, wht.shape, float(wht.read(Window(0, 2, 0, 2)).max())
+    (2, (4, 6), 4.0)
+    >>> with open_image(path) as sci:  # the first image
+    ...     sci.hdu_index
+    1
     """
     p, named = split_extension(path)
     hdu = named if hdu is None else hdu
