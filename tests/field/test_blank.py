@@ -29,11 +29,20 @@ def test_zero_filled_marks_regions_not_stray_zeros() -> None:
     img[:, :30] = 0.0  # an edge
     img[100:120, 80:110] = 0.0  # a hole
     img[10, 100] = 0.0  # a sky pixel that happens to be 0
-    img[50:52, 60:140] = 0.0  # a line two pixels wide
+    img[50:54, 60:140] = 0.0  # a line four pixels wide
     blank = zero_filled(img)
     assert blank[:, :30].all() and blank[100:120, 80:110].all()
-    assert not blank[10, 100] and not blank[50:52, 60:140].any()
+    assert not blank[10, 100] and not blank[50:54, 60:140].any()
     assert blank.sum() == 200 * 30 + 20 * 30
+
+
+def test_the_zeros_of_an_integer_sky_are_not_blanks() -> None:
+    """Integer counts with a noise of 1 ADU: 38% of the sky is exactly 0, yet only the edge is blank."""
+    img = np.round(np.random.default_rng(2).normal(0.0, 1.0, (400, 400))).astype(np.float32)
+    img[:, :40] = 0.0
+    assert zeros_are_blank(img) and 0.3 < (img[:, 40:] == 0).mean() < 0.45
+    blank = zero_filled(img)
+    assert blank[:, :40].all() and not blank[:, 45:].any()
 
 
 def test_zeros_are_blank_only_on_a_noisy_sky() -> None:

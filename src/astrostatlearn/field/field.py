@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from astrostatlearn.errors import InputError
-from astrostatlearn.field.blank import blank_to_nan, zeros_are_blank
+from astrostatlearn.field.blank import MARGIN, blank_to_nan, zeros_are_blank
 from astrostatlearn.field.fitsio import ImageFile, open_image, split_extension
 from astrostatlearn.field.views import MaskedImage, WeightImage, apply_mask, open_view, reopen_path, source_of
 from astrostatlearn.field.windows import Window, sample_rows
@@ -199,8 +199,14 @@ class Field:
         self._zero_blank = bool(value)
 
     def _read_image(self, window: Window | None) -> np.ndarray:
-        data = self.img.read(window).astype(np.float32, copy=False)
-        return blank_to_nan(data) if self.zero_blank else data
+        """The image of ``window``, its zero-filled regions NaN where :attr:`zero_blank` (decided
+        on the window grown by the blank rule's margin, so every window agrees with the whole)."""
+        if not self.zero_blank:
+            return self.img.read(window).astype(np.float32, copy=False)
+        w = window or self.full
+        g = w.grow(MARGIN, self.shape)
+        data = blank_to_nan(self.img.read(g))
+        return data[w.y0 - g.y0:w.y1 - g.y0, w.x0 - g.x0:w.x1 - g.x0]
 
     def read_img(self, window: Window | None = None) -> np.ndarray:
         """Image pixels of ``window`` as float32: non-finite values kept as they are, no data NaN
@@ -223,8 +229,10 @@ class Field:
     def read_img_windows(self, windows: Sequence[Window]) -> list[np.ndarray]:
         """Image pixels of each of ``windows`` (a sample of rows, say) as float32, in one map of the
         file, blanks as in :meth:`read_img`."""
-        blank = self.zero_blank
-        out = [blank_to_nan(a) if blank else a.astype(np.float32, copy=False) for a in self.img.read_windows(windows)]
+        if self.zero_blank:
+            out = [self._read_image(w) for w in windows]
+        else:
+            out = [a.astype(np.float32, copy=False) for a in self.img.read_windows(windows)]
         if isinstance(self.rms, WeightImage):
             out = [apply_mask(a, np.isnan(r)) for a, r in zip(out, self.rms.read_windows(windows))]
         return out
