@@ -2,8 +2,8 @@
 
 An ``NDData``'s ``uncertainty`` becomes the rms (``StdDevUncertainty`` as it is,
 ``VarianceUncertainty`` by its square root, ``InverseVariance`` by ``1/sqrt``; where it is 0 or
-NaN the pixel has no data), its ``mask`` (True = bad) is applied, and its ``wcs`` is used. Masked pixels become NaN, which every method
-treats as missing data. Every problem is an :class:`~astrostatlearn.errors.InputError` (a
+NaN the pixel has no data), its ``mask`` (True = bad) is applied, and its ``wcs`` is used.
+Masked pixels become NaN, which every method treats as missing data. Every problem is an :class:`~astrostatlearn.errors.InputError` (a
 ``ValueError``) with one sentence.
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from astrostatlearn.errors import InputError
+from astrostatlearn.field.views import apply_mask, weight_to_rms
 
 
 @dataclass
@@ -46,8 +47,6 @@ def _uncertainty_rms(unc: Any) -> np.ndarray:
     if isinstance(unc, VarianceUncertainty):
         return np.sqrt(a)
     if isinstance(unc, InverseVariance):  # a weight of 0 is no data: NaN, which masks the image there
-        from astrostatlearn.field.views import weight_to_rms
-
         return weight_to_rms(a)
     raise InputError(f"unsupported NDData uncertainty {type(unc).__name__}; use StdDevUncertainty, "
                      "VarianceUncertainty or InverseVariance")
@@ -72,13 +71,13 @@ def image_inputs(data: Any, rms: Any = None, wcs: Any = None, mask: Any = None) 
         rms = _as_2d(rms, "rms").astype(np.float32)
         if rms.shape != img.shape:
             raise InputError(f"rms has shape {rms.shape}, but the image has {img.shape}")
-        if no_data is not None and no_data.any():
-            img = np.where(no_data, np.float32(np.nan), img)
+        if no_data is not None:
+            img = apply_mask(img, no_data)
     if mask is not None:
         m = np.asarray(mask)
         if m.shape != img.shape:
             raise InputError(f"mask has shape {m.shape}, but the image has {img.shape}")
-        img = np.where(m.astype(bool), np.float32(np.nan), img)
+        img = apply_mask(img, m.astype(bool))
     if wcs is not None and not hasattr(wcs, "to_header"):
         raise InputError(f"wcs must be an astropy WCS, got {type(wcs).__name__}")
     return ImageInputs(img, rms, wcs)

@@ -61,6 +61,6 @@ def zero_filled(img: np.ndarray) -> np.ndarray:
 
 def blank_to_nan(img: np.ndarray) -> np.ndarray:
     """float32 ``img`` with its zero-filled regions (:func:`zero_filled`) set to NaN (a copy where any are)."""
-    img = np.asarray(img, np.float32)
-    blank = zero_filled(img)
-    return np.where(blank, np.float32(np.nan), img) if blank.any() else img
+    from astrostatlearn.field.views import apply_mask
+
+    return apply_mask(img, zero_filled(img))
