@@ -28,6 +28,7 @@ from astrostatlearn.methods.registry import BUILTIN_METHODS as _BUILTIN, default
 
 METHOD_LIST = ", ".join(_BUILTIN)
 WEIGHT_HELP = "Inverse-variance weight map (0 = no data), in place of --rms, as SExtractor's MAP_WEIGHT."
+VARIANCE_HELP = "Variance map (as HSC and LSST ship; 0 = no data), in place of --rms."
 MASK_HELP = "Bad-pixel map, e.g. a DQ or flag map: non-zero pixels have no data."
 DEFAULT_BENCHMARK = default_benchmark_methods()
 
@@ -94,12 +95,22 @@ def _fmt(value: float) -> str:
     return f"{value:.6g}"
 
 
+def noise_map(rms: Path | None, weight: Path | None, variance: Path | None) -> dict[str, Any]:
+    """``Field.open``'s ``rms`` and ``noise_kind`` from at most one of --rms, --weight and --variance."""
+    given = [(kind, path) for kind, path in (("rms", rms), ("weight", weight), ("variance", variance)) if path is not None]
+    if len(given) > 1:
+        raise InputError(f"give one noise map, not --{' and --'.join(kind for kind, _ in given)}", given[-1][1])
+    kind, path = given[0] if given else ("rms", None)
+    return {"rms": path, "noise_kind": kind}
+
+
 @app.command()
 @user_errors
 def info(
     field: Path = typer.Argument(..., help="Field directory (img.fits [rms.fits] [true.fits]) or an image file."),
     rms: Optional[Path] = typer.Option(None, help="Noise map, overriding the field directory's rms.fits."),
     weight: Optional[Path] = typer.Option(None, help=WEIGHT_HELP),
+    variance: Optional[Path] = typer.Option(None, help=VARIANCE_HELP),
     mask: Optional[Path] = typer.Option(None, help=MASK_HELP),
     true: Optional[Path] = typer.Option(None, help="Truth map, overriding the field directory's true.fits."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
@@ -107,11 +118,11 @@ def info(
     """Describe a field: size, dtype, WCS, robust statistics, objects and foreground fraction.
 
     Every pixel is checked (streamed in bounded memory): pixels with no data (non-finite, in
-    zero-filled regions of a noisy image, of weight 0, or masked) are counted, and a bad rms or truth map is reported as an error.
+    zero-filled regions of a noisy image, of weight or variance 0, or masked) are counted, and a bad rms or truth map is reported as an error.
     """
     from astrostatlearn.field import Field, robust_stats, scan_field
 
-    with Field.open(field, rms=rms, true=true, weight=weight, mask=mask) as f:
+    with Field.open(field, true=true, mask=mask, **noise_map(rms, weight, variance)) as f:
         report = scan_field(f, progress=True)
         mean, median, std = robust_stats(f)
         out: dict[str, Any] = {
@@ -130,7 +141,7 @@ def info(
         typer.echo(json.dumps(out, indent=2))
         return
     ny, nx = out["shape"]
-    no_data = ["non-finite"] + ["zero-filled"] * out["zero_filled_is_blank"] + ["weight 0"] * bool(weight) \
+    no_data = ["non-finite"] + ["zero-filled"] * out["zero_filled_is_blank"] + ["noise map 0"] * bool(weight or variance) \
         + ["masked"] * bool(mask)
     lines = [
         f"image      {out['image']} (HDU {out['hdu']}{', tile-compressed' if out['compressed'] else ''})",
@@ -219,6 +230,7 @@ def preprocess(
     stretch: str = typer.Option("asinh", help="Stretch of the soft variants: asinh, log, sqrt, power or linear."),
     rms: Optional[Path] = typer.Option(None, help="Noise map, overriding the field directory's rms.fits."),
     weight: Optional[Path] = typer.Option(None, help=WEIGHT_HELP),
+    variance: Optional[Path] = typer.Option(None, help=VARIANCE_HELP),
     mask: Optional[Path] = typer.Option(None, help=MASK_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
 ) -> None:
@@ -231,7 +243,7 @@ def preprocess(
     from astrostatlearn.preprocess import fit_variant, preprocess_field
 
     check_writable(out, overwrite)
-    with Field.open(field, rms=rms, weight=weight, mask=mask) as f:
+    with Field.open(field, mask=mask, **noise_map(rms, weight, variance)) as f:
         scan_field(f)  # the rms checks info and segment make, before any work
         pre = fit_variant(f, variant, stretch=stretch)
         res = preprocess_field(f, pre, out, overwrite=overwrite, progress=True)
@@ -293,6 +305,7 @@ def segment(
     variant: Optional[str] = typer.Option(None, "--variant", "-v", help="Input variant (default: the model's own, else the method's default)."),
     rms: Optional[Path] = typer.Option(None, help="Noise map, overriding the field directory's rms.fits."),
     weight: Optional[Path] = typer.Option(None, help=WEIGHT_HELP),
+    variance: Optional[Path] = typer.Option(None, help=VARIANCE_HELP),
     mask: Optional[Path] = typer.Option(None, help=MASK_HELP),
     tile: Optional[int] = typer.Option(None, help="Tile core size in pixels (default: the method's own; sep 2048, others 1024)."),
     halo: Optional[int] = typer.Option(None, help="Halo around each tile core; must exceed the largest object (default 128)."),
@@ -327,7 +340,7 @@ def segment(
     tile = seg.default_tile if tile is None else tile
     check_segment_args(seg, out, tile, halo, overwrite, resume)  # before the field is scanned
     t0 = time.perf_counter()
-    with Field.open(field, rms=rms, weight=weight, mask=mask) as f:
+    with Field.open(field, mask=mask, **noise_map(rms, weight, variance)) as f:
         res = prepare_and_segment(f, seg, out, variant=variant, tile=tile, halo=halo, scheduler=scheduler,
                                   workers=workers or None, score=score, overwrite=overwrite, progress=True,
                                   model_path=str(model) if model else None, resume=resume)
@@ -484,6 +497,7 @@ def inject(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: real-000/, real-001/, ... (each a field), inject.json, psf.fits."),
     rms: Optional[Path] = typer.Option(None, help="Its noise map (default: the image's background rms)."),
     weight: Optional[Path] = typer.Option(None, help=WEIGHT_HELP),
+    variance: Optional[Path] = typer.Option(None, help=VARIANCE_HELP),
     mask: Optional[Path] = typer.Option(None, help=MASK_HELP),
     psf_fwhm: Optional[float] = typer.Option(None, "--psf-fwhm", help="PSF: a Moffat (beta 3) of this FWHM in pixels."),
     psf: Optional[Path] = typer.Option(None, "--psf", help="PSF: an image (FITS). Default: estimated from the image's stars."),
@@ -509,7 +523,8 @@ def inject(
     request = InjectRequest(n=n, realisations=realisations, mag_range=_mag_range(mag_range), psf_fwhm=psf_fwhm,
                             psf=str(psf) if psf else None, seed=seed, zeropoint=zeropoint, gain=gain,
                             pixel_scale=pixel_scale, confirm_with=tuple(str(p) for p in confirm_with))
-    res = inject_image(image, out, request, rms=rms, weight=weight, mask=mask, overwrite=overwrite, progress=True)
+    res = inject_image(image, out, request, mask=mask, overwrite=overwrite, progress=True,
+                       **noise_map(rms, weight, variance))
     typer.echo(res.summary())
     for note in res.description["notes"]:
         typer.echo(f"note: {note}")
@@ -564,6 +579,7 @@ def evaluate(
     image: Optional[Path] = typer.Option(None, "--image", help="Without --catalog: the field's image, to bin completeness by each true object's footprint S/N."),
     rms: Optional[Path] = typer.Option(None, "--rms", help="With --image: its noise map (default: the image's sigma-clipped std)."),
     weight: Optional[Path] = typer.Option(None, "--weight", help="With --image: " + WEIGHT_HELP),
+    variance: Optional[Path] = typer.Option(None, "--variance", help="With --image: " + VARIANCE_HELP),
     mask: Optional[Path] = typer.Option(None, "--mask", help="With --image: " + MASK_HELP),
     score: Optional[Path] = typer.Option(None, help="Per-pixel score map; each object's COCO score is its mean (unless --scores gives it)."),
     scores: Optional[Path] = typer.Option(None, help="Run catalogue (catalog.ecsv from segment) whose per-object 'score' ranks COCO detections."),
@@ -600,7 +616,7 @@ def evaluate(
         from astrostatlearn.field import Field
         from astrostatlearn.metrics import footprint_snr
 
-        with Field.open(img=image, rms=rms, true=true, weight=weight, mask=mask) as f:
+        with Field.open(img=image, true=true, mask=mask, **noise_map(rms, weight, variance)) as f:
             cat = footprint_snr(f, parse_region(region))
     object_scores = None
     if scores is not None:

@@ -33,9 +33,16 @@ def weighted(sim_field: Path, tmp_path: Path) -> dict[str, Path]:
             "rms": _write(tmp_path / "rms.fits", rms), "masked": _write(tmp_path / "masked.fits", masked)}
 
 
-def test_a_weight_map_reads_as_rms_with_no_data_where_it_is_zero(weighted: dict) -> None:
+@pytest.mark.parametrize("kind", ["weight", "variance"])
+def test_a_weight_or_variance_map_reads_as_rms_with_no_data_where_it_is_zero(weighted: dict, tmp_path: Path,
+                                                                             kind: str) -> None:
     rms = fits.getdata(weighted["rms"])
-    with Field.open(img=weighted["img"], weight=weighted["weight"]) as f:
+    noise = weighted["weight"]
+    if kind == "variance":
+        w = fits.getdata(weighted["weight"]).astype(np.float64)
+        noise = _write(tmp_path / "var.fits", np.where(w > 0, 1.0 / np.where(w > 0, w, 1.0), 0.0).astype(np.float32))
+    with Field.open(img=weighted["img"], rms=noise, noise_kind=kind) as f:
+        assert f.noise_kind == kind
         got = f.read_rms()
         assert np.isnan(got[:, 100:160]).all()
         np.testing.assert_allclose(got[:, :100], rms[:, :100], rtol=1e-6)
@@ -45,25 +52,30 @@ def test_a_weight_map_reads_as_rms_with_no_data_where_it_is_zero(weighted: dict)
         np.testing.assert_array_equal(f.read_img(w), img[w.slices])
         (row,) = f.read_img_windows([Window(5, 6, 0, f.shape[1])])
         np.testing.assert_array_equal(row, img[5:6])
-    with pytest.raises(InputError, match="not both"):
-        Field.open(img=weighted["img"], rms=weighted["rms"], weight=weighted["weight"])
+    with pytest.raises(InputError, match="noise_kind must be"):
+        Field.open(img=weighted["img"], rms=noise, noise_kind="sigma")
 
 
-def test_segment_with_a_weight_map_equals_segment_with_its_rms(weighted: dict, tmp_path: Path) -> None:
+def test_segment_with_a_weight_or_variance_map_equals_segment_with_its_rms(weighted: dict, tmp_path: Path) -> None:
     """On worker processes (sep's scheduler), so the weight map travels to them as a weight map."""
-    for name, args in (("weight", ["--weight", str(weighted["weight"])]), ("rms", ["--rms", str(weighted["rms"])])):
-        src = weighted["img"] if name == "weight" else weighted["masked"]
+    w = fits.getdata(weighted["weight"]).astype(np.float64)
+    variance = _write(tmp_path / "var.fits", np.where(w > 0, 1.0 / np.where(w > 0, w, 1.0), 0.0).astype(np.float32))
+    for name, args in (("weight", ["--weight", str(weighted["weight"])]), ("rms", ["--rms", str(weighted["rms"])]),
+                       ("variance", ["--variance", str(variance)])):
+        src = weighted["masked"] if name == "rms" else weighted["img"]
         r = runner.invoke(app, ["segment", str(src), "-m", "sep", "-o", str(tmp_path / name), "--workers", "2",
                                 "--tile", "256", *args])
         assert r.exit_code == 0, r.output
     a = fits.getdata(tmp_path / "weight" / "segmentation.fits")
     np.testing.assert_array_equal(a, fits.getdata(tmp_path / "rms" / "segmentation.fits"))
+    np.testing.assert_array_equal(a, fits.getdata(tmp_path / "variance" / "segmentation.fits"))
     assert a.max() > 10 and not a[:, 100:160].any()
     run = json.loads((tmp_path / "weight" / "run.json").read_text())
     assert run["field"]["noise"] == "weight" and run["field"]["rms"].endswith("weight.fits")
     r = runner.invoke(app, ["segment", str(weighted["img"]), "-m", "sep", "-o", str(tmp_path / "both"),
                             "--rms", str(weighted["rms"]), "--weight", str(weighted["weight"])])
-    assert r.exit_code == 2 and "not both" in r.output and not (tmp_path / "both").exists()
+    assert r.exit_code == 2 and "give one noise map, not --rms and --weight" in r.output
+    assert not (tmp_path / "both").exists()
 
 
 def test_hdus_are_chosen_by_index_or_name_as_in_a_drizzled_file(weighted: dict, tmp_path: Path) -> None:

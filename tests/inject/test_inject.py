@@ -102,7 +102,7 @@ def test_a_weight_map_gives_the_noise_and_its_zeros_and_the_mask_are_never_used(
     bad[200:260, 20:120] = 1
     fits.PrimaryHDU(bad).writeto(tmp_path / "mask.fits")
     res = inject_image(path, tmp_path / "inj", InjectRequest(n=10, realisations=1, seed=4),
-                       weight=tmp_path / "weight.fits", mask=tmp_path / "mask.fits")
+                       rms=tmp_path / "weight.fits", noise_kind="weight", mask=tmp_path / "mask.fits")
     real = res.realisations[0]
     img, rms = fits.getdata(real / "img.fits"), fits.getdata(real / "rms.fits")
     assert np.isnan(img[10:90, 300:390]).all() and (fits.getdata(real / "true.fits")[10:90, 300:390] == 0).all()

@@ -1,8 +1,8 @@
 """Arrays, memory-mapped HDU data and ``NDData``/``CCDData`` as inputs, checked in one place.
 
 An ``NDData``'s ``uncertainty`` becomes the rms (``StdDevUncertainty`` as it is,
-``VarianceUncertainty`` by its square root, ``InverseVariance`` by ``1/sqrt``; where it is 0 or
-NaN the pixel has no data), its ``mask`` (True = bad) is applied, and its ``wcs`` is used.
+``VarianceUncertainty`` by its square root, ``InverseVariance`` by ``1/sqrt``; where a variance
+or inverse variance is 0, or any is NaN, the pixel has no data), its ``mask`` (True = bad) is applied, and its ``wcs`` is used.
 Masked pixels become NaN, which every method treats as missing data. Every problem is an :class:`~astrostatlearn.errors.InputError` (a
 ``ValueError``) with one sentence.
 """
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from astrostatlearn.errors import InputError
-from astrostatlearn.field.views import apply_mask, weight_to_rms
+from astrostatlearn.field.views import apply_mask, to_rms
 
 
 @dataclass
@@ -44,10 +44,10 @@ def _uncertainty_rms(unc: Any) -> np.ndarray:
     a = np.asarray(unc.array, dtype=np.float64)
     if isinstance(unc, StdDevUncertainty):
         return a
-    if isinstance(unc, VarianceUncertainty):
-        return np.sqrt(a)
-    if isinstance(unc, InverseVariance):  # a weight of 0 is no data: NaN, which masks the image there
-        return weight_to_rms(a)
+    if isinstance(unc, VarianceUncertainty):  # 0 is no data: NaN, which masks the image there
+        return to_rms(a, "variance")
+    if isinstance(unc, InverseVariance):
+        return to_rms(a, "weight")
     raise InputError(f"unsupported NDData uncertainty {type(unc).__name__}; use StdDevUncertainty, "
                      "VarianceUncertainty or InverseVariance")
 

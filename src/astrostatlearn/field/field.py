@@ -15,7 +15,8 @@ import numpy as np
 from astrostatlearn.errors import InputError
 from astrostatlearn.field.blank import MARGIN, blank_to_nan, zeros_are_blank
 from astrostatlearn.field.fitsio import ImageFile, open_image, split_extension
-from astrostatlearn.field.views import MaskedImage, WeightImage, apply_mask, open_view, reopen_path, source_of
+from astrostatlearn.field.views import (NOISE_KINDS, MaskedImage, NoiseImage, apply_mask, open_view, reopen_path,
+                                        source_of)
 from astrostatlearn.field.windows import Window, sample_rows
 
 if TYPE_CHECKING:
@@ -61,13 +62,13 @@ class Field:
     Pixel windows are read lazily with :meth:`read_img`, :meth:`read_rms` and :meth:`read_true`.
     Arrays are ``[y, x]``, 0-based. Use :meth:`open` to build one; close it (or use ``with``).
     Missing data is NaN in the image: NaN in the file, zero-filled regions when the sky is noisy
-    (:attr:`zero_blank`), a weight of 0 when the noise comes as a weight map, and a non-zero
-    bad-pixel mask (:mod:`~astrostatlearn.field.views`).
+    (:attr:`zero_blank`), a weight or variance of 0 when the noise comes as such a map, and a
+    non-zero bad-pixel mask (:mod:`~astrostatlearn.field.views`).
     """
 
     BLANK_SAMPLE = 1_000_000  # pixels read to decide :attr:`zero_blank`
 
-    def __init__(self, img: ImageFile | MaskedImage, rms: ImageFile | WeightImage | None = None,
+    def __init__(self, img: ImageFile | MaskedImage, rms: ImageFile | NoiseImage | None = None,
                  true: ImageFile | None = None,
                  catalog: Path | None = None) -> None:
         self.img, self.rms, self.true, self.catalog = img, rms, true, catalog
@@ -83,19 +84,20 @@ class Field:
     @classmethod
     def open(cls, path: str | Path | None = None, *, img: str | Path | None = None,
              rms: str | Path | None = None, true: str | Path | None = None,
-             catalog: str | Path | None = None, weight: str | Path | None = None,
+             catalog: str | Path | None = None, noise_kind: str = "rms",
              mask: str | Path | None = None) -> "Field":
         """Open a field directory ``path``, or explicit ``img``/``rms``/``true`` files.
 
-        Explicit files override those found in the directory. ``weight``, an inverse-variance
-        map (0 = no data), takes the place of the rms map; ``mask`` is a bad-pixel map (non-zero =
-        no data). Any file may name its HDU (``file.fits[SCI]``). Raises :class:`InputError` with
-        a one-line message naming the file for every kind of bad input.
+        Explicit files override those found in the directory. ``noise_kind`` says what the
+        noise map ``rms`` holds: ``"rms"``, ``"weight"`` (inverse variance, 0 = no data) or
+        ``"variance"``. ``mask`` is a bad-pixel map (non-zero = no data). Any file may name its
+        HDU (``file.fits[SCI]``). Raises :class:`InputError` with a one-line message naming the
+        file for every kind of bad input.
         """
-        if weight is not None and rms is not None:
-            raise InputError("give a noise map (rms) or a weight map, not both", weight)
+        if noise_kind != "rms" and noise_kind not in NOISE_KINDS:
+            raise InputError(f"noise_kind must be rms, {' or '.join(NOISE_KINDS)}, got {noise_kind!r}")
         found = _locate(path)
-        for key, value in (("img", img), ("rms", rms or weight), ("true", true), ("catalog", catalog), ("mask", mask)):
+        for key, value in (("img", img), ("rms", rms), ("true", true), ("catalog", catalog), ("mask", mask)):
             if value is not None:
                 found[key] = Path(value)
         if found["img"] is None:
@@ -111,10 +113,10 @@ class Field:
             return f
 
         try:
-            im, rm, tr = opening("img", "image"), opening("rms", "weight" if weight else "rms"), opening("true", "truth")
+            im, rm, tr = opening("img", "image"), opening("rms", noise_kind), opening("true", "truth")
             bad = opening("mask", "mask")
-            return cls(im if bad is None else MaskedImage(im, bad), WeightImage(rm) if weight and rm else rm, tr,
-                       found["catalog"])
+            noise = rm if rm is None or noise_kind == "rms" else NoiseImage(rm, noise_kind)
+            return cls(im if bad is None else MaskedImage(im, bad), noise, tr, found["catalog"])
         except Exception:
             for f in opened:
                 f.close()
@@ -133,7 +135,7 @@ class Field:
     def file_paths(self) -> tuple[str, str | None] | None:
         """Absolute paths of the image and rms files (``file.fits[N]`` where an HDU was chosen),
         as a record of the run; None when either lives in memory only. A masked image or a weight
-        map reopens from :attr:`sources`."""
+        or variance map reopens from :attr:`sources`."""
         images = [self.img] + ([self.rms] if self.rms is not None else [])
         if not all(Path(im.path).is_file() for im in images):
             return None
@@ -160,8 +162,8 @@ class Field:
 
     @property
     def noise_kind(self) -> str | None:
-        """How the noise map came: ``"rms"``, ``"weight"`` (inverse variance) or None (no map)."""
-        return None if self.rms is None else "weight" if isinstance(self.rms, WeightImage) else "rms"
+        """How the noise map came: ``"rms"``, ``"weight"`` (inverse variance), ``"variance"`` or None (no map)."""
+        return None if self.rms is None else self.rms.kind if isinstance(self.rms, NoiseImage) else "rms"
 
     @property
     def header(self) -> fits.Header:
@@ -210,20 +212,20 @@ class Field:
 
     def read_img(self, window: Window | None = None) -> np.ndarray:
         """Image pixels of ``window`` as float32: non-finite values kept as they are, no data NaN
-        (zero-filled regions where :attr:`zero_blank`, a weight of 0)."""
-        if isinstance(self.rms, WeightImage):
-            return apply_mask(self._read_image(window), np.isnan(self.rms.read(window)))  # a weight of 0
+        (zero-filled regions where :attr:`zero_blank`, a weight or variance of 0)."""
+        if isinstance(self.rms, NoiseImage):
+            return apply_mask(self._read_image(window), np.isnan(self.rms.read(window)))
         return self._read_image(window)
 
     def read_img_rms(self, window: Window | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """``(img, rms)`` of ``window``, as :meth:`read_img` and :meth:`read_rms` give them, each
         file read once."""
         img, rms = self._read_image(window), self.read_rms(window)
-        return (apply_mask(img, np.isnan(rms)) if isinstance(self.rms, WeightImage) else img), rms
+        return (apply_mask(img, np.isnan(rms)) if isinstance(self.rms, NoiseImage) else img), rms
 
     def read_rms(self, window: Window | None = None) -> np.ndarray | None:
-        """Noise-map pixels of ``window`` as float32 (NaN where a weight map is 0), or None when
-        the field has no rms map."""
+        """Noise-map pixels of ``window`` as float32 rms (NaN where a weight or variance map is 0),
+        or None when the field has no noise map."""
         return None if self.rms is None else self.rms.read(window).astype(np.float32, copy=False)
 
     def read_img_windows(self, windows: Sequence[Window]) -> list[np.ndarray]:
@@ -233,7 +235,7 @@ class Field:
             out = [self._read_image(w) for w in windows]
         else:
             out = [a.astype(np.float32, copy=False) for a in self.img.read_windows(windows)]
-        if isinstance(self.rms, WeightImage):
+        if isinstance(self.rms, NoiseImage):
             out = [apply_mask(a, np.isnan(r)) for a, r in zip(out, self.rms.read_windows(windows))]
         return out
 

@@ -1,16 +1,18 @@
-"""Images read through another map beside them: a weight map read as rms, an image read through
-its bad-pixel mask.
+"""Images read through another map beside them: a weight or variance map read as rms, an image
+read through its bad-pixel mask.
 
-- **Weight maps.** Survey pipelines (SWarp, KiDS, DES, HSC, HST's drizzle) ship an
-  inverse-variance weight map beside each coadd: ``w = 1 / sigma^2`` per pixel, 0 where there is
-  no data. SExtractor reads it as ``WEIGHT_TYPE MAP_WEIGHT``. A :class:`WeightImage` gives
-  ``rms = 1 / sqrt(w)`` window by window, NaN where ``w <= 0`` or is not finite, and the
-  :class:`~astrostatlearn.field.Field` holding it reads the image as NaN there too.
+- **Noise maps of other kinds.** Survey pipelines ship an inverse-variance weight map beside each
+  coadd (SWarp, KiDS, DES, HST's drizzle: ``w = 1 / sigma^2``, 0 where there is no data; SExtractor's
+  ``WEIGHT_TYPE MAP_WEIGHT``) or a variance plane (HSC and LSST: ``sigma^2``). A
+  :class:`NoiseImage` gives ``rms`` window by window, NaN where the map is <= 0 or not finite, and
+  the :class:`~astrostatlearn.field.Field` holding it reads the image as NaN there too.
 - **Bad-pixel masks.** A map whose non-zero pixels have no data (HST's DQ, a survey's flag or
   mask map; the Python API's ``mask=``). A :class:`MaskedImage` reads the image as NaN there.
+  Bit-plane masks that also flag benign things (LSST's and HSC's ``DETECTED``) need a map of
+  their bad bits first.
 
 Either way everything downstream sees NaN, the one way the code marks missing data. Another
-process reopens a view from a :class:`WeightSource` or :class:`MaskedSource`.
+process reopens a view from a :class:`NoiseSource` or :class:`MaskedSource`.
 """
 
 from __future__ import annotations
@@ -27,10 +29,14 @@ from astrostatlearn.field.rawimage import PixelLayout
 from astrostatlearn.field.windows import Window
 
 
-@dataclass(frozen=True)
-class WeightSource:
-    """What another process opens a weight map from: its path or its pixel layout."""
+NOISE_KINDS = ("weight", "variance")
 
+
+@dataclass(frozen=True)
+class NoiseSource:
+    """What another process opens a weight or variance map from: its kind and its path or pixel layout."""
+
+    kind: str
     source: str | PixelLayout
 
 
@@ -42,12 +48,14 @@ class MaskedSource:
     mask: str | PixelLayout
 
 
-def weight_to_rms(weight: np.ndarray) -> np.ndarray:
-    """float32 ``1 / sqrt(weight)``; NaN where ``weight`` is <= 0 or not finite (no data)."""
-    w = np.asarray(weight, np.float32)
-    good = np.isfinite(w) & (w > 0)
+def to_rms(values: np.ndarray, kind: str) -> np.ndarray:
+    """float32 rms of a ``kind`` map (``'weight'``: ``1 / sqrt(w)``; ``'variance'``: ``sqrt(v)``);
+    NaN where the map is <= 0 or not finite (no data)."""
+    v = np.asarray(values, np.float32)
+    good = np.isfinite(v) & (v > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(good, np.float32(1.0) / np.sqrt(w), np.float32(np.nan)).astype(np.float32, copy=False)
+        rms = np.float32(1.0) / np.sqrt(v) if kind == "weight" else np.sqrt(v)
+    return np.where(good, rms, np.float32(np.nan)).astype(np.float32, copy=False)
 
 
 def apply_mask(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -91,18 +99,24 @@ class _View:
         self.base.close()
 
 
-class WeightImage(_View):
-    """A weight-map file read as an rms map (:func:`weight_to_rms`)."""
+class NoiseImage(_View):
+    """A weight or variance map file (``kind``, one of ``NOISE_KINDS``) read as an rms map (:func:`to_rms`)."""
+
+    def __init__(self, base: Any, kind: str) -> None:
+        if kind not in NOISE_KINDS:
+            raise InputError(f"noise map kind must be one of {', '.join(NOISE_KINDS)}, got {kind!r}")
+        super().__init__(base)
+        self.kind = kind
 
     def read(self, window: Window | None = None) -> np.ndarray:
         """The rms of ``window`` (whole map if None), NaN where there is no data."""
-        return weight_to_rms(self.base.read(window))
+        return to_rms(self.base.read(window), self.kind)
 
     def read_windows(self, windows: Sequence[Window]) -> list[np.ndarray]:
-        return [weight_to_rms(a) for a in self.base.read_windows(windows)]
+        return [to_rms(a, self.kind) for a in self.base.read_windows(windows)]
 
     def __repr__(self) -> str:
-        return f"WeightImage({self.base!r})"
+        return f"NoiseImage({self.base!r}, {self.kind})"
 
 
 class MaskedImage(_View):
@@ -149,12 +163,12 @@ def reopen_path(im: Any) -> str:
     return getattr(im, "spec", None) or str(Path(im.path).resolve())
 
 
-def source_of(im: Any) -> str | PixelLayout | WeightSource | MaskedSource:
+def source_of(im: Any) -> str | PixelLayout | NoiseSource | MaskedSource:
     """What another process opens ``im`` from (:func:`open_view`): a plain FITS image's
     :class:`~astrostatlearn.field.rawimage.PixelLayout` (read with no header and no astropy), else
     its path; a view wraps its base's (and its mask's)."""
-    if isinstance(im, WeightImage):
-        return WeightSource(source_of(im.base))
+    if isinstance(im, NoiseImage):
+        return NoiseSource(im.kind, source_of(im.base))
     if isinstance(im, MaskedImage):
         return MaskedSource(source_of(im.base), source_of(im.mask))
     layout = getattr(im, "layout", None)
@@ -163,8 +177,8 @@ def source_of(im: Any) -> str | PixelLayout | WeightSource | MaskedSource:
 
 def open_view(source: Any, role: str = "image") -> Any:
     """The image of :func:`source_of` (or of a plain path), as a worker opens it."""
-    if isinstance(source, WeightSource):
-        return WeightImage(open_view(source.source, "weight"))
+    if isinstance(source, NoiseSource):
+        return NoiseImage(open_view(source.source, source.kind), source.kind)
     if isinstance(source, MaskedSource):
         base = open_view(source.image, role)
         try:

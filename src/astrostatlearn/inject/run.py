@@ -152,10 +152,10 @@ def _header_value(header: Any, keys: tuple[str, ...]) -> float | None:
 
 
 def plan_injection(image: str | Path, request: InjectRequest, rms: str | Path | None = None,
-                   weight: str | Path | None = None, mask: str | Path | None = None) -> InjectPlan:
-    """Read and measure the image (step 1 of the module docstring); ``weight``, an inverse-variance
-    map, in place of ``rms``; ``mask``, a bad-pixel map (non-zero = no data)."""
-    with Field.open(img=image, rms=rms, weight=weight, mask=mask) as f:
+                   noise_kind: str = "rms", mask: str | Path | None = None) -> InjectPlan:
+    """Read and measure the image (step 1 of the module docstring); ``noise_kind``, what ``rms``
+    holds (:meth:`~astrostatlearn.field.Field.open`); ``mask``, a bad-pixel map (non-zero = no data)."""
+    with Field.open(img=image, rms=rms, noise_kind=noise_kind, mask=mask) as f:
         img = f.read_img()
         rms_map = f.read_rms()
         header, scale = f.header.copy(), f.pixel_scale
@@ -319,7 +319,7 @@ class InjectResult:
 
 def inject_image(image: str | Path, out: str | Path, request: InjectRequest | None = None,
                  rms: str | Path | None = None, overwrite: bool = False, progress: bool = False,
-                 weight: str | Path | None = None, mask: str | Path | None = None) -> InjectResult:
+                 noise_kind: str = "rms", mask: str | Path | None = None) -> InjectResult:
     """Inject simulated galaxies into a real image and write the realisations as fields.
 
     Parameters
@@ -336,8 +336,8 @@ def inject_image(image: str | Path, out: str | Path, request: InjectRequest | No
         Replace an existing output folder.
     progress : bool
         Show a progress bar.
-    weight : path, optional
-        An inverse-variance weight map (0 = no data) in place of ``rms``.
+    noise_kind : str
+        What ``rms`` holds: ``"rms"``, ``"weight"`` (inverse variance, 0 = no data) or ``"variance"``.
     mask : path, optional
         A bad-pixel map (non-zero = no data): never injected into.
 
@@ -368,7 +368,7 @@ def inject_image(image: str | Path, out: str | Path, request: InjectRequest | No
     out = Path(out)
     if out.exists() and not overwrite:
         raise InputError("output exists; pass --overwrite to replace it", out)
-    plan = plan_injection(image, request, rms, weight, mask)
+    plan = plan_injection(image, request, rms, noise_kind, mask)
     with OutputSet(out, None, overwrite) as tx:
         stage = tx.path()
         runs = [write_realisation(plan, k, stage / f"real-{k:03d}")
