@@ -131,7 +131,7 @@ def info(
             "pixel_scale_arcsec": f.pixel_scale,
             "sigma_clipped_mean": mean, "sigma_clipped_median": median, "sigma_clipped_std": std,
             "nonfinite_pixels": report.n_nonfinite, "zero_filled_is_blank": f.zero_blank,
-            "rms": None if f.rms is None else str(f.rms.path),
+            "rms": None if f.rms is None else str(f.rms.path), "noise_kind": f.noise_kind,
             "truth": None if f.true is None else str(f.true.path),
         }
         if f.true is not None:
@@ -150,7 +150,7 @@ def info(
         + (f", {out['pixel_scale_arcsec']:.4g} arcsec/pixel" if out["pixel_scale_arcsec"] else ""),
         f"stats      sigma-clipped median {_fmt(median)}, std {_fmt(std)} (mean {_fmt(mean)})",
         f"no data    {out['nonfinite_pixels']} pixels ({', '.join(no_data)}; masked downstream)",
-        f"rms        {out['rms'] or 'none'}",
+        f"rms        {out['rms'] or 'none'}" + (f" ({out['noise_kind']} map)" if out["noise_kind"] not in (None, "rms") else ""),
     ]
     if f.true is not None:
         lines += [f"truth      {out['truth']}",

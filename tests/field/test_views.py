@@ -52,6 +52,9 @@ def test_a_weight_or_variance_map_reads_as_rms_with_no_data_where_it_is_zero(wei
         np.testing.assert_array_equal(f.read_img(w), img[w.slices])
         (row,) = f.read_img_windows([Window(5, 6, 0, f.shape[1])])
         np.testing.assert_array_equal(row, img[5:6])
+    r = runner.invoke(app, ["info", str(weighted["img"]), f"--{kind}", str(noise), "--json"])
+    assert r.exit_code == 0 and json.loads(r.output)["noise_kind"] == kind
+    assert json.loads(r.output)["nonfinite_pixels"] == 60 * img.shape[0]  # the map's zeros are no data
     with pytest.raises(InputError, match="noise_kind must be"):
         Field.open(img=weighted["img"], rms=noise, noise_kind="sigma")
 
