@@ -118,7 +118,8 @@ def info(
     """Describe a field: size, dtype, WCS, robust statistics, objects and foreground fraction.
 
     Every pixel is checked (streamed in bounded memory): pixels with no data (non-finite, in
-    zero-filled regions of a noisy image, of weight or variance 0, or masked) are counted, and a bad rms or truth map is reported as an error.
+    zero-filled regions of a noisy image, of weight or variance 0, or masked) are counted, and a
+    bad rms or truth map is reported as an error.
     """
     from astrostatlearn.field import Field, robust_stats, scan_field
 
@@ -141,8 +142,8 @@ def info(
         typer.echo(json.dumps(out, indent=2))
         return
     ny, nx = out["shape"]
-    no_data = ["non-finite"] + ["zero-filled"] * out["zero_filled_is_blank"] + ["noise map 0"] * bool(weight or variance) \
-        + ["masked"] * bool(mask)
+    no_data = ["non-finite"] + ["zero-filled"] * out["zero_filled_is_blank"] \
+        + ["noise map 0"] * (out["noise_kind"] in ("weight", "variance")) + ["masked"] * bool(mask)
     lines = [
         f"image      {out['image']} (HDU {out['hdu']}{', tile-compressed' if out['compressed'] else ''})",
         f"size       {ny} x {nx} pixels (y, x) = {ny * nx / 1e6:.2f} Mpix, dtype {out['dtype']}",
