@@ -23,24 +23,24 @@ def _write(path: Path, data: np.ndarray) -> Path:
 
 @pytest.fixture
 def weighted(sim_field: Path, tmp_path: Path) -> dict[str, Path]:
-    """The simulated field's image with a weight map 1/rms^2, 0 on a strip; and the same as NaN + rms."""
+    """The simulated field's image with a weight map 1/rms^2 and a variance map rms^2, both 0 on a strip;
+    and the same as NaN + rms."""
     img, rms = fits.getdata(sim_field / "img.fits"), fits.getdata(sim_field / "rms.fits")
     weight = (1.0 / rms.astype(np.float64) ** 2).astype(np.float32)
     weight[:, 100:160] = 0.0
+    variance = (rms.astype(np.float64) ** 2).astype(np.float32)
+    variance[:, 100:160] = 0.0
     masked = img.copy()
     masked[:, 100:160] = np.nan
     return {"img": _write(tmp_path / "img.fits", img), "weight": _write(tmp_path / "weight.fits", weight),
-            "rms": _write(tmp_path / "rms.fits", rms), "masked": _write(tmp_path / "masked.fits", masked)}
+            "variance": _write(tmp_path / "variance.fits", variance), "rms": _write(tmp_path / "rms.fits", rms),
+            "masked": _write(tmp_path / "masked.fits", masked)}
 
 
 @pytest.mark.parametrize("kind", ["weight", "variance"])
-def test_a_weight_or_variance_map_reads_as_rms_with_no_data_where_it_is_zero(weighted: dict, tmp_path: Path,
-                                                                             kind: str) -> None:
+def test_a_weight_or_variance_map_reads_as_rms_with_no_data_where_it_is_zero(weighted: dict, kind: str) -> None:
     rms = fits.getdata(weighted["rms"])
-    noise = weighted["weight"]
-    if kind == "variance":
-        w = fits.getdata(weighted["weight"]).astype(np.float64)
-        noise = _write(tmp_path / "var.fits", np.where(w > 0, 1.0 / np.where(w > 0, w, 1.0), 0.0).astype(np.float32))
+    noise = weighted[kind]
     with Field.open(img=weighted["img"], rms=noise, noise_kind=kind) as f:
         assert f.noise_kind == kind
         got = f.read_rms()
@@ -61,10 +61,8 @@ def test_a_weight_or_variance_map_reads_as_rms_with_no_data_where_it_is_zero(wei
 
 def test_segment_with_a_weight_or_variance_map_equals_segment_with_its_rms(weighted: dict, tmp_path: Path) -> None:
     """On worker processes (sep's scheduler), so the weight map travels to them as a weight map."""
-    w = fits.getdata(weighted["weight"]).astype(np.float64)
-    variance = _write(tmp_path / "var.fits", np.where(w > 0, 1.0 / np.where(w > 0, w, 1.0), 0.0).astype(np.float32))
     for name, args in (("weight", ["--weight", str(weighted["weight"])]), ("rms", ["--rms", str(weighted["rms"])]),
-                       ("variance", ["--variance", str(variance)])):
+                       ("variance", ["--variance", str(weighted["variance"])])):
         src = weighted["masked"] if name == "rms" else weighted["img"]
         r = runner.invoke(app, ["segment", str(src), "-m", "sep", "-o", str(tmp_path / name), "--workers", "2",
                                 "--tile", "256", *args])

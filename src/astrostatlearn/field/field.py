@@ -213,8 +213,8 @@ class Field:
     def read_img(self, window: Window | None = None) -> np.ndarray:
         """Image pixels of ``window`` as float32: non-finite values kept as they are, no data NaN
         (zero-filled regions where :attr:`zero_blank`, a weight or variance of 0)."""
-        if isinstance(self.rms, NoiseImage):
-            return apply_mask(self._read_image(window), np.isnan(self.rms.read(window)))
+        if isinstance(self.rms, NoiseImage):  # its zeros are no data
+            return self.read_img_rms(window)[0]
         return self._read_image(window)
 
     def read_img_rms(self, window: Window | None = None) -> tuple[np.ndarray, np.ndarray | None]:
