@@ -21,7 +21,7 @@ import typer
 from astrostatlearn.errors import InputError, Terminated
 
 if TYPE_CHECKING:
-    from astrostatlearn.field import Window
+    from astrostatlearn.field import MaskFile, Window
 
 # Method names for help texts come from the light registry (no import of the methods, numpy or astropy).
 from astrostatlearn.methods.registry import BUILTIN_METHODS as _BUILTIN, default_benchmark_methods  # noqa: E402
@@ -30,6 +30,9 @@ METHOD_LIST = ", ".join(_BUILTIN)
 WEIGHT_HELP = "Inverse-variance weight map (0 = no data), in place of --rms, as SExtractor's MAP_WEIGHT."
 VARIANCE_HELP = "Variance map (as HSC and LSST ship; 0 = no data), in place of --rms."
 MASK_HELP = "Bad-pixel map, e.g. a DQ or flag map: non-zero pixels have no data."
+MASK_BITS_HELP = ("The bits of --mask that mean no data (others are ignored): a sum (131, 0x83), bit values "
+                  "(1,2,128), names from the mask's MP_* cards (BAD,SAT,NO_DATA; LSST, HSC) or ~BITS for all "
+                  "bits but those. Default: any non-zero value.")
 DEFAULT_BENCHMARK = default_benchmark_methods()
 
 app = typer.Typer(
@@ -104,6 +107,17 @@ def noise_map(rms: Path | None, weight: Path | None, variance: Path | None) -> d
     return {"rms": path, "noise_kind": kind}
 
 
+def bad_pixel_map(mask: Path | None, mask_bits: str | None) -> Path | MaskFile | None:
+    """``Field.open``'s ``mask`` from --mask and --mask-bits."""
+    from astrostatlearn.field import MaskFile
+
+    if mask_bits is None:
+        return mask
+    if mask is None:
+        raise InputError("--mask-bits needs --mask")
+    return MaskFile(mask, mask_bits)
+
+
 @app.command()
 @user_errors
 def info(
@@ -112,6 +126,7 @@ def info(
     weight: Optional[Path] = typer.Option(None, help=WEIGHT_HELP),
     variance: Optional[Path] = typer.Option(None, help=VARIANCE_HELP),
     mask: Optional[Path] = typer.Option(None, help=MASK_HELP),
+    mask_bits: Optional[str] = typer.Option(None, "--mask-bits", help=MASK_BITS_HELP),
     true: Optional[Path] = typer.Option(None, help="Truth map, overriding the field directory's true.fits."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
@@ -123,7 +138,8 @@ def info(
     """
     from astrostatlearn.field import Field, robust_stats, scan_field
 
-    with Field.open(field, true=true, mask=mask, **noise_map(rms, weight, variance)) as f:
+    bad = bad_pixel_map(mask, mask_bits)
+    with Field.open(field, true=true, mask=bad, **noise_map(rms, weight, variance)) as f:
         report = scan_field(f, progress=True)
         mean, median, std = robust_stats(f)
         out: dict[str, Any] = {
@@ -133,7 +149,7 @@ def info(
             "sigma_clipped_mean": mean, "sigma_clipped_median": median, "sigma_clipped_std": std,
             "nonfinite_pixels": report.n_nonfinite, "zero_filled_is_blank": f.zero_blank,
             "rms": None if f.rms is None else str(f.rms.path), "noise_kind": f.noise_kind,
-            "truth": None if f.true is None else str(f.true.path),
+            "mask": f.mask, "truth": None if f.true is None else str(f.true.path),
         }
         if f.true is not None:
             out.update(n_objects=report.n_objects, foreground_fraction=report.foreground_fraction,
@@ -142,8 +158,10 @@ def info(
         typer.echo(json.dumps(out, indent=2))
         return
     ny, nx = out["shape"]
+    bits = (out["mask"] or {}).get("bad_bits")
     no_data = ["non-finite"] + ["zero-filled"] * out["zero_filled_is_blank"] \
-        + ["noise map 0"] * (out["noise_kind"] in ("weight", "variance")) + ["masked"] * bool(mask)
+        + ["noise map 0"] * (out["noise_kind"] in ("weight", "variance")) + ["masked"] * bool(mask) \
+        + ([] if bits is None else [f"mask bits {bits:#x}"])
     lines = [
         f"image      {out['image']} (HDU {out['hdu']}{', tile-compressed' if out['compressed'] else ''})",
         f"size       {ny} x {nx} pixels (y, x) = {ny * nx / 1e6:.2f} Mpix, dtype {out['dtype']}",
@@ -233,6 +251,7 @@ def preprocess(
     weight: Optional[Path] = typer.Option(None, help=WEIGHT_HELP),
     variance: Optional[Path] = typer.Option(None, help=VARIANCE_HELP),
     mask: Optional[Path] = typer.Option(None, help=MASK_HELP),
+    mask_bits: Optional[str] = typer.Option(None, "--mask-bits", help=MASK_BITS_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
 ) -> None:
     """Write a named input variant of a field, computed tile by tile with global statistics.
@@ -244,7 +263,7 @@ def preprocess(
     from astrostatlearn.preprocess import fit_variant, preprocess_field
 
     check_writable(out, overwrite)
-    with Field.open(field, mask=mask, **noise_map(rms, weight, variance)) as f:
+    with Field.open(field, mask=bad_pixel_map(mask, mask_bits), **noise_map(rms, weight, variance)) as f:
         scan_field(f)  # the rms checks info and segment make, before any work
         pre = fit_variant(f, variant, stretch=stretch)
         res = preprocess_field(f, pre, out, overwrite=overwrite, progress=True)
@@ -308,6 +327,7 @@ def segment(
     weight: Optional[Path] = typer.Option(None, help=WEIGHT_HELP),
     variance: Optional[Path] = typer.Option(None, help=VARIANCE_HELP),
     mask: Optional[Path] = typer.Option(None, help=MASK_HELP),
+    mask_bits: Optional[str] = typer.Option(None, "--mask-bits", help=MASK_BITS_HELP),
     tile: Optional[int] = typer.Option(None, help="Tile core size in pixels (default: the method's own; sep 2048, others 1024)."),
     halo: Optional[int] = typer.Option(None, help="Halo around each tile core; must exceed the largest object (default 128)."),
     scheduler: Optional[str] = typer.Option(None, help="'processes', 'threads', or a dask.distributed scheduler address (default: the method's own)."),
@@ -341,7 +361,7 @@ def segment(
     tile = seg.default_tile if tile is None else tile
     check_segment_args(seg, out, tile, halo, overwrite, resume)  # before the field is scanned
     t0 = time.perf_counter()
-    with Field.open(field, mask=mask, **noise_map(rms, weight, variance)) as f:
+    with Field.open(field, mask=bad_pixel_map(mask, mask_bits), **noise_map(rms, weight, variance)) as f:
         res = prepare_and_segment(f, seg, out, variant=variant, tile=tile, halo=halo, scheduler=scheduler,
                                   workers=workers or None, score=score, overwrite=overwrite, progress=True,
                                   model_path=str(model) if model else None, resume=resume)
@@ -500,6 +520,7 @@ def inject(
     weight: Optional[Path] = typer.Option(None, help=WEIGHT_HELP),
     variance: Optional[Path] = typer.Option(None, help=VARIANCE_HELP),
     mask: Optional[Path] = typer.Option(None, help=MASK_HELP),
+    mask_bits: Optional[str] = typer.Option(None, "--mask-bits", help=MASK_BITS_HELP),
     psf_fwhm: Optional[float] = typer.Option(None, "--psf-fwhm", help="PSF: a Moffat (beta 3) of this FWHM in pixels."),
     psf: Optional[Path] = typer.Option(None, "--psf", help="PSF: an image (FITS). Default: estimated from the image's stars."),
     n: int = typer.Option(100, "--n", help="Galaxies injected per realisation."),
@@ -524,8 +545,8 @@ def inject(
     request = InjectRequest(n=n, realisations=realisations, mag_range=_mag_range(mag_range), psf_fwhm=psf_fwhm,
                             psf=str(psf) if psf else None, seed=seed, zeropoint=zeropoint, gain=gain,
                             pixel_scale=pixel_scale, confirm_with=tuple(str(p) for p in confirm_with))
-    res = inject_image(image, out, request, mask=mask, overwrite=overwrite, progress=True,
-                       **noise_map(rms, weight, variance))
+    res = inject_image(image, out, request, mask=bad_pixel_map(mask, mask_bits), overwrite=overwrite,
+                       progress=True, **noise_map(rms, weight, variance))
     typer.echo(res.summary())
     for note in res.description["notes"]:
         typer.echo(f"note: {note}")
@@ -582,6 +603,7 @@ def evaluate(
     weight: Optional[Path] = typer.Option(None, "--weight", help="With --image: " + WEIGHT_HELP),
     variance: Optional[Path] = typer.Option(None, "--variance", help="With --image: " + VARIANCE_HELP),
     mask: Optional[Path] = typer.Option(None, "--mask", help="With --image: " + MASK_HELP),
+    mask_bits: Optional[str] = typer.Option(None, "--mask-bits", help=MASK_BITS_HELP),
     score: Optional[Path] = typer.Option(None, help="Per-pixel score map; each object's COCO score is its mean (unless --scores gives it)."),
     scores: Optional[Path] = typer.Option(None, help="Run catalogue (catalog.ecsv from segment) whose per-object 'score' ranks COCO detections."),
     region: Optional[str] = typer.Option(None, help="Evaluate only y0:y1,x0:x1 (0-based, half-open), e.g. a test split."),
@@ -617,7 +639,8 @@ def evaluate(
         from astrostatlearn.field import Field
         from astrostatlearn.metrics import footprint_snr
 
-        with Field.open(img=image, true=true, mask=mask, **noise_map(rms, weight, variance)) as f:
+        bad = bad_pixel_map(mask, mask_bits)
+        with Field.open(img=image, true=true, mask=bad, **noise_map(rms, weight, variance)) as f:
             cat = footprint_snr(f, parse_region(region))
     object_scores = None
     if scores is not None:

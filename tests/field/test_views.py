@@ -138,3 +138,78 @@ def test_a_bad_pixel_mask_is_no_data_in_every_process(weighted: dict, tmp_path: 
     r = runner.invoke(app, ["segment", str(weighted["img"]), "--mask", str(small), "-m", "sep", "-o",
                             str(tmp_path / "small-run")])
     assert r.exit_code == 2 and "mask is 5x5" in r.output and not (tmp_path / "small-run").exists()
+
+
+@pytest.mark.parametrize("spec, bits", [("131", 131), ("0x83", 131), ("1,2,128", 131), ("1+2+128", 131),
+                                        ("~4096", ~4096)])
+def test_bad_bits_are_read_in_astropys_notation_and_in_hex(spec: str, bits: int) -> None:
+    from astrostatlearn.field import parse_bad_bits
+
+    assert parse_bad_bits(spec) == bits
+
+
+@pytest.mark.filterwarnings("ignore:Keyword name .MP_NO_DATA.")
+def test_bad_bits_are_named_by_the_mask_planes_of_lsst_and_hsc() -> None:
+    from astrostatlearn.field import parse_bad_bits
+
+    header = fits.Header({"MP_BAD": 0, "MP_SAT": 1, "MP_DETECTED": 5, "MP_NO_DATA": 8})
+    assert parse_bad_bits("BAD,sat,NO_DATA", header) == 1 + 2 + 256
+    assert parse_bad_bits("~DETECTED", header) == ~32 and parse_bad_bits("BAD+128", header) == 129
+    with pytest.raises(InputError, match=r"no bit named 'CR' \(it names BAD, DETECTED, NO_DATA, SAT\)"):
+        parse_bad_bits("BAD,CR", header)
+    with pytest.raises(InputError, match="no bit named 'BAD' .it has no MP_. cards"):
+        parse_bad_bits("BAD")
+
+
+@pytest.mark.parametrize("spec, text", [("abc", "no bit named 'abc'"), ("0", "select no bit"), ("1,3", "bad mask bits"),
+                                        ("0xZZ", "bad mask bits")])
+def test_bad_bits_that_mean_nothing_are_refused(spec: str, text: str) -> None:
+    from astrostatlearn.field import parse_bad_bits
+
+    with pytest.raises(InputError, match=text):
+        parse_bad_bits(spec)
+
+
+def test_only_the_bad_bits_of_a_bit_plane_mask_are_no_data_in_every_process(weighted: dict, tmp_path: Path) -> None:
+    """An HSC/LSST-like mask plane: BAD (bit 0) on a strip, SAT (bit 1) on one pixel, and DETECTED
+    (bit 5) on every source, named in ``MP_*`` cards. With ``--mask-bits BAD,SAT`` only those are no data; as a plain mask
+    (any non-zero bad) it would blank every source."""
+    img = fits.getdata(weighted["img"])
+    plane = np.zeros(img.shape, np.int32)
+    plane[img > 5 * np.nanmedian(fits.getdata(weighted["rms"]))] |= 32  # DETECTED
+    plane[:, 100:160] |= 1
+    plane[300, 300] |= 2
+    calexp = tmp_path / "calexp.fits"
+    planes = fits.Header({"MP_BAD": 0, "MP_SAT": 1, "MP_DETECTED": 5})
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(img, name="IMAGE"),
+                  fits.ImageHDU(plane, header=planes, name="MASK")]).writeto(calexp)
+    masked = fits.getdata(weighted["masked"])
+    masked[300, 300] = np.nan
+    fits.PrimaryHDU(masked).writeto(tmp_path / "nan.fits")
+    runs = {"bits": [f"{calexp}[IMAGE]", "--mask", f"{calexp}[MASK]", "--mask-bits", "BAD,SAT"],
+            "nan": [str(tmp_path / "nan.fits")], "any": [f"{calexp}[IMAGE]", "--mask", f"{calexp}[MASK]"]}
+    for name, args in runs.items():
+        r = runner.invoke(app, ["segment", *args, "--rms", str(weighted["rms"]), "-m", "sep", "-o",
+                                str(tmp_path / name), "--workers", "2", "--tile", "256"])
+        assert r.exit_code == 0, r.output
+    seg = {name: fits.getdata(tmp_path / name / "segmentation.fits") for name in runs}
+    np.testing.assert_array_equal(seg["bits"], seg["nan"])
+    detected = (plane & 32) > 0
+    assert seg["bits"].max() > 10 and (seg["bits"][detected] > 0).mean() > 0.9
+    assert not seg["any"][detected].any()  # a plain mask blanks every source's core
+    run = json.loads((tmp_path / "bits" / "run.json").read_text())
+    assert run["field"]["mask"] == {"path": f"{calexp.resolve()}[2]", "bad_bits": 3}
+    r = runner.invoke(app, ["info", f"{calexp}[IMAGE]", "--mask", f"{calexp}[MASK]", "--mask-bits", "0x3"])
+    assert r.exit_code == 0 and f"{60 * img.shape[0] + 1} pixels" in r.output and "mask bits 0x3" in r.output
+
+
+@pytest.mark.parametrize("args, text", [(["--mask-bits", "4"], "--mask-bits needs --mask"),
+                                        (["--mask", "FLOAT", "--mask-bits", "4"], "mask bits need an integer mask"),
+                                        (["--mask", "INT", "--mask-bits", "1,3"], "bad mask bits '1,3'")])
+def test_mask_bits_without_an_integer_mask_are_one_line_errors(weighted: dict, tmp_path: Path, args: list,
+                                                               text: str) -> None:
+    files = {"FLOAT": str(weighted["rms"]), "INT": str(_write(tmp_path / "int.fits", np.zeros((512, 512), np.int16)))}
+    args = [files.get(a, a) for a in args]
+    r = runner.invoke(app, ["segment", str(weighted["img"]), *args, "-m", "sep", "-o", str(tmp_path / "run")])
+    assert r.exit_code == 2 and text in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "run").exists()

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from astrostatlearn.cli import app
 from astrostatlearn.errors import InputError
+from astrostatlearn.field import MaskFile
 from astrostatlearn.inject import InjectRequest, inject_image
 from astrostatlearn.inject.psf import estimate_psf
 from astrostatlearn.inject.sources import find_sources
@@ -100,15 +101,17 @@ def test_a_weight_map_gives_the_noise_and_its_zeros_and_the_mask_are_never_used(
     fits.PrimaryHDU(weight).writeto(tmp_path / "weight.fits")
     bad = np.zeros(weight.shape, np.uint8)
     bad[200:260, 20:120] = 1
+    bad[300:340, 20:120] = 4  # a benign flag: not one of the bad bits
     fits.PrimaryHDU(bad).writeto(tmp_path / "mask.fits")
     res = inject_image(path, tmp_path / "inj", InjectRequest(n=10, realisations=1, seed=4),
-                       rms=tmp_path / "weight.fits", noise_kind="weight", mask=tmp_path / "mask.fits")
+                       rms=tmp_path / "weight.fits", noise_kind="weight", mask=MaskFile(tmp_path / "mask.fits", 3))
     real = res.realisations[0]
     img, rms = fits.getdata(real / "img.fits"), fits.getdata(real / "rms.fits")
     assert np.isnan(img[10:90, 300:390]).all() and (fits.getdata(real / "true.fits")[10:90, 300:390] == 0).all()
     assert (fits.getdata(real / "ignore.fits")[10:90, 300:390] > 0).all()
     assert np.isnan(img[200:260, 20:120]).all() and (fits.getdata(real / "ignore.fits")[200:260, 20:120] > 0).all()
     assert np.nanmin(rms) >= 2.0 * 0.999  # the weight map's rms, plus source noise
+    assert np.isfinite(img[300:340, 20:120]).all()
 
 
 def test_the_depth_is_that_of_the_noise_the_image_has(tmp_path: Path) -> None:

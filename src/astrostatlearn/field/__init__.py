@@ -13,10 +13,11 @@ from astrostatlearn.field.fitsio import (
     output_header,
     write_image,
 )
+from astrostatlearn.field.views import MaskFile, parse_bad_bits
 from astrostatlearn.field.windows import Window, row_blocks, tile_grid
 
 __all__ = [
-    "Field", "FieldReport", "FitsImageWriter", "ImageFile", "Window", "atomic_write_bytes", "atomic_write_json",
-    "check_writable", "header_wcs", "open_image", "output_header", "robust_stats", "row_blocks",
+    "Field", "FieldReport", "FitsImageWriter", "ImageFile", "MaskFile", "Window", "atomic_write_bytes", "atomic_write_json",
+    "check_writable", "header_wcs", "open_image", "output_header", "parse_bad_bits", "robust_stats", "row_blocks",
     "scan_field", "tile_grid", "write_image",
 ]

@@ -1,8 +1,8 @@
 """The :class:`Field`: a science image, its optional noise map and optional truth map.
 
 A field directory holds ``img.fits`` and optionally ``rms.fits``, ``true.fits`` and
-``truth.ecsv`` (``.fits.fz`` tile-compressed names are also found). Files are memory-mapped
-and read by window; nothing reads a whole image unless asked to.
+``truth.ecsv`` (``.fits.fz``, ``.fits.gz``, ``.fits.bz2`` and ``.fits.xz`` names are also found).
+Files are memory-mapped and read by window; nothing reads a whole image unless asked to.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import numpy as np
 from astrostatlearn.errors import InputError
 from astrostatlearn.field.blank import MARGIN, blank_to_nan, zeros_are_blank
 from astrostatlearn.field.fitsio import ImageFile, open_image, split_extension
-from astrostatlearn.field.views import (NOISE_KINDS, MaskedImage, NoiseImage, apply_mask, open_view, reopen_path,
-                                        source_of)
+from astrostatlearn.field.views import (NOISE_KINDS, MaskedImage, MaskFile, NoiseImage, apply_mask, open_view,
+                                        reopen_path, source_of)
 from astrostatlearn.field.windows import Window, sample_rows
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ CATALOG_NAME = "truth.ecsv"
 
 
 def _find(directory: Path, stem: str) -> Path | None:
-    for suffix in (".fits", ".fits.fz", ".fz", ".fits.gz", ".fit"):
+    for suffix in (".fits", ".fits.fz", ".fz", ".fits.gz", ".fits.bz2", ".fits.xz", ".fit"):
         p = directory / f"{stem}{suffix}"
         if p.exists():
             return p
@@ -85,19 +85,22 @@ class Field:
     def open(cls, path: str | Path | None = None, *, img: str | Path | None = None,
              rms: str | Path | None = None, true: str | Path | None = None,
              catalog: str | Path | None = None, noise_kind: str = "rms",
-             mask: str | Path | None = None) -> "Field":
+             mask: str | Path | MaskFile | None = None) -> "Field":
         """Open a field directory ``path``, or explicit ``img``/``rms``/``true`` files.
 
         Explicit files override those found in the directory. ``noise_kind`` says what the
         noise map ``rms`` holds: ``"rms"``, ``"weight"`` (inverse variance, 0 = no data) or
-        ``"variance"``. ``mask`` is a bad-pixel map (non-zero = no data). Any file may name its
+        ``"variance"``. ``mask`` is a bad-pixel map (non-zero = no data), or a
+        :class:`~astrostatlearn.field.views.MaskFile` naming the bits that mean bad. Any file may name its
         HDU (``file.fits[SCI]``). Raises :class:`InputError` with a one-line message naming the
         file for every kind of bad input.
         """
         if noise_kind != "rms" and noise_kind not in NOISE_KINDS:
             raise InputError(f"noise_kind must be rms, {' or '.join(NOISE_KINDS)}, got {noise_kind!r}")
         found = _locate(path)
-        for key, value in (("img", img), ("rms", rms), ("true", true), ("catalog", catalog), ("mask", mask)):
+        mask = mask if isinstance(mask, MaskFile) or mask is None else MaskFile(mask)
+        for key, value in (("img", img), ("rms", rms), ("true", true), ("catalog", catalog),
+                           ("mask", None if mask is None else mask.path)):
             if value is not None:
                 found[key] = Path(value)
         if found["img"] is None:
@@ -116,7 +119,8 @@ class Field:
             im, rm, tr = opening("img", "image"), opening("rms", noise_kind), opening("true", "truth")
             bad = opening("mask", "mask")
             noise = rm if rm is None or noise_kind == "rms" else NoiseImage(rm, noise_kind)
-            return cls(im if bad is None else MaskedImage(im, bad), noise, tr, found["catalog"])
+            im = im if bad is None else MaskedImage(im, bad, mask.bad_bits if mask is not None else None)
+            return cls(im, noise, tr, found["catalog"])
         except Exception:
             for f in opened:
                 f.close()
@@ -164,6 +168,11 @@ class Field:
     def noise_kind(self) -> str | None:
         """How the noise map came: ``"rms"``, ``"weight"`` (inverse variance), ``"variance"`` or None (no map)."""
         return None if self.rms is None else self.rms.kind if isinstance(self.rms, NoiseImage) else "rms"
+
+    @property
+    def mask(self) -> dict[str, Any] | None:
+        """The bad-pixel map as a run records it (``{"path", "bad_bits"}``), or None when there is none."""
+        return self.img.record if isinstance(self.img, MaskedImage) else None
 
     @property
     def header(self) -> fits.Header:

@@ -3,7 +3,8 @@
 Reading: :func:`open_image` finds the image HDU (primary, any extension, or tile-compressed
 ``CompImageHDU``), checks the file is complete, and returns an :class:`ImageFile` that reads
 windows lazily (``pread`` for plain images, per-tile decompression through ``hdu.section`` for
-compressed ones). A plain image's :attr:`ImageFile.layout` lets a worker read it again with no
+compressed ones); a whole-file gzip, bzip2 or xz file through a decompressed copy
+(:mod:`.decompress`). A plain image's :attr:`ImageFile.layout` lets a worker read it again with no
 header and no astropy (:func:`open_source`, :mod:`.rawimage`); astropy is imported where a
 header is parsed or written, never at import.
 
@@ -54,7 +55,10 @@ class ImageFile:
     ``header`` (the image header, decompressed view for tile-compressed HDUs).
     """
 
-    def __init__(self, path: Path, hdul: fits.HDUList, hdu_index: int, chosen: bool = False) -> None:
+    def __init__(self, path: Path, hdul: fits.HDUList, hdu_index: int, chosen: bool = False,
+                 data_file: Path | None = None) -> None:
+        """``path``: the file as the user named it; ``data_file``: the file ``hdul`` was opened from,
+        when that is a decompressed copy of ``path`` (:mod:`.decompress`)."""
         from astropy.io import fits
 
         self.path = path
@@ -82,8 +86,9 @@ class ImageFile:
         # through astropy's section, which decompresses only the tiles a window touches.
         self.layout: PixelLayout | None = None
         if not self.compressed and info is not None:
-            st = os.stat(path)
-            self.layout = PixelLayout(str(Path(path).resolve()), int(info["datLoc"]),
+            data_file = path if data_file is None else data_file
+            st = os.stat(data_file)
+            self.layout = PixelLayout(str(Path(data_file).resolve()), int(info["datLoc"]),
                                       np.dtype(probe.dtype).newbyteorder(">"), tuple(int(n) for n in self._hdu.shape),
                                       self._scaling, st.st_size, st.st_mtime_ns)
 
@@ -192,6 +197,8 @@ def open_image(path: str | Path, hdu: int | str | tuple[str, int] | None = None,
     path : str or Path
         The FITS file, optionally with its HDU as CFITSIO and SExtractor spell it:
         ``file.fits[1]``, ``file.fits[SCI]`` or ``file.fits[SCI,2]`` (:func:`split_extension`).
+        A gzip-, bzip2- or xz-compressed file (``.fits.gz``) is read through a plain copy in
+        ``$TMPDIR/astrostatlearn`` (:func:`~astrostatlearn.field.decompress.plain_copy`).
     hdu : int, str or (str, int), optional
         The HDU by index, EXTNAME or (EXTNAME, EXTVER), overriding one in ``path``. Default: the
         first HDU holding a 2-D image (primary, image extension or tile-compressed image).
@@ -233,7 +240,8 @@ def open_image(path: str | Path, hdu: int | str | tuple[str, int] | None = None,
         raise InputError(f"{role} file not found", p)
     if p.is_dir():
         raise InputError(f"expected a FITS file for the {role}, got a directory", p)
-    with open(p, "rb") as fh:
+    data_file = _plain_file(p, role)
+    with open(data_file, "rb") as fh:
         first = fh.read(30)
     if not first.startswith(b"SIMPLE  ="):
         raise InputError("not a FITS file (no SIMPLE card at the start)", p)
@@ -245,16 +253,26 @@ def open_image(path: str | Path, hdu: int | str | tuple[str, int] | None = None,
             warnings.simplefilter("ignore", AstropyWarning)  # truncation etc. are reported below
             warnings.simplefilter("error", fits.verify.VerifyWarning)
             warnings.filterwarnings("ignore", message=".*(non-standard|Card is too long|fixed).*")
-            hdul = fits.open(p, memmap=True, lazy_load_hdus=False, do_not_scale_image_data=True)
+            hdul = fits.open(data_file, memmap=True, lazy_load_hdus=False, do_not_scale_image_data=True)
     except Exception as exc:  # astropy raises OSError/ValueError/VerifyWarning for damaged files
         raise InputError(f"corrupt or truncated FITS file ({_first_line(exc)})", p) from None
     try:
         index = _pick_image_hdu(hdul, hdu, p)
-        _check_complete(hdul, index, p)
-        return ImageFile(p, hdul, index, chosen=hdu is not None)
+        _check_complete(hdul, index, data_file, p)
+        return ImageFile(p, hdul, index, chosen=hdu is not None, data_file=data_file)
     except Exception:
         hdul.close()
         raise
+
+
+def _plain_file(path: Path, role: str) -> Path:
+    """``path``, or for a gzip-, bzip2- or xz-compressed file its decompressed copy
+    (:func:`~astrostatlearn.field.decompress.plain_copy`)."""
+    from astrostatlearn.field.decompress import compression_of, plain_copy
+
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    return path if compression_of(head) is None else plain_copy(path, role)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -289,11 +307,11 @@ def _pick_image_hdu(hdul: fits.HDUList, hdu: int | str | tuple[str, int] | None,
     raise InputError("no 2-D image HDU in file", path)
 
 
-def _check_complete(hdul: fits.HDUList, index: int, path: Path) -> None:
+def _check_complete(hdul: fits.HDUList, index: int, data_file: Path, path: Path) -> None:
     info = hdul.fileinfo(index)
     if info is None:
         return
-    size = path.stat().st_size
+    size = data_file.stat().st_size
     needed = int(info["datLoc"]) + int(info["datSpan"])  # for a CompImageHDU: its binary table
     if size < needed:
         raise InputError(f"truncated FITS file: {size} bytes on disk, header says {needed}", path)

@@ -8,8 +8,9 @@ read through its bad-pixel mask.
   the :class:`~astrostatlearn.field.Field` holding it reads the image as NaN there too.
 - **Bad-pixel masks.** A map whose non-zero pixels have no data (HST's DQ, a survey's flag or
   mask map; the Python API's ``mask=``). A :class:`MaskedImage` reads the image as NaN there.
-  Bit-plane masks that also flag benign things (LSST's and HSC's ``DETECTED``) need a map of
-  their bad bits first.
+  Bit-plane masks that also flag benign things (LSST's and HSC's ``DETECTED``, HST's DQ bits that
+  drizzling ignores) take the bits that mean *bad* (:class:`MaskFile`, :func:`parse_bad_bits`),
+  and only those make a pixel no data.
 
 Either way everything downstream sees NaN, the one way the code marks missing data. Another
 process reopens a view from a :class:`NoiseSource` or :class:`MaskedSource`.
@@ -42,10 +43,57 @@ class NoiseSource:
 
 @dataclass(frozen=True)
 class MaskedSource:
-    """What another process opens a masked image from: the image's source and the mask's."""
+    """What another process opens a masked image from: the image's source, the mask's, and the
+    mask's bad bits (None: any non-zero value is bad)."""
 
     image: str | PixelLayout
     mask: str | PixelLayout
+    bad_bits: int | None = None
+
+
+@dataclass(frozen=True)
+class MaskFile:
+    """A bad-pixel map file and the bits of it that mean no data (``bad_bits``, as
+    :func:`parse_bad_bits` reads them; None: any non-zero value).
+    ``Field.open(mask=MaskFile("calexp.fits[MASK]", "BAD,SAT,NO_DATA"))``."""
+
+    path: str | Path
+    bad_bits: int | str | None = None
+
+
+def parse_bad_bits(spec: str | int, header: Any = None) -> int:
+    """The integer of a bad-bits spec: a sum (``131``, ``0x83``), bit values (``1,2,128`` or
+    ``1+2+128``), ``~`` before them for every bit but those (astropy's
+    :func:`~astropy.nddata.bitmask.interpret_bit_flags` notation, plus hexadecimal), or the names
+    of bits (``BAD,SAT``) that the mask's ``header`` defines in LSST's and HSC's ``MP_<NAME>`` cards.
+
+    Raises InputError for anything else, a name the header lacks, or a spec of no bits.
+    """
+    from astropy.nddata.bitmask import interpret_bit_flags
+
+    text = str(spec).strip()
+    flip, body = text.startswith("~"), text.lstrip("~")
+    tokens = [t.strip() for t in body.replace("+", ",").split(",")]
+    try:
+        if any(t[:1].isalpha() for t in tokens):
+            bits = sum(_named_bit(t, header) if t[:1].isalpha() else interpret_bit_flags(t) for t in tokens)
+        else:
+            bits = int(body, 16) if body.lower().startswith("0x") else interpret_bit_flags(body)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"bad mask bits {text!r}: give a sum (131, 0x83), bit values (1,2,128), bit names "
+                         f"(BAD,SAT) or ~BITS ({str(exc).splitlines()[0]})") from None
+    if not bits:
+        raise InputError(f"mask bits {text!r} select no bit")
+    return ~int(bits) if flip else int(bits)
+
+
+def _named_bit(name: str, header: Any) -> int:
+    """The value of the bit ``name`` from the ``MP_<NAME>`` card of a mask header (its bit index)."""
+    planes = {} if header is None else {k[3:]: int(header[k]) for k in header if str(k).startswith("MP_")}
+    if name.upper() not in planes:
+        named = f"it names {', '.join(sorted(planes))}" if planes else "it has no MP_* cards"
+        raise InputError(f"the mask has no bit named {name!r} ({named})")
+    return 1 << planes[name.upper()]
 
 
 def to_rms(values: np.ndarray, kind: str) -> np.ndarray:
@@ -58,10 +106,11 @@ def to_rms(values: np.ndarray, kind: str) -> np.ndarray:
     return np.where(good, rms, np.float32(np.nan)).astype(np.float32, copy=False)
 
 
-def apply_mask(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """float32 ``img`` with NaN where ``mask`` is non-zero (a copy where any is)."""
+def apply_mask(img: np.ndarray, mask: np.ndarray, bad_bits: int | None = None) -> np.ndarray:
+    """float32 ``img`` with NaN where ``mask`` is non-zero, or where it has any of ``bad_bits`` set
+    (an integer mask); a copy where any pixel is bad."""
     img = np.asarray(img, np.float32)
-    bad = np.asarray(mask) != 0
+    bad = np.asarray(mask) != 0 if bad_bits is None else (np.asarray(mask).astype(np.int64) & bad_bits) != 0
     return np.where(bad, np.float32(np.nan), img) if bad.any() else img
 
 
@@ -120,14 +169,22 @@ class NoiseImage(_View):
 
 
 class MaskedImage(_View):
-    """An image file read as NaN where its ``mask`` file (same shape) is non-zero."""
+    """An image file read as NaN where its ``mask`` file (same shape) is non-zero, or has any of
+    ``bad_bits`` set (an integer mask)."""
 
-    def __init__(self, base: Any, mask: Any) -> None:
+    def __init__(self, base: Any, mask: Any, bad_bits: int | str | None = None) -> None:
         if tuple(mask.shape) != tuple(base.shape):
             raise InputError(f"mask is {mask.shape[0]}x{mask.shape[1]}, the image {base.shape[0]}x{base.shape[1]}",
                              mask.path)
+        if bad_bits is not None and not mask.is_integer:
+            raise InputError(f"mask bits need an integer mask, this one is {mask.dtype}", mask.path)
         super().__init__(base)
         self.mask = mask
+        try:
+            header = mask.header if isinstance(bad_bits, str) else None  # names need the MP_* cards
+            self.bad_bits = None if bad_bits is None else parse_bad_bits(bad_bits, header)
+        except InputError as exc:
+            raise InputError(exc.problem, mask.path) from None
 
     @property
     def dtype(self) -> np.dtype:  # type: ignore[override]
@@ -144,17 +201,24 @@ class MaskedImage(_View):
 
     def read(self, window: Window | None = None) -> np.ndarray:
         """The image of ``window`` (whole image if None), NaN where masked."""
-        return apply_mask(self.base.read(window), self.mask.read(window))
+        return apply_mask(self.base.read(window), self.mask.read(window), self.bad_bits)
 
     def read_windows(self, windows: Sequence[Window]) -> list[np.ndarray]:
-        return [apply_mask(a, m) for a, m in zip(self.base.read_windows(windows), self.mask.read_windows(windows))]
+        return [apply_mask(a, m, self.bad_bits)
+                for a, m in zip(self.base.read_windows(windows), self.mask.read_windows(windows))]
 
     def close(self) -> None:
         super().close()
         self.mask.close()
 
     def __repr__(self) -> str:
-        return f"MaskedImage({self.base!r}, mask={Path(self.mask.path).name})"
+        bits = "" if self.bad_bits is None else f", bad_bits={self.bad_bits:#x}"
+        return f"MaskedImage({self.base!r}, mask={Path(self.mask.path).name}{bits})"
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The mask as a run records it: its path (``file.fits[N]`` where an HDU was chosen) and bad bits."""
+        return {"path": reopen_path(self.mask), "bad_bits": self.bad_bits}
 
 
 
@@ -170,7 +234,7 @@ def source_of(im: Any) -> str | PixelLayout | NoiseSource | MaskedSource:
     if isinstance(im, NoiseImage):
         return NoiseSource(im.kind, source_of(im.base))
     if isinstance(im, MaskedImage):
-        return MaskedSource(source_of(im.base), source_of(im.mask))
+        return MaskedSource(source_of(im.base), source_of(im.mask), im.bad_bits)
     layout = getattr(im, "layout", None)
     return layout if isinstance(layout, PixelLayout) else reopen_path(im)
 
@@ -182,7 +246,7 @@ def open_view(source: Any, role: str = "image") -> Any:
     if isinstance(source, MaskedSource):
         base = open_view(source.image, role)
         try:
-            return MaskedImage(base, open_view(source.mask, "mask"))
+            return MaskedImage(base, open_view(source.mask, "mask"), source.bad_bits)
         except Exception:
             base.close()
             raise

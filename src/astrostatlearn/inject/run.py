@@ -42,7 +42,7 @@ import numpy as np
 
 from astrostatlearn import __version__
 from astrostatlearn.errors import InputError
-from astrostatlearn.field import Field
+from astrostatlearn.field import Field, MaskFile
 from astrostatlearn.field.fitsio import output_header, write_image
 from astrostatlearn.field.outputs import OutputSet
 from astrostatlearn.inject.place import free_distance, ignore_mask, place_objects
@@ -152,7 +152,7 @@ def _header_value(header: Any, keys: tuple[str, ...]) -> float | None:
 
 
 def plan_injection(image: str | Path, request: InjectRequest, rms: str | Path | None = None,
-                   noise_kind: str = "rms", mask: str | Path | None = None) -> InjectPlan:
+                   noise_kind: str = "rms", mask: str | Path | MaskFile | None = None) -> InjectPlan:
     """Read and measure the image (step 1 of the module docstring); ``noise_kind``, what ``rms``
     holds (:meth:`~astrostatlearn.field.Field.open`); ``mask``, a bad-pixel map (non-zero = no data)."""
     with Field.open(img=image, rms=rms, noise_kind=noise_kind, mask=mask) as f:
@@ -319,7 +319,7 @@ class InjectResult:
 
 def inject_image(image: str | Path, out: str | Path, request: InjectRequest | None = None,
                  rms: str | Path | None = None, overwrite: bool = False, progress: bool = False,
-                 noise_kind: str = "rms", mask: str | Path | None = None) -> InjectResult:
+                 noise_kind: str = "rms", mask: str | Path | MaskFile | None = None) -> InjectResult:
     """Inject simulated galaxies into a real image and write the realisations as fields.
 
     Parameters
@@ -338,8 +338,9 @@ def inject_image(image: str | Path, out: str | Path, request: InjectRequest | No
         Show a progress bar.
     noise_kind : str
         What ``rms`` holds: ``"rms"``, ``"weight"`` (inverse variance, 0 = no data) or ``"variance"``.
-    mask : path, optional
-        A bad-pixel map (non-zero = no data): never injected into.
+    mask : path or MaskFile, optional
+        A bad-pixel map (non-zero = no data), or a :class:`~astrostatlearn.field.MaskFile` naming
+        the bits of it that mean bad: never injected into.
 
     Returns
     -------

@@ -341,7 +341,8 @@ def execute_plan(plan: SegmentPlan, assembly: _Assembly, progress: bool = False,
 def _fingerprint(plan: SegmentPlan) -> dict[str, Any]:
     """What a resumed run must share with the killed one for its outputs to be the same."""
     r = plan.region
-    return {"img": plan.paths[0], "rms": plan.paths[1], "noise": plan.field.noise_kind, "shape": list(plan.field.shape),
+    return {"img": plan.paths[0], "rms": plan.paths[1], "noise": plan.field.noise_kind, "mask": plan.field.mask,
+            "shape": list(plan.field.shape),
             "method": plan.segmenter.name, "model_sha256": file_digest(plan.model_path),
             "variant": plan.pre.variant, "tile": plan.tile, "halo": plan.halo,
             "region": [r.y0, r.y1, r.x0, r.x1], "score": plan.score}
@@ -354,7 +355,8 @@ def assemble_outputs(plan: SegmentPlan, assembly: _Assembly, timings: dict[str, 
     run = {
         "method": seg.name, "params": seg.get_params(), "model": plan.user_model,
         "variant": plan.pre.variant, "variant_params": plan.pre.params, "version": __version__,
-        "field": {"img": plan.paths[0], "rms": plan.paths[1], "noise": field.noise_kind, "shape": list(field.shape)},
+        "field": {"img": plan.paths[0], "rms": plan.paths[1], "noise": field.noise_kind, "mask": field.mask,
+                  "shape": list(field.shape)},
         "tile": plan.tile, "halo": plan.halo, "scheduler": plan.scheduler, "workers": plan.workers,
         "region": [region.y0, region.y1, region.x0, region.x1],
         "n_tiles": len(plan.cores), "n_objects": assembly.next_id, "objects_at_halo_edge": assembly.n_edge,
