@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from astrostatlearn.errors import InputError, OutputExistsError
+from astrostatlearn.field.decompress import compression_of, plain_copy
 from astrostatlearn.field.rawimage import PixelLayout, RawImage, Scaling, pread_into, read_windows
 from astrostatlearn.field.windows import Window
 
@@ -240,9 +241,10 @@ def open_image(path: str | Path, hdu: int | str | tuple[str, int] | None = None,
         raise InputError(f"{role} file not found", p)
     if p.is_dir():
         raise InputError(f"expected a FITS file for the {role}, got a directory", p)
-    data_file = _plain_file(p, role)
-    with open(data_file, "rb") as fh:
-        first = fh.read(30)
+    data_file, first = p, _head(p)
+    if compression_of(first) is not None:  # a whole-file gzip, bzip2 or xz file: read its plain copy
+        data_file = plain_copy(p, role)
+        first = _head(data_file)
     if not first.startswith(b"SIMPLE  ="):
         raise InputError("not a FITS file (no SIMPLE card at the start)", p)
     from astropy.io import fits
@@ -265,14 +267,9 @@ def open_image(path: str | Path, hdu: int | str | tuple[str, int] | None = None,
         raise
 
 
-def _plain_file(path: Path, role: str) -> Path:
-    """``path``, or for a gzip-, bzip2- or xz-compressed file its decompressed copy
-    (:func:`~astrostatlearn.field.decompress.plain_copy`)."""
-    from astrostatlearn.field.decompress import compression_of, plain_copy
-
+def _head(path: Path) -> bytes:
     with open(path, "rb") as fh:
-        head = fh.read(8)
-    return path if compression_of(head) is None else plain_copy(path, role)
+        return fh.read(30)
 
 
 def _first_line(exc: BaseException) -> str:
