@@ -171,3 +171,24 @@ def test_catalog_text_formatted_part_by_part_equals_the_joined_table() -> None:
     text.format(mixed)
     assert text.ecsv(mixed, meta) == ecsv_bytes(finish_catalog(mixed, wcs, meta))
     assert CatalogText(lambda: wcs).ecsv([empty_rows()], meta) == ecsv_bytes(finish_catalog([], wcs, meta))
+
+
+def test_without_an_rms_map_flux_err_is_the_sky_rms_summed_over_the_segment(sim_field, tmp_path) -> None:
+    """An image alone, as many real images come: each flux_err is sqrt(area) times the image's
+    robust sky rms, which is the rms map's own level on a simulated field."""
+    from astropy.io import fits
+    from astropy.table import Table
+
+    from astrostatlearn.field import Field
+    from astrostatlearn.methods import make_segmenter
+    from astrostatlearn.segment import segment_field
+
+    rms = fits.getdata(sim_field / "rms.fits")
+    with Field.open(img=sim_field / "img.fits") as f:
+        segment_field(f, make_segmenter("sep"), tmp_path / "run", workers=1, progress=False)
+    cat = Table.read(tmp_path / "run" / "catalog.ecsv")
+    sigma = np.asarray(cat["flux_err"]) / np.sqrt(np.asarray(cat["area"]))
+    assert len(cat) > 20 and np.isfinite(sigma).all()
+    assert np.ptp(sigma) < 1e-6 * sigma[0]  # one rms for every pixel
+    assert sigma[0] == pytest.approx(float(np.median(rms)), rel=0.1)
+    assert "rms" in cat.meta["columns"]["flux_err"]

@@ -57,7 +57,7 @@ def labelled_pixels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def measure_pixels(pix: np.ndarray, lab: np.ndarray, shape: tuple[int, int], data: np.ndarray,
-                   error: np.ndarray | None, window: Window, score: np.ndarray | None = None,
+                   error: np.ndarray | float | None, window: Window, score: np.ndarray | None = None,
                    instances: Instances | None = None, level: float = 0.0) -> Rows:
     """:func:`measure`'s columns from the labelled pixels alone: ``pix`` (flat indices into a
     ``shape`` window, increasing) and their IDs ``lab``; no window-sized label map is needed.
@@ -105,11 +105,12 @@ def _segment_maximum(values: np.ndarray, lab: np.ndarray, ids: np.ndarray) -> np
 
 
 def segment_moments(pix: np.ndarray, lab: np.ndarray, shape: tuple[int, int], data: np.ndarray,
-                    error: np.ndarray | None, level: float = 0.0) -> dict[str, np.ndarray]:
+                    error: np.ndarray | float | None, level: float = 0.0) -> dict[str, np.ndarray]:
     """photutils ``SourceCatalog`` columns of every segment (IDs in increasing order), from its
     labelled pixels: ``pix`` (flat indices into a ``shape`` window) and their IDs ``lab``.
 
-    ``flux`` = sum of ``data``; ``flux_err`` = quadrature sum of ``error`` (NaN without one);
+    ``flux`` = sum of ``data``; ``flux_err`` = quadrature sum of ``error`` (an array like ``data``,
+    or one rms for every pixel; NaN without one);
     ``area`` in pixels; ``x``, ``y``: centroid of the non-negative data (window pixels);
     ``semimajor_sigma``/``semiminor_sigma``: square roots of the eigenvalues of the covariance of
     that data (each diagonal raised by 1/12 while its determinant is below 1/144, as SExtractor
@@ -126,7 +127,7 @@ def segment_moments(pix: np.ndarray, lab: np.ndarray, shape: tuple[int, int], da
     if error is None:
         flux_err = np.full(ids.size, np.nan)
     else:
-        e2 = np.where(finite, _gather(error, pix) ** 2, 0.0)
+        e2 = np.where(finite, (float(error) if np.ndim(error) == 0 else _gather(error, pix)) ** 2, 0.0)
         flux_err = np.sqrt(np.bincount(lab, weights=e2, minlength=size)[ids])
     w = np.where(finite & (vals > 0), vals, 0.0)
     yy, xx = np.divmod(pix, nx)
@@ -227,6 +228,8 @@ def finish_catalog(parts: list[Rows | Table], wcs: WCS | None, meta: dict) -> Ta
     t.meta["pixel_origin"] = "x, y are 0-based pixel coordinates; the centre of the first pixel is (0, 0)"
     t.meta["columns"] = {
         "id": "segment ID in segmentation.fits", "flux": "sum of (image - global background) over the segment",
+        "flux_err": "quadrature sum of the rms map over the segment (without one, the sky's robust rms in every "
+                    "pixel); background noise only, as independent pixels",
         "orientation": "major axis, degrees counter-clockwise from +x", "max_score": "highest per-pixel score",
         "score": "the method's confidence in the object, in [0, 1] (its own per-object score, else the mean per-pixel score)",
     }

@@ -124,11 +124,12 @@ def _segment_tile(run_id: str, index: int, paths: tuple[Any, Any], model: tuple[
     tile.want_score = with_score
     pred = seg.predict(tile)
     owned = own_objects(pred.labels, window, core, field.shape, pred.instances)
+    noise = pre.stats.rms_median if rms is None else rms  # without a map, the sky rms in every pixel
     if tile.all_valid:  # the usual case: no pass over the whole window (the level comes off the measured pixels)
-        data, error, level = img, rms, background
+        data, error, level = img, noise, background
     else:
         data, level = np.where(tile.valid, img - background, 0.0), 0.0
-        error = None if rms is None else np.where(tile.valid, rms, 0.0)
+        error = np.where(tile.valid, noise, 0.0)
     cat = measure_pixels(owned.pixels, owned.pixel_ids, window.shape, data, error, window, pred.score,
                          owned.instances, level)
     score: np.ndarray | SlotRef | None = None
