@@ -144,6 +144,22 @@ class Preprocessor:
             return np.asarray(out[0], np.float32)[None]
         return np.stack(out).astype(np.float32, copy=False)
 
+    def image_level(self, values: np.ndarray, rms: np.ndarray | None) -> np.ndarray | None:
+        """Channel-0 ``values`` (a background mesh, say) in image units, for the variants linear in
+        the image: ``raw`` (themselves), ``snr`` (``median + values * rms``, the field's median rms
+        where ``rms`` is None or bad) and ``norm``; None for the stretched ones."""
+        if self.variant == "raw":
+            return values
+        if self.variant == "norm":
+            lo, hi = self.params["norm_interval"]
+            return (lo + values * (hi - lo)).astype(np.float32)
+        if self.variant != "snr":
+            return None
+        if rms is None:
+            return (self.params["background"] + values * self.stats.rms_median).astype(np.float32)
+        safe = np.where(np.isfinite(rms) & (rms > 0), rms, np.float32(self.stats.rms_median))
+        return (self.params["background"] + values * safe).astype(np.float32)
+
     def linear_noise(self, rms: np.ndarray) -> np.ndarray | None:
         """Channel 0's 1-sigma noise for a variant linear in the image with unit or 1/rms slope
         (``raw``: the rms itself; ``snr``: 1), computed directly; None for the others, whose noise

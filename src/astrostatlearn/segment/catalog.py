@@ -1,7 +1,8 @@
 """Source catalogue of a segmentation, with photutils' SourceCatalog definitions.
 
-Measured per tile on the raw image minus the field's global background level, for the objects
-the tile owns; ``x``/``y`` are 0-based field pixel coordinates (photutils convention). The
+Measured per tile on the raw image minus its background (the field's background mesh, as
+SExtractor's photometry takes it, in image units; the global level for a stretched variant),
+for the objects the tile owns; ``x``/``y`` are 0-based field pixel coordinates (photutils convention). The
 columns are photutils' (segment flux and its error, area, the centroid and second moments of the
 non-negative data, SExtractor's 1/12 fix for thin objects), computed for all objects of a tile
 at once from a few ``bincount`` sums instead of one cutout per object; tests check them against
@@ -58,11 +59,12 @@ def labelled_pixels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def measure_pixels(pix: np.ndarray, lab: np.ndarray, shape: tuple[int, int], data: np.ndarray,
                    error: np.ndarray | float | None, window: Window, score: np.ndarray | None = None,
-                   instances: Instances | None = None, level: float = 0.0) -> Rows:
+                   instances: Instances | None = None, level: np.ndarray | float = 0.0) -> Rows:
     """:func:`measure`'s columns from the labelled pixels alone: ``pix`` (flat indices into a
     ``shape`` window, increasing) and their IDs ``lab``; no window-sized label map is needed.
-    ``level`` (as float32) is subtracted from ``data`` at those pixels, with the values a whole
-    window's ``data - float32(level)`` would give there, and the window is never copied."""
+    ``level`` (as float32; one value, or a map like ``data``) is subtracted from ``data`` at those
+    pixels, with the values a whole window's ``data - float32(level)`` would give there, and the
+    window is never copied."""
     if lab.size == 0:
         return empty_rows()
     m = segment_moments(pix, lab, shape, data, error, level)
@@ -85,12 +87,14 @@ def measure_pixels(pix: np.ndarray, lab: np.ndarray, shape: tuple[int, int], dat
     return t
 
 
-def _gather(values: np.ndarray, pix: np.ndarray, level: float = 0.0) -> np.ndarray:
+def _gather(values: np.ndarray, pix: np.ndarray, level: np.ndarray | float = 0.0) -> np.ndarray:
     """``values - float32(level)`` at the flat indices ``pix``, float64 (gathered first, the
-    level taken off as from the whole window, then converted: a window-sized copy would cost
-    more than the measurement)."""
+    level, one value or a map like ``values``, taken off as from the whole window, then
+    converted: a window-sized copy would cost more than the measurement)."""
     picked = np.asarray(values).ravel()[pix]
-    if level:
+    if np.ndim(level):
+        picked = picked - np.asarray(level, np.float32).ravel()[pix]
+    elif level:
         picked = picked - np.float32(level)
     return picked.astype(np.float64)
 
@@ -105,7 +109,7 @@ def _segment_maximum(values: np.ndarray, lab: np.ndarray, ids: np.ndarray) -> np
 
 
 def segment_moments(pix: np.ndarray, lab: np.ndarray, shape: tuple[int, int], data: np.ndarray,
-                    error: np.ndarray | float | None, level: float = 0.0) -> dict[str, np.ndarray]:
+                    error: np.ndarray | float | None, level: np.ndarray | float = 0.0) -> dict[str, np.ndarray]:
     """photutils ``SourceCatalog`` columns of every segment (IDs in increasing order), from its
     labelled pixels: ``pix`` (flat indices into a ``shape`` window) and their IDs ``lab``.
 
@@ -227,7 +231,9 @@ def finish_catalog(parts: list[Rows | Table], wcs: WCS | None, meta: dict) -> Ta
     t.meta.update(meta)
     t.meta["pixel_origin"] = "x, y are 0-based pixel coordinates; the centre of the first pixel is (0, 0)"
     t.meta["columns"] = {
-        "id": "segment ID in segmentation.fits", "flux": "sum of (image - global background) over the segment",
+        "id": "segment ID in segmentation.fits",
+        "flux": "sum of (image - background) over the segment; the background is the field's 64-px mesh "
+                "(SExtractor's), or its global level where the input variant is a stretch",
         "flux_err": "quadrature sum of the rms map over the segment (without one, the sky's robust rms in every "
                     "pixel); background noise only, as independent pixels",
         "orientation": "major axis, degrees counter-clockwise from +x", "max_score": "highest per-pixel score",

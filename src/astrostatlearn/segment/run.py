@@ -125,10 +125,12 @@ def _segment_tile(run_id: str, index: int, paths: tuple[Any, Any], model: tuple[
     pred = seg.predict(tile)
     owned = own_objects(pred.labels, window, core, field.shape, pred.instances)
     noise = pre.stats.rms_median if rms is None else rms  # without a map, the sky rms in every pixel
+    local = pre.image_level(tile.bkg, rms)  # the background mesh, as SExtractor's photometry takes it
+    level: np.ndarray | float = background if local is None else local
     if tile.all_valid:  # the usual case: no pass over the whole window (the level comes off the measured pixels)
-        data, error, level = img, noise, background
+        data, error = img, noise
     else:
-        data, level = np.where(tile.valid, img - background, 0.0), 0.0
+        data, level = np.where(tile.valid, img - level, 0.0), 0.0
         error = np.where(tile.valid, noise, 0.0)
     cat = measure_pixels(owned.pixels, owned.pixel_ids, window.shape, data, error, window, pred.score,
                          owned.instances, level)
