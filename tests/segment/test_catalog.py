@@ -215,3 +215,43 @@ def test_fluxes_are_measured_above_the_local_background_of_a_gradient(method: st
     assert len(set(near)) == len(centres)
     assert np.all((ratio > 0.75) & (ratio < 1.1)), ratio  # a segment holds most of a source's flux
     assert abs(np.corrcoef([x for _, x in centres], ratio)[0, 1]) < 0.5  # and none of the sky's slope
+
+
+def test_object_flags_mark_the_border_no_data_and_the_halo_edge() -> None:
+    from astrostatlearn.segment.catalog import FLAG_BORDER, FLAG_HALO, FLAG_NO_DATA, object_flags, labelled_pixels
+
+    labels = np.zeros((20, 30), np.int32)
+    labels[5:8, 0:3] = 1     # on the field's left border (the window starts at x = 0)
+    labels[12:15, 10:13] = 2  # diagonal neighbour of a pixel with no data
+    labels[3:6, 20:24] = 3   # clear of both
+    labels[16:19, 25:28] = 4  # clear too, but its footprint reached the halo's edge
+    invalid = np.zeros(labels.shape, bool)
+    invalid[15, 13] = True
+    pix, lab = labelled_pixels(labels)
+    window = Window(40, 60, 0, 30)
+    flags = object_flags(pix, lab, labels.shape, window, (100, 100), invalid, np.array([False, False, False, True]))
+    np.testing.assert_array_equal(flags, [FLAG_BORDER, FLAG_NO_DATA, 0, FLAG_HALO])
+    far = object_flags(pix, lab, labels.shape, Window(40, 60, 10, 40), (100, 100))  # the same away from the border
+    np.testing.assert_array_equal(far, [0, 0, 0, 0])
+
+
+def test_the_catalogue_flags_objects_beside_no_data_and_at_the_border(sim_field, tmp_path) -> None:
+    from astropy.io import fits
+    from astropy.table import Table
+
+    from astrostatlearn.field import Field
+    from astrostatlearn.methods import make_segmenter
+    from astrostatlearn.segment import segment_field
+
+    img = fits.getdata(sim_field / "img.fits").copy()
+    img[:, 200:230] = np.nan
+    fits.PrimaryHDU(img).writeto(tmp_path / "img.fits")
+    with Field.open(img=tmp_path / "img.fits", rms=sim_field / "rms.fits") as f:
+        segment_field(f, make_segmenter("sep"), tmp_path / "run", tile=256, workers=1, progress=False)
+    seg = fits.getdata(tmp_path / "run" / "segmentation.fits")
+    cat = Table.read(tmp_path / "run" / "catalog.ecsv")
+    beside = np.unique(seg[:, [199, 230]])
+    border = np.unique(np.r_[seg[0], seg[-1], seg[:, 0], seg[:, -1]])
+    expected = 1 * np.isin(cat["id"], border) + 2 * np.isin(cat["id"], beside)
+    assert np.count_nonzero(expected & 2) >= 1 and np.count_nonzero(expected & 1) >= 3
+    np.testing.assert_array_equal(np.asarray(cat["flags"]) & 3, expected)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 Rows = dict[str, np.ndarray]
 
 COLUMNS = ("id", "x", "y", "ra", "dec", "flux", "flux_err", "area", "semimajor_sigma", "semiminor_sigma",
-           "orientation", "ellipticity", "score", "max_score", "box_y0", "box_x0", "box_y1", "box_x1")
+           "orientation", "ellipticity", "flags", "score", "max_score", "box_y0", "box_x0", "box_y1", "box_x1")
 
 
 def measure(labels: np.ndarray, data: np.ndarray, error: np.ndarray | None, window: Window,
@@ -85,6 +85,47 @@ def measure_pixels(pix: np.ndarray, lab: np.ndarray, shape: tuple[int, int], dat
         for k, c in enumerate(("box_y0", "box_x0", "box_y1", "box_x1")):
             t[c] = boxes[:, k].astype(float)
     return t
+
+
+# Bits of the ``flags`` column (:func:`object_flags`).
+FLAG_BORDER = 1   # touches the field's border: the object may extend beyond the image
+FLAG_NO_DATA = 2  # touches a pixel with no data (NaN, masked, blank): its flux misses part of it
+FLAG_HALO = 4     # its footprint reaches a tile halo's edge: it may be cut at a seam (see run.json)
+
+
+def object_flags(pix: np.ndarray, lab: np.ndarray, shape: tuple[int, int], window: Window,
+                 field_shape: tuple[int, int], invalid: np.ndarray | None = None,
+                 at_halo_edge: np.ndarray | None = None) -> np.ndarray:
+    """SExtractor-like quality flags of each object (IDs in increasing order, as the rows of
+    :func:`measure_pixels`), an OR of :data:`FLAG_BORDER`, :data:`FLAG_NO_DATA` (a pixel of the
+    object, or one of its 8 neighbours, is in ``invalid``) and :data:`FLAG_HALO` (``at_halo_edge``,
+    one bool per ID 1..n)."""
+    size = int(lab.max(initial=0)) + 1
+    ids = np.flatnonzero(np.bincount(lab, minlength=size))
+    y, x = np.divmod(pix, shape[1])
+    y, x = y + window.y0, x + window.x0
+    border = (y == 0) | (x == 0) | (y == field_shape[0] - 1) | (x == field_shape[1] - 1)
+
+    def any_of(hit: np.ndarray) -> np.ndarray:
+        return np.bincount(lab[hit], minlength=size)[ids] > 0
+
+    flags = np.where(any_of(border), FLAG_BORDER, 0)
+    if invalid is not None and invalid.any():
+        flags |= np.where(any_of(_dilate_3x3(invalid).ravel()[pix]), FLAG_NO_DATA, 0)
+    if at_halo_edge is not None:
+        flags |= np.where(np.asarray(at_halo_edge, bool)[ids - 1], FLAG_HALO, 0)
+    return flags.astype(np.int64)
+
+
+def _dilate_3x3(mask: np.ndarray) -> np.ndarray:
+    """``mask`` grown by one pixel in all 8 directions (a 3x3 binary dilation, without scipy)."""
+    rows = mask.copy()
+    rows[1:] |= mask[:-1]
+    rows[:-1] |= mask[1:]
+    out = rows.copy()
+    out[:, 1:] |= rows[:, :-1]
+    out[:, :-1] |= rows[:, 1:]
+    return out
 
 
 def _gather(values: np.ndarray, pix: np.ndarray, level: np.ndarray | float = 0.0) -> np.ndarray:
@@ -175,6 +216,7 @@ def empty_rows() -> Rows:
     for c in ("x", "y", "flux", "flux_err", "area", "semimajor_sigma", "semiminor_sigma", "orientation",
               "ellipticity", "score", "max_score"):
         t[c] = np.zeros(0, float)
+    t["flags"] = np.zeros(0, np.int64)
     return t
 
 
@@ -237,6 +279,8 @@ def finish_catalog(parts: list[Rows | Table], wcs: WCS | None, meta: dict) -> Ta
         "flux_err": "quadrature sum of the rms map over the segment (without one, the sky's robust rms in every "
                     "pixel); background noise only, as independent pixels",
         "orientation": "major axis, degrees counter-clockwise from +x", "max_score": "highest per-pixel score",
+        "flags": f"OR of {FLAG_BORDER}: touches the image border, {FLAG_NO_DATA}: touches a pixel with no data, "
+                 f"{FLAG_HALO}: reaches a tile halo's edge (may be cut at a seam)",
         "score": "the method's confidence in the object, in [0, 1] (its own per-object score, else the mean per-pixel score)",
     }
     return t

@@ -46,7 +46,7 @@ from astrostatlearn.field.outputs import OutputSet
 from astrostatlearn.methods import Segmenter, load_segmenter
 from astrostatlearn.preprocess import Preprocessor, channel0_is_image, fit_variant
 from astrostatlearn.segment.background import BackgroundMesh
-from astrostatlearn.segment.catalog import CatalogText, CatalogWcs, measure_pixels
+from astrostatlearn.segment.catalog import CatalogText, CatalogWcs, measure_pixels, object_flags
 from astrostatlearn.segment.output_rows import OutputRows
 from astrostatlearn.segment.score_slots import ScoreSlots, SlotRef, forget_slots, write_slot
 from astrostatlearn.segment.checkpoint import Checkpoint, file_digest
@@ -134,6 +134,8 @@ def _segment_tile(run_id: str, index: int, paths: tuple[Any, Any], model: tuple[
         error = np.where(tile.valid, noise, 0.0)
     cat = measure_pixels(owned.pixels, owned.pixel_ids, window.shape, data, error, window, pred.score,
                          owned.instances, level)
+    cat["flags"] = object_flags(owned.pixels, owned.pixel_ids, window.shape, window, field.shape,
+                                None if tile.all_valid else ~tile.valid, owned.at_edge)
     score: np.ndarray | SlotRef | None = None
     if with_score and pred.score is not None:
         core_score = pred.score[core.relative_to(window)]

@@ -25,16 +25,17 @@ from astrostatlearn.methods.base import Instances
 class OwnedObjects:
     """The objects a tile keeps, IDs 1..n in reference-pixel order: their pixels (``pixels``,
     flat indices into the window of ``shape``, increasing, and their IDs ``pixel_ids``: all the
-    catalogue and the output merge read), their reference pixels (field coordinates), how many
-    of them lie in footprints that touch the halo's edge, and the largest kept footprint's extent
-    in pixels. :attr:`labels` is the same as a window-sized map, built when asked for."""
+    catalogue and the output merge read), their reference pixels (field coordinates), which of
+    them lie in footprints that touch the halo's edge (``at_edge``, bool per object), and the
+    largest kept footprint's extent in pixels. :attr:`labels` is the same as a window-sized map,
+    built when asked for."""
 
     shape: tuple[int, int]
     pixels: np.ndarray
     pixel_ids: np.ndarray
     ref_y: np.ndarray
     ref_x: np.ndarray
-    n_at_edge: int
+    at_edge: np.ndarray
     max_extent: int
     source_ids: np.ndarray
     instances: Instances | None = None
@@ -42,6 +43,11 @@ class OwnedObjects:
     @property
     def n_objects(self) -> int:
         return int(self.source_ids.size)
+
+    @property
+    def n_at_edge(self) -> int:
+        """How many kept objects lie in footprints that touch the halo's edge (may be cut)."""
+        return int(np.count_nonzero(self.at_edge))
 
     @property
     def labels(self) -> np.ndarray:
@@ -85,7 +91,7 @@ def own_objects(labels: np.ndarray, window: Window, core: Window, field_shape: t
     ``bincount`` sums for the centroids."""
     labels = np.asarray(labels)
     none = np.zeros(0, np.int64)
-    nothing = OwnedObjects(labels.shape, none, np.zeros(0, np.int32), none, none, 0, 0, none,
+    nothing = OwnedObjects(labels.shape, none, np.zeros(0, np.int32), none, none, np.zeros(0, bool), 0, none,
                            None if instances is None else instances.take(none))
     import cc3d  # here: the driver never needs it (the workers' forkserver preloads it)
 
@@ -115,12 +121,12 @@ def own_objects(labels: np.ndarray, window: Window, core: Window, field_shape: t
     lut = np.zeros(n_ids, np.int32)
     lut[kept_ids] = np.arange(1, kept_ids.size + 1, dtype=np.int32)
     kept_pix, kept_lab = pix[keep], lut[lab[keep]]
-    n_edge = int(np.count_nonzero(np.bincount(lab[keep & at_edge[foot]], minlength=n_ids)))
+    edge = np.bincount(kept_lab[at_edge[foot][keep]], minlength=kept_ids.size + 1)[1:] > 0
     extent = int(_extents(foot, y, x, n_foot + 1)[owned_foot].max(initial=0))
     kept_inst = None
     if instances is not None:
         kept_inst = instances.take(kept_ids, np.arange(1, kept_ids.size + 1), shift=(window.y0, window.x0))
-    return OwnedObjects(labels.shape, kept_pix, kept_lab, ry, rx, n_edge, int(extent), kept_ids.astype(np.int64),
+    return OwnedObjects(labels.shape, kept_pix, kept_lab, ry, rx, edge, int(extent), kept_ids.astype(np.int64),
                         kept_inst)
 
 
