@@ -2,11 +2,12 @@
 
 Measured per tile on the raw image minus its background (the field's background mesh, as
 SExtractor's photometry takes it, in image units; the global level for a stretched variant),
-for the objects the tile owns; ``x``/``y`` are 0-based field pixel coordinates (photutils convention). The
-columns are photutils' (segment flux and its error, area, the centroid and second moments of the
-non-negative data, SExtractor's 1/12 fix for thin objects), computed for all objects of a tile
-at once from a few ``bincount`` sums instead of one cutout per object; tests check them against
-``SourceCatalog`` itself.
+for the objects the tile owns; ``x``/``y`` are 0-based field pixel coordinates (photutils
+convention). The columns are photutils' (segment flux and its error, area, the centroid and
+second moments of the non-negative data, SExtractor's 1/12 fix for thin objects), computed for
+all objects of a tile at once from a few ``bincount`` sums instead of one cutout per object;
+tests check them against ``SourceCatalog`` itself. ``flags`` marks objects at the border, beside
+missing data, or at a tile halo's edge (:func:`object_flags`).
 """
 
 from __future__ import annotations
