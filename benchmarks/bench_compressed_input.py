@@ -10,9 +10,10 @@ It prints wall time and peak RSS (main process or largest worker) per row, the o
 and whether the segmentation equals the plain file's.
 
 A whole-file gzip stream cannot be read by window, so ``open_image`` decompresses it once into
-``$TMPDIR/astrostatlearn`` in 1 MiB blocks (field/decompress.py): its peak RSS should stay that
-of the plain run, whatever the image size, and its time exceed the plain run's by about the
-decompression (the peer's first step).
+``$TMPDIR/astrostatlearn`` in 1 MiB blocks (field/decompress.py), and a tile-compressed image above
+4 Mpix once too, 4 Mpix of rows at a time: their peak RSS
+should stay near the plain run's, whatever the image size, and their time exceed the plain run's
+by about the decompression (the peer's first step).
 """
 
 from __future__ import annotations

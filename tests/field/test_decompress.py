@@ -6,6 +6,7 @@ import lzma
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -21,13 +22,14 @@ COMPRESSORS = {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}
 
 
 @pytest.fixture
-def tmpdir_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh ``$TMPDIR`` for this process and the workers it starts."""
-    tmp = tmp_path / "tmpdir"
-    tmp.mkdir()
+def tmpdir_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh ``$TMPDIR`` for this process (no worker pool may start under it: a pool outlives
+    the test, and keeps its socket in the ``$TMPDIR`` it started with)."""
+    tmp = Path(tempfile.mkdtemp(prefix="asl-"))
     monkeypatch.setenv("TMPDIR", str(tmp))
     monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
-    return tmp
+    yield tmp
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _compress(path: Path, ext: str) -> Path:
@@ -75,9 +77,9 @@ def test_a_damaged_compressed_file_is_a_one_line_error_and_leaves_no_copy(tmp_pa
         open_image(text)
 
 
-def test_segment_of_a_gzipped_field_equals_the_plain_field_on_worker_processes(sim_field: Path, tmp_path: Path,
-                                                                                tmpdir_env: Path) -> None:
-    """``img.fits.gz`` and ``rms.fits.gz`` in a field folder, as an archive serves them."""
+def test_segment_of_a_gzipped_field_equals_the_plain_field_on_worker_processes(sim_field: Path, tmp_path: Path) -> None:
+    """``img.fits.gz`` and ``rms.fits.gz`` in a field folder, as an archive serves them. (In the
+    system's own ``$TMPDIR``: the worker pool outlives the test, and keeps its socket there.)"""
     packed = tmp_path / "packed"
     packed.mkdir()
     for name in ("img", "rms"):
@@ -92,3 +94,38 @@ def test_segment_of_a_gzipped_field_equals_the_plain_field_on_worker_processes(s
     assert seg.max() > 10
     np.testing.assert_array_equal(seg, fits.getdata(tmp_path / "plain" / "segmentation.fits"))
     assert fits.getheader(tmp_path / "gz" / "segmentation.fits")["CRVAL1"] == fits.getheader(sim_field / "img.fits")["CRVAL1"]
+
+
+def test_a_large_tile_compressed_image_is_read_from_one_plain_copy(tmp_path: Path, tmpdir_env: Path) -> None:
+    """Read in place, windows and rows decode the same tiles many times over, so an image above
+    4 Mpix is decompressed once, with its header and its physical values (BSCALE applied); a
+    smaller one is still read tile by tile in place."""
+    from astrostatlearn.field.fitsio import COMPRESSED_COPIED_ABOVE
+
+    rng = np.random.default_rng(1)
+    big = rng.normal(size=(8, COMPRESSED_COPIED_ABOVE // 8 + 1)).astype(np.float32)
+    header = fits.Header({"OBSERVER": "someone"})
+    lossless = {"compression_type": "GZIP_2", "quantize_level": 0.0}
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(big, header=header, **lossless)]).writeto(tmp_path / "big.fz")
+    small = big[:, :1000]
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(small, tile_shape=(4, 256), **lossless)]).writeto(
+        tmp_path / "small.fz")
+    raw = rng.integers(-300, 300, size=big.shape).astype(np.int16)
+    scaled = fits.CompImageHDU(raw, compression_type="RICE_1")
+    scaled.header["BSCALE"], scaled.header["BZERO"] = 0.5, 100.0
+    fits.HDUList([fits.PrimaryHDU(), scaled]).writeto(tmp_path / "scaled.fz")
+    w = Window(2, 7, 900, 1000)
+    with open_image(tmp_path / "big.fz") as f:
+        assert f.compressed and f.hdu_index == 1 and f.layout is not None and f.header["OBSERVER"] == "someone"
+        assert Path(f.layout.path).parent == tmpdir_env / "astrostatlearn"
+        assert f.spec == str((tmp_path / "big.fz").resolve())
+        np.testing.assert_array_equal(f.read(w), big[w.slices])
+    with open_image(tmp_path / "small.fz") as f:
+        assert f.compressed and f.layout is None  # read in place
+        np.testing.assert_array_equal(f.read(w), small[w.slices])
+    with open_image(tmp_path / "scaled.fz") as f:
+        assert f.layout is not None
+        np.testing.assert_allclose(f.read(w), raw[w.slices] * 0.5 + 100.0)
+    assert len(list((tmpdir_env / "astrostatlearn").iterdir())) == 2
+    decompress._remove_copies()
+    assert not list((tmpdir_env / "astrostatlearn").iterdir())

@@ -4,8 +4,9 @@ Archives often serve images gzip- or bzip2-compressed as whole files (SDSS frame
 downloads). Such a stream cannot be read by window: reaching a window means decompressing every
 byte before it, in every worker, for every tile. So the file is decompressed once, in 1 MiB
 blocks (memory bounded by the block, not the image), into ``$TMPDIR/astrostatlearn/``, and read
-from there like any plain FITS file. (Tile-compressed ``.fits.fz`` images need none of this: they
-are read tile by tile in place.)
+from there like any plain FITS file. Tile-compressed ``.fits.fz`` images up to 4 Mpix are read tile
+by tile in place; :func:`~astrostatlearn.field.fitsio.open_image` copies larger ones here too, an
+HDU at a time (read in place, they would decode the same tiles many times over).
 
 The copy is named by the source's path, size and modification time, so every process that opens
 the same file (the workers of a run, a resumed run) finds and reuses one copy. The process that
@@ -64,9 +65,7 @@ def plain_copy(path: Path, role: str = "image") -> Path:
     kind = compression_of(head)
     if kind is None:
         raise ValueError(f"{path} is not gzip, bzip2 or xz compressed")
-    st = path.stat()
-    key = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
-    target = cache_dir() / f"{path.name.split('.')[0]}-{key}.fits"
+    target = copy_path(path)
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -80,8 +79,21 @@ def plain_copy(path: Path, role: str = "image") -> Path:
         tmp.unlink(missing_ok=True)
         where = f" (copy in {target.parent})" if isinstance(exc, OSError) and exc.errno else ""
         raise InputError(f"cannot decompress the {kind} {role} file{where}: {exc}", path) from None
-    _MADE.append(target)
+    made(target)
     return target
+
+
+def copy_path(path: Path, part: str = "") -> Path:
+    """The plain copy's name for ``path`` (and ``part`` of it, an HDU say) in :func:`cache_dir`:
+    the file's stem and a hash of its absolute path, size and modification time."""
+    st = path.stat()
+    key = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{part}".encode()).hexdigest()[:16]
+    return cache_dir() / f"{path.name.split('.')[0]}-{key}.fits"
+
+
+def made(copy: Path) -> None:
+    """Delete ``copy`` when this process exits (it made it)."""
+    _MADE.append(copy)
 
 
 @atexit.register
