@@ -119,7 +119,7 @@ class Field:
             im, rm, tr = opening("img", "image"), opening("rms", noise_kind), opening("true", "truth")
             bad = opening("mask", "mask")
             noise = rm if rm is None or noise_kind == "rms" else NoiseImage(rm, noise_kind)
-            im = im if bad is None else MaskedImage(im, bad, mask.bad_bits if mask is not None else None)
+            im = im if mask is None else MaskedImage(im, bad, mask.bad_bits)
             return cls(im, noise, tr, found["catalog"])
         except Exception:
             for f in opened:

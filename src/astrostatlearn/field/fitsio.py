@@ -3,10 +3,10 @@
 Reading: :func:`open_image` finds the image HDU (primary, any extension, or tile-compressed
 ``CompImageHDU``), checks the file is complete, and returns an :class:`ImageFile` that reads
 windows lazily (``pread`` for plain images, per-tile decompression through ``hdu.section`` for
-compressed ones up to 4 Mpix); a whole-file gzip, bzip2 or xz file, and a larger
-tile-compressed one, through a decompressed copy (:mod:`.decompress`). A plain image's :attr:`ImageFile.layout` lets a worker read it again with no
-header and no astropy (:func:`open_source`, :mod:`.rawimage`); astropy is imported where a
-header is parsed or written, never at import.
+compressed ones up to 4 Mpix; a whole-file gzip, bzip2 or xz file, and a larger tile-compressed
+one, through a decompressed copy, :mod:`.decompress`). A plain image's :attr:`ImageFile.layout`
+lets a worker read it again with no header and no astropy (:func:`open_source`,
+:mod:`.rawimage`); astropy is imported where a header is parsed or written, never at import.
 
 Writing: every output is written to a temporary file in the destination folder and renamed into
 place, so a crash never leaves a half-written file under the final name. :class:`FitsImageWriter`
@@ -278,10 +278,11 @@ def open_image(path: str | Path, hdu: int | str | tuple[str, int] | None = None,
 
 
 def _read_through_copy(image: ImageFile, role: str) -> ImageFile:
-    """``image`` (tile-compressed, above :data:`COMPRESSED_COPIED_ABOVE`) as read from a plain copy in ``$TMPDIR/astrostatlearn``,
-    decompressed once, 4 Mpix of rows at a time, with the physical values and the image header
-    (:func:`~astrostatlearn.field.decompress.copy_path`; reused by every process, as a whole-file
-    compressed file's copy is). It keeps the file's name, HDU index and ``compressed``."""
+    """``image`` (tile-compressed, above :data:`COMPRESSED_COPIED_ABOVE` pixels) as read from a
+    plain copy in ``$TMPDIR/astrostatlearn``, decompressed once, 4 Mpix of rows at a time, with the
+    physical values and the image header (:func:`~astrostatlearn.field.decompress.copy_path`;
+    reused by every process, as a whole-file compressed file's copy is). It keeps the file's name,
+    HDU index and ``compressed``."""
     from astropy.io import fits
 
     copy = copy_path(image.path, f"hdu{image.hdu_index}")
