@@ -10,7 +10,7 @@ It prints wall time and peak RSS (main process or largest worker) per row, the o
 and whether the segmentation equals the plain file's.
 
 A whole-file gzip stream cannot be read by window, so ``open_image`` decompresses it once into
-``$TMPDIR/astrostatlearn`` in 1 MiB blocks (field/decompress.py), and a tile-compressed image above
+``$TMPDIR/astrostatlearn-<uid>`` in 1 MiB blocks (field/decompress.py), and a tile-compressed image above
 4 Mpix once too, 4 Mpix of rows at a time: their peak RSS
 should stay near the plain run's, whatever the image size, and their time exceed the plain run's
 by about the decompression (the peer's first step).

@@ -28,6 +28,7 @@ from typing import Any, Iterator, Sequence
 
 from astrostatlearn.allocator import keep_freed_memory
 from astrostatlearn.errors import InputError
+from astrostatlearn.pids import alive
 
 _MAIN_PID_ENV = "ASTROSTATLEARN_MAIN_PID"
 _PR_SET_PDEATHSIG = 1
@@ -58,23 +59,9 @@ def _die_with_parent() -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is dead
-    except (OSError, IndexError):
-        return True
-
-
 def _watch(pid: int, period_s: float = 1.0) -> None:
     def loop() -> None:
-        while _alive(pid):
+        while alive(pid):
             time.sleep(period_s)
         os._exit(1)
 
@@ -96,7 +83,7 @@ def guard_worker(main_pid: int, parent_pid: int | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     keep_freed_memory()
     _tie_to(os.getppid() if parent_pid is None else parent_pid, main_pid)
-    if not _alive(main_pid):  # the run died while this worker started
+    if not alive(main_pid):  # the run died while this worker started
         os._exit(1)
 
 

@@ -3,6 +3,7 @@
 import bz2
 import gzip
 import lzma
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -51,13 +52,13 @@ def test_a_compressed_file_reads_as_the_plain_one_through_one_reused_copy(tmp_pa
         assert f.path == packed and f.hdu_index == 2 and f.spec == f"{packed.resolve()}[2]"
         np.testing.assert_array_equal(f.read(Window(3, 9, 4, 20)), 2 * data[3:9, 4:20])
         copy = Path(f.layout.path)
-    assert copy.parent == decompress.cache_dir() == tmpdir_env / "astrostatlearn"
+    assert copy.parent == decompress.cache_dir() == tmpdir_env / f"astrostatlearn-{os.getuid()}"
     assert copy.read_bytes() == plain.read_bytes()
     made = copy.stat().st_mtime_ns
     with open_image(packed) as f:  # reopened (as a worker does): the same copy, not a new one
         assert f.header["OBSERVER"] == "someone" and Path(f.layout.path) == copy
-    assert copy.stat().st_mtime_ns == made and len(list(copy.parent.iterdir())) == 1
-    decompress._remove_copies()  # what happens when the process exits
+    assert copy.stat().st_mtime_ns == made and list(copy.parent.glob("[!.]*")) == [copy]
+    decompress._release()  # what happens when the process exits
     assert not copy.exists()
 
 
@@ -70,7 +71,7 @@ def test_a_damaged_compressed_file_is_a_one_line_error_and_leaves_no_copy(tmp_pa
     with pytest.raises(InputError, match="cannot decompress the gzip mask file") as err:
         open_image(cut, role="mask")
     assert "\n" not in str(err.value) and str(cut) in str(err.value)
-    assert not any((tmpdir_env / "astrostatlearn").iterdir())
+    assert not any(decompress.cache_dir().iterdir())
     text = tmp_path / "notes.txt.gz"
     text.write_bytes(gzip.compress(b"not a FITS file at all"))
     with pytest.raises(InputError, match="not a FITS file"):
@@ -117,7 +118,7 @@ def test_a_large_tile_compressed_image_is_read_from_one_plain_copy(tmp_path: Pat
     w = Window(2, 7, 900, 1000)
     with open_image(tmp_path / "big.fz") as f:
         assert f.compressed and f.hdu_index == 1 and f.layout is not None and f.header["OBSERVER"] == "someone"
-        assert Path(f.layout.path).parent == tmpdir_env / "astrostatlearn"
+        assert Path(f.layout.path).parent == decompress.cache_dir()
         assert f.spec == str((tmp_path / "big.fz").resolve())
         np.testing.assert_array_equal(f.read(w), big[w.slices])
     with open_image(tmp_path / "small.fz") as f:
@@ -126,6 +127,32 @@ def test_a_large_tile_compressed_image_is_read_from_one_plain_copy(tmp_path: Pat
     with open_image(tmp_path / "scaled.fz") as f:
         assert f.layout is not None
         np.testing.assert_allclose(f.read(w), raw[w.slices] * 0.5 + 100.0)
-    assert len(list((tmpdir_env / "astrostatlearn").iterdir())) == 2
-    decompress._remove_copies()
-    assert not list((tmpdir_env / "astrostatlearn").iterdir())
+    assert len(list(decompress.cache_dir().glob("[!.]*"))) == 2
+    decompress._release()
+    assert not list(decompress.cache_dir().iterdir())
+
+
+def test_a_copy_lives_while_any_process_uses_it_and_no_longer(tmp_path: Path, tmpdir_env: Path) -> None:
+    """Two runs at once on one compressed file share its copy: the first to exit leaves it to the
+    other. A copy whose users all died (a killed run) is removed when a copy is next used."""
+    import socket
+    import subprocess
+    import sys
+
+    plain = tmp_path / "img.fits"
+    fits.PrimaryHDU(np.ones((20, 30), np.float32)).writeto(plain)
+    packed = _compress(plain, "gz")
+    with open_image(packed) as f:
+        copy = Path(f.layout.path)
+    other = copy.with_name(f".{copy.name}.{socket.gethostname()}-{os.getppid()}.use")  # a live process
+    other.touch()
+    decompress._release()
+    assert copy.exists() and not copy.with_name(f".{copy.name}.{socket.gethostname()}-{os.getpid()}.use").exists()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    other.rename(copy.with_name(f".{copy.name}.{socket.gethostname()}-{int(dead.stdout)}.use"))
+    second = _compress(tmp_path / "img.fits", "bz2")
+    with open_image(second) as f:  # using another copy sweeps the orphan
+        assert Path(f.layout.path).exists()
+    assert not copy.exists() and not [p for p in copy.parent.iterdir() if p.name.startswith(f".{copy.name}")]
+    decompress._release()
+    assert not list(copy.parent.iterdir())

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from astrostatlearn.errors import InputError, OutputExistsError
-from astrostatlearn.field.decompress import compression_of, copy_path, made, plain_copy
+from astrostatlearn.field.decompress import compression_of, copy_path, plain_copy, release, use
 from astrostatlearn.field.rawimage import PixelLayout, RawImage, Scaling, pread_into, read_windows
 from astrostatlearn.field.windows import Window
 
@@ -205,7 +205,8 @@ def open_image(path: str | Path, hdu: int | str | tuple[str, int] | None = None,
         The FITS file, optionally with its HDU as CFITSIO and SExtractor spell it:
         ``file.fits[1]``, ``file.fits[SCI]`` or ``file.fits[SCI,2]`` (:func:`split_extension`).
         A gzip-, bzip2- or xz-compressed file (``.fits.gz``), and a tile-compressed image above
-        4 Mpix, are read through a plain copy in ``$TMPDIR/astrostatlearn`` (:mod:`.decompress`).
+        4 Mpix, are read through a plain copy in ``$TMPDIR/astrostatlearn-<uid>``
+        (:mod:`.decompress`).
     hdu : int, str or (str, int), optional
         The HDU by index, EXTNAME or (EXTNAME, EXTVER), overriding one in ``path``. Default: the
         first HDU holding a 2-D image (primary, image extension or tile-compressed image).
@@ -279,13 +280,14 @@ def open_image(path: str | Path, hdu: int | str | tuple[str, int] | None = None,
 
 def _read_through_copy(image: ImageFile, role: str) -> ImageFile:
     """``image`` (tile-compressed, above :data:`COMPRESSED_COPIED_ABOVE` pixels) as read from a
-    plain copy in ``$TMPDIR/astrostatlearn``, decompressed once, 4 Mpix of rows at a time, with the
-    physical values and the image header (:func:`~astrostatlearn.field.decompress.copy_path`;
-    reused by every process, as a whole-file compressed file's copy is). It keeps the file's name,
-    HDU index and ``compressed``."""
+    plain copy in ``$TMPDIR/astrostatlearn-<uid>``, decompressed once, 4 Mpix of rows at a time,
+    with the physical values and the image header (:func:`~astrostatlearn.field.decompress.copy_path`;
+    shared and released as a whole-file compressed file's copy is). It keeps the file's name, HDU
+    index and ``compressed``."""
     from astropy.io import fits
 
     copy = copy_path(image.path, f"hdu{image.hdu_index}")
+    use(copy)
     if not copy.exists():
         dtype = _storable(image.dtype)
         rows = max(1, (1 << 22) // image.shape[1])
@@ -295,8 +297,11 @@ def _read_through_copy(image: ImageFile, role: str) -> ImageFile:
                     w = Window(y0, min(y0 + rows, image.shape[0]), 0, image.shape[1])
                     out.write(w, image.read(w).astype(dtype, copy=False))
         except OSError as exc:
+            release(copy)
             raise InputError(f"cannot decompress the {role} file into {copy.parent}: {exc}", image.path) from None
-        made(copy)
+        except BaseException:
+            release(copy)
+            raise
     hdul = fits.open(copy, memmap=True, lazy_load_hdus=False, do_not_scale_image_data=True)
     plain = ImageFile(image.path, hdul, 0, chosen=image.chosen, data_file=copy)
     plain.hdu_index, plain.compressed = image.hdu_index, True  # the file's, as the user has it
