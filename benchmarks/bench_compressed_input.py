@@ -9,6 +9,11 @@ what a user does without the tool's support: ``gzip -dc`` to a plain file, then 
 It prints wall time and peak RSS (main process or largest worker) per row, the objects found,
 and whether the segmentation equals the plain file's.
 
+A second table times what a run reads from a tile-compressed image, in a fresh process each:
+opening it with the field's statistics (a sample of full-width rows) and reading every window
+of 1024² tiles with a 128-px halo, in fpack's row tiles and in 256² tiles, read in place (the
+copy threshold raised out of reach) against through the plain copy.
+
 A whole-file gzip stream cannot be read by window, so ``open_image`` decompresses it once into
 ``$TMPDIR/astrostatlearn-<uid>`` in 1 MiB blocks (field/decompress.py), and a tile-compressed image above
 4 Mpix once too, 4 Mpix of rows at a time: their peak RSS
@@ -28,7 +33,18 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from _measure import scratch_dir, timed_commands
+from _measure import measure, scratch_dir, timed_commands
+
+READS = """
+import astrostatlearn.field.fitsio as fitsio
+from astrostatlearn.field import Field, robust_stats, tile_grid
+if {in_place}:
+    fitsio.COMPRESSED_COPIED_ABOVE = 10**18
+with Field.open(img={path!r}) as f:
+    robust_stats(f)
+    for w in tile_grid(f.shape, 1024):
+        f.read_img(w.grow(128, f.shape))
+"""
 
 
 def prepare(root: Path, size: int) -> dict[str, Path]:
@@ -72,6 +88,14 @@ def main() -> int:
         reference = seg if reference is None else reference
         same = "yes" if np.array_equal(seg, reference) else "no"
         print(f"{name:<28} {wall:>7.1f} {peak:>8.0f} {int(seg.max()):>8} {same:>8}", flush=True)
+    square = root / "square.fits.fz"
+    data = fits.getdata(files["plain"])
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data, compression_type="GZIP_2", quantize_level=0.0,
+                                                       tile_shape=(256, 256))]).writeto(square)
+    print(f"\n{'statistics + tile windows':<28} {'in place s':>10} {'copy s':>7}")
+    for name, path in (("rows (fpack's default)", files["tile-compressed"]), ("256² tiles", square)):
+        walls = [measure(READS.format(in_place=flag, path=str(path)))["wall_s"] for flag in (True, False)]
+        print(f"{name:<28} {walls[0]:>10.1f} {walls[1]:>7.1f}", flush=True)
     return 0
 
 
