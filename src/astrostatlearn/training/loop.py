@@ -139,21 +139,25 @@ class PixelTask:
         return vl / max(vn, 1), inter / max(union, 1.0)
 
 
-def fit(model: nn.Module, task: "TrainTask | Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor]",
-        train: Dataset, val: Dataset, cfg: TrainConfig, checkpoint: Path, log_csv: Path,
-        on_best: Callable[[nn.Module, EpochStats], None], resume: bool = False, progress: bool = True,
-        on_epoch: Callable[[nn.Module, EpochStats], None] | None = None) -> list[EpochStats]:
-    """Train ``model`` and call ``on_best`` whenever the validation metric improves (and
-    ``on_epoch``, if given, after every epoch, e.g. to keep snapshots).
+@dataclass
+class _Session:
+    """What one call of :func:`fit` sets up before its first epoch (:func:`_start_session`)."""
 
-    ``task`` (a :class:`TrainTask`) supplies the collate function, the loss terms and the
-    validation metric; a plain loss function of (logits, batch) means a :class:`PixelTask`.
-    The loss minimised is the sum of the task's loss terms.
-    """
-    if len(train) == 0 or len(val) == 0:
-        raise InputError("training needs non-empty train and validation sets")
-    if not hasattr(task, "losses"):
-        task = PixelTask(task, amp=cfg.amp)  # type: ignore[arg-type]
+    task: Any
+    device: torch.device
+    train_dl: DataLoader
+    val_dl: DataLoader
+    steps: int  # batches per epoch
+    opt: torch.optim.Optimizer
+    sched: Any
+    scaler: Any
+    use_amp: bool
+    gen: torch.Generator  # the training loader's shuffling (checkpointed)
+
+
+def _start_session(model: nn.Module, task: Any, train: Dataset, val: Dataset, cfg: TrainConfig) -> _Session:
+    """Seeds, device, loaders, AdamW with its one-cycle schedule and the AMP scaler, in an order
+    that keeps runs with the same seed identical."""
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     model.to(device)
@@ -167,11 +171,66 @@ def fit(model: nn.Module, task: "TrainTask | Callable[[torch.Tensor, dict[str, t
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups],
                                                 total_steps=cfg.epochs * steps, pct_start=0.15)
     use_amp = cfg.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    return _Session(task, device, train_dl, val_dl, steps, opt, sched, torch.amp.GradScaler("cuda", enabled=use_amp),
+                    use_amp, gen)
+
+
+def _train_epoch(model: nn.Module, run: _Session, cfg: TrainConfig, epoch: int,
+                 progress: bool) -> tuple[float, dict[str, float]]:
+    """One epoch of ``run.steps`` batches: (mean loss, mean of each loss term where the task
+    gives several), both per sample."""
+    model.train()
+    total, n, term_sums = 0.0, 0, {}
+    it: Any = run.train_dl
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(run.train_dl, total=run.steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
+    for i, batch in enumerate(it):
+        if i >= run.steps:
+            break
+        batch = run.task.to_device(batch, run.device)
+        run.opt.zero_grad(set_to_none=True)
+        with torch.autocast(run.device.type, enabled=run.use_amp):
+            terms = run.task.losses(model, batch)
+            loss = sum(terms.values())
+        run.scaler.scale(loss).backward()
+        if cfg.clip_grad:
+            run.scaler.unscale_(run.opt)
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+        run.scaler.step(run.opt)
+        run.scaler.update()
+        run.sched.step()
+        size = run.task.batch_size(batch)
+        total += float(loss.detach()) * size
+        n += size
+        for k, v in terms.items():
+            term_sums[k] = term_sums.get(k, 0.0) + float(v.detach()) * size
+    return total / max(n, 1), ({k: v / max(n, 1) for k, v in term_sums.items()} if len(term_sums) > 1 else {})
+
+
+def fit(model: nn.Module, task: "TrainTask | Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor]",
+        train: Dataset, val: Dataset, cfg: TrainConfig, checkpoint: Path, log_csv: Path,
+        on_best: Callable[[nn.Module, EpochStats], None], resume: bool = False, progress: bool = True,
+        on_epoch: Callable[[nn.Module, EpochStats], None] | None = None) -> list[EpochStats]:
+    """Train ``model`` and call ``on_best`` whenever the validation metric improves (and
+    ``on_epoch``, if given, after every epoch, e.g. to keep snapshots).
+
+    ``task`` (a :class:`TrainTask`) supplies the collate function, the loss terms and the
+    validation metric; a plain loss function of (logits, batch) means a :class:`PixelTask`.
+    The loss minimised is the sum of the task's loss terms. Each epoch is checkpointed (model,
+    optimiser, schedule, RNGs) and logged as a row of ``log_csv``.
+    """
+    if len(train) == 0 or len(val) == 0:
+        raise InputError("training needs non-empty train and validation sets")
+    if not hasattr(task, "losses"):
+        task = PixelTask(task, amp=cfg.amp)  # type: ignore[arg-type]
+    run = _start_session(model, task, train, val, cfg)
     min_epochs = cfg.epochs // 2 if cfg.min_epochs is None else cfg.min_epochs
     start, best, stale, history = 0, -float("inf"), 0, []
     if resume and checkpoint.exists():
-        start, best, stale, history = _resume(checkpoint, model, opt, sched, gen, device, steps, cfg.epochs)
+        start, best, stale, history = _resume(checkpoint, model, run.opt, run.sched, run.gen, run.device, run.steps,
+                                              cfg.epochs)
     elif log_csv.exists():
         log_csv.unlink()
     for epoch in range(start, cfg.epochs):
@@ -179,39 +238,12 @@ def fit(model: nn.Module, task: "TrainTask | Callable[[torch.Tensor, dict[str, t
         for ds in (train, val):
             if hasattr(ds, "set_epoch"):
                 ds.set_epoch(epoch)
-        model.train()
-        total, n, term_sums = 0.0, 0, {}
-        it: Any = train_dl
-        if progress:
-            from tqdm import tqdm
-
-            it = tqdm(train_dl, total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
-        for i, batch in enumerate(it):
-            if i >= steps:
-                break
-            batch = task.to_device(batch, device)
-            opt.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, enabled=use_amp):
-                terms = task.losses(model, batch)
-                loss = sum(terms.values())
-            scaler.scale(loss).backward()
-            if cfg.clip_grad:
-                scaler.unscale_(opt)
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            size = task.batch_size(batch)
-            total += float(loss.detach()) * size
-            n += size
-            for k, v in terms.items():
-                term_sums[k] = term_sums.get(k, 0.0) + float(v.detach()) * size
+        train_loss, terms = _train_epoch(model, run, cfg, epoch, progress)
         model.eval()
         with torch.inference_mode():
-            val_loss, val_metric = task.validate(model, val_dl, device)
-        stats = EpochStats(epoch, total / max(n, 1), val_loss, val_metric, task.metric,
-                           opt.param_groups[-1]["lr"], time.perf_counter() - t0,
-                           {k: v / max(n, 1) for k, v in term_sums.items()} if len(term_sums) > 1 else {})
+            val_loss, val_metric = task.validate(model, run.val_dl, run.device)
+        stats = EpochStats(epoch, train_loss, val_loss, val_metric, task.metric, run.opt.param_groups[-1]["lr"],
+                           time.perf_counter() - t0, terms)
         history.append(stats)
         _append_csv(log_csv, stats)
         if stats.val_metric > best:
@@ -219,7 +251,7 @@ def fit(model: nn.Module, task: "TrainTask | Callable[[torch.Tensor, dict[str, t
             on_best(model, stats)
         else:
             stale += 1
-        _save_checkpoint(checkpoint, model, opt, epoch, best, stale, history, gen)
+        _save_checkpoint(checkpoint, model, run.opt, epoch, best, stale, history, run.gen)
         if on_epoch is not None:
             on_epoch(model, stats)
             model.train()
