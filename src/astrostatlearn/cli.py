@@ -334,6 +334,7 @@ def segment(
     workers: int = typer.Option(0, help="Local workers (0 = all cores)."),
     score: bool = typer.Option(True, "--score/--no-score", help="Write score.fits when the method has a score."),
     param: list[str] = typer.Option([], "--param", "-p", help="A method option NAME=VALUE (repeatable), e.g. unet: -p tta=4; `astrostatlearn methods` lists each method's options."),
+    zeropoint: Optional[float] = typer.Option(None, help="Magnitude zero-point of one image unit, for the catalogue's mag and mag_err (default: the header's MAGZERO, MAGZPT, PHOTZP, FLUXMAG0, PHOTFLAM/PHOTPLAM...; none: no magnitudes)."),
     resume: bool = typer.Option(False, "--resume", help="Continue a run into OUT that was killed (kill -9, out of memory, a lost machine) from its finished tiles; the outputs equal an uninterrupted run's."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
 ) -> None:
@@ -362,6 +363,7 @@ def segment(
     check_segment_args(seg, out, tile, halo, overwrite, resume)  # before the field is scanned
     t0 = time.perf_counter()
     with Field.open(field, mask=bad_pixel_map(mask, mask_bits), **noise_map(rms, weight, variance)) as f:
+        f.zeropoint = zeropoint
         res = prepare_and_segment(f, seg, out, variant=variant, tile=tile, halo=halo, scheduler=scheduler,
                                   workers=workers or None, score=score, overwrite=overwrite, progress=True,
                                   model_path=str(model) if model else None, resume=resume)

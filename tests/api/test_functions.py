@@ -64,6 +64,19 @@ def test_nddata_brings_its_uncertainty_mask_and_wcs(arrays: dict) -> None:
         astrostatlearn.segment(NDData(img, uncertainty=UnknownUncertainty(rms)), method="sep")
 
 
+def test_a_ccddata_header_zeropoint_gives_magnitudes_and_the_keyword_overrides_it(arrays: dict) -> None:
+    img, rms = arrays["img"], arrays["rms"]
+    bare = astrostatlearn.segment(img, rms, method="sep")
+    assert "mag" not in bare.catalog.colnames
+    ccd = CCDData(img, unit="adu", uncertainty=StdDevUncertainty(rms), meta={"MAGZERO": 26.0})
+    header, given = (astrostatlearn.segment(ccd, method="sep", zeropoint=zp) for zp in (None, 24.0))
+    flux = np.asarray(header.catalog["flux"])
+    ok = flux > 0
+    np.testing.assert_allclose(np.asarray(header.catalog["mag"])[ok], 26.0 - 2.5 * np.log10(flux[ok]), atol=1e-9)
+    np.testing.assert_allclose(np.asarray(given.catalog["mag"]) - np.asarray(header.catalog["mag"]), -2.0, atol=1e-9)
+    assert str(header.catalog["mag"].unit) == "mag" and ok.sum() > 20
+
+
 def test_bad_arrays_raise_one_clear_value_error(arrays: dict) -> None:
     img = arrays["img"]
     cases = [((img[0],), {}, "2-D"), ((img.astype(str),), {}, "numbers"), ((img, img[:10]), {}, "rms has shape"),

@@ -158,19 +158,36 @@ def test_catalog_text_formatted_part_by_part_equals_the_joined_table() -> None:
     wcs.wcs.cdelt = [-5e-5, 5e-5]
     meta = {"method": "sep", "variant": "raw"}
     calls = []
-    for w in (wcs, None):
-        text = CatalogText(lambda w=w: calls.append(1) or w)
+    for w, zp in ((wcs, None), (None, None), (wcs, 26.5)):
+        text = CatalogText(lambda w=w: calls.append(1) or w, zp)
         for n in range(1, len(parts) + 1):  # as the driver does: after each part
             text.format(parts[:n])
-        expected = ecsv_bytes(finish_catalog(parts, w, meta))
+        expected = ecsv_bytes(finish_catalog(parts, w, meta, zp))
         assert text.ecsv(parts, meta) == expected
         assert (b"{name: ra," in expected) == (w is not None)
-    assert len(calls) == 2  # the WCS is asked for once per catalogue
+        assert (b"{name: mag, unit: mag," in expected) == (zp is not None)
+    assert len(calls) == 3  # the WCS is asked for once per catalogue
     mixed = [dict(parts[0], box_y0=np.zeros(2)), parts[2]]
     text = CatalogText(lambda: wcs)
     text.format(mixed)
     assert text.ecsv(mixed, meta) == ecsv_bytes(finish_catalog(mixed, wcs, meta))
     assert CatalogText(lambda: wcs).ecsv([empty_rows()], meta) == ecsv_bytes(finish_catalog([], wcs, meta))
+
+
+def test_magnitudes_are_sextractors_iso_magnitudes_and_nan_without_flux() -> None:
+    from astrostatlearn.segment.catalog import finish_catalog, magnitudes
+
+    mag, err = magnitudes(np.array([100.0, 1.0, 0.0, -5.0]), np.array([10.0, 0.5, 1.0, 1.0]), 25.0)
+    np.testing.assert_allclose(mag[:2], [20.0, 25.0])
+    np.testing.assert_allclose(err[:2], [1.0857362 * 0.1, 1.0857362 * 0.5], rtol=1e-6)
+    assert np.isnan(mag[2:]).all() and np.isnan(err[2:]).all()
+    parts = _tile_parts(np.random.default_rng(5))
+    with_zp, without = finish_catalog(parts, None, {}, 30.0), finish_catalog(parts, None, {})
+    assert "mag" not in without.colnames and "zeropoint" not in without.meta
+    assert with_zp.meta["zeropoint"] == 30.0 and with_zp.colnames.index("mag") == with_zp.colnames.index("flux_err") + 1
+    positive = np.asarray(with_zp["flux"]) > 0
+    np.testing.assert_allclose(np.asarray(with_zp["mag"])[positive],
+                               30.0 - 2.5 * np.log10(np.asarray(with_zp["flux"])[positive]))
 
 
 def test_without_an_rms_map_flux_err_is_the_sky_rms_summed_over_the_segment(sim_field, tmp_path) -> None:
@@ -255,3 +272,40 @@ def test_the_catalogue_flags_objects_beside_no_data_and_at_the_border(sim_field,
     expected = 1 * np.isin(cat["id"], border) + 2 * np.isin(cat["id"], beside)
     assert np.count_nonzero(expected & 2) >= 1 and np.count_nonzero(expected & 1) >= 3
     np.testing.assert_array_equal(np.asarray(cat["flags"]) & 3, expected)
+
+
+def test_catalogue_magnitudes_follow_the_header_zeropoint_and_the_truth(sim_field, tmp_path) -> None:
+    """On a simulated field (MAGZP in its header), bright isolated objects' isophotal magnitudes
+    are their true total magnitudes or a little fainter (the wings below the isophote), as
+    SExtractor's MAG_ISO are; `segment --zeropoint` shifts every magnitude by the difference;
+    an image with no zero-point card gets no magnitude columns."""
+    from astropy.io import fits
+    from astropy.table import Table
+    from scipy.spatial import cKDTree
+
+    from astrostatlearn.cli import app
+    from typer.testing import CliRunner
+
+    run = CliRunner()
+    for name, extra in (("header", []), ("given", ["--zeropoint", "27"])):
+        res = run.invoke(app, ["segment", str(sim_field), "-m", "sep", "-o", str(tmp_path / name), "--workers", "1",
+                               *extra])
+        assert res.exit_code == 0, res.output
+    header, given = (Table.read(tmp_path / n / "catalog.ecsv") for n in ("header", "given"))
+    zp = fits.getheader(sim_field / "img.fits")["MAGZP"]
+    assert header.meta["zeropoint"] == zp and given.meta["zeropoint"] == 27.0
+    np.testing.assert_allclose(np.asarray(given["mag"]) - np.asarray(header["mag"]), 27.0 - zp, atol=1e-9)
+    truth = Table.read(sim_field / "truth.ecsv")
+    dist, k = cKDTree(np.c_[truth["x"], truth["y"]]).query(np.c_[header["x"], header["y"]])
+    true_mag = np.where((dist < 1.0) & (np.asarray(header["flags"]) == 0), np.asarray(truth["mag"])[k], np.inf)
+    bright = np.argsort(true_mag)[:8]  # the eight brightest matched objects
+    offset = np.asarray(header["mag"])[bright] - true_mag[bright]
+    assert np.isfinite(offset).all()
+    assert -0.05 < np.median(offset) < 0.3 and ((offset > -0.1) & (offset < 0.5)).sum() >= 6, offset
+    img = fits.getdata(sim_field / "img.fits")
+    fits.writeto(tmp_path / "bare.fits", img)  # no header cards at all
+    res = run.invoke(app, ["segment", str(tmp_path / "bare.fits"), "-m", "sep", "-o", str(tmp_path / "bare"),
+                           "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    bare = Table.read(tmp_path / "bare" / "catalog.ecsv")
+    assert "mag" not in bare.colnames and "zeropoint" not in bare.meta

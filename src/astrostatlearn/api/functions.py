@@ -44,7 +44,8 @@ def _read_catalog(path: Path, wcs: Any) -> Any:
 
 def segment(data: Any, rms: Any = None, *, method: str = "unet", variant: str | None = None, wcs: Any = None,
             mask: Any = None, model: str | Path | None = None, options: dict[str, Any] | None = None,
-            tile: int = 1024, workers: int | None = None, progress: bool = False) -> SegmentationResult:
+            tile: int = 1024, workers: int | None = None, progress: bool = False,
+            zeropoint: float | None = None) -> SegmentationResult:
     """Segment an image held in memory.
 
     Parameters
@@ -70,6 +71,10 @@ def segment(data: Any, rms: Any = None, *, method: str = "unet", variant: str | 
         Tile core and local workers for images above ``ONE_PIECE_PIXELS``.
     progress : bool
         Show progress bars.
+    zeropoint : float, optional
+        Magnitude zero-point of one image unit, for the catalogue's ``mag`` and ``mag_err``
+        (default: from an ``NDData``'s ``meta`` header, ``MAGZERO``, ``FLUXMAG0``...; else no
+        magnitudes).
 
     Returns
     -------
@@ -111,6 +116,7 @@ def segment(data: Any, rms: Any = None, *, method: str = "unet", variant: str | 
         folder = Path(tmp)
         _write_inputs(folder, inputs.img, inputs.rms, inputs.wcs)
         with Field.open(folder) as f:
+            f.zeropoint = zeropoint if zeropoint is not None else inputs.zeropoint
             res = prepare_and_segment(f, seg, folder / "out", variant=variant, progress=progress, **run)
         labels = np.array(fits.getdata(folder / "out" / "segmentation.fits"), dtype=np.int32)
         score_path = folder / "out" / "score.fits"

@@ -2,7 +2,9 @@
 
 An ``NDData``'s ``uncertainty`` becomes the rms (``StdDevUncertainty`` as it is,
 ``VarianceUncertainty`` by its square root, ``InverseVariance`` by ``1/sqrt``; where a variance
-or inverse variance is 0, or any is NaN, the pixel has no data), its ``mask`` (True = bad) is applied, and its ``wcs`` is used.
+or inverse variance is 0, or any is NaN, the pixel has no data), its ``mask`` (True = bad) is applied, and its ``wcs`` is used,
+and its ``meta`` (a ``CCDData``'s FITS header) gives the magnitude zero-point
+(:func:`~astrostatlearn.field.zeropoint.header_zeropoint`).
 Masked pixels become NaN, which every method treats as missing data. Every problem is an :class:`~astrostatlearn.errors.InputError` (a
 ``ValueError``) with one sentence.
 """
@@ -16,15 +18,18 @@ import numpy as np
 
 from astrostatlearn.errors import InputError
 from astrostatlearn.field.views import apply_mask, to_rms
+from astrostatlearn.field.zeropoint import header_zeropoint
 
 
 @dataclass
 class ImageInputs:
-    """``img`` float32 [y, x] (NaN = no data), ``rms`` float32 or None, ``wcs`` or None."""
+    """``img`` float32 [y, x] (NaN = no data), ``rms`` float32 or None, ``wcs`` or None,
+    ``zeropoint`` (magnitudes) or None."""
 
     img: np.ndarray
     rms: np.ndarray | None
     wcs: Any
+    zeropoint: float | None = None
 
 
 def _as_2d(x: Any, name: str) -> np.ndarray:
@@ -56,8 +61,10 @@ def image_inputs(data: Any, rms: Any = None, wcs: Any = None, mask: Any = None) 
     """Unpack and check the science image, its rms, WCS and mask (see the module docstring)."""
     from astropy.nddata import NDData
 
-    no_data = None
+    no_data, zeropoint = None, None
     if isinstance(data, NDData):
+        found = header_zeropoint(data.meta or {})
+        zeropoint = None if found is None else found[0]
         if rms is None and data.uncertainty is not None:
             rms = _uncertainty_rms(data.uncertainty)
             no_data = np.isnan(rms)  # an InverseVariance of 0, or an unknown uncertainty
@@ -80,7 +87,7 @@ def image_inputs(data: Any, rms: Any = None, wcs: Any = None, mask: Any = None) 
         img = apply_mask(img, m.astype(bool))
     if wcs is not None and not hasattr(wcs, "to_header"):
         raise InputError(f"wcs must be an astropy WCS, got {type(wcs).__name__}")
-    return ImageInputs(img, rms, wcs)
+    return ImageInputs(img, rms, wcs, zeropoint)
 
 
 def label_input(x: Any, name: str) -> np.ndarray:

@@ -18,6 +18,7 @@ from astrostatlearn.field.fitsio import ImageFile, open_image, split_extension
 from astrostatlearn.field.views import (NOISE_KINDS, MaskedImage, MaskFile, NoiseImage, apply_mask, open_view,
                                         reopen_path, source_of)
 from astrostatlearn.field.windows import Window, sample_rows
+from astrostatlearn.field.zeropoint import header_zeropoint
 
 if TYPE_CHECKING:
     from astropy.io import fits
@@ -73,6 +74,7 @@ class Field:
                  catalog: Path | None = None) -> None:
         self.img, self.rms, self.true, self.catalog = img, rms, true, catalog
         self._zero_blank: bool | None = None
+        self._zeropoint: float | None = None
         for other in (rms, true):
             if other is not None and other.shape != img.shape:
                 raise InputError(
@@ -191,6 +193,23 @@ class Field:
         from astropy.wcs.utils import proj_plane_pixel_scales
 
         return float(np.mean(proj_plane_pixel_scales(w)) * 3600.0)
+
+    @property
+    def zeropoint(self) -> float | None:
+        """Magnitude zero-point of one image unit, ``mag = zp - 2.5 log10(flux)``: the value set
+        here (``segment --zeropoint``), else the header's
+        (:func:`~astrostatlearn.field.zeropoint.header_zeropoint`: ``MAGZERO``, ``FLUXMAG0``,
+        HST's ``PHOTFLAM``/``PHOTPLAM``...), else None."""
+        if self._zeropoint is not None:
+            return self._zeropoint
+        found = header_zeropoint(self.header)
+        return None if found is None else found[0]
+
+    @zeropoint.setter
+    def zeropoint(self, value: float | None) -> None:
+        if value is not None and not np.isfinite(value):
+            raise InputError(f"the zero-point must be a finite number of magnitudes, got {value}")
+        self._zeropoint = None if value is None else float(value)
 
     # -- lazy pixel access ------------------------------------------------------------------
     @property

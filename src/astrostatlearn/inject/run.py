@@ -4,7 +4,7 @@ Plan, then one realisation at a time:
 
 1. **Measure** the image once: background, noise (the rms map, else the background's rms),
    own sources (:mod:`.sources`), the PSF (:mod:`.psf`), the zero-point (``--zeropoint``, else
-   the header's MAGZERO/MAGZPT/PHOTZP/ZEROPNT/ZP, else an instrumental one that puts the depth
+   the header's (:attr:`~astrostatlearn.field.Field.zeropoint`), else an instrumental one that puts the depth
    ``m5`` at 24.9, a KiDS-like survey's), the gain (``--gain``,
    else the header's GAIN, else none), the pixel scale (``--pixel-scale``, else the WCS, else
    0.2"), the empty-aperture noise factors ``f(area)`` of its sky (:mod:`~astrostatlearn.methods.significance`:
@@ -45,6 +45,7 @@ from astrostatlearn.errors import InputError
 from astrostatlearn.field import Field, MaskFile
 from astrostatlearn.field.fitsio import output_header, write_image
 from astrostatlearn.field.outputs import OutputSet
+from astrostatlearn.field.zeropoint import header_number
 from astrostatlearn.inject.place import free_distance, ignore_mask, place_objects
 from astrostatlearn.inject.psf import PSFModel, estimate_psf, moffat_psf, psf_from_file
 from astrostatlearn.inject.sources import ImageSources, find_sources, other_band_sources
@@ -54,7 +55,6 @@ from astrostatlearn.simulate.catalog import galaxy_shapes, stamp_radius
 from astrostatlearn.simulate.presets import Preset
 from astrostatlearn.simulate.render import draw_stamp
 
-ZP_KEYS = ("MAGZERO", "MAGZPT", "PHOTZP", "ZEROPNT", "ZP", "MAGZP")
 DEFAULT_PIXEL_SCALE, REFERENCE_DEPTH = 0.2, 24.9
 ISOPHOTE = 1.0
 
@@ -139,18 +139,6 @@ class InjectPlan:
                 "confirm_chance": None if self.confirm is None else float(self.confirm[~self.ignore].mean())}
 
 
-def _header_value(header: Any, keys: tuple[str, ...]) -> float | None:
-    for key in keys:
-        if key in header:
-            try:
-                value = float(header[key])
-            except (TypeError, ValueError):
-                continue
-            if math.isfinite(value):
-                return value
-    return None
-
-
 def plan_injection(image: str | Path, request: InjectRequest, rms: str | Path | None = None,
                    noise_kind: str = "rms", mask: str | Path | MaskFile | None = None) -> InjectPlan:
     """Read and measure the image (step 1 of the module docstring); ``noise_kind``, what ``rms``
@@ -159,6 +147,8 @@ def plan_injection(image: str | Path, request: InjectRequest, rms: str | Path | 
         img = f.read_img()
         rms_map = f.read_rms()
         header, scale = f.header.copy(), f.pixel_scale
+        f.zeropoint = request.zeropoint
+        zp = f.zeropoint
         if rms_map is not None and not (np.isfinite(rms_map) & (rms_map > 0))[np.isfinite(img)].all():
             raise InputError("rms map must be finite and > 0 wherever the image is finite", f.rms.path)  # type: ignore[union-attr]
     if not np.isfinite(img).any():
@@ -171,8 +161,7 @@ def plan_injection(image: str | Path, request: InjectRequest, rms: str | Path | 
     else:
         psf = estimate_psf(img, src, Path(image))
     notes = []
-    zp = request.zeropoint if request.zeropoint is not None else _header_value(header, ZP_KEYS)
-    gain = request.gain if request.gain is not None else _header_value(header, ("GAIN",))
+    gain = request.gain if request.gain is not None else header_number(header, ("GAIN",))
     if gain is not None and not gain > 0:
         gain = None
     if gain is None:

@@ -600,7 +600,8 @@ def _open_assembly(plan: SegmentPlan, tx: OutputSet, start: int, state: dict[str
     scores = None if score_writer is None else OutputRows(score_writer, resumed=start > 0, rows=plan.tile)
     # The catalogue's WCS is plan.wcs (made after these output headers, while the tiles run), asked for at the first rows.
     assembly = _Assembly(seg_writer, score_writer, labels, scores, slots=plan.slots,
-                         catalog=CatalogText(lambda: plan.wcs.result() if plan.wcs is not None else field.wcs))
+                         catalog=CatalogText(lambda: plan.wcs.result() if plan.wcs is not None else field.wcs,
+                                             field.zeropoint))
     assembly.restore(state, parts)
     return assembly, start
 
