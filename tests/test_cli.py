@@ -37,6 +37,8 @@ def test_info_describes_a_simulated_field(sim_field: Path) -> None:
     assert js["n_objects"] == len(np.unique(true)) - 1
     assert js["foreground_fraction"] == pytest.approx((true > 0).mean())
     assert js["sigma_clipped_std"] == pytest.approx(0.55, rel=0.15)
+    assert js["zeropoint"] == fits.getheader(sim_field / "img.fits")["MAGZP"] and js["zeropoint_card"] == "MAGZP"
+    assert f"zero-point {js['zeropoint']:.4f} mag (MAGZP)" in r.output
 
 
 def test_simulate_then_refuse_overwrite(tmp_path: Path) -> None:

@@ -137,6 +137,7 @@ def info(
     bad rms or truth map is reported as an error.
     """
     from astrostatlearn.field import Field, robust_stats, scan_field
+    from astrostatlearn.field.zeropoint import header_zeropoint
 
     bad = bad_pixel_map(mask, mask_bits)
     with Field.open(field, true=true, mask=bad, **noise_map(rms, weight, variance)) as f:
@@ -150,6 +151,7 @@ def info(
             "nonfinite_pixels": report.n_nonfinite, "zero_filled_is_blank": f.zero_blank,
             "rms": None if f.rms is None else str(f.rms.path), "noise_kind": f.noise_kind,
             "mask": f.mask, "truth": None if f.true is None else str(f.true.path),
+            "zeropoint": f.zeropoint, "zeropoint_card": (header_zeropoint(f.header) or (None, None))[1],
         }
         if f.true is not None:
             out.update(n_objects=report.n_objects, foreground_fraction=report.foreground_fraction,
@@ -170,6 +172,8 @@ def info(
         f"stats      sigma-clipped median {_fmt(median)}, std {_fmt(std)} (mean {_fmt(mean)})",
         f"no data    {out['nonfinite_pixels']} pixels ({', '.join(no_data)}; masked downstream)",
         f"rms        {out['rms'] or 'none'}" + (f" ({out['noise_kind']} map)" if out["noise_kind"] not in (None, "rms") else ""),
+        "zero-point " + (f"{out['zeropoint']:.4f} mag ({out['zeropoint_card']})" if out["zeropoint"] is not None
+                         else "none (catalogues get magnitudes with segment --zeropoint)"),
     ]
     if f.true is not None:
         lines += [f"truth      {out['truth']}",

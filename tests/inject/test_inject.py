@@ -75,6 +75,7 @@ def test_injected_fields_carry_the_truth_header_and_flux(tmp_path: Path, blank: 
             assert (real / name).exists(), name
         head = fits.getheader(real / "img.fits")
         assert head["CRVAL1"] == 150.0 and head["CTYPE2"] == "DEC--TAN"  # the WCS carries over
+        assert head["MAGZERO"] == 27.0  # truth.ecsv's zero-point: a catalogue of the realisation has its magnitudes
         img, true = fits.getdata(real / "img.fits").astype(np.float64), fits.getdata(real / "true.fits")
         ignore = fits.getdata(real / "ignore.fits") > 0
         cat = Table.read(real / "truth.ecsv")
@@ -131,6 +132,19 @@ def test_the_depth_is_that_of_the_noise_the_image_has(tmp_path: Path) -> None:
     assert depth["white"] - depth["correlated"] == pytest.approx(2.5 * math.log10(factor["correlated"] / factor["white"]),
                                                                  abs=0.03)
     assert np.median(snr["correlated"] / snr["white"]) < 1 / 1.4  # the same objects, less significant
+
+
+def test_without_a_zeropoint_the_realisations_say_which_instrumental_one_their_truth_uses(tmp_path: Path) -> None:
+    path = star_field(tmp_path / "stars.fits")
+    with fits.open(path, mode="update") as h:
+        del h[0].header["MAGZERO"]
+    res = inject_image(path, tmp_path / "inj", InjectRequest(n=4, realisations=1, psf_fwhm=3.5, seed=1))
+    d = res.description
+    assert not d["zeropoint_known"] and any("no zero-point" in n for n in d["notes"])
+    head = fits.getheader(res.realisations[0] / "img.fits")
+    assert head["MAGZERO"] == pytest.approx(d["zeropoint"]) and "instrumental" in head.comments["MAGZERO"]
+    cat = Table.read(res.realisations[0] / "truth.ecsv")
+    assert np.allclose(cat["flux"], 10 ** (-0.4 * (cat["mag"] - head["MAGZERO"])))
 
 
 def test_injection_is_reproducible_from_its_seed(tmp_path: Path) -> None:
