@@ -338,6 +338,7 @@ def segment(
     workers: int = typer.Option(0, help="Local workers (0 = all cores)."),
     score: bool = typer.Option(True, "--score/--no-score", help="Write score.fits when the method has a score."),
     param: list[str] = typer.Option([], "--param", "-p", help="A method option NAME=VALUE (repeatable), e.g. unet: -p tta=4; `astrostatlearn methods` lists each method's options."),
+    kron: bool = typer.Option(False, "--kron", help="Add Kron photometry to the catalogue (flux_auto, kron_radius, mag_auto), as SExtractor's FLUX_AUTO and MAG_AUTO."),
     zeropoint: Optional[float] = typer.Option(None, help="Magnitude zero-point of one image unit, for the catalogue's mag and mag_err (default: the header's MAGZERO, MAGZPT, PHOTZP, FLUXMAG0, PHOTFLAM/PHOTPLAM...; none: no magnitudes)."),
     resume: bool = typer.Option(False, "--resume", help="Continue a run into OUT that was killed (kill -9, out of memory, a lost machine) from its finished tiles; the outputs equal an uninterrupted run's."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
@@ -370,7 +371,7 @@ def segment(
         f.zeropoint = zeropoint
         res = prepare_and_segment(f, seg, out, variant=variant, tile=tile, halo=halo, scheduler=scheduler,
                                   workers=workers or None, score=score, overwrite=overwrite, progress=True,
-                                  model_path=str(model) if model else None, resume=resume)
+                                  model_path=str(model) if model else None, resume=resume, kron=kron)
         mpix = f.shape[0] * f.shape[1] / 1e6
     wall = time.perf_counter() - t0
     typer.echo(f"wrote {out}: {res.n_objects} objects, {res.run['n_tiles']} tiles in {wall:.1f} s "

@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
             r = compare_with_sextractor(args.kids, out / f"kids-{method}", method=method)
             print(f"      {method}: {r['n_ours']} objects vs {r['n_reference']} in SExtractor's catalogue; "
                   f"{100 * r['match_fraction']:.1f}% of theirs matched within {r['radius_px']} px; "
-                  f"median flux ratio {r['flux_ratio_median']:.3f}; overlay {r['overlay']}", flush=True)
+                  f"median flux ratio to FLUX_AUTO {r['flux_ratio_median']:.3f} isophotal, "
+                  f"{r['flux_auto_ratio_median']:.3f} Kron (flux_auto); overlay {r['overlay']}", flush=True)
         inject_demo(args.kids / "r.fits", out)
     else:
         print(f"[4/4] real data not found at {args.kids}; skipped", flush=True)

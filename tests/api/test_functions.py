@@ -75,6 +75,9 @@ def test_a_ccddata_header_zeropoint_gives_magnitudes_and_the_keyword_overrides_i
     np.testing.assert_allclose(np.asarray(header.catalog["mag"])[ok], 26.0 - 2.5 * np.log10(flux[ok]), atol=1e-9)
     np.testing.assert_allclose(np.asarray(given.catalog["mag"]) - np.asarray(header.catalog["mag"]), -2.0, atol=1e-9)
     assert str(header.catalog["mag"].unit) == "mag" and ok.sum() > 20
+    kron = astrostatlearn.segment(ccd, method="sep", kron=True).catalog
+    assert np.all(np.isfinite(kron["mag_auto"]) == np.isfinite(kron["flux_auto"]))
+    assert np.nanmedian(np.asarray(kron["mag_auto"]) - np.asarray(kron["mag"])) < -0.05  # Kron holds the wings
 
 
 def test_bad_arrays_raise_one_clear_value_error(arrays: dict) -> None:

@@ -287,7 +287,7 @@ def test_catalogue_magnitudes_follow_the_header_zeropoint_and_the_truth(sim_fiel
     from typer.testing import CliRunner
 
     run = CliRunner()
-    for name, extra in (("header", []), ("given", ["--zeropoint", "27"])):
+    for name, extra in (("header", []), ("given", ["--zeropoint", "27", "--kron"])):
         res = run.invoke(app, ["segment", str(sim_field), "-m", "sep", "-o", str(tmp_path / name), "--workers", "1",
                                *extra])
         assert res.exit_code == 0, res.output
@@ -295,6 +295,10 @@ def test_catalogue_magnitudes_follow_the_header_zeropoint_and_the_truth(sim_fiel
     zp = fits.getheader(sim_field / "img.fits")["MAGZP"]
     assert header.meta["zeropoint"] == zp and given.meta["zeropoint"] == 27.0
     np.testing.assert_allclose(np.asarray(given["mag"]) - np.asarray(header["mag"]), 27.0 - zp, atol=1e-9)
+    assert "mag_auto" not in header.colnames and {"flux_auto", "mag_auto", "kron_radius"} <= set(given.colnames)
+    import json
+
+    assert json.loads((tmp_path / "given" / "run.json").read_text())["kron"] is True
     truth = Table.read(sim_field / "truth.ecsv")
     dist, k = cKDTree(np.c_[truth["x"], truth["y"]]).query(np.c_[header["x"], header["y"]])
     true_mag = np.where((dist < 1.0) & (np.asarray(header["flags"]) == 0), np.asarray(truth["mag"])[k], np.inf)

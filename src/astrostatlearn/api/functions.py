@@ -45,7 +45,7 @@ def _read_catalog(path: Path, wcs: Any) -> Any:
 def segment(data: Any, rms: Any = None, *, method: str = "unet", variant: str | None = None, wcs: Any = None,
             mask: Any = None, model: str | Path | None = None, options: dict[str, Any] | None = None,
             tile: int = 1024, workers: int | None = None, progress: bool = False,
-            zeropoint: float | None = None) -> SegmentationResult:
+            zeropoint: float | None = None, kron: bool = False) -> SegmentationResult:
     """Segment an image held in memory.
 
     Parameters
@@ -75,6 +75,9 @@ def segment(data: Any, rms: Any = None, *, method: str = "unet", variant: str | 
         Magnitude zero-point of one image unit, for the catalogue's ``mag`` and ``mag_err``
         (default: from an ``NDData``'s ``meta`` header, ``MAGZERO``, ``FLUXMAG0``...; else no
         magnitudes).
+    kron : bool
+        Add Kron photometry to the catalogue (``flux_auto``, ``kron_radius``, ``mag_auto``), as
+        SExtractor's ``FLUX_AUTO`` and ``MAG_AUTO``.
 
     Returns
     -------
@@ -111,7 +114,7 @@ def segment(data: Any, rms: Any = None, *, method: str = "unet", variant: str | 
     one_piece = inputs.img.size <= ONE_PIECE_PIXELS
     run = {"tile": max(inputs.img.shape) if one_piece else tile, "overwrite": True,
            "scheduler": "synchronous" if one_piece else None, "workers": 1 if one_piece else workers,
-           "model_path": str(model) if model is not None else None}
+           "model_path": str(model) if model is not None else None, "kron": kron}
     with tempfile.TemporaryDirectory(prefix="astrostatlearn-") as tmp:
         folder = Path(tmp)
         _write_inputs(folder, inputs.img, inputs.rms, inputs.wcs)

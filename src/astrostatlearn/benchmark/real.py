@@ -41,16 +41,28 @@ def read_sextractor_catalog(path: Path) -> Table:
     return ascii.read(path, format="sextractor")
 
 
-def placed_objects(catalog: Table) -> tuple[np.ndarray, np.ndarray]:
-    """Positions ``(n, 2)`` (x, y) and fluxes of the catalogue's objects that have a centroid: a
-    segment with no positive flux has none (NaN, as in photutils) and cannot be matched by position."""
+def placed_objects(catalog: Table, flux: str = "flux") -> tuple[np.ndarray, np.ndarray]:
+    """Positions ``(n, 2)`` (x, y) and fluxes (column ``flux``) of the catalogue's objects that
+    have a centroid: a segment with no positive flux has none (NaN, as in photutils) and cannot be
+    matched by position."""
     xy = np.c_[np.asarray(catalog["x"], float), np.asarray(catalog["y"], float)]
     placed = np.isfinite(xy).all(axis=1)
-    return xy[placed], np.asarray(catalog["flux"], float)[placed]
+    return xy[placed], np.asarray(catalog[flux], float)[placed]
+
+
+def _ratio_stats(ours: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
+    """Median and median absolute deviation of ``ours / ref`` where both are finite and ``ref`` > 0."""
+    ratio = ours / ref
+    good = np.isfinite(ratio) & (ref > 0)
+    if not good.any():
+        return float("nan"), float("nan")
+    med = float(np.median(ratio[good]))
+    return med, float(np.median(np.abs(ratio[good] - med)))
 
 
 def compare_with_sextractor(kids_dir: Path, out: Path, method: str = "sep", radius_px: float = 2.0) -> dict[str, Any]:
-    """Segment ``kids_dir/r.fits`` with ``method`` and compare with ``r.sextractor.cat``."""
+    """Segment ``kids_dir/r.fits`` with ``method`` and compare with ``r.sextractor.cat``: the
+    matched fractions, and our isophotal ``flux`` and Kron ``flux_auto`` against its ``FLUX_AUTO``."""
     out.mkdir(parents=True, exist_ok=True)
     img = kids_dir / "r.fits"
     with Field.open(img=img) as f0:
@@ -60,20 +72,19 @@ def compare_with_sextractor(kids_dir: Path, out: Path, method: str = "sep", radi
         if "nsigma" in seg.get_params():
             seg.set_params(nsigma=SEED_NSIGMA)  # thresholding methods at the seed's settings
         variant = seg.trained_variant or seg.default_variant
-        res = segment_field(f, seg, out / "segment", variant=variant, overwrite=True, scheduler="threads")
+        res = segment_field(f, seg, out / "segment", variant=variant, overwrite=True, scheduler="threads", kron=True)
         shape = f.shape
     ours = Table.read(out / "segment" / "catalog.ecsv")
     ref = read_sextractor_catalog(kids_dir / "r.sextractor.cat")
     ref_xy = np.c_[ref["X_IMAGE"] - 1.0, ref["Y_IMAGE"] - 1.0]  # SExtractor is 1-based
     our_xy, our_flux = placed_objects(ours)
+    _, our_auto = placed_objects(ours, "flux_auto")
     d_ref, i_ref = cKDTree(our_xy).query(ref_xy)
     d_our, _ = cKDTree(ref_xy).query(our_xy)
     hit = d_ref < radius_px
-    ratio = our_flux[i_ref[hit]] / np.asarray(ref["FLUX_AUTO"])[hit]
-    good = np.isfinite(ratio) & (np.asarray(ref["FLUX_AUTO"])[hit] > 0)
-    bright = hit.copy()
-    flux_ref = np.asarray(ref["FLUX_AUTO"])
-    bright[hit] &= flux_ref[hit] > np.nanpercentile(flux_ref, 50)
+    flux_ref = np.asarray(ref["FLUX_AUTO"], float)
+    iso, iso_mad = _ratio_stats(our_flux[i_ref[hit]], flux_ref[hit])
+    auto, auto_mad = _ratio_stats(our_auto[i_ref[hit]], flux_ref[hit])
     overlay = out / "overlay.png"
     _overlay(img, ref_xy, our_xy, overlay)
     result = {
@@ -81,8 +92,8 @@ def compare_with_sextractor(kids_dir: Path, out: Path, method: str = "sep", radi
         "match_fraction": float(hit.mean()), "our_match_fraction": float((d_our < radius_px).mean()),
         "match_fraction_bright_half": float(hit[flux_ref > np.nanpercentile(flux_ref, 50)].mean()),
         "median_offset_px": float(np.median(d_ref[hit])) if hit.any() else float("nan"),
-        "flux_ratio_median": float(np.median(ratio[good])) if good.any() else float("nan"),
-        "flux_ratio_mad": float(np.median(np.abs(ratio[good] - np.median(ratio[good])))) if good.any() else float("nan"),
+        "flux_ratio_median": iso, "flux_ratio_mad": iso_mad, "flux_auto_ratio_median": auto,
+        "flux_auto_ratio_mad": auto_mad,
         "overlay": str(overlay), "shape": list(shape), "segment_s": res.timings["total"],
     }
     atomic_write_json(out / "comparison.json", result, overwrite=True)

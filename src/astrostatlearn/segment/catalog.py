@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 # 0.07 s to import in every worker, and a plain pickle); :func:`finish_catalog` joins them.
 Rows = dict[str, np.ndarray]
 
-COLUMNS = ("id", "x", "y", "ra", "dec", "flux", "flux_err", "mag", "mag_err", "area", "semimajor_sigma", "semiminor_sigma",
+COLUMNS = ("id", "x", "y", "ra", "dec", "flux", "flux_err", "mag", "mag_err", "flux_auto", "flux_auto_err", "mag_auto",
+           "mag_auto_err", "kron_radius", "area", "semimajor_sigma", "semiminor_sigma",
            "orientation", "ellipticity", "flags", "score", "max_score", "box_y0", "box_x0", "box_y1", "box_x1")
 
 
@@ -94,6 +95,7 @@ def measure_pixels(pix: np.ndarray, lab: np.ndarray, shape: tuple[int, int], dat
 FLAG_BORDER = 1   # touches the field's border: the object may extend beyond the image
 FLAG_NO_DATA = 2  # touches a pixel with no data (NaN, masked, blank): its flux misses part of it
 FLAG_HALO = 4     # its footprint reaches a tile halo's edge: it may be cut at a seam (see run.json)
+FLAG_APER_TRUNC = 8  # its Kron aperture reaches beyond the field (or a tile's halo): flux_auto misses part
 
 
 def object_flags(pix: np.ndarray, lab: np.ndarray, shape: tuple[int, int], window: Window,
@@ -265,6 +267,12 @@ def magnitudes(flux: np.ndarray, flux_err: np.ndarray, zeropoint: float) -> tupl
             np.where(positive, 2.5 / np.log(10.0) * flux_err / safe, np.nan))
 
 
+def _magnitude_columns(names: list[str], zeropoint: float | None) -> list[tuple[str, str]]:
+    """(flux column, magnitude column) pairs to add: none without a zero-point."""
+    pairs = [("flux", "mag"), ("flux_auto", "mag_auto")]
+    return [] if zeropoint is None else [(f, m) for f, m in pairs if f in names]
+
+
 def finish_catalog(parts: list[Rows | Table], wcs: WCS | None, meta: dict,
                    zeropoint: float | None = None) -> Table:
     """Join per-tile rows (or tables), add RA/Dec from ``wcs`` (when present), magnitudes with
@@ -281,9 +289,9 @@ def finish_catalog(parts: list[Rows | Table], wcs: WCS | None, meta: dict,
     if wcs is not None and len(t):
         t["ra"], t["dec"] = sky_coordinates(t, wcs)
         t["ra"].unit = t["dec"].unit = "deg"
-    if zeropoint is not None:
-        t["mag"], t["mag_err"] = magnitudes(t["flux"], t["flux_err"], zeropoint)
-        t["mag"].unit = t["mag_err"].unit = "mag"
+    for flux, mag in _magnitude_columns(t.colnames, zeropoint):
+        t[mag], t[mag + "_err"] = magnitudes(t[flux], t[flux + "_err"], zeropoint)
+        t[mag].unit = t[mag + "_err"].unit = "mag"
     for c, u in (("x", "pix"), ("y", "pix"), ("area", "pix2"), ("semimajor_sigma", "pix"), ("semiminor_sigma", "pix"),
                  ("orientation", "deg")):
         t[c].unit = u
@@ -300,9 +308,16 @@ def finish_catalog(parts: list[Rows | Table], wcs: WCS | None, meta: dict,
                     "pixel); background noise only, as independent pixels",
         **({"mag": "zeropoint - 2.5 log10(flux), as SExtractor's MAG_ISO; NaN where flux <= 0",
             "mag_err": "2.5 / ln(10) * flux_err / flux"} if zeropoint is not None else {}),
+        **({"flux_auto": "Kron flux, as SExtractor's FLUX_AUTO: the sum in max(2.5 kron_radius, 3.5) times the "
+                         "object's ellipse, other objects and missing pixels masked",
+            "flux_auto_err": "the rms map summed in quadrature over that aperture (background noise only)",
+            "kron_radius": "Kron radius in units of the object's ellipse (semimajor_sigma, semiminor_sigma)",
+            "mag_auto": "zeropoint - 2.5 log10(flux_auto), as SExtractor's MAG_AUTO"}
+           if "flux_auto" in t.colnames else {}),
         "orientation": "major axis, degrees counter-clockwise from +x", "max_score": "highest per-pixel score",
         "flags": f"OR of {FLAG_BORDER}: touches the image border, {FLAG_NO_DATA}: touches a pixel with no data, "
-                 f"{FLAG_HALO}: reaches a tile halo's edge (may be cut at a seam)",
+                 f"{FLAG_HALO}: reaches a tile halo's edge (may be cut at a seam), {FLAG_APER_TRUNC}: its Kron aperture "
+                 "is cut by the image border or a tile halo",
         "score": "the method's confidence in the object, in [0, 1] (its own per-object score, else the mean per-pixel score)",
     }
     return t
@@ -384,8 +399,8 @@ class CatalogText:
             wcs = self._resolved_wcs()
             if wcs is not None:
                 columns["ra"], columns["dec"] = sky_coordinates(part, wcs)
-            if self.zeropoint is not None:
-                columns["mag"], columns["mag_err"] = magnitudes(columns["flux"], columns["flux_err"], self.zeropoint)
+            for flux, mag in _magnitude_columns(list(columns), self.zeropoint):
+                columns[mag], columns[mag + "_err"] = magnitudes(columns[flux], columns[flux + "_err"], self.zeropoint)
             self._chunks.append(ecsv_rows([columns[c] for c in catalog_columns(list(columns))]))
 
     def ecsv(self, parts: list[Rows | Table], meta: dict) -> bytes:

@@ -47,6 +47,7 @@ from astrostatlearn.methods import Segmenter, load_segmenter
 from astrostatlearn.preprocess import Preprocessor, channel0_is_image, fit_variant
 from astrostatlearn.segment.background import BackgroundMesh
 from astrostatlearn.segment.catalog import CatalogText, CatalogWcs, measure_pixels, object_flags
+from astrostatlearn.segment.kron import add_kron_columns
 from astrostatlearn.segment.output_rows import OutputRows
 from astrostatlearn.segment.score_slots import ScoreSlots, SlotRef, forget_slots, write_slot
 from astrostatlearn.segment.checkpoint import Checkpoint, file_digest
@@ -117,7 +118,7 @@ def forget_run(run_id: str | None = None) -> None:
 
 def _segment_tile(run_id: str, index: int, paths: tuple[Any, Any], model: tuple[str, dict[str, Any]],
                   pre: Preprocessor, mesh: BackgroundMesh, core: Window, window: Window, background: float,
-                  with_score: bool, score_slot: str | None = None) -> _TileOutput:
+                  with_score: bool, score_slot: str | None = None, kron: bool = False) -> _TileOutput:
     field, seg = _run_state(run_id, paths, model)
     img, rms = field.read_img_rms(window)
     tile = tile_from_arrays(pre, mesh, window, img, rms)
@@ -136,6 +137,9 @@ def _segment_tile(run_id: str, index: int, paths: tuple[Any, Any], model: tuple[
                          owned.instances, level)
     cat["flags"] = object_flags(owned.pixels, owned.pixel_ids, window.shape, window, field.shape,
                                 None if tile.all_valid else ~tile.valid, owned.at_edge)
+    if kron:
+        add_kron_columns(cat, img - level if tile.all_valid else data, error, None if tile.all_valid else ~tile.valid,
+                         pred.labels, owned.pixels, owned.pixel_ids, window.y0, window.x0)
     score: np.ndarray | SlotRef | None = None
     if with_score and pred.score is not None:
         core_score = pred.score[core.relative_to(window)]
@@ -190,6 +194,7 @@ class SegmentPlan:
     pool: Any = None  # the run's local process pool, already started (the tiles take it over)
     slots: ScoreSlots | None = None  # where local workers leave their score cores (:mod:`.score_slots`)
     wcs: CatalogWcs | None = None  # the catalogue's WCS, made while the tiles run
+    kron: bool = False  # the catalogue has Kron (AUTO) photometry (:mod:`.kron`)
 
     @property
     def paths(self) -> tuple[str, str | None]:
@@ -211,7 +216,7 @@ class SegmentPlan:
         sources = self.field.sources or self.paths
         return [functools.partial(_segment_tile, self.run_id, i, sources, model, self.pre, self.mesh, c,
                                   c.grow(self.halo, self.field.shape), bkg, self.score,
-                                  None if self.slots is None else self.slots.slot(i))
+                                  None if self.slots is None else self.slots.slot(i), self.kron)
                 for i, c in enumerate(self.cores)]
 
 
@@ -350,7 +355,7 @@ def _fingerprint(plan: SegmentPlan) -> dict[str, Any]:
             "shape": list(plan.field.shape),
             "method": plan.segmenter.name, "model_sha256": file_digest(plan.model_path),
             "variant": plan.pre.variant, "tile": plan.tile, "halo": plan.halo,
-            "region": [r.y0, r.y1, r.x0, r.x1], "score": plan.score}
+            "region": [r.y0, r.y1, r.x0, r.x1], "score": plan.score, "kron": plan.kron}
 
 
 def assemble_outputs(plan: SegmentPlan, assembly: _Assembly, timings: dict[str, float], t_start: float) -> SegmentResult:
@@ -363,7 +368,7 @@ def assemble_outputs(plan: SegmentPlan, assembly: _Assembly, timings: dict[str, 
         "field": {"img": plan.paths[0], "rms": plan.paths[1], "noise": field.noise_kind, "mask": field.mask,
                   "shape": list(field.shape)},
         "tile": plan.tile, "halo": plan.halo, "scheduler": plan.scheduler, "workers": plan.workers,
-        "region": [region.y0, region.y1, region.x0, region.x1],
+        "region": [region.y0, region.y1, region.x0, region.x1], "kron": plan.kron,
         "n_tiles": len(plan.cores), "n_objects": assembly.next_id, "objects_at_halo_edge": assembly.n_edge,
         "largest_object_extent_px": assembly.max_extent, "resumed_at_tile": plan.resumed_at,
         "method_counters": dict(assembly.counters),
@@ -391,7 +396,7 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
                   score: bool = True, overwrite: bool = False, progress: bool = False,
                   pre: Preprocessor | None = None, mesh: BackgroundMesh | None = None,
                   model_path: str | None = None, region: Window | None = None, resume: bool = False,
-                  pool: Any = None) -> SegmentResult:
+                  pool: Any = None, kron: bool = False) -> SegmentResult:
     """Segment a whole field of any size, tile by tile, into ``segmentation.fits``,
     ``score.fits``, ``catalog.ecsv`` and ``run.json``.
 
@@ -440,6 +445,9 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
         The run's :func:`~astrostatlearn.schedulers.local_process_pool`, started before (by
         :func:`prepare_and_segment`, for the background mesh), for the processes scheduler: the
         tiles take it over and end it (default: a pool of their own).
+    kron : bool
+        Add Kron photometry to the catalogue (``flux_auto``, ``kron_radius``, and ``mag_auto``
+        with a zero-point; :mod:`~astrostatlearn.segment.kron`), as SExtractor's ``FLUX_AUTO``.
 
     Returns
     -------
@@ -473,7 +481,7 @@ def segment_field(field: Field, segmenter: Segmenter, out: str | Path, variant: 
         plan = plan_segment(field, segmenter, out, variant, tile, halo, scheduler, workers, score, overwrite, pre, mesh,
                             model_path, region, progress)
         timings: dict[str, float] = {"background": time.perf_counter() - t0}
-        plan.stage, plan.pool = tx.path(), pool
+        plan.stage, plan.pool, plan.kron = tx.path(), pool, kron
         scratch = tx.scratch()
         if plan.score and plan.scheduler in (None, "processes"):  # workers on this machine: shared pages
             plan.slots = ScoreSlots(scratch, stream_ahead(plan.workers) + 1, plan.tile)
