@@ -4,8 +4,9 @@ For each object, sep's ``kron_radius`` integrates within 6 times its isophotal e
 catalogue's ``semimajor_sigma``, ``semiminor_sigma`` and ``orientation``, SExtractor's
 ``A_IMAGE``, ``B_IMAGE``, ``THETA_IMAGE``); the flux is summed in that ellipse scaled by
 ``max(2.5 r_kron, 3.5)`` (SExtractor's ``PHOT_AUTOPARAMS 2.5, 3.5``), on the image minus the
-background mesh. Pixels of other objects (owned by this tile or not) and pixels with no data are
-masked, and sep scales the sum up for them. An aperture that reaches beyond the tile's window
+background mesh. Pixels of other objects (owned by this tile or not) are left out of both sums
+(photutils' ``aperture_mask_method="mask"``; SExtractor mirrors the object's own pixels into them
+instead); pixels with no data are masked, and sep scales the sum up by the area they take. An aperture that reaches beyond the tile's window
 (the field's edge, or rarely its halo) is flagged (:data:`~astrostatlearn.segment.catalog.FLAG_APER_TRUNC`).
 Cost per tile: one float32 and one int32 copy of the window, and sep's sums over the apertures.
 """
