@@ -43,6 +43,7 @@ def test_a_perfect_segmentation_recovers_what_is_in_the_truth(injected: Path, tm
     s = summarise("perfect", [r])
     assert s["mask_iou"] == pytest.approx(1.0) and s["spurious_per_mpix"] == pytest.approx(1 / clean)
     assert sum(s["mag"]["n_true"]) == len(cat)
+    assert s["dmag_median"] is None  # no catalogue beside the map: no photometry to compare
 
 
 def test_segments_the_other_bands_see_are_confirmed(injected: Path, tmp_path: Path) -> None:
@@ -90,6 +91,8 @@ def test_recovery_reports_every_method_with_sextractor(injected: Path, tmp_path:
     assert (tmp_path / "rec" / "runs" / "real-001" / "sep" / "segmentation.fits").exists()
     assert "data:image/png;base64," in (tmp_path / "rec" / "recovery.html").read_text()
     assert all(r["false_per_mpix_negated"] >= 0 for r in res.rows)
+    for row in res.rows:  # Kron magnitudes of the recovered objects: a little faint of the injected totals
+        assert -0.1 < row["dmag_median"] < 0.4 and 0 < row["dmag_scatter"] < 0.5, row["method"]
 
 
 def test_recovery_compares_settings_of_one_method(injected: Path, tmp_path: Path) -> None:
@@ -138,6 +141,23 @@ def test_recovery_cli(injected: Path, tmp_path: Path) -> None:
     assert again.exit_code == 2 and "--overwrite" in again.output
     unknown = runner.invoke(app, ["recovery", str(injected), "-o", str(tmp_path / "r3"), "--methods", "magic"])
     assert unknown.exit_code == 2 and not (tmp_path / "r3").exists()
+
+
+def test_recovered_fluxes_are_looked_up_by_segment_id_in_either_catalogue(tmp_path: Path) -> None:
+    from astrostatlearn.inject.recovery import recovered_flux
+
+    ours, sex = tmp_path / "ours", tmp_path / "sex"
+    ours.mkdir(), sex.mkdir()
+    Table({"id": [3, 1], "flux": [1.0, 2.0], "flux_auto": [30.0, 10.0]}).write(ours / "catalog.ecsv")
+    (sex / "sex.cat").write_text("#   1 NUMBER                 Running object number\n"
+                                 "#   2 FLUX_AUTO              Flux within a Kron-like elliptical aperture [count]\n"
+                                 "     1   12.5\n     2   -3.0\n")
+    got = recovered_flux(ours / "segmentation.fits", np.array([1, 3, 7]))
+    assert got[:2].tolist() == [10.0, 30.0] and np.isnan(got[2])
+    assert recovered_flux(sex / "sex_seg.fits", np.array([2, 1])).tolist() == [-3.0, 12.5]
+    assert recovered_flux(tmp_path / "none.fits", np.array([1])) is None
+    Table({"id": [1], "flux": [1.0]}).write(tmp_path / "catalog.ecsv")  # a run without --kron
+    assert recovered_flux(tmp_path / "segmentation.fits", np.array([1])) is None
 
 
 def test_completeness_magnitudes_interpolate_between_bins() -> None:

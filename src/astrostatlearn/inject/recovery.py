@@ -10,6 +10,10 @@ gauss 2.0 5x5, the rms map). Then, per method:
 - **m50, m90**: the magnitudes where the pooled completeness first falls below 50% and 90%
   (linear between bin centres);
 - **mask IoU** of the recovered objects (mean);
+- **photometric response**: ``Δmag``, the median of (recovered − injected magnitude) over the
+  recovered objects, from each method's Kron flux (``flux_auto``, ``segment --kron``; SExtractor's
+  ``FLUX_AUTO``) against the injected total flux, and its scatter (1.4826 x the median absolute
+  deviation), as Balrog reports the photometric response of its injections;
 - **spurious detections per Mpix**: predicted segments that touch neither an injected object nor
   the image's own sources (``ignore.fits``), per Mpix of the area outside the own sources. The own
   sources are those of sep at 1.5 sigma, so a method deeper than that also counts real faint
@@ -73,7 +77,7 @@ def segment_with_method(real: Path, method: str, work: Path, model: str | None =
     seg.set_options(options or {})
     with Field.open(real) as f:
         prepare_and_segment(f, seg, work, variant=resolve_variant(seg, None), overwrite=True,
-                            scheduler=seg.default_scheduler, model_path=model)
+                            scheduler=seg.default_scheduler, model_path=model, kron=True)
     return work / "segmentation.fits"
 
 
@@ -89,6 +93,40 @@ def run_folder(row: str) -> str:
     return row.replace(":", "_")
 
 
+def recovered_flux(seg_path: Path, pred_ids: np.ndarray) -> np.ndarray | None:
+    """The Kron flux of each segment ``pred_ids`` of ``seg_path``, from the catalogue beside it:
+    our ``catalog.ecsv`` (``flux_auto``, by ``id``) or SExtractor's ``sex.cat`` (``FLUX_AUTO``, by
+    ``NUMBER``); NaN for an ID it lacks; None when there is no such catalogue."""
+    from astropy.table import Table
+
+    ours, sex = seg_path.parent / "catalog.ecsv", seg_path.parent / "sex.cat"
+    if ours.exists():
+        cat = Table.read(ours, format="ascii.ecsv")
+        if "flux_auto" not in cat.colnames:
+            return None
+        ids, flux = np.asarray(cat["id"], np.int64), np.asarray(cat["flux_auto"], float)
+    elif sex.exists():
+        from astropy.io import ascii
+
+        cat = ascii.read(sex, format="sextractor")
+        ids, flux = np.asarray(cat["NUMBER"], np.int64), np.asarray(cat["FLUX_AUTO"], float)
+    else:
+        return None
+    lookup = dict(zip(ids.tolist(), flux.tolist()))
+    return np.array([lookup.get(int(i), np.nan) for i in pred_ids], float)
+
+
+def magnitude_offsets(seg_path: Path, m: Any, ids: np.ndarray, injected_flux: np.ndarray) -> list[float]:
+    """Recovered − injected magnitude of each matched pair of ``m`` (NaN where the recovered flux is
+    not positive); [] without a catalogue of Kron fluxes (:func:`recovered_flux`)."""
+    flux = recovered_flux(seg_path, m.matched_pred)
+    if flux is None:
+        return []
+    injected = injected_flux[np.searchsorted(ids, m.matched_true)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(flux > 0, -2.5 * np.log10(flux / injected), np.nan).tolist()
+
+
 def score_realisation(real: Path, seg_path: Path, mag_edges: np.ndarray) -> dict[str, Any]:
     """Completeness by magnitude and S/N, mask IoU and spurious detections of one segmentation."""
     from astropy.table import Table
@@ -98,6 +136,7 @@ def score_realisation(real: Path, seg_path: Path, mag_edges: np.ndarray) -> dict
     if pred.shape != true.shape:
         raise InputError(f"segmentation shape {pred.shape} differs from the realisation's {true.shape}", seg_path)
     cat = Table.read(real / "truth.ecsv")
+    cat.sort("id")
     ids = np.asarray(cat["id"], np.int64)
     in_truth = np.asarray(cat["area_true"]) > 0  # undetectable objects (no pixel above 1 sigma) count too
     m = match_instances(LabelPairs.from_maps(true, pred))
@@ -119,7 +158,8 @@ def score_realisation(real: Path, seg_path: Path, mag_edges: np.ndarray) -> dict
                        "unconfirmed_mpix": float(np.count_nonzero(~seen)) / 1e6}
     return unconfirmed | {"realisation": real.name, "n_injected": int(ids.size), "n_in_truth": int(in_truth.sum()),
             "n_recovered": int(hit.sum()), "iou_sum": float(m.matched_iou.sum()), "n_matched": int(m.tp),
-            "n_spurious": n_spurious, "clean_mpix": clean_mpix, "mag": by_mag, "snr": by_snr}
+            "n_spurious": n_spurious, "clean_mpix": clean_mpix, "mag": by_mag, "snr": by_snr,
+            "dmag": magnitude_offsets(seg_path, m, ids, np.asarray(cat["flux"], float))}
 
 
 def segments_off(pred: np.ndarray, busy: np.ndarray) -> int:
@@ -182,6 +222,11 @@ def summarise(name: str, runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 "mask_iou": sum(r["iou_sum"] for r in runs) / max(sum(r["n_matched"] for r in runs), 1),
                 "spurious_per_mpix": sum(r["n_spurious"] for r in runs) / max(sum(r["clean_mpix"] for r in runs), 1e-9),
                 "unconfirmed_per_mpix": None})
+    dmag = np.asarray([d for r in runs for d in r.get("dmag", [])], float)
+    dmag = dmag[np.isfinite(dmag)]
+    med = float(np.median(dmag)) if dmag.size else None
+    out["dmag_median"] = med
+    out["dmag_scatter"] = None if med is None else float(1.4826 * np.median(np.abs(dmag - med)))
     if all("n_unconfirmed" in r for r in runs):
         out["unconfirmed_per_mpix"] = (sum(r["n_unconfirmed"] for r in runs)
                                        / max(sum(r["unconfirmed_mpix"] for r in runs), 1e-9))
@@ -189,7 +234,8 @@ def summarise(name: str, runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 COLUMNS = [("method", "method", "{}"), ("completeness", "completeness", "{:.3f}"), ("m50", "m50", "{:.2f}"),
-           ("m90", "m90", "{:.2f}"), ("mask_iou", "mask IoU", "{:.3f}"), ("spurious_per_mpix", "spurious/Mpix", "{:.1f}"),
+           ("m90", "m90", "{:.2f}"), ("mask_iou", "mask IoU", "{:.3f}"), ("dmag_median", "Δmag", "{:+.3f}"),
+           ("dmag_scatter", "σ(Δmag)", "{:.3f}"), ("spurious_per_mpix", "spurious/Mpix", "{:.1f}"),
            ("unconfirmed_per_mpix", "unconfirmed/Mpix", "{:.1f}"),
            ("false_per_mpix_negated", "false/Mpix (negated)", "{:.1f}"),
            ("n_recovered", "recovered", "{}"), ("n_injected", "injected", "{}")]
