@@ -93,6 +93,9 @@ def test_recovery_reports_every_method_with_sextractor(injected: Path, tmp_path:
     assert all(r["false_per_mpix_negated"] >= 0 for r in res.rows)
     for row in res.rows:  # Kron magnitudes of the recovered objects: a little faint of the injected totals
         assert -0.1 < row["dmag_median"] < 0.4 and 0 < row["dmag_scatter"] < 0.5, row["method"]
+        median = np.asarray(row["response"]["median"], float)
+        assert np.isfinite(median).any() and np.nanmax(np.abs(median)) < 1.0  # per magnitude bin
+    assert "Photometric response" in (tmp_path / "rec" / "recovery.html").read_text()
 
 
 def test_recovery_compares_settings_of_one_method(injected: Path, tmp_path: Path) -> None:

@@ -116,15 +116,18 @@ def recovered_flux(seg_path: Path, pred_ids: np.ndarray) -> np.ndarray | None:
     return np.array([lookup.get(int(i), np.nan) for i in pred_ids], float)
 
 
-def magnitude_offsets(seg_path: Path, m: Any, ids: np.ndarray, injected_flux: np.ndarray) -> list[float]:
-    """Recovered − injected magnitude of each matched pair of ``m`` (NaN where the recovered flux is
-    not positive); [] without a catalogue of Kron fluxes (:func:`recovered_flux`)."""
+def magnitude_offsets(seg_path: Path, m: Any, ids: np.ndarray, injected_flux: np.ndarray,
+                      injected_mag: np.ndarray) -> dict[str, list[float]]:
+    """``dmag``: recovered − injected magnitude of each matched pair of ``m`` (NaN where the
+    recovered flux is not positive), ``dmag_at``: their injected magnitudes; empty lists without a
+    catalogue of Kron fluxes (:func:`recovered_flux`)."""
     flux = recovered_flux(seg_path, m.matched_pred)
     if flux is None:
-        return []
-    injected = injected_flux[np.searchsorted(ids, m.matched_true)]
+        return {"dmag": [], "dmag_at": []}
+    k = np.searchsorted(ids, m.matched_true)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(flux > 0, -2.5 * np.log10(flux / injected), np.nan).tolist()
+        dmag = np.where(flux > 0, -2.5 * np.log10(flux / injected_flux[k]), np.nan)
+    return {"dmag": dmag.tolist(), "dmag_at": injected_mag[k].tolist()}
 
 
 def score_realisation(real: Path, seg_path: Path, mag_edges: np.ndarray) -> dict[str, Any]:
@@ -159,7 +162,7 @@ def score_realisation(real: Path, seg_path: Path, mag_edges: np.ndarray) -> dict
     return unconfirmed | {"realisation": real.name, "n_injected": int(ids.size), "n_in_truth": int(in_truth.sum()),
             "n_recovered": int(hit.sum()), "iou_sum": float(m.matched_iou.sum()), "n_matched": int(m.tp),
             "n_spurious": n_spurious, "clean_mpix": clean_mpix, "mag": by_mag, "snr": by_snr,
-            "dmag": magnitude_offsets(seg_path, m, ids, np.asarray(cat["flux"], float))}
+            **magnitude_offsets(seg_path, m, ids, np.asarray(cat["flux"], float), np.asarray(cat["mag"], float))}
 
 
 def segments_off(pred: np.ndarray, busy: np.ndarray) -> int:
@@ -222,15 +225,32 @@ def summarise(name: str, runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 "mask_iou": sum(r["iou_sum"] for r in runs) / max(sum(r["n_matched"] for r in runs), 1),
                 "spurious_per_mpix": sum(r["n_spurious"] for r in runs) / max(sum(r["clean_mpix"] for r in runs), 1e-9),
                 "unconfirmed_per_mpix": None})
-    dmag = np.asarray([d for r in runs for d in r.get("dmag", [])], float)
-    dmag = dmag[np.isfinite(dmag)]
-    med = float(np.median(dmag)) if dmag.size else None
-    out["dmag_median"] = med
-    out["dmag_scatter"] = None if med is None else float(1.4826 * np.median(np.abs(dmag - med)))
+    out.update(photometric_response(runs, np.asarray(out["mag"]["edges"], float)))
     if all("n_unconfirmed" in r for r in runs):
         out["unconfirmed_per_mpix"] = (sum(r["n_unconfirmed"] for r in runs)
                                        / max(sum(r["unconfirmed_mpix"] for r in runs), 1e-9))
     return out
+
+
+def photometric_response(runs: Sequence[dict[str, Any]], edges: np.ndarray) -> dict[str, Any]:
+    """Pooled ``dmag`` of the realisations: ``dmag_median``, ``dmag_scatter`` (1.4826 MAD; None
+    without any) and ``response``, its 16th, 50th and 84th percentiles in each bin of injected
+    magnitude (``edges``; NaN for a bin with fewer than 3 objects)."""
+    dmag = np.asarray([d for r in runs for d in r.get("dmag", [])], float)
+    at = np.asarray([a for r in runs for a in r.get("dmag_at", [])], float)
+    ok = np.isfinite(dmag)
+    dmag, at = dmag[ok], at[ok]
+    if not dmag.size:
+        return {"dmag_median": None, "dmag_scatter": None, "response": None}
+    med = float(np.median(dmag))
+    curves = np.full((3, edges.size - 1), np.nan)
+    for i in range(edges.size - 1):
+        inside = dmag[(at >= edges[i]) & (at < edges[i + 1])]
+        if inside.size >= 3:
+            curves[:, i] = np.percentile(inside, [16, 50, 84])
+    return {"dmag_median": med, "dmag_scatter": float(1.4826 * np.median(np.abs(dmag - med))),
+            "response": {"edges": edges.tolist(), "p16": curves[0].tolist(), "median": curves[1].tolist(),
+                         "p84": curves[2].tolist()}}
 
 
 COLUMNS = [("method", "method", "{}"), ("completeness", "completeness", "{:.3f}"), ("m50", "m50", "{:.2f}"),
@@ -258,32 +278,27 @@ def table_text(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def curves_figure(rows: Sequence[dict[str, Any]], col: str) -> bytes:
-    """Completeness against ``col`` ('mag' or 'snr'), every method on one plot, realisations' range shaded."""
-    import io
-
+def _axes() -> tuple[Any, Any]:
+    """A figure and its axes for one report plot (matplotlib, no display)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for r in rows:
-        e = np.asarray(r[col]["edges"], float)
-        if col == "snr":
-            e = np.where(np.isfinite(e), e, e[np.isfinite(e)].max() * 2)
-            mids = np.sqrt(np.maximum(e[:-1], 1.0) * e[1:])
-        else:
-            mids = 0.5 * (e[1:] + e[:-1])
-        c = np.asarray(r[col]["completeness"], float)
-        lo, hi = (np.asarray(r[col][k], float) for k in ("low", "high"))
-        line, = ax.plot(mids, c, marker="o", ms=3, label=r["method"])
-        ax.fill_between(mids, np.where(np.isfinite(lo), lo, np.nan), np.where(np.isfinite(hi), hi, np.nan),
-                        color=line.get_color(), alpha=0.15)
-    if col == "snr":
-        ax.set_xscale("log")
-    ax.set_xlabel("injected magnitude" if col == "mag" else "injected S/N (matched filter)")
-    ax.set_ylabel("completeness (IoU > 0.5)")
-    ax.set_ylim(-0.02, 1.02)
+    return plt.subplots(figsize=(7, 4.2))
+
+
+def _band(ax: Any, x: np.ndarray, mid: np.ndarray, lo: np.ndarray, hi: np.ndarray, label: str) -> None:
+    """A method's curve ``mid`` against ``x`` with ``lo``..``hi`` shaded in its colour."""
+    line, = ax.plot(x, mid, marker="o", ms=3, label=label)
+    ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15)
+
+
+def _png(fig: Any, ax: Any) -> bytes:
+    """The figure as PNG bytes (grid and legend added), closed."""
+    import io
+
+    import matplotlib.pyplot as plt
+
     ax.grid(alpha=0.3)
     ax.legend()
     buf = io.BytesIO()
@@ -291,6 +306,43 @@ def curves_figure(rows: Sequence[dict[str, Any]], col: str) -> bytes:
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     return buf.getvalue()
+
+
+def curves_figure(rows: Sequence[dict[str, Any]], col: str) -> bytes:
+    """Completeness against ``col`` ('mag' or 'snr'), every method on one plot, realisations' range shaded."""
+    fig, ax = _axes()
+    for r in rows:
+        e = np.asarray(r[col]["edges"], float)
+        if col == "snr":
+            e = np.where(np.isfinite(e), e, e[np.isfinite(e)].max() * 2)
+            mids = np.sqrt(np.maximum(e[:-1], 1.0) * e[1:])
+        else:
+            mids = 0.5 * (e[1:] + e[:-1])
+        lo, hi = (np.asarray(r[col][k], float) for k in ("low", "high"))
+        _band(ax, mids, np.asarray(r[col]["completeness"], float), np.where(np.isfinite(lo), lo, np.nan),
+              np.where(np.isfinite(hi), hi, np.nan), r["method"])
+    if col == "snr":
+        ax.set_xscale("log")
+    ax.set_xlabel("injected magnitude" if col == "mag" else "injected S/N (matched filter)")
+    ax.set_ylabel("completeness (IoU > 0.5)")
+    ax.set_ylim(-0.02, 1.02)
+    return _png(fig, ax)
+
+
+def response_figure(rows: Sequence[dict[str, Any]]) -> bytes:
+    """Recovered − injected magnitude against injected magnitude: each method's median, its 16th to
+    84th percentiles shaded."""
+    fig, ax = _axes()
+    for r in rows:
+        resp = r.get("response")
+        if resp:
+            e = np.asarray(resp["edges"], float)
+            _band(ax, 0.5 * (e[1:] + e[:-1]), np.asarray(resp["median"], float), np.asarray(resp["p16"], float),
+                  np.asarray(resp["p84"], float), r["method"])
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.set_xlabel("injected magnitude")
+    ax.set_ylabel("recovered - injected magnitude (Kron)")
+    return _png(fig, ax)
 
 
 def write_html(path: Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> None:
@@ -301,6 +353,11 @@ def write_html(path: Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any])
                    f'{base64.b64encode(curves_figure(rows, c)).decode()}"><figcaption>Completeness against '
                    f'{"injected magnitude" if c == "mag" else "injected S/N"}; shaded: the range over the '
                    f'{meta["n_realisations"]} realisations</figcaption></figure>' for c in ("mag", "snr"))
+    if any(r.get("response") for r in rows):
+        figs += (f'<figure><img alt="photometric response" src="data:image/png;base64,'
+                 f'{base64.b64encode(response_figure(rows)).decode()}"><figcaption>Photometric response: recovered '
+                 f'(Kron) minus injected magnitude of the recovered galaxies; line: median, shaded: 16th to 84th '
+                 f'percentile</figcaption></figure>')
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in meta.get("notes", []))
     path.write_text(f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>astrostatlearn recovery</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}} table{{border-collapse:collapse}}
