@@ -106,9 +106,9 @@ def recovered_flux(seg_path: Path, pred_ids: np.ndarray) -> np.ndarray | None:
             return None
         ids, flux = np.asarray(cat["id"], np.int64), np.asarray(cat["flux_auto"], float)
     elif sex.exists():
-        from astropy.io import ascii
+        from astrostatlearn.benchmark.real import read_sextractor_catalog
 
-        cat = ascii.read(sex, format="sextractor")
+        cat = read_sextractor_catalog(sex)
         ids, flux = np.asarray(cat["NUMBER"], np.int64), np.asarray(cat["FLUX_AUTO"], float)
     else:
         return None
