@@ -124,6 +124,10 @@ def test_inject_in_memory(tmp_path: Path) -> None:
     assert not (first.true > 0)[first.params["ignore"]].any()
     arr = astrostatlearn.inject(fits.getdata(path), n=4, realisations=1, psf_fwhm=3.5)  # an array works too
     assert arr.description["psf"]["source"].startswith("moffat")
+    assert not arr.description["zeropoint_known"]
+    data, header = fits.getdata(path, header=True)  # MAGZERO 27 in the header
+    ccd = astrostatlearn.inject(CCDData(data, unit="adu", meta=header), n=4, realisations=1, psf_fwhm=3.5)
+    assert ccd.description["zeropoint"] == 27.0 and ccd.description["zeropoint_known"]
 
 
 def test_callable_packages_keep_their_modules() -> None:

@@ -266,7 +266,7 @@ def inject(image: Any, rms: Any = None, *, n: int = 100, realisations: int = 5,
     seed : int
         Random seed.
     zeropoint, gain, pixel_scale : float, optional
-        Override the header's.
+        Override the header's (a FITS path's, or a ``CCDData``'s ``meta`` for the zero-point).
     wcs : astropy.wcs.WCS, optional
         For an array input.
 
@@ -308,6 +308,8 @@ def inject(image: Any, rms: Any = None, *, n: int = 100, realisations: int = 5,
                 fits.PrimaryHDU(np.asarray(rms, np.float32)).writeto(rms_path)
         else:
             inputs = image_inputs(image, rms, wcs)
+            if request.zeropoint is None:  # a CCDData's header card, when the call gives none
+                request.zeropoint = inputs.zeropoint
             _write_inputs(folder, inputs.img, inputs.rms, inputs.wcs)
             src, rms_path = folder / "img.fits", (folder / "rms.fits" if inputs.rms is not None else None)
         res = inject_image(src, folder / "out", request, rms=rms_path)
