@@ -127,6 +127,31 @@ def test_a_commit_killed_midway_is_rolled_forward_by_the_next_writer(tmp_path: P
     assert sorted(p.name for p in out.iterdir()) == list(NAMES)  # no staging, lock or journal left
 
 
+def test_an_interrupt_during_the_commit_waits_for_the_whole_set(tmp_path: Path, monkeypatch) -> None:
+    """Ctrl-C (as the CLI's signal handler raises it, :func:`~astrostatlearn.processes.interrupt`)
+    after the first of three renames: the set is committed whole, with no journal left, and only
+    then is the interrupt raised."""
+    from astrostatlearn.field import outputs
+    from astrostatlearn.processes import interrupt
+
+    moved = []
+    real_replace = outputs._replace
+
+    def replace_then_interrupt(src, dst, staging):
+        real_replace(src, dst, staging)
+        moved.append(dst.name)
+        if len(moved) == 1:
+            interrupt(KeyboardInterrupt)  # what the SIGINT handler calls
+
+    monkeypatch.setattr(outputs, "_replace", replace_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        _write_set(tmp_path / "out", "one")
+    assert moved == list(NAMES)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == list(NAMES)  # no journal, staging or lock
+    with pytest.raises(KeyboardInterrupt):  # outside a commit, the handler raises at once
+        interrupt(KeyboardInterrupt)
+
+
 def test_a_resumable_partial_state_is_refused_kept_or_replaced(tmp_path: Path) -> None:
     from astrostatlearn.field.outputs import PartialRunError
 

@@ -47,6 +47,8 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(sim_field: Path, tmp_p
     assert again.returncode == 2 and "--resume" in again.stderr and len(again.stderr.strip().splitlines()) == 1
     other = run(_args(sim_field, "out", "--resume") + ["--tile", "128"], tmp_path)
     assert other.returncode == 2 and "tile 128" in other.stderr and "had 64" in other.stderr, other.stderr
+    kron = run(_args(sim_field, "out", "--resume", "--kron"), tmp_path)  # other catalogue columns: refused too
+    assert kron.returncode == 2 and "kron True" in kron.stderr and "had None" in kron.stderr, kron.stderr
 
     resumed = run(_args(sim_field, "out", "--resume"), tmp_path)
     assert resumed.returncode == 0, resumed.stderr

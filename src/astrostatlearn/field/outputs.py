@@ -9,7 +9,8 @@ folder (:meth:`OutputSet.path`), and the set is committed when the block ends wi
 - **Refusal.** Existing outputs are refused unless ``overwrite``, checked under the lock, again
   at commit.
 - **Commit as a set.** A journal (``.<key>.commit``) lists the renames before they start, so a run
-  killed mid-commit is rolled forward by the next writer. Outputs of the set that this run does
+  killed mid-commit is rolled forward by the next writer; a Ctrl-C or SIGTERM that arrives during
+  the commit waits for it to finish (:func:`~astrostatlearn.processes.critical`). Outputs of the set that this run does
   not produce (say ``score.fits`` after ``--no-score``) are removed, so the folder never holds
   files from two runs.
 - **Debris.** Staging folders of dead runs (``.<key>.staging-*``) are removed by the next writer
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from astrostatlearn.errors import InputError, OutputExistsError
+from astrostatlearn.processes import critical
 
 
 class OutputBusyError(InputError):
@@ -126,11 +128,14 @@ class OutputSet:
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if exc_type is None:
-            try:
-                self.commit()
-            except BaseException as error:
-                self.abort()
-                self._reraise(error)
+            # A Ctrl-C or SIGTERM now is held back until the set is committed (a few renames), then
+            # raised: an interrupted command never leaves half a set with its journal behind.
+            with critical():
+                try:
+                    self.commit()
+                except BaseException as error:
+                    self.abort()
+                    self._reraise(error)
             return
         self.abort()
         if exc is not None:

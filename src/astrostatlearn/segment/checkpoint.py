@@ -7,7 +7,7 @@ run reopens the maps, restores the rest and continues at tile ``done``; merging 
 writes the same values, so a crash between a merge and its checkpoint changes nothing.
 
 ``progress.json`` also holds the run's fingerprint (field, method, model digest, variant, tile,
-halo, region, score): a resume with other settings is refused, naming what differs.
+halo, region, score, Kron photometry): a resume with other settings is refused, naming what differs.
 """
 
 from __future__ import annotations

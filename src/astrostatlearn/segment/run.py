@@ -355,7 +355,8 @@ def _fingerprint(plan: SegmentPlan) -> dict[str, Any]:
             "shape": list(plan.field.shape),
             "method": plan.segmenter.name, "model_sha256": file_digest(plan.model_path),
             "variant": plan.pre.variant, "tile": plan.tile, "halo": plan.halo,
-            "region": [r.y0, r.y1, r.x0, r.x1], "score": plan.score, "kron": plan.kron}
+            "region": [r.y0, r.y1, r.x0, r.x1], "score": plan.score,
+            **({"kron": True} if plan.kron else {})}  # absent when off: a run killed by an older version resumes
 
 
 def assemble_outputs(plan: SegmentPlan, assembly: _Assembly, timings: dict[str, float], t_start: float) -> SegmentResult:
