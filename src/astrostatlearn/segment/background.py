@@ -9,8 +9,10 @@ The clipping of all cells of a strip is done at once (:func:`~astrostatlearn.pre
 one strip of ``box`` rows at a time, so the field is read once in bounded memory. A cell with
 half or fewer of its pixels left (masked, non-finite, clipped, or beyond the field's edge) takes
 the value of the nearest good cell. The mesh is median-filtered (3x3, like SExtractor's
-BACK_FILTERSIZE) and interpolated bilinearly at each pixel from global coordinates, so a pixel
-gets the same background in every tile that holds it.
+BACK_FILTERSIZE; beyond its edges it is continued linearly, so a sky gradient does not bias the
+edge cells) and interpolated bilinearly at each pixel from global coordinates, so a pixel gets
+the same background in every tile that holds it; the background goes on linearly beyond the
+outermost cell centres, as SExtractor's spline does, and the rms stays constant there.
 """
 
 from __future__ import annotations
@@ -96,14 +98,21 @@ def _fill_from_nearest(mesh: np.ndarray) -> np.ndarray:
 
 
 def median_filter(mesh: np.ndarray, size: int) -> np.ndarray:
-    """``scipy.ndimage.median_filter(mesh, size, mode="nearest")`` for an odd ``size``, in numpy:
-    the mesh is small (a cell per 64^2 pixels), and the driver then never imports scipy (0.1 s)."""
+    """A ``size`` x ``size`` median filter of ``mesh`` (odd ``size``), the mesh continued beyond its
+    edges by odd reflection (``2 * edge - mirrored``: a plane goes on as a plane, so the edge cells
+    of a sky gradient are not pulled towards their inner neighbours, as repeating the edge would
+    pull them). In numpy: the mesh is small (a cell per 64^2 pixels), and the driver then never
+    imports scipy (0.1 s). An even ``size`` (no centre cell) repeats the edge (scipy's ``nearest``)."""
     if size % 2 == 0:
         from scipy import ndimage
 
         return ndimage.median_filter(mesh, size, mode="nearest")
     r = size // 2
-    windows = np.lib.stride_tricks.sliding_window_view(np.pad(mesh, r, mode="edge"), (size, size))
+    if min(mesh.shape) <= r:  # too few cells to reflect about the edge
+        padded = np.pad(mesh, r, mode="edge")
+    else:
+        padded = np.pad(mesh, r, mode="reflect", reflect_type="odd")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (size, size))
     return np.median(windows.reshape(*mesh.shape, size * size), axis=-1).astype(mesh.dtype, copy=False)
 
 
@@ -160,13 +169,14 @@ class BackgroundMesh:
         return self.background_at(window), self.rms_at(window)
 
     def background_at(self, window: Window) -> np.ndarray:
-        """Background of ``window``, float32, bilinear between the mesh cell centres (constant
-        beyond the outermost centres); each pixel's value depends on its field coordinates only,
-        so it is the same in every window that holds it."""
-        return self._interpolate(self.bkg, window)
+        """Background of ``window``, float32, bilinear between the mesh cell centres and linear
+        beyond the outermost centres (the last half cell at each edge); each pixel's value depends
+        on its field coordinates only, so it is the same in every window that holds it."""
+        return self._interpolate(self.bkg, window, extrapolate=True)
 
     def rms_at(self, window: Window) -> np.ndarray:
-        """Rms of ``window``, float32, interpolated as :meth:`background_at`."""
+        """Rms of ``window``, float32, bilinear as :meth:`background_at` but constant beyond the
+        outermost centres (a noise level is never extrapolated towards 0)."""
         return self._interpolate(self.rms, window)
 
     def rms_max(self, window: Window) -> float:
@@ -176,16 +186,23 @@ class BackgroundMesh:
                                     _neighbours(np.array([window.x0, window.x1 - 1]), self.box, self.rms.shape[1]))
         return float(self.rms[r0[0]:r1[1] + 1, c0[0]:c1[1] + 1].max())
 
-    def _interpolate(self, mesh: np.ndarray, window: Window) -> np.ndarray:
-        rows = _neighbours(np.arange(window.y0, window.y1), self.box, mesh.shape[0])
-        cols = _neighbours(np.arange(window.x0, window.x1), self.box, mesh.shape[1])
+    def _interpolate(self, mesh: np.ndarray, window: Window, extrapolate: bool = False) -> np.ndarray:
+        rows = _neighbours(np.arange(window.y0, window.y1), self.box, mesh.shape[0], extrapolate)
+        cols = _neighbours(np.arange(window.x0, window.x1), self.box, mesh.shape[1], extrapolate)
         return _bilinear(mesh, rows, cols)
 
 
-def _neighbours(pix: np.ndarray, box: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _neighbours(pix: np.ndarray, box: int, n: int,
+                extrapolate: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For pixel centres ``pix``: the two cells (of ``n`` cells of ``box`` pixels) whose centres
-    bracket each, and the float32 weight of the second."""
-    pos = np.clip((pix - (box - 1) / 2.0) / box, 0.0, n - 1.0)
+    bracket each, and the float32 weight of the second. Beyond the outermost centres the weight
+    is clipped to [0, 1] (constant), or with ``extrapolate`` goes on from the two outermost cells
+    (below 0 or above 1: linear)."""
+    pos = (pix - (box - 1) / 2.0) / box
+    if extrapolate and n > 1:
+        i0 = np.clip(np.floor(pos), 0, n - 2).astype(np.int64)
+        return i0, i0 + 1, (pos - i0).astype(np.float32)
+    pos = np.clip(pos, 0.0, n - 1.0)
     i0 = np.floor(pos).astype(np.int64)
     return i0, np.minimum(i0 + 1, n - 1), (pos - i0).astype(np.float32)
 
