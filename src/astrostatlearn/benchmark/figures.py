@@ -16,9 +16,10 @@ from astropy.visualization import AsinhStretch, ImageNormalize, ZScaleInterval  
 from astrostatlearn.field import Window, open_image  # noqa: E402
 
 
-def _png(fig) -> bytes:
+def png_bytes(fig, dpi: int = 90) -> bytes:
+    """``fig`` as PNG bytes (tight bounding box), then closed."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
 
@@ -64,7 +65,7 @@ def example_patches(img_path: str, true_path: str, preds: Sequence[tuple[str, st
                 ax.set_title(name, fontsize=8)
         axes[r, 0].set_ylabel(f"y {w.y0}, x {w.x0}", fontsize=7)
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def metric_bars(records: Sequence[dict], metrics: Sequence[str] = ("pixel_iou", "inst_f1", "pq")) -> bytes:
@@ -84,7 +85,7 @@ def metric_bars(records: Sequence[dict], metrics: Sequence[str] = ("pixel_iou", 
         ax.set_title(m)
     axes[0, -1].legend(fontsize=7, loc="upper right")
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def completeness_purity(curves: Sequence[tuple[str, dict]], col: str = "mag") -> bytes:
@@ -109,7 +110,7 @@ def completeness_purity(curves: Sequence[tuple[str, dict]], col: str = "mag") ->
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7)
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def pr_curves(curves: Sequence[tuple[str, np.ndarray, np.ndarray, float]]) -> bytes:
@@ -124,7 +125,7 @@ def pr_curves(curves: Sequence[tuple[str, np.ndarray, np.ndarray, float]]) -> by
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def pixel_pr(true_path: str, score_path: str, region: Window, max_pixels: int = 400_000, seed: int = 0):

@@ -294,18 +294,12 @@ def _band(ax: Any, x: np.ndarray, mid: np.ndarray, lo: np.ndarray, hi: np.ndarra
 
 
 def _png(fig: Any, ax: Any) -> bytes:
-    """The figure as PNG bytes (grid and legend added), closed."""
-    import io
-
-    import matplotlib.pyplot as plt
+    """The figure as PNG bytes (grid and legend added), closed (:func:`~astrostatlearn.benchmark.figures.png_bytes`)."""
+    from astrostatlearn.benchmark.figures import png_bytes
 
     ax.grid(alpha=0.3)
     ax.legend()
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig, dpi=110)
 
 
 def curves_figure(rows: Sequence[dict[str, Any]], col: str) -> bytes:
