@@ -58,6 +58,7 @@ from astrostatlearn.methods.cpu_inference import (ENGINE_OPTIONS, CompiledCache,
 from astrostatlearn.methods.detector_backbones import FPNBackbone, build_body
 from astrostatlearn.methods.instances import core_seeded_instances
 from astrostatlearn.methods.maskrcnn_paste import Detections, PasteRule, paste_instances
+from astrostatlearn.methods.isophote import ISOPHOTE, OPTION_HELP as ISOPHOTE_HELP
 from astrostatlearn.methods.significance import MIN_SNR, OPTION_HELP as SNR_HELP
 from astrostatlearn.methods.torch_model import WINDOW_OPTIONS
 from astrostatlearn.methods.windowed import WindowedDetector, paste_share, share_bounds, window_starts  # noqa: F401
@@ -204,6 +205,7 @@ class MaskRCNNSegmenter(CompilesForCPU, WindowedDetector):
                         "dropped as a duplicate or fragment (0-1; 1: never)",
         "unet_proposals": "also propose the backbone U-Net's own objects to the box head (true/false)",
         "min_snr": SNR_HELP,
+        "isophote": ISOPHOTE_HELP,
         "local_background": "subtract the field's 64-px background mesh from channel 0 first, as the shipped U-Net "
                             "does (gradients, scattered and intracluster light)",
         **ENGINE_OPTIONS,
@@ -219,12 +221,13 @@ class MaskRCNNSegmenter(CompilesForCPU, WindowedDetector):
                  min_snr: float | None = MIN_SNR, device: str | None = None, halo: int = 64,
                  foreground_weight: float = FOREGROUND_WEIGHT, local_background: bool = False,
                  foreground_scoring: float = FOREGROUND_SCORING, max_occluded: float = MAX_OCCLUDED,
-                 unet_proposals: bool = True, engine: str = "auto", precision: str = "auto") -> None:
+                 unet_proposals: bool = True, engine: str = "auto", precision: str = "auto",
+                 isophote: float | None = ISOPHOTE) -> None:
         self.variant, self.window, self.overlap, self.batch_size = variant, window, overlap, batch_size
         self.score_threshold, self.mask_threshold, self.min_area = score_threshold, mask_threshold, min_area
         self.foreground_weight, self.local_background = foreground_weight, local_background
         self.foreground_scoring, self.max_occluded, self.unet_proposals = foreground_scoring, max_occluded, unet_proposals
-        self.min_snr, self.device, self.halo = min_snr, device, halo
+        self.min_snr, self.isophote, self.device, self.halo = min_snr, isophote, device, halo
         self.engine, self.precision = engine, precision
         self.net_: nn.Module | None = None
         self._compiled = CompiledCache()
@@ -312,4 +315,4 @@ class MaskRCNNSegmenter(CompilesForCPU, WindowedDetector):
                          boxes=np.c_[b[:, 1], b[:, 0], b[:, 3], b[:, 2]].astype(np.float32),
                          classes=np.ones(p.kept.size, np.int64))
         score_map = np.where(tile.valid, p.score_map, 0.0).astype(np.float32)
-        return self.keep_significant(Prediction(labels, score_map, inst), tile)
+        return self.apply_cuts(Prediction(labels, score_map, inst), tile)

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from astrostatlearn.methods.base import Instances, Prediction, Tile, TrainRequest
+from astrostatlearn.methods.isophote import ISOPHOTE, OPTION_HELP as ISOPHOTE_HELP
 from astrostatlearn.methods.significance import MIN_SNR, OPTION_HELP as SNR_HELP
 from astrostatlearn.methods.torch_model import WINDOW_OPTIONS
 from astrostatlearn.methods.windowed import WindowedDetector
@@ -218,6 +219,7 @@ class QueryPanopticDetector(WindowedDetector):
         "foreground_weight": "weight of the first stage's full-resolution foreground in each mask inside its box "
                              "(0-1; a seeded DETR's U-Net; ignored by a model without one)",
         "min_snr": SNR_HELP,
+        "isophote": ISOPHOTE_HELP,
         "overlap": "overlap of neighbouring windows, in pixels",
         **WINDOW_OPTIONS,
     }
@@ -225,11 +227,11 @@ class QueryPanopticDetector(WindowedDetector):
     def __init__(self, variant: str = "snr", window: int = 128, overlap: int = 32, batch_size: int = 8,
                  score_threshold: float = 0.5, mask_threshold: float = 0.5, min_area: int = 5,
                  min_snr: float | None = MIN_SNR, device: str | None = None, halo: int = 64,
-                 foreground_weight: float = 0.0) -> None:
+                 foreground_weight: float = 0.0, isophote: float | None = ISOPHOTE) -> None:
         self.variant, self.window, self.overlap, self.batch_size = variant, window, overlap, batch_size
         self.score_threshold, self.mask_threshold, self.min_area = score_threshold, mask_threshold, min_area
         self.min_snr, self.device, self.halo = min_snr, device, halo
-        self.foreground_weight = foreground_weight
+        self.foreground_weight, self.isophote = foreground_weight, isophote
         self.net_: nn.Module | None = None
 
     build_model: Callable[..., nn.Module]  # the network from (in_channels, **config)
@@ -292,4 +294,4 @@ class QueryPanopticDetector(WindowedDetector):
         score_map[labels > 0] = np.concatenate([[0.0], scores])[labels[labels > 0]]
         boxes = np.array([objects[i][4] for i in kept], np.float32).reshape(-1, 4)
         inst = Instances(ids, scores, boxes=boxes, classes=np.ones(kept.size, np.int64))
-        return self.keep_significant(Prediction(labels, score_map, inst, counters={SATURATED: int(saturated)}), tile)
+        return self.apply_cuts(Prediction(labels, score_map, inst, counters={SATURATED: int(saturated)}), tile)

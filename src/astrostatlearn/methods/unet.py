@@ -25,6 +25,7 @@ from astrostatlearn.methods.base import Prediction, Tile, TrainRequest, register
 from astrostatlearn.methods.cpu_inference import (ENGINE_OPTIONS, CompiledCache, CompilesForCPU, check_engine_options,
                                                    resolve_engine)
 from astrostatlearn.methods.instances import core_seeded_instances
+from astrostatlearn.methods.isophote import ISOPHOTE, OPTION_HELP as ISOPHOTE_HELP, check_isophote, trim_to_isophote
 from astrostatlearn.methods.significance import MIN_SNR, OPTION_HELP as SNR_HELP, check_min_snr, drop_insignificant
 from astrostatlearn.methods.torch_model import WINDOW_OPTIONS, TorchSegmenter
 
@@ -137,6 +138,7 @@ class UNetSegmenter(CompilesForCPU, TorchSegmenter):
         "core_level": "centre-ness level of an object's core",
         "min_dynamic": "h-maxima depth that separates two cores (none: connected cores)",
         "min_snr": SNR_HELP,
+        "isophote": ISOPHOTE_HELP,
         "local_background": "subtract the field's 64-px background mesh from channel 0 first, as SExtractor does "
                             "(gradients, scattered and intracluster light)",
         **ENGINE_OPTIONS,
@@ -151,12 +153,12 @@ class UNetSegmenter(CompilesForCPU, TorchSegmenter):
                  threshold: float = 0.5, core_level: float = 0.5, min_dynamic: float | None = 0.3,
                  min_area: int = 5, tta: int = 1, device: str | None = None, halo: int = 64,
                  engine: str = "auto", precision: str = "auto", min_snr: float | None = MIN_SNR,
-                 local_background: bool = LOCAL_BACKGROUND) -> None:
+                 local_background: bool = LOCAL_BACKGROUND, isophote: float | None = ISOPHOTE) -> None:
         self.variant, self.window, self.overlap, self.batch_size = variant, window, overlap, batch_size
         self.threshold, self.core_level, self.min_dynamic, self.min_area = threshold, core_level, min_dynamic, min_area
         self.tta, self.device, self.halo = tta, device, halo
         self.engine, self.precision, self.min_snr = engine, precision, min_snr
-        self.local_background = local_background
+        self.local_background, self.isophote = local_background, isophote
         self.net_: UNet | None = None
         self._compiled = CompiledCache()
 
@@ -169,6 +171,7 @@ class UNetSegmenter(CompilesForCPU, TorchSegmenter):
         if self.tta not in (1, 2, 4, 8):
             raise InputError(f"tta must be 1, 2, 4 or 8, got {self.tta}")
         check_min_snr(self.min_snr)
+        check_isophote(self.isophote)
         check_engine_options(self.engine, self.precision, self._device())
 
     @classmethod
@@ -265,5 +268,7 @@ class UNetSegmenter(CompilesForCPU, TorchSegmenter):
         prob, centre = self.predict_maps(self.network_input(tile))
         prob = np.where(tile.valid, prob, 0.0).astype(np.float32)
         labels = self.postprocess(prob, centre, tile.valid)
-        labels = drop_insignificant(labels, tile.signal, tile.err, tile.valid, self.min_snr)
+        signal = tile.signal
+        labels = drop_insignificant(labels, signal, tile.err, tile.valid, self.min_snr)
+        labels = trim_to_isophote(labels, signal, tile.err, tile.valid, self.isophote)
         return Prediction(labels, np.where(labels > 0, prob, np.minimum(prob, self.threshold)).astype(np.float32))

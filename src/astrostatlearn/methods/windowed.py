@@ -11,6 +11,7 @@ from torch import nn
 
 from astrostatlearn.errors import InputError
 from astrostatlearn.methods.base import Prediction, Tile
+from astrostatlearn.methods.isophote import check_isophote, trim_to_isophote
 from astrostatlearn.methods.significance import check_min_snr, drop_insignificant
 from astrostatlearn.methods.torch_model import TorchSegmenter
 
@@ -53,8 +54,8 @@ class WindowedDetector(TorchSegmenter):
     """Base of the detectors that run a network over overlapping ``window``-sized windows.
 
     Subclasses keep ``variant``, ``window``, ``overlap``, ``batch_size``, ``score_threshold``,
-    ``mask_threshold``, ``foreground_weight``, ``min_area``, ``min_snr``, ``device`` and ``halo``
-    as parameters.
+    ``mask_threshold``, ``foreground_weight``, ``min_area``, ``min_snr``, ``isophote``, ``device``
+    and ``halo`` as parameters.
     """
 
     config_params: ClassVar[tuple[str, ...]] = ("window",)
@@ -67,6 +68,7 @@ class WindowedDetector(TorchSegmenter):
     overlap: int
     batch_size: int
     min_snr: float | None
+    isophote: float | None
 
     @classmethod
     def from_network(cls, net: nn.Module, variant: str, **params: Any) -> "WindowedDetector":
@@ -81,12 +83,16 @@ class WindowedDetector(TorchSegmenter):
         if not 0 <= self.overlap < self.window:
             raise InputError(f"overlap {self.overlap} must be in [0, the window {self.window})")
         check_min_snr(self.min_snr)
+        check_isophote(self.isophote)
 
-    def keep_significant(self, prediction: Prediction, tile: Tile) -> Prediction:
-        """``prediction`` without its objects below ``min_snr`` (the U-Net's significance cut,
-        :mod:`~astrostatlearn.methods.significance`), their records and score-map pixels too;
-        the IDs of the rest are kept."""
-        labels = drop_insignificant(prediction.labels, tile.signal, tile.err, tile.valid, self.min_snr)
+    def apply_cuts(self, prediction: Prediction, tile: Tile) -> Prediction:
+        """``prediction`` after the U-Net's two cuts: without its objects below ``min_snr``
+        (:mod:`~astrostatlearn.methods.significance`), and with the rest's masks trimmed to the
+        ``isophote`` (:mod:`~astrostatlearn.methods.isophote`); the records of the objects that go
+        and the score-map pixels that go are dropped too, the IDs of the rest are kept."""
+        signal = tile.signal
+        labels = drop_insignificant(prediction.labels, signal, tile.err, tile.valid, self.min_snr)
+        labels = trim_to_isophote(labels, signal, tile.err, tile.valid, self.isophote)
         if labels is prediction.labels:
             return prediction
         gone = (labels == 0) & (prediction.labels > 0)
