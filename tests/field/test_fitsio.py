@@ -87,6 +87,23 @@ def test_bad_files_raise_one_line_errors_naming_the_file(tmp_path: Path, case: s
     assert expected in msg
 
 
+def test_a_cube_of_several_planes_is_refused_with_its_shape_and_what_to_do(tmp_path: Path) -> None:
+    """A data cube (bands or frames stacked) is not read as a 2-D image: the error names its shape and how to
+    segment one plane. A cube of one plane (NAXIS3 = 1) is an image."""
+    path = tmp_path / "cube.fits"
+    fits.PrimaryHDU(np.zeros((3, 40, 50), np.float32)).writeto(path)
+    for spec in (path, f"{path}[0]"):
+        with pytest.raises(InputError) as err:
+            open_image(spec)
+        msg = str(err.value)
+        assert "\n" not in msg and "cube of shape (3, 40, 50)" in msg and "writeto" in msg
+    one = tmp_path / "one.fits"
+    fits.PrimaryHDU(np.ones((1, 40, 50), np.float32)).writeto(one)
+    f = open_image(one)
+    assert f.shape == (40, 50)
+    f.close()
+
+
 def test_output_header_keeps_long_eso_keywords_without_warnings(tmp_path: Path) -> None:
     """ESO frames carry HIERARCH keywords (``HIERARCH ESO DET GAIN``): they are copied as they
     are, with none of astropy's per-card VerifyWarnings (hundreds per ESO image)."""
