@@ -366,6 +366,12 @@ def convert_option(text: str, current: Any, name: str) -> Any:
     return text
 
 
+def check_positive_or_none(name: str, value: Any) -> None:
+    """Raise :class:`InputError` unless the option ``name`` is None or a positive number (not a bool)."""
+    if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
+        raise InputError(f"{name} must be a positive number or none, got {value!r}")
+
+
 SEGMENTERS: dict[str, type[Segmenter]] = {}
 
 def register(cls: type[Segmenter]) -> type[Segmenter]:

@@ -66,7 +66,6 @@ def trim_to_isophote(labels: np.ndarray, signal: np.ndarray, err: np.ndarray, va
 
 def check_isophote(level: float | None) -> None:
     """Raise :class:`~astrostatlearn.errors.InputError` unless ``level`` is None or a positive number."""
-    from astrostatlearn.errors import InputError
+    from astrostatlearn.methods.base import check_positive_or_none
 
-    if level is not None and not (isinstance(level, (int, float)) and not isinstance(level, bool) and level > 0):
-        raise InputError(f"isophote must be a positive number or none, got {level!r}")
+    check_positive_or_none("isophote", level)

@@ -117,7 +117,6 @@ def drop_insignificant(labels: np.ndarray, signal: np.ndarray, err: np.ndarray, 
 
 def check_min_snr(min_snr: float | None) -> None:
     """Raise :class:`~astrostatlearn.errors.InputError` unless ``min_snr`` is None or a positive number."""
-    from astrostatlearn.errors import InputError
+    from astrostatlearn.methods.base import check_positive_or_none
 
-    if min_snr is not None and not (isinstance(min_snr, (int, float)) and min_snr > 0):
-        raise InputError(f"min_snr must be a positive number or none, got {min_snr!r}")
+    check_positive_or_none("min_snr", min_snr)
