@@ -48,6 +48,20 @@ def test_bright_objects_keep_their_masks_and_none_keeps_everything() -> None:
     assert trim_to_isophote(labels, signal, np.ones(model.shape), valid, None) is labels
 
 
+def test_an_object_is_trimmed_but_never_emptied() -> None:
+    """The significance cut decides which objects exist: an object whose every pixel is below the level
+    keeps its mask, while a neighbour's faint wing goes."""
+    signal = np.zeros((80, 80))
+    signal[10:30, 10:30] = 0.2  # object 1: a faint plateau, every pixel below half a sigma
+    signal[50:60, 50:60] = 20.0  # object 2: a bright core, with a wide, empty wing in its mask
+    labels = np.zeros((80, 80), np.int32)
+    labels[10:30, 10:30] = 1
+    labels[40:75, 40:75] = 2
+    out = trim_to_isophote(labels, signal, np.ones((80, 80)), np.ones((80, 80), bool), 0.5)
+    assert np.array_equal(out == 1, labels == 1)
+    assert (out[50:60, 50:60] == 2).all() and 100 <= (out == 2).sum() < 0.5 * (labels == 2).sum()
+
+
 def test_pixels_without_data_are_never_trimmed_and_nan_does_not_spread() -> None:
     labels = np.ones((60, 60), np.int32)
     signal = np.zeros((60, 60))

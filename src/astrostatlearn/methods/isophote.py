@@ -12,8 +12,9 @@ noise. At ``level`` 0.5 a pixel of the true isophote is kept unless the smoothed
 several of its own sigmas; what the step drops are wings of a fraction of a sigma.
 
 It runs after the significance cut (:mod:`~astrostatlearn.methods.significance`): that cut decides
-which objects exist, this one only trims their masks, so no object is added and, short of one
-whose every pixel is below ``level``, none is lost. IDs are kept. Arrays are ``[y, x]``; ID 0 is
+which objects exist, this one only trims their masks, so no object is added or lost (an object
+whose every pixel is below ``level``, a compact source near the cut on coarse pixels, keeps its
+mask as predicted). IDs are kept. Arrays are ``[y, x]``; ID 0 is
 background; pixels without data (or without a positive, finite noise) are never trimmed.
 Cost per tile: two Gaussian filters of its size (one when every pixel is valid).
 """
@@ -51,8 +52,8 @@ def trim_to_isophote(labels: np.ndarray, signal: np.ndarray, err: np.ndarray, va
     """``labels`` without the pixels where ``signal`` smoothed over ``sigma`` pixels
     (:func:`smoothed_signal`) is below ``level`` x ``err`` (``signal``: background-subtracted
     image; ``err``: its 1-sigma noise per pixel, same units). ``None`` keeps every pixel; so do
-    pixels without data or without a positive, finite ``err``. Returns ``labels`` itself when
-    nothing is trimmed."""
+    pixels without data or without a positive, finite ``err``, and every pixel of an object that
+    would lose them all. Returns ``labels`` itself when nothing is trimmed."""
     if level is None or not labels.any():
         return labels
     sel = labels > 0
@@ -61,6 +62,9 @@ def trim_to_isophote(labels: np.ndarray, signal: np.ndarray, err: np.ndarray, va
         faint = sel & valid & np.isfinite(err) & (err > 0) & (smooth < level * err)
     if not faint.any():
         return labels
+    n = int(labels.max()) + 1
+    kept = np.bincount(labels[sel & ~faint], minlength=n)
+    faint &= kept[labels] > 0  # an object the trim would empty keeps its mask
     return np.where(faint, 0, labels).astype(labels.dtype)
 
 
