@@ -346,22 +346,22 @@ def _pick_image_hdu(hdul: fits.HDUList, hdu: int | str | tuple[str, int] | None,
         if not 0 <= hdu < len(hdul):
             raise InputError(f"HDU {hdu} does not exist (file has {len(hdul)})", path)
         if not is_image(hdul[hdu]):
-            raise InputError(f"HDU {hdu} is not a 2-D image{_cube_hint(hdul[hdu])}", path)
+            raise InputError(f"HDU {hdu} is not a 2-D image{_cube_hint(hdul[hdu], ': it is')}", path)
         return hdu
     for i, h in enumerate(hdul):
         if is_image(h):
             return i
-    cubes = [(i, h) for i, h in enumerate(hdul) if _cube_hint(h)]
-    hint = f" (HDU {cubes[0][0]}{_cube_hint(cubes[0][1])[4:]})" if cubes else ""
+    hint = next((f" (HDU {i} is{_cube_hint(h, '')})" for i, h in enumerate(hdul) if _cube_hint(h, "")), "")
     raise InputError(f"no 2-D image HDU in file{hint}", path)
 
 
-def _cube_hint(h: Any) -> str:
-    """', a cube of shape (...) ...: write the plane ...' for an image HDU of more than one 2-D plane, else ''."""
+def _cube_hint(h: Any, lead: str) -> str:
+    """``lead`` + ' a cube of shape (...): write the plane ...' for an image HDU of more than one 2-D
+    plane, else ''."""
     shape = getattr(h, "shape", ()) if getattr(h, "is_image", False) else ()
     if len(shape) < 3 or all(n == 1 for n in shape[:-2]):
         return ""
-    return (f": it is a cube of shape {tuple(shape)} (axes in numpy order, y and x last); write the plane to "
+    return (f"{lead} a cube of shape {tuple(shape)} (axes in numpy order, y and x last); write the plane to "
             f"segment to a file of its own, e.g. astropy's fits.writeto('plane.fits', data[k], header)")
 
 
