@@ -1,5 +1,6 @@
-"""Kron (AUTO) photometry: photutils' kron_flux on isolated sources, neighbours masked, apertures
-cut by the border flagged, the same fluxes whatever the tiling."""
+"""Kron (AUTO) photometry: photutils' kron_flux on isolated sources, neighbours masked and mirrored
+as SExtractor's MASK_TYPE CORRECT does, apertures cut by the border flagged, the same fluxes
+whatever the tiling."""
 
 from pathlib import Path
 
@@ -10,7 +11,8 @@ from scipy import ndimage
 
 from astrostatlearn.field import Window
 from astrostatlearn.segment.catalog import FLAG_APER_TRUNC, labelled_pixels, measure_pixels
-from astrostatlearn.segment.kron import add_kron_columns
+from astrostatlearn.segment import kron
+from astrostatlearn.segment.kron import add_kron_columns, mirrored_neighbour_flux
 
 
 def _gaussians(shape: tuple[int, int], sources: list[tuple[float, float, float, float]],
@@ -65,6 +67,48 @@ def test_a_neighbours_light_is_masked_and_a_cut_aperture_is_flagged() -> None:
     for k in (left, right):  # each keeps its own light, its neighbour's pixels masked
         assert 0.9 * 6000 < rows["flux_auto"][k] < 1.1 * 6000, rows["flux_auto"]
     assert rows["flags"][edge] & FLAG_APER_TRUNC and not rows["flags"][left] & FLAG_APER_TRUNC
+
+
+def test_mirroring_fills_exactly_the_neighbours_pixels_with_usable_mirrors() -> None:
+    """On a flat image of ones, the aperture's own and sky pixels (sep's sum with the segmentation map) plus the
+    mirrored flux is the whole aperture, when every mirror is usable; a mirror on another object, outside the
+    window or without data adds nothing."""
+    import sep
+
+    data = np.ones((60, 60), np.float32)
+    seg = np.zeros((60, 60), np.int32)
+    seg[25:36, 25:36] = 1
+    seg[25:36, 36:45] = 2  # a neighbour on the right, inside the aperture
+    args = (np.array([30.0]), np.array([30.0]), np.array([3.0]), np.array([2.0]), np.array([0.3]))
+    r = np.array([3.0])
+    own, _, _ = sep.sum_ellipse(data, *args, r, seg_id=np.array([1], np.int32), segmap=seg, subpix=1)
+    whole, _, _ = sep.sum_ellipse(data, *args, r, subpix=1)
+    extra, var = mirrored_neighbour_flux(data, 0.5, None, seg, np.array([1], np.int32), *args, r)
+    assert extra[0] > 10 and own[0] + extra[0] == pytest.approx(whole[0])
+    assert var[0] == pytest.approx(0.25 * extra[0])  # one pixel's variance per mirrored pixel
+    blocked = seg.copy()
+    blocked[25:36, 15:25] = 3  # the mirrors now lie on a third object
+    assert mirrored_neighbour_flux(data, 0.5, None, blocked, np.array([1], np.int32), *args, r)[0][0] == 0
+    no_data = np.zeros((60, 60), np.uint8)
+    no_data[:, :25] = 1
+    assert mirrored_neighbour_flux(data, 0.5, no_data, seg, np.array([1], np.int32), *args, r)[0][0] == 0
+    edge = (np.array([0.0]), np.array([30.0]), np.array([3.0]), np.array([2.0]), np.array([0.0]))
+    side = np.zeros((60, 60), np.int32)
+    side[:, :1], side[:, 1:9] = 1, 2  # centred on the first column: every mirror falls left of the window
+    assert mirrored_neighbour_flux(data, 0.5, None, side, np.array([1], np.int32), *edge, r)[0][0] == 0
+
+
+def test_a_neighbour_segment_over_a_galaxys_wing_is_filled_by_mirroring(monkeypatch) -> None:
+    """A neighbour's segment covering a galaxy's right wing (here holding no light of its own): the masked sum
+    misses that wing, the mirrored one recovers the isolated galaxy's Kron flux."""
+    img, labels = _gaussians((120, 120), [(60.0, 60.0, 3000.0, 3.0)], noise=0.3, isophote=3.0)
+    alone = _rows_with_kron(img, labels, 0.3)["flux_auto"][0]
+    labels[:, 66:] = 0
+    labels[40:80, 66:90] = 2
+    mirrored = _rows_with_kron(img, labels, 0.3)["flux_auto"][0]
+    monkeypatch.setattr(kron, "mirrored_neighbour_flux", lambda *a: (np.zeros(a[4].size), np.zeros(a[4].size)))
+    masked = _rows_with_kron(img, labels, 0.3)["flux_auto"][0]
+    assert abs(mirrored - alone) < 0.01 * alone < 0.5 * (alone - masked), (alone, mirrored, masked)
 
 
 def test_no_objects_and_objects_without_a_shape_get_empty_or_nan_columns() -> None:

@@ -4,11 +4,14 @@ For each object, sep's ``kron_radius`` integrates within 6 times its isophotal e
 catalogue's ``semimajor_sigma``, ``semiminor_sigma`` and ``orientation``, SExtractor's
 ``A_IMAGE``, ``B_IMAGE``, ``THETA_IMAGE``); the flux is summed in that ellipse scaled by
 ``max(2.5 r_kron, 3.5)`` (SExtractor's ``PHOT_AUTOPARAMS 2.5, 3.5``), on the image minus the
-background mesh. Pixels of other objects (owned by this tile or not) are left out of both sums
-(photutils' ``aperture_mask_method="mask"``; SExtractor mirrors the object's own pixels into them
-instead); pixels with no data are masked, and sep scales the sum up by the area they take. An aperture that reaches beyond the tile's window
-(the field's edge, or rarely its halo) is flagged (:data:`~astrostatlearn.segment.catalog.FLAG_APER_TRUNC`).
-Cost per tile: one float32 and one int32 copy of the window, and sep's sums over the apertures.
+background mesh. Pixels of other objects (owned by this tile or not) are left out of the radius;
+in the flux each is replaced by its mirror image through the object's centre, as SExtractor's
+``MASK_TYPE CORRECT`` does (:func:`mirrored_neighbour_flux`), where that pixel is the object's own
+or sky, and left out otherwise. Pixels with no data are masked, and sep scales the sum up by the
+area they take. An aperture that reaches beyond the tile's window (the field's edge, or rarely its
+halo) is flagged (:data:`~astrostatlearn.segment.catalog.FLAG_APER_TRUNC`).
+Cost per tile: one float32 and one int32 copy of the window, sep's sums over the apertures, and a
+look at each aperture's box for the objects that have neighbours in it.
 """
 
 from __future__ import annotations
@@ -48,9 +51,53 @@ def kron_photometry(data: np.ndarray, error: np.ndarray | float, invalid: np.nda
     scale = np.maximum(KRON_FACTOR * np.nan_to_num(kron, nan=0.0), MIN_RADIUS)
     flux, flux_err, fflag = sep.sum_ellipse(data, *args, scale, err=err, mask=mask, seg_id=ids[ok], segmap=seg,
                                             subpix=1)
+    extra, extra_var = mirrored_neighbour_flux(data, err, mask, seg, ids[ok], *args, scale)
+    flux, flux_err = flux + extra, np.sqrt(flux_err ** 2 + extra_var)
     out["kron_radius"][ok], out["flux_auto"][ok], out["flux_auto_err"][ok] = kron, flux, flux_err
     truncated[ok] = ((kflag | fflag) & sep.APER_TRUNC) != 0
     return out, truncated
+
+
+def mirrored_neighbour_flux(data: np.ndarray, err: np.ndarray | float, mask: np.ndarray | None, seg: np.ndarray,
+                            ids: np.ndarray, x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray,
+                            theta: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(flux, variance) per object that SExtractor's ``MASK_TYPE CORRECT`` adds to an elliptical
+    aperture (centre ``x``, ``y``; shape ``a``, ``b``, ``theta`` in radians, scaled by ``r``; pixel
+    centres inside, as ``sum_ellipse(subpix=1)`` counts them): for each pixel of another object
+    (``seg`` neither 0 nor the object's ``ids``), the pixel mirrored through the centre (rounded),
+    where that one lies in the window, has data and is the object's own or sky. ``err``: an rms map
+    or one value. Objects without neighbours in their aperture get 0."""
+    import sep
+
+    n = ids.size
+    extra, var = np.zeros(n), np.zeros(n)
+    cxx, cyy, cxy = (np.atleast_1d(c) for c in sep.ellipse_coeffs(a, b, theta))
+    ca, sa = np.abs(np.cos(theta)), np.abs(np.sin(theta))
+    half_x, half_y = r * np.hypot(a * ca, b * sa), r * np.hypot(a * sa, b * ca)  # the ellipse's bounding box
+    ny, nx = seg.shape
+    for i in range(n):
+        x0, x1 = max(int(np.floor(x[i] - half_x[i])), 0), min(int(np.ceil(x[i] + half_x[i])) + 1, nx)
+        y0, y1 = max(int(np.floor(y[i] - half_y[i])), 0), min(int(np.ceil(y[i] + half_y[i])) + 1, ny)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        box = seg[y0:y1, x0:x1]
+        others = (box != 0) & (box != ids[i])
+        if not others.any():
+            continue
+        py, px = np.nonzero(others)
+        dx, dy = px + x0 - x[i], py + y0 - y[i]
+        inside = cxx[i] * dx * dx + cyy[i] * dy * dy + cxy[i] * dx * dy <= r[i] * r[i]
+        my = np.rint(y[i] - dy[inside]).astype(np.int64)
+        mx = np.rint(x[i] - dx[inside]).astype(np.int64)
+        usable = (my >= 0) & (my < ny) & (mx >= 0) & (mx < nx)
+        my, mx = my[usable], mx[usable]
+        usable = (seg[my, mx] == 0) | (seg[my, mx] == ids[i])
+        if mask is not None:
+            usable &= mask[my, mx] == 0
+        my, mx = my[usable], mx[usable]
+        extra[i] = float(data[my, mx].sum(dtype=np.float64))
+        var[i] = float((err[my, mx].astype(np.float64) ** 2).sum()) if np.ndim(err) else float(err) ** 2 * my.size
+    return extra, var
 
 
 def add_kron_columns(rows: dict[str, np.ndarray], data: np.ndarray, error: np.ndarray | float,
