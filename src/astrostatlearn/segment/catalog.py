@@ -309,7 +309,8 @@ def finish_catalog(parts: list[Rows | Table], wcs: WCS | None, meta: dict,
         **({"mag": "zeropoint - 2.5 log10(flux), as SExtractor's MAG_ISO; NaN where flux <= 0",
             "mag_err": "2.5 / ln(10) * flux_err / flux"} if zeropoint is not None else {}),
         **({"flux_auto": "Kron flux, as SExtractor's FLUX_AUTO: the sum in max(2.5 kron_radius, 3.5) times the "
-                         "object's ellipse, other objects' pixels left out, missing pixels made up by area",
+                         "object's ellipse, other objects' pixels replaced by their mirror image through its centre "
+                         "(SExtractor's MASK_TYPE CORRECT), pixels without data made up by area",
             "flux_auto_err": "the rms map summed in quadrature over that aperture (background noise only)",
             "kron_radius": "Kron radius in units of the object's ellipse (semimajor_sigma, semiminor_sigma)",
             "mag_auto": "zeropoint - 2.5 log10(flux_auto), as SExtractor's MAG_AUTO"}
