@@ -351,7 +351,7 @@ def _pick_image_hdu(hdul: fits.HDUList, hdu: int | str | tuple[str, int] | None,
     for i, h in enumerate(hdul):
         if is_image(h):
             return i
-    hint = next((f" (HDU {i} is{_cube_hint(h, '')})" for i, h in enumerate(hdul) if _cube_hint(h, "")), "")
+    hint = next((f" (HDU {i} is{cube})" for i, h in enumerate(hdul) if (cube := _cube_hint(h, ""))), "")
     raise InputError(f"no 2-D image HDU in file{hint}", path)
 
 

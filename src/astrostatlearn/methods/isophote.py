@@ -21,8 +21,13 @@ Cost per tile: two Gaussian filters of its size (one when every pixel is valid).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy import ndimage
+
+if TYPE_CHECKING:
+    from astrostatlearn.methods.base import Tile
 
 SMOOTH_SIGMA = 2.0  # pixels: the Gaussian that estimates the noiseless image
 # The default level of the learned methods, in units of the pixel's noise: the best mean pixel IoU and
@@ -67,6 +72,18 @@ def trim_to_isophote(labels: np.ndarray, signal: np.ndarray, err: np.ndarray, va
     kept = np.bincount(labels[sel & ~faint], minlength=n)
     faint &= kept[labels] > 0  # an object the trim would empty keeps its mask
     return np.where(faint, 0, labels).astype(labels.dtype)
+
+
+def cut_then_trim(labels: np.ndarray, tile: "Tile", min_snr: float | None, level: float | None) -> np.ndarray:
+    """The learned methods' two cuts of ``labels`` on ``tile``, in their order: the significance cut
+    (:func:`~astrostatlearn.methods.significance.drop_insignificant` at ``min_snr``) decides which
+    objects exist, then :func:`trim_to_isophote` at ``level`` trims the masks of the rest. Returns
+    ``labels`` itself when neither changes anything."""
+    from astrostatlearn.methods.significance import drop_insignificant
+
+    signal = tile.signal
+    labels = drop_insignificant(labels, signal, tile.err, tile.valid, min_snr)
+    return trim_to_isophote(labels, signal, tile.err, tile.valid, level)
 
 
 def check_isophote(level: float | None) -> None:

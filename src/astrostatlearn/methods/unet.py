@@ -25,8 +25,8 @@ from astrostatlearn.methods.base import Prediction, Tile, TrainRequest, register
 from astrostatlearn.methods.cpu_inference import (ENGINE_OPTIONS, CompiledCache, CompilesForCPU, check_engine_options,
                                                    resolve_engine)
 from astrostatlearn.methods.instances import core_seeded_instances
-from astrostatlearn.methods.isophote import ISOPHOTE, OPTION_HELP as ISOPHOTE_HELP, check_isophote, trim_to_isophote
-from astrostatlearn.methods.significance import MIN_SNR, OPTION_HELP as SNR_HELP, check_min_snr, drop_insignificant
+from astrostatlearn.methods.isophote import ISOPHOTE, OPTION_HELP as ISOPHOTE_HELP, check_isophote, cut_then_trim
+from astrostatlearn.methods.significance import MIN_SNR, OPTION_HELP as SNR_HELP, check_min_snr
 from astrostatlearn.methods.torch_model import WINDOW_OPTIONS, TorchSegmenter
 
 SHIPPED_MODEL = "unet-default.pt"
@@ -268,7 +268,5 @@ class UNetSegmenter(CompilesForCPU, TorchSegmenter):
         prob, centre = self.predict_maps(self.network_input(tile))
         prob = np.where(tile.valid, prob, 0.0).astype(np.float32)
         labels = self.postprocess(prob, centre, tile.valid)
-        signal = tile.signal
-        labels = drop_insignificant(labels, signal, tile.err, tile.valid, self.min_snr)
-        labels = trim_to_isophote(labels, signal, tile.err, tile.valid, self.isophote)
+        labels = cut_then_trim(labels, tile, self.min_snr, self.isophote)
         return Prediction(labels, np.where(labels > 0, prob, np.minimum(prob, self.threshold)).astype(np.float32))

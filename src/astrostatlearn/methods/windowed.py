@@ -11,8 +11,8 @@ from torch import nn
 
 from astrostatlearn.errors import InputError
 from astrostatlearn.methods.base import Prediction, Tile
-from astrostatlearn.methods.isophote import check_isophote, trim_to_isophote
-from astrostatlearn.methods.significance import check_min_snr, drop_insignificant
+from astrostatlearn.methods.isophote import check_isophote, cut_then_trim
+from astrostatlearn.methods.significance import check_min_snr
 from astrostatlearn.methods.torch_model import TorchSegmenter
 
 
@@ -90,9 +90,7 @@ class WindowedDetector(TorchSegmenter):
         (:mod:`~astrostatlearn.methods.significance`), and with the rest's masks trimmed to the
         ``isophote`` (:mod:`~astrostatlearn.methods.isophote`); the records of the objects that go
         and the score-map pixels that go are dropped too, the IDs of the rest are kept."""
-        signal = tile.signal
-        labels = drop_insignificant(prediction.labels, signal, tile.err, tile.valid, self.min_snr)
-        labels = trim_to_isophote(labels, signal, tile.err, tile.valid, self.isophote)
+        labels = cut_then_trim(prediction.labels, tile, self.min_snr, self.isophote)
         if labels is prediction.labels:
             return prediction
         gone = (labels == 0) & (prediction.labels > 0)
