@@ -202,10 +202,30 @@ def test_other_bands_confirm_their_own_sources(tmp_path: Path) -> None:
 
 
 def test_source_poisson_noise_needs_a_gain(tmp_path: Path) -> None:
+    """With a gain the injected objects get their Poisson noise in the image; the rms map stays the
+    sky's, as the image's own (here estimated from its background) is."""
     path = star_field(tmp_path / "stars.fits")
     inject_image(path, tmp_path / "g", InjectRequest(n=6, realisations=1, psf_fwhm=3.5, mag_range=(20, 21)))
     inject_image(path, tmp_path / "x", InjectRequest(n=6, realisations=1, psf_fwhm=3.5, mag_range=(20, 21), gain=1e12))
     true = fits.getdata(tmp_path / "g/real-000/true.fits") > 0
+    img_g, img_x = (fits.getdata(tmp_path / f"{k}/real-000/img.fits").astype(float) for k in ("g", "x"))
+    assert np.std((img_g - img_x)[true]) > 0.3  # gain 4: the objects' Poisson noise (about sqrt(model / 4))
+    assert np.median(np.abs(img_g - img_x)[~true]) < 1e-3  # none on the sky
+    rms_g, rms_x = (fits.getdata(tmp_path / f"{k}/real-000/rms.fits") for k in ("g", "x"))
+    np.testing.assert_array_equal(rms_g, rms_x)
+    assert "not rms.fits" in " ".join(json.loads((tmp_path / "g/inject.json").read_text())["notes"])
+
+
+def test_the_rms_map_grows_when_the_image_s_own_carries_source_noise(tmp_path: Path) -> None:
+    """An rms map that rises with the stars' signal (their Poisson noise, gain 4): the injected
+    objects' rms grows the same way, so they look to the methods as the image's own sources."""
+    path = star_field(tmp_path / "stars.fits")
+    img = fits.getdata(path).astype(np.float64)
+    fits.PrimaryHDU(np.sqrt(1.0 + np.maximum(img, 0.0) / 4.0).astype(np.float32)).writeto(tmp_path / "rms.fits")
+    for k, gain in (("g", 4.0), ("x", 1e12)):
+        inject_image(path, tmp_path / k, InjectRequest(n=6, realisations=1, psf_fwhm=3.5, mag_range=(20, 21),
+                                                       gain=gain), rms=tmp_path / "rms.fits")
+    true = fits.getdata(tmp_path / "g/real-000/true.fits") > 0
     rms_g, rms_x = (fits.getdata(tmp_path / f"{k}/real-000/rms.fits") for k in ("g", "x"))
     assert (rms_g[true] > rms_x[true] + 1e-3).mean() > 0.5  # gain 4: the rms grows on the objects
-    assert np.median(np.abs(rms_x - rms_g)[~true]) < 1e-3  # and stays the sky rms off them
+    assert np.median(np.abs(rms_x - rms_g)[~true]) < 1e-3  # and stays the input's off them

@@ -38,11 +38,12 @@ def test_measure_equals_photutils_source_catalog(seed: int) -> None:
 
 @pytest.mark.parametrize("variant", ["raw", "snr", "norm", "soft"])
 def test_tile_noise_is_the_rms_propagated_through_the_variant(sim_field, variant: str) -> None:
-    """raw and snr take their exact noise directly (rms, 1); it equals |f(img + rms) - f(img - rms)| / 2."""
+    """raw and snr take their exact noise directly (rms; rms / sky rms, the sky rms fixed); it
+    equals |f(img + rms) - f(img - rms)| / 2."""
     from astrostatlearn.field import Field
     from astrostatlearn.preprocess import fit_variant
     from astrostatlearn.segment import BackgroundMesh
-    from astrostatlearn.segment.tiles import channel0_noise
+    from astrostatlearn.segment.tiles import channel0_noise, sky_of
 
     with Field.open(sim_field) as f:
         pre = fit_variant(f, variant)
@@ -50,8 +51,10 @@ def test_tile_noise_is_the_rms_propagated_through_the_variant(sim_field, variant
         w = Window(0, 256, 0, 256)
         img, rms = f.read_img(w).astype(np.float32), f.read_rms(w).astype(np.float32)
     mesh_rms = mesh.rms_at(w)
-    err = channel0_noise(pre, img, rms, mesh, w)
-    ref = np.abs(pre.apply(img + rms, rms)[0] - pre.apply(img - rms, rms)[0]) / 2.0
+    sky = sky_of(pre, img, rms)
+    assert (sky is not None) == (variant == "snr")  # the simulator's rms carries source noise
+    err = channel0_noise(pre, img, rms, mesh, w, sky)
+    ref = np.abs(pre.apply(img + rms, rms, sky=sky)[0] - pre.apply(img - rms, rms, sky=sky)[0]) / 2.0
     ref = np.where(ref > 1e-3 * mesh_rms, ref, mesh_rms)
     np.testing.assert_allclose(err, ref, rtol=1e-5, atol=1e-6 * float(np.abs(ref).max()))
     assert (pre.linear_noise(rms) is not None) == (variant in ("raw", "snr"))

@@ -60,7 +60,7 @@ def iter_patches(field: Field, pre: Preprocessor, plan: SplitPlan, patch: int = 
             big = strip.grow(1, (ny, nx))
             img = field.read_img(strip)
             rms = field.read_rms(strip)
-            inputs = pre.apply(img, rms)
+            inputs = pre.read(field, strip, (img, rms))  # with the variant's context, as segmentation tiles
             if rms is None:
                 rms = np.full(img.shape, pre.stats.rms_median, np.float32)
             true_big = field.read_true(big)

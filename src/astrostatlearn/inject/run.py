@@ -17,8 +17,10 @@ Plan, then one realisation at a time:
    (:func:`~astrostatlearn.simulate.catalog.galaxy_shapes`); without a zero-point, sizes thus
    follow the depth, as in a KiDS-like survey.
 3. **Place** them away from the image's own sources (:mod:`.place`), **render** them with GalSim,
-   convolved with the PSF, and add them; with a gain, each pixel gets its source Poisson noise
-   and the rms map grows to ``sqrt(rms² + model / gain)``.
+   convolved with the PSF, and add them; with a gain, each pixel gets its source Poisson noise,
+   and the rms map grows to ``sqrt(rms² + model / gain)`` only where the image's own rms map
+   carries its sources' Poisson noise too (:func:`rms_carries_source_noise`): injected objects
+   then look to the methods as the image's own do.
 4. **Truth** follows the simulator's rule: a pixel belongs to the injected object whose model is
    largest there, above 1 x the local rms; its S/N is the matched-filter S/N over the rms map,
    divided by ``f`` at the object's own noise-equivalent area. ``ignore.fits`` marks the image's
@@ -50,6 +52,7 @@ from astrostatlearn.inject.place import free_distance, ignore_mask, place_object
 from astrostatlearn.inject.psf import PSFModel, estimate_psf, moffat_psf, psf_from_file
 from astrostatlearn.inject.sources import ImageSources, find_sources, other_band_sources
 from astrostatlearn.methods.significance import aperture_noise_factors, factor_at
+from astrostatlearn.preprocess.sky_noise import source_noise_slope
 from astrostatlearn.progress import progress_bar
 from astrostatlearn.simulate.catalog import galaxy_shapes, stamp_radius
 from astrostatlearn.simulate.presets import Preset
@@ -114,6 +117,7 @@ class InjectPlan:
     free: np.ndarray = dataclass_field(repr=False, default=None)  # type: ignore[assignment]  # distance to ignore
     confirm: np.ndarray | None = dataclass_field(repr=False, default=None)  # other bands' sources
     notes: list[str] = dataclass_field(default_factory=list)
+    rms_source_noise: bool = False  # the rms map carries the sources' Poisson noise (so the realisations' do)
 
     def preset(self) -> Preset:
         return Preset(name="inject", pixel_scale=self.pixel_scale, psf_fwhm=self.psf.fwhm_px * self.pixel_scale,
@@ -166,6 +170,9 @@ def plan_injection(image: str | Path, request: InjectRequest, rms: str | Path | 
         gain = None
     if gain is None:
         notes.append("no gain: injected objects carry no source Poisson noise (the sky noise is the image's own)")
+    with_source_noise = rms_map is not None and rms_carries_source_noise(img, src)
+    if gain is not None and not with_source_noise:
+        notes.append("the rms map is the sky's alone: injected objects' Poisson noise goes into img.fits, not rms.fits")
     if request.pixel_scale is not None:
         scale = request.pixel_scale
     elif scale is None:
@@ -183,12 +190,21 @@ def plan_injection(image: str | Path, request: InjectRequest, rms: str | Path | 
                      f"{REFERENCE_DEPTH} (zero-point {zero:.3f})")
     mags = request.mag_range or (round(m5 - 4.0, 2), round(m5 + 1.0, 2))
     plan = InjectPlan(Path(image), request, img, header, src, psf, zero, zp is not None, gain, float(scale), sigma,
-                      m5, (float(mags[0]), float(mags[1])), areas, factors, notes=notes)
+                      m5, (float(mags[0]), float(mags[1])), areas, factors, notes=notes,
+                      rms_source_noise=with_source_noise)
     plan.ignore = ignore
     plan.free = free_distance(plan.ignore)  # the same for every realisation
     if request.confirm_with:
         plan.confirm = other_band_sources([_same_grid(p, img.shape) for p in request.confirm_with])
     return plan
+
+
+def rms_carries_source_noise(img: np.ndarray, src: ImageSources) -> bool:
+    """Whether the image's rms map rises with its sources' signal (their Poisson noise;
+    :func:`~astrostatlearn.preprocess.sky_noise.source_noise_slope`)."""
+    ok = src.valid & np.isfinite(src.rms) & (src.rms > 0)
+    return source_noise_slope(np.where(ok, img - src.background, np.nan), np.where(ok, src.rms, np.nan), 0.0,
+                              float(np.median(src.rms[ok]))) > 0
 
 
 def sky_noise_factors(img: np.ndarray, src: ImageSources, ignore: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -278,7 +294,8 @@ def write_realisation(plan: InjectPlan, k: int, folder: Path) -> dict[str, Any]:
         rng = np.random.default_rng(np.random.SeedSequence([plan.request.seed, 8, k]))
         source_var = np.maximum(model, 0.0) / plan.gain
         img += np.sqrt(source_var) * rng.standard_normal(model.shape)
-        rms_out = np.sqrt(rms_out**2 + source_var)
+        if plan.rms_source_noise:  # as the image's own rms map: the sky's alone, or with source noise
+            rms_out = np.sqrt(rms_out**2 + source_var)
     folder.mkdir(parents=True)
     zp_comment = "zero-point of truth.ecsv's mag" + ("" if plan.zeropoint_known else " (instrumental)")
     head = output_header(plan.header, ORIGIN="astrostatlearn inject", INJREAL=k, MAGZERO=(plan.zeropoint, zp_comment))

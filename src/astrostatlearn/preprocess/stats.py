@@ -12,6 +12,7 @@ import numpy as np
 
 from astrostatlearn.errors import InputError
 from astrostatlearn.preprocess.clipping import clipped_rows
+from astrostatlearn.preprocess.sky_noise import source_noise_slope
 from astrostatlearn.field import Field
 from astrostatlearn.field.windows import sample_rows
 
@@ -22,7 +23,9 @@ class GlobalStats:
 
     ``img_lo``/``img_hi`` and ``rms_lo``/``rms_hi`` are the 0.5 and 99.5 (image) / 0.5 and 99.5
     (rms) percentiles of the finite pixels of the subsample. ``has_rms`` is False when the rms
-    was estimated as the constant ``img_std``.
+    was estimated as the constant ``img_std``. ``rms_source_slope`` is the variance the rms map
+    adds per unit signal (``1 / gain`` when it carries the sources' Poisson noise, else 0;
+    :func:`~astrostatlearn.preprocess.sky_noise.source_noise_slope`).
     """
 
     img_median: float
@@ -35,6 +38,7 @@ class GlobalStats:
     rms_hi: float
     has_rms: bool
     n_sampled: int
+    rms_source_slope: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -56,14 +60,16 @@ def sorted_percentiles(values: np.ndarray, q: list[float], presorted: bool = Tru
 def global_stats(field: Field, max_pixels: int = 4_000_000) -> GlobalStats:
     """Field-wide robust statistics (bounded cost: at most ``max_pixels`` pixels are read)."""
     rows = sample_rows(field.shape, max_pixels)
-    imgs, rmss = [], []
+    imgs, rmss, paired = [], [], []
     rms_rows = field.read_rms_windows(rows)
     for i, img in enumerate(field.read_img_windows(rows)):
         ok = np.isfinite(img)
         imgs.append(img[ok])
         if rms_rows is not None:
             rms = rms_rows[i]
-            rmss.append(rms[ok & np.isfinite(rms) & (rms > 0)])
+            good = ok & np.isfinite(rms) & (rms > 0)
+            rmss.append(rms[good])
+            paired.append((np.where(good, img, np.nan), np.where(good, rms, np.nan)))
     values = np.sort(np.concatenate(imgs))  # sorted once: the clipping and the percentiles read it
     if values.size == 0:
         raise InputError("every pixel is non-finite (NaN or inf)", field.img.path)
@@ -78,10 +84,11 @@ def global_stats(field: Field, max_pixels: int = 4_000_000) -> GlobalStats:
                              field.rms.path)  # type: ignore[union-attr]
         r_lo, r_med, r_hi = sorted_percentiles(r, [0.5, 50.0, 99.5], presorted=False)
         has_rms = True
+        slope = source_noise_slope(np.vstack([p[0] for p in paired]), np.vstack([p[1] for p in paired]), median, r_med)
     else:
         r_med = r_lo = r_hi = std
-        has_rms = False
+        has_rms, slope = False, 0.0
     if r_hi <= r_lo:
         r_hi = r_lo + max(abs(r_lo), 1e-12) * 1e-3
     return GlobalStats(float(median), std, float(lo), float(hi), float(values[-1]), r_med, r_lo, r_hi,
-                       has_rms, int(values.size))
+                       has_rms, int(values.size), slope)

@@ -7,7 +7,7 @@
 | ``soft``       | img             | "software" stretch: black point median - 1 sigma, white point median + 100 sigma, then asinh (a = 0.02, default), log, sqrt or power, to [0, 1] |
 | ``soft+rms``   | img, rms        | ``soft`` plus rms normalised linearly on its robust interval |
 | ``soft+rms+log``| img, rms       | ``soft`` plus rms normalised then log-stretched |
-| ``snr``        | snr             | (img - global sigma-clipped median) / rms |
+| ``snr``        | snr             | (img - global sigma-clipped median) / sky rms (the rms map without the sources' own Poisson noise, :mod:`~astrostatlearn.preprocess.sky_noise`) |
 | ``summed``     | img             | the seed's single channel: norm(norm(img) + norm(rms)) |
 
 ``soft`` is a reproducible stand-in for the seed's manual FITS Liberator 3 step. All stretches
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 from astrostatlearn.errors import InputError
 from astrostatlearn.field import Field, Window
+from astrostatlearn.preprocess.sky_noise import SKY_CONTEXT, sky_rms
 from astrostatlearn.preprocess.stats import GlobalStats, global_stats
 
 VARIANTS: dict[str, tuple[str, ...]] = {
@@ -105,11 +106,13 @@ class Preprocessor:
     def channels(self) -> tuple[str, ...]:
         return VARIANTS[self.variant]
 
-    def apply(self, img: np.ndarray, rms: np.ndarray | None = None, checked: bool = False) -> np.ndarray:
+    def apply(self, img: np.ndarray, rms: np.ndarray | None = None, checked: bool = False,
+              sky: np.ndarray | None = None) -> np.ndarray:
         """Variant of an image window (and its rms window): float32 ``[C, y, x]``. Non-finite
         image pixels take the global median, bad rms pixels the global median rms; ``checked``:
-        the caller knows every pixel is good, so those passes are skipped. A one-channel variant
-        that is the image itself (``raw``) shares the float32 input's memory."""
+        the caller knows every pixel is good, so those passes are skipped. ``sky``: the window's
+        :meth:`sky_rms`, when the caller has it already. A one-channel variant that is the image
+        itself (``raw``) shares the float32 input's memory."""
         img = np.asarray(img, np.float32)
         ok = True if checked else np.isfinite(img)
         if not np.all(ok):  # the where pass only for windows with bad pixels
@@ -136,7 +139,7 @@ class Preprocessor:
             elif v == "soft+rms+log":
                 out.append(_scaled(rms, *p["rms_interval"], LogStretch(a=self.log_a)))
         elif v == "snr":
-            out = [((img - p["background"]) / rms).astype(np.float32)]
+            out = [((img - p["background"]) / (self.sky_rms(img, rms) if sky is None else sky)).astype(np.float32)]
         else:  # summed: the seed's norm(norm(img) + norm(rms))
             s = _scaled(img, *p["norm_interval"], LinearStretch()) + _scaled(rms, *p["rms_interval"], LinearStretch())
             out = [_scaled(s, 0.0, 2.0, LinearStretch())]
@@ -144,10 +147,32 @@ class Preprocessor:
             return np.asarray(out[0], np.float32)[None]
         return np.stack(out).astype(np.float32, copy=False)
 
-    def image_level(self, values: np.ndarray, rms: np.ndarray | None) -> np.ndarray | None:
+    @property
+    def context(self) -> int:
+        """Pixels around a pixel that its channels depend on: :data:`~astrostatlearn.preprocess.sky_noise.SKY_CONTEXT`
+        for ``snr`` when the rms map carries the sources' Poisson noise, else 0 (pixel by pixel). A
+        window's channels equal the whole field's at pixels at least this far from its edges
+        (or on the field's own edges)."""
+        return SKY_CONTEXT if self.variant == "snr" and self.stats.rms_source_slope > 0 else 0
+
+    @property
+    def flux_scale_invariant(self) -> bool:
+        """Whether scaling the image about the field's median and the rms by one factor leaves the
+        channels unchanged (``snr``)."""
+        return self.variant == "snr"
+
+    def sky_rms(self, img: np.ndarray, rms: np.ndarray) -> np.ndarray:
+        """The sky part of ``rms`` (finite, > 0) beside ``img`` (finite), as ``snr`` divides by it:
+        ``rms`` itself unless the field's rms map carries the sources' Poisson noise
+        (:func:`~astrostatlearn.preprocess.sky_noise.sky_rms`)."""
+        return sky_rms(img, rms, self.stats.rms_source_slope, self.params["background"])
+
+    def image_level(self, values: np.ndarray, rms: np.ndarray | None,
+                    sky: np.ndarray | None = None) -> np.ndarray | None:
         """Channel-0 ``values`` (a background mesh, say) in image units, for the variants linear in
-        the image: ``raw`` (themselves), ``snr`` (``median + values * rms``, the field's median rms
-        where ``rms`` is None or bad) and ``norm``; None for the stretched ones."""
+        the image: ``raw`` (themselves), ``snr`` (``median + values * sky``, the window's
+        :meth:`sky_rms`, else ``rms``, the field's median rms where that is None or bad) and
+        ``norm``; None for the stretched ones."""
         if self.variant == "raw":
             return values
         if self.variant == "norm":
@@ -155,24 +180,35 @@ class Preprocessor:
             return (lo + values * (hi - lo)).astype(np.float32)
         if self.variant != "snr":
             return None
+        if sky is not None:
+            return (self.params["background"] + values * sky).astype(np.float32)
         if rms is None:
             return (self.params["background"] + values * self.stats.rms_median).astype(np.float32)
         safe = np.where(np.isfinite(rms) & (rms > 0), rms, np.float32(self.stats.rms_median))
         return (self.params["background"] + values * safe).astype(np.float32)
 
-    def linear_noise(self, rms: np.ndarray) -> np.ndarray | None:
+    def linear_noise(self, rms: np.ndarray, sky: np.ndarray | None = None) -> np.ndarray | None:
         """Channel 0's 1-sigma noise for a variant linear in the image with unit or 1/rms slope
-        (``raw``: the rms itself; ``snr``: 1), computed directly; None for the others, whose noise
-        is propagated through the variant."""
+        (``raw``: the rms itself; ``snr``: ``rms / sky``, the window's :meth:`sky_rms`, 1 without
+        it or where the rms map is the sky's alone), computed directly; None for the others, whose
+        noise is propagated through the variant."""
         if self.variant == "raw":
             return rms
         if self.variant == "snr":
-            return np.ones_like(rms)
+            if sky is None or sky is rms:
+                return np.ones_like(rms)
+            return (rms / sky).astype(np.float32)
         return None
 
-    def read(self, field: Field, window: Window) -> np.ndarray:
-        """Read ``window`` of ``field`` and apply the variant."""
-        return self.apply(*field.read_img_rms(window))
+    def read(self, field: Field, window: Window,
+             arrays: tuple[np.ndarray, np.ndarray | None] | None = None) -> np.ndarray:
+        """Read ``window`` of ``field`` and apply the variant, with its :attr:`context` read around
+        it, so the channels equal the whole field's. ``arrays``: the window's image and rms, already
+        read (used as they are when the variant needs no context)."""
+        if self.context == 0:
+            return self.apply(*(arrays if arrays is not None else field.read_img_rms(window)))
+        big = window.grow(self.context, field.shape)
+        return self.apply(*field.read_img_rms(big))[(slice(None),) + window.relative_to(big)]
 
 
 def fit_variant(field: Field, variant: str, stretch: str = "asinh", stretch_a: float = 0.02,

@@ -52,7 +52,7 @@ from astrostatlearn.segment.output_rows import OutputRows
 from astrostatlearn.segment.score_slots import ScoreSlots, SlotRef, forget_slots, write_slot
 from astrostatlearn.segment.checkpoint import Checkpoint, file_digest
 from astrostatlearn.segment.stitch import own_objects
-from astrostatlearn.segment.tiles import tile_from_arrays
+from astrostatlearn.segment.tiles import sky_of, tile_from_arrays
 from astrostatlearn.processes import WorkerDiedError, check_workers
 from astrostatlearn.schedulers import (check_scheduler, compute_context, local_process_pool,
                                        segment_preload, stream_ahead, warm_up)
@@ -121,12 +121,13 @@ def _segment_tile(run_id: str, index: int, paths: tuple[Any, Any], model: tuple[
                   with_score: bool, score_slot: str | None = None, kron: bool = False) -> _TileOutput:
     field, seg = _run_state(run_id, paths, model)
     img, rms = field.read_img_rms(window)
-    tile = tile_from_arrays(pre, mesh, window, img, rms)
+    sky = sky_of(pre, img, rms)
+    tile = tile_from_arrays(pre, mesh, window, img, rms, sky=sky)
     tile.want_score = with_score
     pred = seg.predict(tile)
     owned = own_objects(pred.labels, window, core, field.shape, pred.instances)
     noise = pre.stats.rms_median if rms is None else rms  # without a map, the sky rms in every pixel
-    local = pre.image_level(tile.bkg, rms)  # the background mesh, as SExtractor's photometry takes it
+    local = pre.image_level(tile.bkg, rms, sky)  # the background mesh, as SExtractor's photometry takes it
     level: np.ndarray | float = background if local is None else local
     if tile.all_valid:  # the usual case: no pass over the whole window (the level comes off the measured pixels)
         data, error = img, noise
@@ -237,6 +238,7 @@ def plan_segment(field: Field, segmenter: Segmenter, out: str | Path, variant: s
     if region.intersect(field.full) != region:
         raise InputError(f"region {region} lies outside the {field.shape[0]}x{field.shape[1]} field")
     pre = pre or fit_variant(field, variant)
+    halo = max(halo, pre.context)  # every core pixel's channels as the whole field's
     mesh = mesh or BackgroundMesh.from_field(field, pre, progress=progress, sample=segmenter.background_sample)
     cores = [Window(c.y0 + region.y0, c.y1 + region.y0, c.x0 + region.x0, c.x1 + region.x0)
              for c in tile_grid(region.shape, tile)]

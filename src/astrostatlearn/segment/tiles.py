@@ -13,17 +13,18 @@ from astrostatlearn.segment.background import BackgroundMesh
 
 
 def channel0_noise(pre: Preprocessor, img: np.ndarray, rms: np.ndarray | None, mesh: BackgroundMesh,
-                   window: Window) -> np.ndarray:
+                   window: Window, sky: np.ndarray | None = None) -> np.ndarray:
     """1-sigma noise of channel 0 of ``window`` in variant units.
 
     With an rms map it is propagated through the variant, ``|f(img + rms) - f(img - rms)| / 2``
     (exact for the linear variants, first order for the stretches); where that falls below 1e-3
     of the background mesh rms (the stretch clipped flat, with no derivative), or there is no rms
     map, the mesh rms is used. The mesh rms is interpolated only when some pixel needs it.
+    ``sky``: the window's :meth:`~astrostatlearn.preprocess.Preprocessor.sky_rms`, when known.
     """
     if rms is None:
         return mesh.rms_at(window)
-    err = pre.linear_noise(rms)
+    err = pre.linear_noise(rms, sky)
     if err is None:
         up = pre.apply(img + rms, rms)[0]
         down = pre.apply(img - rms, rms)[0]
@@ -34,6 +35,17 @@ def channel0_noise(pre: Preprocessor, img: np.ndarray, rms: np.ndarray | None, m
     return np.where(err > 1e-3 * mesh_rms, err, mesh_rms).astype(np.float32)
 
 
+def sky_of(pre: Preprocessor, img: np.ndarray, rms: np.ndarray | None) -> np.ndarray | None:
+    """The sky rms ``pre``'s ``snr`` channel divides ``img`` by
+    (:meth:`~astrostatlearn.preprocess.Preprocessor.sky_rms`; bad pixels as in
+    :func:`tile_from_arrays`), or None where that is the rms map itself or there is none."""
+    if rms is None or pre.variant != "snr" or not pre.stats.rms_source_slope > 0:
+        return None
+    ok = np.isfinite(img) & np.isfinite(rms) & (rms > 0)
+    return pre.sky_rms(np.where(ok, img, np.float32(pre.stats.img_median)),
+                       np.where(ok, rms, np.float32(pre.stats.rms_median)))
+
+
 def make_tile(field: Field, pre: Preprocessor, mesh: BackgroundMesh, window: Window, with_truth: bool = False) -> Tile:
     """Read ``window`` and build the method's view of it."""
     truth = field.read_true(window) if with_truth else None
@@ -41,22 +53,27 @@ def make_tile(field: Field, pre: Preprocessor, mesh: BackgroundMesh, window: Win
 
 
 def tile_from_arrays(pre: Preprocessor, mesh: BackgroundMesh, window: Window, img: np.ndarray,
-                     rms: np.ndarray | None, truth: np.ndarray | None = None) -> Tile:
+                     rms: np.ndarray | None, truth: np.ndarray | None = None,
+                     sky: np.ndarray | None = None) -> Tile:
     """The method's view of ``window`` from its raw image and rms, already read. Invalid pixels
-    (non-finite image, or rms non-finite or <= 0) take 0 in the image and the field's median rms
-    in the noise, so no pixel's inputs depend on which tile holds it."""
+    (non-finite image, or rms non-finite or <= 0) take the field's median in the image and its
+    median rms in the noise, so no pixel's inputs depend on which tile holds it. ``sky``: the
+    window's :func:`sky_of`, when the caller has it already."""
     valid = np.isfinite(img)
     if rms is not None:
         valid &= np.isfinite(rms) & (rms > 0)
     all_valid = bool(valid.all())
     bkg = mesh.background_at(window)
-    safe_img = np.asarray(img, np.float32) if all_valid else np.where(valid, img, 0.0).astype(np.float32)
+    safe_img = np.asarray(img, np.float32) if all_valid else \
+        np.where(valid, img, np.float32(pre.stats.img_median)).astype(np.float32)
     safe_rms = None
     if rms is not None:
         safe_rms = np.asarray(rms, np.float32) if all_valid else \
             np.where(valid, rms, np.float32(pre.stats.rms_median)).astype(np.float32)
-    image = pre.apply(img, rms, checked=all_valid)
-    err = channel0_noise(pre, safe_img, safe_rms, mesh, window)
+    if sky is None:
+        sky = sky_of(pre, img, rms)
+    image = pre.apply(img, rms, checked=all_valid, sky=sky)
+    err = channel0_noise(pre, safe_img, safe_rms, mesh, window, sky)
     return Tile(image, bkg, err, valid, window, pre.channels, truth, all_valid=all_valid)
 
 
