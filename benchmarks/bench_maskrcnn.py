@@ -154,6 +154,8 @@ def main() -> None:
         if sx is not None:
             ratio = pq / sx.evaluation.panoptic["galaxy"]["pq"]
             print(f"  PQ >= 1.3 x SExtractor (seed settings): {ratio:.2f} x -> {'met' if ratio >= 1.3 else 'NOT met'}")
+            if "SExtractor-sky" in by:
+                print(f"    beside SExtractor with the sky rms map: {pq / by['SExtractor-sky'].evaluation.panoptic['galaxy']['pq']:.2f} x")
         if un is not None:
             upq = un.evaluation.panoptic["galaxy"]["pq"]
             print(f"  PQ >= U-Net PQ - 0.03 ({upq - 0.03:.3f}): {pq:.3f} -> {'met' if pq >= upq - 0.03 else 'NOT met'}")

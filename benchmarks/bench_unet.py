@@ -3,7 +3,8 @@ and sep on the same held-out test band, plus inference throughput and training t
 
 Prints pixel IoU, Dice, instance F1 and PQ per row, the targets (pixel IoU >= 0.80 and
 PQ >= 1.5 x SExtractor's at the seed's settings, 1.5 sigma, 5 px, rms map; the tuned 1.0-sigma
-run is printed beside it) and whether they are met; completeness and mask IoU by S/N for each row; PQ and
+run, and the seed's settings with the rms map's sky part, which SExtractor's MAP_RMS expects, are
+printed beside it) and whether they are met; completeness and mask IoU by S/N for each row; PQ and
 PQ / SExtractor's with 95% block-bootstrap intervals; where PQ is lost (masks, false, missed
 objects, and each error's kind); the U-Net's PQ with perfect splitting of its foreground; the PQ
 ceiling of an oracle that segments perfectly exactly the objects above an S/N cut (what the PQ
@@ -132,10 +133,11 @@ def main() -> None:
         if sex is not None:
             ratio = unet.evaluation.panoptic["galaxy"]["pq"] / sex.evaluation.panoptic["galaxy"]["pq"]
             print(f"target PQ >= 1.5 x SExtractor (seed settings): {ratio:.2f} x -> {'met' if ratio >= 1.5 else 'NOT met'}")
-        tuned = next((r for r in rows if r.method == "SExtractor-tuned"), None)
-        if tuned is not None:
-            print(f"  beside SExtractor tuned (1.0 sigma): "
-                  f"{unet.evaluation.panoptic['galaxy']['pq'] / tuned.evaluation.panoptic['galaxy']['pq']:.2f} x")
+        for name, label in (("SExtractor-tuned", "tuned (1.0 sigma)"), ("SExtractor-sky", "with the sky rms map")):
+            peer = next((r for r in rows if r.method == name), None)
+            if peer is not None:
+                print(f"  beside SExtractor {label}: "
+                      f"{unet.evaluation.panoptic['galaxy']['pq'] / peer.evaluation.panoptic['galaxy']['pq']:.2f} x")
     print_snr_tables(rows)
     region = res["meta"]["test_region"]
     true = read_region(field / "true.fits", region)

@@ -179,20 +179,35 @@ def _run_one(f: Field, method: str, variant: str, plan, runs: Path, tile: int, w
 # against) and with the detection threshold tuned on these simulated fields, quoted beside it.
 SEXTRACTOR_RUNS = (("SExtractor", 1.5, "seed settings: DETECT_THRESH 1.5, MINAREA 5, gauss 2.0 5x5, rms map"),
                    ("SExtractor-tuned", 1.0, "tuned: DETECT_THRESH 1.0, MINAREA 5, gauss 2.0 5x5, rms map"))
+# A third, where the rms map carries the sources' own Poisson noise (the simulator's does): the seed's
+# settings with the map's sky part as MAP_RMS, the background noise SExtractor expects there.
+SEXTRACTOR_SKY = ("SExtractor-sky", 1.5, "seed settings with the rms map's sky part as MAP_RMS (its sources' Poisson "
+                  "noise taken off, as SExtractor expects; the map made before, untimed)")
+
+
+def sextractor_runs(field_dir: Path, runs: Path) -> list[tuple[str, float, str, Path | None]]:
+    """(name, threshold, note, rms map or None for the field's own) of each SExtractor run:
+    :data:`SEXTRACTOR_RUNS`, and :data:`SEXTRACTOR_SKY` when the field's rms map carries source noise."""
+    out: list[tuple[str, float, str, Path | None]] = [(*run, None) for run in SEXTRACTOR_RUNS]
+    runs.mkdir(parents=True, exist_ok=True)
+    sky = peers.sky_rms_map(field_dir, runs / "sky_rms.fits")
+    if sky is not None:
+        out.append((*SEXTRACTOR_SKY, sky))
+    return out
 
 
 def run_peers(field_dir: Path, runs: Path, true_path: Path, catalog: Any, test: Window, log) -> list[Row]:
-    """SExtractor (seed settings and tuned) and NoiseChisel on the whole field (as users run them),
+    """SExtractor (:func:`sextractor_runs`) and NoiseChisel on the whole field (as users run them),
     scored on the test region."""
     have = peers.ensure_installed()
     rows = []
     ny, nx = open_image(true_path).shape
-    for name, thresh, note in SEXTRACTOR_RUNS if have["sextractor"] else ():
+    for name, thresh, note, rms in sextractor_runs(field_dir, runs) if have["sextractor"] else ():
         work = runs / name.lower()
         t0 = time.perf_counter()
         try:
             with PeakMemory() as mem:
-                seg_path = peers.run_sextractor(field_dir, work, thresh=thresh)
+                seg_path = peers.run_sextractor(field_dir, work, thresh=thresh, rms=rms)
         except RuntimeError as e:
             log(str(e))
         else:

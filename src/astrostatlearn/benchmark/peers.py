@@ -30,8 +30,32 @@ def ensure_installed() -> dict[str, bool]:
             "noisechisel": shutil.which("astnoisechisel") is not None}
 
 
-def sextractor_command(field: Path, work: Path, thresh: float = 1.0) -> list[str]:
-    """SExtractor on img.fits with rms.fits as MAP_RMS weight; writes work/sex_seg.fits and a catalogue."""
+def sky_rms_map(field: Path, out: Path) -> Path | None:
+    """Write the sky part of ``field``'s ``rms.fits`` to ``out`` (its header kept), as SExtractor's
+    ``MAP_RMS`` expects a map of the background noise alone: the rms map without its sources'
+    Poisson noise (:meth:`~astrostatlearn.preprocess.Preprocessor.sky_rms`, the ``snr`` input's
+    divisor). None, with nothing written, when the map carries no such noise (or there is none).
+    Streams in strips of rows, each read with the sky rms's context around it."""
+    from astrostatlearn.field import Field, FitsImageWriter, row_blocks
+    from astrostatlearn.field.fitsio import output_header
+    from astrostatlearn.preprocess import fit_variant
+
+    with Field.open(field) as f:
+        pre = fit_variant(f, "snr")
+        if f.rms is None or pre.context == 0:
+            return None
+        with FitsImageWriter(out, f.shape, np.float32, output_header(f.header, CONTENT="sky rms"), overwrite=True) as w:
+            for win in row_blocks(f.shape, 1 << 22):
+                big = win.grow(pre.context, f.shape)
+                img, rms = f.read_img_rms(big)
+                ok = np.isfinite(img) & np.isfinite(rms) & (rms > 0)
+                sky = pre.sky_rms(np.where(ok, img, np.float32(pre.stats.img_median)), np.where(ok, rms, 1.0))
+                w.write(win, np.where(ok, sky, rms)[win.relative_to(big)].astype(np.float32))
+    return out
+
+
+def sextractor_command(field: Path, work: Path, thresh: float = 1.0, rms: Path | None = None) -> list[str]:
+    """SExtractor on img.fits with rms.fits (or ``rms``) as MAP_RMS weight; writes work/sex_seg.fits and a catalogue."""
     work.mkdir(parents=True, exist_ok=True)
     param = work / "sex.param"
     param.write_text("NUMBER\nX_IMAGE\nY_IMAGE\nFLUX_AUTO\nFLUX_ISO\nISOAREA_IMAGE\nFLAGS\n")
@@ -41,7 +65,7 @@ def sextractor_command(field: Path, work: Path, thresh: float = 1.0) -> list[str
         "-DETECT_THRESH", str(thresh), "-ANALYSIS_THRESH", str(thresh), "-DETECT_MINAREA", "5",
         "-FILTER", "Y", "-FILTER_NAME", str(SEX_CONF / "gauss_2.0_5x5.conv"),
         "-DEBLEND_NTHRESH", "32", "-DEBLEND_MINCONT", "0.005", "-CLEAN", "Y",
-        "-WEIGHT_TYPE", "MAP_RMS", "-WEIGHT_IMAGE", str(field / "rms.fits"),
+        "-WEIGHT_TYPE", "MAP_RMS", "-WEIGHT_IMAGE", str(rms or field / "rms.fits"),
         "-BACK_SIZE", "64", "-BACK_FILTERSIZE", "3",
         "-CHECKIMAGE_TYPE", "SEGMENTATION", "-CHECKIMAGE_NAME", str(work / "sex_seg.fits"),
         "-STARNNW_NAME", str(SEX_CONF / "default.nnw"), "-VERBOSE_TYPE", "QUIET",
@@ -49,12 +73,12 @@ def sextractor_command(field: Path, work: Path, thresh: float = 1.0) -> list[str
     ]
 
 
-def run_sextractor(field: Path, work: Path, thresh: float = 1.0) -> Path:
+def run_sextractor(field: Path, work: Path, thresh: float = 1.0, rms: Path | None = None) -> Path:
     """Run :func:`sextractor_command`; return the segmentation map's path (``work/sex_seg.fits``).
 
     Raises ``RuntimeError`` with the end of SExtractor's stderr when it fails.
     """
-    p = subprocess.run(sextractor_command(field, work, thresh), capture_output=True, text=True)
+    p = subprocess.run(sextractor_command(field, work, thresh, rms), capture_output=True, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"SExtractor failed: {p.stderr.strip()[-300:]}")
     return work / "sex_seg.fits"

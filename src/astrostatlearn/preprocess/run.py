@@ -69,7 +69,8 @@ def write_preview(field: Field, pre: Preprocessor, path: Path, overwrite: bool =
 
     ny, nx = field.shape
     step = max(1, int(np.ceil(max(ny, nx) / PREVIEW_MAX)))
-    rows = [pre.read(field, Window(y, y + 1, 0, nx))[0, 0, ::step] for y in range(0, ny, step)]
+    # One row at a time, without the variant's context (a preview: a row's sky rms from the row alone).
+    rows = [pre.apply(*field.read_img_rms(Window(y, y + 1, 0, nx)))[0, 0, ::step] for y in range(0, ny, step)]
     img = np.vstack(rows)
     if pre.variant in ("raw", "snr"):
         lo, hi = np.percentile(img, [1, 99.5])
