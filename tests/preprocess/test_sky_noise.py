@@ -48,7 +48,7 @@ def test_sky_rms_takes_the_source_term_off_in_the_sources_only() -> None:
     assert np.percentile(before, 50) > 0.2 and before.max() > 2.0  # up to sqrt(1 + 40 / 2.5) = 4x the sky
     assert np.percentile(dev, 99) < 0.02 and dev.max() < 0.2  # a few pixels at the sources' edges keep theirs
     far = model < 0.01 * SKY  # the sky: unchanged but where noise peaks reach the source level
-    assert np.mean(sky[far] == rms[far].astype(np.float32)) > 0.97 and np.abs(sky[far] / rms[far] - 1).max() < 0.01
+    assert np.mean(sky[far] == rms[far].astype(np.float32)) > 0.95 and np.abs(sky[far] / rms[far] - 1).max() < 0.01
     assert sky_rms(img, rms, 0.0, 0.0) is not None and np.array_equal(sky_rms(img, rms, 0.0, 0.0), rms.astype(np.float32))
 
 
@@ -78,7 +78,7 @@ def test_snr_input_does_not_dim_a_source_by_its_own_noise(tmp_path: Path) -> Non
         pre = fit_variant(f, "snr")
         total = pre.read(f, f.full)[0]
         assert pre.stats.rms_source_slope == pytest.approx(1 / GAIN, rel=0.1) and pre.context == SKY_CONTEXT
-        w = Window(100, 180, 40, 300)
+        w = Window(101, 181, 43, 297)  # off the 4-px block grid
         np.testing.assert_array_equal(pre.read(f, w)[0], total[w.slices])
     with Field.open(_write_field(tmp_path / "sky", img, np.full_like(rms, SKY))) as f:
         pre_sky = fit_variant(f, "snr")

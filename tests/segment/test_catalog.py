@@ -51,7 +51,7 @@ def test_tile_noise_is_the_rms_propagated_through_the_variant(sim_field, variant
         w = Window(0, 256, 0, 256)
         img, rms = f.read_img(w).astype(np.float32), f.read_rms(w).astype(np.float32)
     mesh_rms = mesh.rms_at(w)
-    sky = sky_of(pre, img, rms)
+    sky = sky_of(pre, img, rms, w)
     assert (sky is not None) == (variant == "snr")  # the simulator's rms carries source noise
     err = channel0_noise(pre, img, rms, mesh, w, sky)
     ref = np.abs(pre.apply(img + rms, rms, sky=sky)[0] - pre.apply(img - rms, rms, sky=sky)[0]) / 2.0

@@ -49,7 +49,7 @@ def sky_rms_map(field: Path, out: Path) -> Path | None:
                 big = win.grow(pre.context, f.shape)
                 img, rms = f.read_img_rms(big)
                 ok = np.isfinite(img) & np.isfinite(rms) & (rms > 0)
-                sky = pre.sky_rms(np.where(ok, img, np.float32(pre.stats.img_median)), np.where(ok, rms, 1.0))
+                sky = pre.sky_rms(np.where(ok, img, np.float32(pre.stats.img_median)), np.where(ok, rms, 1.0), (big.y0, big.x0))
                 w.write(win, np.where(ok, sky, rms)[win.relative_to(big)].astype(np.float32))
     return out
 

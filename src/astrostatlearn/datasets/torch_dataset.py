@@ -107,7 +107,8 @@ class PatchDataset(Dataset):
                 img = bkg + scale * (img - bkg) + self.noise * scale * rms * rng.standard_normal(img.shape).astype(np.float32)
                 rms = scale * rms * np.float32(np.sqrt(1.0 + self.noise**2))
                 if self.noise > 0 or not self._pre.flux_scale_invariant:  # else the stored inputs, read with their context
-                    image = self._pre.apply(img.astype(np.float32), rms.astype(np.float32))
+                    image = self._pre.apply(img.astype(np.float32), rms.astype(np.float32),
+                                            origin=(int(r["origin"][0]), int(r["origin"][1])))
             k = int(rng.integers(8))
             image, img, rms, inst = (dihedral(a, k) for a in (image, img, rms, inst))
         return {

@@ -12,8 +12,8 @@ errors (its ``GAIN``). The learned methods' ``snr`` input does the same: it is d
   then passes through unchanged, whatever its depth changes or pixel-to-pixel scatter).
 - :func:`sky_rms`, per window: in the sources (the background-subtracted image, smoothed by a
   2-px Gaussian, above half the pixel's rms: noise alone reaches that in about 2 of 10⁴ pixels),
-  the lesser of the rms map and its 63-px grey opening, which removes bumps narrower than that
-  and keeps steps and gradients.
+  the lesser of the rms map and its grey opening over 60 px (on 4-px block minima aligned on the
+  field's grid), which removes bumps narrower than that and keeps steps and gradients.
 
 Flux errors, the S/N cut and the isophote trim keep the total noise.
 """
@@ -36,11 +36,14 @@ MIN_EFFECT = 0.02
 SMOOTH_SIGMA = 2.0
 SIGNAL_LEVEL = 0.5
 SOURCE_GROW = 3
-# Wider than all but the largest galaxies' bumps in the rms map.
-OPENING_SIZE = 63
+# The opening runs on the minima of BLOCK x BLOCK blocks, aligned on the field's grid (so a pixel gets
+# the same value in every window that holds it with its context), over OPENING_BLOCKS blocks a side:
+# 60 px, wider than all but the largest galaxies' bumps in the rms map; 16x cheaper than per pixel.
+BLOCK = 4
+OPENING_BLOCKS = 15
 # A pixel's sky rms depends on the image and rms within this many pixels (the opening's erosion and
-# dilation, each OPENING_SIZE // 2; the source mask reaches less far): the halo a tile needs.
-SKY_CONTEXT = 2 * (OPENING_SIZE // 2)
+# dilation, each OPENING_BLOCKS // 2 blocks, plus the block it sits in): the halo a tile needs.
+SKY_CONTEXT = 2 * (OPENING_BLOCKS // 2) * BLOCK + BLOCK
 
 
 def local_rms(rms: np.ndarray, cell: int = LOCAL_CELL) -> np.ndarray:
@@ -77,12 +80,29 @@ def source_noise_slope(img: np.ndarray, rms: np.ndarray, median: float, rms_medi
     return slope
 
 
-def sky_rms(img: np.ndarray, rms: np.ndarray, slope: float, background: float) -> np.ndarray:
-    """float32 sky rms of a window (``img``, ``rms``: finite, ``rms`` > 0, ``[y, x]``): ``rms``
-    itself when ``slope`` is 0; else, in the sources (where ``img - background`` smoothed by a
-    :data:`SMOOTH_SIGMA`-px Gaussian is above :data:`SIGNAL_LEVEL` x ``rms``, grown by
-    :data:`SOURCE_GROW` px), the lesser of ``rms`` and its grey opening over
-    :data:`OPENING_SIZE`² px, which takes off bumps narrower than that and keeps steps and gradients."""
+def block_opening(rms: np.ndarray, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """The grey opening of ``rms`` (``[y, x]``; its first pixel at field position ``origin``)
+    over :data:`OPENING_BLOCKS` x :data:`OPENING_BLOCKS` blocks of its :data:`BLOCK`-px block
+    minima, back at full resolution (each pixel its block's value): at most ``rms``, it takes
+    off bumps narrower than the opening and keeps steps and gradients (to a block)."""
+    from scipy import ndimage
+
+    h, w = rms.shape
+    oy, ox = origin[0] % BLOCK, origin[1] % BLOCK
+    ny, nx = -(-(h + oy) // BLOCK), -(-(w + ox) // BLOCK)
+    padded = np.pad(rms, ((oy, ny * BLOCK - h - oy), (ox, nx * BLOCK - w - ox)), mode="edge")
+    blocks = padded.reshape(ny, BLOCK, nx, BLOCK).min(axis=(1, 3))
+    opened = ndimage.grey_opening(blocks, size=(OPENING_BLOCKS, OPENING_BLOCKS), mode="nearest")
+    return np.repeat(np.repeat(opened, BLOCK, axis=0), BLOCK, axis=1)[oy:oy + h, ox:ox + w]
+
+
+def sky_rms(img: np.ndarray, rms: np.ndarray, slope: float, background: float,
+            origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """float32 sky rms of a window (``img``, ``rms``: finite, ``rms`` > 0, ``[y, x]``; its first
+    pixel at field position ``origin``): ``rms`` itself when ``slope`` is 0; else, in the sources
+    (where ``img - background`` smoothed by a :data:`SMOOTH_SIGMA`-px Gaussian is above
+    :data:`SIGNAL_LEVEL` x ``rms``, grown by :data:`SOURCE_GROW` px), the lesser of ``rms`` and its
+    :func:`block_opening`."""
     rms = np.asarray(rms, np.float32)
     if not slope > 0:
         return rms
@@ -90,8 +110,8 @@ def sky_rms(img: np.ndarray, rms: np.ndarray, slope: float, background: float) -
 
     s = ndimage.gaussian_filter(np.asarray(img, np.float32) - np.float32(background), SMOOTH_SIGMA,
                                 mode="nearest", truncate=3.0)
-    sources = ndimage.binary_dilation(s > SIGNAL_LEVEL * rms, iterations=SOURCE_GROW)
-    if not sources.any():
+    core = (s > SIGNAL_LEVEL * rms).view(np.uint8)
+    if not core.any():
         return rms
-    opened = ndimage.grey_opening(rms, size=(OPENING_SIZE, OPENING_SIZE), mode="nearest")
-    return np.where(sources, np.minimum(rms, opened), rms).astype(np.float32)
+    sources = ndimage.maximum_filter(core, size=2 * SOURCE_GROW + 1, mode="constant") > 0
+    return np.where(sources, np.minimum(rms, block_opening(rms, origin)), rms).astype(np.float32)

@@ -107,12 +107,13 @@ class Preprocessor:
         return VARIANTS[self.variant]
 
     def apply(self, img: np.ndarray, rms: np.ndarray | None = None, checked: bool = False,
-              sky: np.ndarray | None = None) -> np.ndarray:
+              sky: np.ndarray | None = None, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
         """Variant of an image window (and its rms window): float32 ``[C, y, x]``. Non-finite
         image pixels take the global median, bad rms pixels the global median rms; ``checked``:
         the caller knows every pixel is good, so those passes are skipped. ``sky``: the window's
-        :meth:`sky_rms`, when the caller has it already. A one-channel variant that is the image
-        itself (``raw``) shares the float32 input's memory."""
+        :meth:`sky_rms`, when the caller has it already; else computed, with the window's first
+        pixel at field position ``origin``. A one-channel variant that is the image itself
+        (``raw``) shares the float32 input's memory."""
         img = np.asarray(img, np.float32)
         ok = True if checked else np.isfinite(img)
         if not np.all(ok):  # the where pass only for windows with bad pixels
@@ -139,7 +140,7 @@ class Preprocessor:
             elif v == "soft+rms+log":
                 out.append(_scaled(rms, *p["rms_interval"], LogStretch(a=self.log_a)))
         elif v == "snr":
-            out = [((img - p["background"]) / (self.sky_rms(img, rms) if sky is None else sky)).astype(np.float32)]
+            out = [((img - p["background"]) / (self.sky_rms(img, rms, origin) if sky is None else sky)).astype(np.float32)]
         else:  # summed: the seed's norm(norm(img) + norm(rms))
             s = _scaled(img, *p["norm_interval"], LinearStretch()) + _scaled(rms, *p["rms_interval"], LinearStretch())
             out = [_scaled(s, 0.0, 2.0, LinearStretch())]
@@ -161,11 +162,11 @@ class Preprocessor:
         channels unchanged (``snr``)."""
         return self.variant == "snr"
 
-    def sky_rms(self, img: np.ndarray, rms: np.ndarray) -> np.ndarray:
-        """The sky part of ``rms`` (finite, > 0) beside ``img`` (finite), as ``snr`` divides by it:
-        ``rms`` itself unless the field's rms map carries the sources' Poisson noise
-        (:func:`~astrostatlearn.preprocess.sky_noise.sky_rms`)."""
-        return sky_rms(img, rms, self.stats.rms_source_slope, self.params["background"])
+    def sky_rms(self, img: np.ndarray, rms: np.ndarray, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+        """The sky part of ``rms`` (finite, > 0) beside ``img`` (finite), a window whose first pixel
+        is at field position ``origin``, as ``snr`` divides by it: ``rms`` itself unless the field's
+        rms map carries the sources' Poisson noise (:func:`~astrostatlearn.preprocess.sky_noise.sky_rms`)."""
+        return sky_rms(img, rms, self.stats.rms_source_slope, self.params["background"], origin)
 
     def image_level(self, values: np.ndarray, rms: np.ndarray | None,
                     sky: np.ndarray | None = None) -> np.ndarray | None:
@@ -208,7 +209,7 @@ class Preprocessor:
         if self.context == 0:
             return self.apply(*(arrays if arrays is not None else field.read_img_rms(window)))
         big = window.grow(self.context, field.shape)
-        return self.apply(*field.read_img_rms(big))[(slice(None),) + window.relative_to(big)]
+        return self.apply(*field.read_img_rms(big), origin=(big.y0, big.x0))[(slice(None),) + window.relative_to(big)]
 
 
 def fit_variant(field: Field, variant: str, stretch: str = "asinh", stretch_a: float = 0.02,

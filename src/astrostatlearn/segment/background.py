@@ -71,7 +71,13 @@ def block_statistics(field: Field, pre: Preprocessor | None, window: Window, box
     step = sample_step(box, sample)
     if step > 1:
         img, rms = img[::step, ::step], None if rms is None else rms[::step, ::step]
-    ch0 = np.asarray(img, np.float32) if pre is None else pre.apply(img, rms)[0]
+    if pre is None:
+        ch0 = np.asarray(img, np.float32)
+    elif rms is None or pre.context == 0:
+        ch0 = pre.apply(img, rms)[0]
+    else:  # the mesh measures the sky, where the sky rms is the rms map itself: none to compute
+        rms = np.where(np.isfinite(rms) & (rms > 0), rms, np.float32(pre.stats.rms_median))
+        ch0 = pre.apply(img, rms, sky=rms)[0]
     finite = np.isfinite(img)
     return (*cell_statistics(ch0 if finite.all() else np.where(finite, ch0, np.nan), box // step), n_bad)
 

@@ -121,7 +121,7 @@ def _segment_tile(run_id: str, index: int, paths: tuple[Any, Any], model: tuple[
                   with_score: bool, score_slot: str | None = None, kron: bool = False) -> _TileOutput:
     field, seg = _run_state(run_id, paths, model)
     img, rms = field.read_img_rms(window)
-    sky = sky_of(pre, img, rms)
+    sky = sky_of(pre, img, rms, window)
     tile = tile_from_arrays(pre, mesh, window, img, rms, sky=sky)
     tile.want_score = with_score
     pred = seg.predict(tile)

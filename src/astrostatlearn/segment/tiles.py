@@ -35,15 +35,15 @@ def channel0_noise(pre: Preprocessor, img: np.ndarray, rms: np.ndarray | None, m
     return np.where(err > 1e-3 * mesh_rms, err, mesh_rms).astype(np.float32)
 
 
-def sky_of(pre: Preprocessor, img: np.ndarray, rms: np.ndarray | None) -> np.ndarray | None:
-    """The sky rms ``pre``'s ``snr`` channel divides ``img`` by
+def sky_of(pre: Preprocessor, img: np.ndarray, rms: np.ndarray | None, window: Window) -> np.ndarray | None:
+    """The sky rms ``pre``'s ``snr`` channel divides ``img`` (of ``window``) by
     (:meth:`~astrostatlearn.preprocess.Preprocessor.sky_rms`; bad pixels as in
     :func:`tile_from_arrays`), or None where that is the rms map itself or there is none."""
-    if rms is None or pre.variant != "snr" or not pre.stats.rms_source_slope > 0:
+    if rms is None or pre.context == 0:
         return None
     ok = np.isfinite(img) & np.isfinite(rms) & (rms > 0)
     return pre.sky_rms(np.where(ok, img, np.float32(pre.stats.img_median)),
-                       np.where(ok, rms, np.float32(pre.stats.rms_median)))
+                       np.where(ok, rms, np.float32(pre.stats.rms_median)), (window.y0, window.x0))
 
 
 def make_tile(field: Field, pre: Preprocessor, mesh: BackgroundMesh, window: Window, with_truth: bool = False) -> Tile:
@@ -71,7 +71,7 @@ def tile_from_arrays(pre: Preprocessor, mesh: BackgroundMesh, window: Window, im
         safe_rms = np.asarray(rms, np.float32) if all_valid else \
             np.where(valid, rms, np.float32(pre.stats.rms_median)).astype(np.float32)
     if sky is None:
-        sky = sky_of(pre, img, rms)
+        sky = sky_of(pre, img, rms, window)
     image = pre.apply(img, rms, checked=all_valid, sky=sky)
     err = channel0_noise(pre, safe_img, safe_rms, mesh, window, sky)
     return Tile(image, bkg, err, valid, window, pre.channels, truth, all_valid=all_valid)
