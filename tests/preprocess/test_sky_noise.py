@@ -87,3 +87,14 @@ def test_snr_input_does_not_dim_a_source_by_its_own_noise(tmp_path: Path) -> Non
     src = model > 2 * SKY
     assert np.abs(total[src] / sky[src] - 1).max() < 0.05
     assert np.median(np.abs(img[src] / rms[src] / sky[src] - 1)) > 0.2  # dividing by the total rms dims them
+
+
+def test_a_real_sky_only_rms_map_passes_unchanged(real_dir: Path) -> None:
+    """EMMI's rms map is the sky's: no slope, so the snr input is (img - median) / rms, pixel by pixel."""
+    emmi = real_dir / "sep-emmi"
+    with Field.open(img=emmi / "image.fits", rms=emmi / "rms.fits") as f:
+        pre = fit_variant(f, "snr")
+        img, rms = f.read_img_rms(f.full)
+        snr = pre.read(f, f.full)[0]
+    assert pre.stats.rms_source_slope == 0.0 and pre.context == 0
+    np.testing.assert_allclose(snr, (img - pre.stats.img_median) / rms, rtol=1e-5, atol=1e-5)
