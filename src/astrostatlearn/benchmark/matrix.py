@@ -239,9 +239,9 @@ def run_peers(field_dir: Path, runs: Path, true_path: Path, catalog: Any, test: 
 def _log_row(r: Row, log) -> None:
     ev = r.evaluation
     if ev is None:
-        log(f"{r.method:<12} {r.variant:<13} (no evaluation)")
+        log(f"{r.method:<16} {r.variant:<12} (no evaluation)")
         return
-    log(f"{r.method:<12} {r.variant:<13} IoU {ev.pixel['iou']:.3f}  F1 {ev.detection['f1']:.3f}  "
+    log(f"{r.method:<16} {r.variant:<12} IoU {ev.pixel['iou']:.3f}  F1 {ev.detection['f1']:.3f}  "
         f"PQ {ev.panoptic['galaxy']['pq']:.3f}  AP50 {ev.coco['segm']['AP50'] if ev.coco else float('nan'):.3f}  "
         f"{r.mpix_per_s:.2f} Mpix/s")
 
