@@ -11,9 +11,9 @@ score), since the score's weights change the ranking far more than the PQ. Of th
 detections by a hair, and a stricter threshold keeps fewer false ones on images unlike the validation
 fields. With ``--write`` the
 best is stored in the model file. ``--grid small`` holds the mask threshold, weight and ``min_snr`` at the
-model's own values.
+model's own values; ``--grid masks`` varies only the mask threshold and the foreground weight.
 
-Usage: python benchmarks/tune_maskrcnn_postprocess.py [--model PATH] [--size 2048] [--grid full|small] [--write]
+Usage: python benchmarks/tune_maskrcnn_postprocess.py [--model PATH] [--size 2048] [--grid full|small|masks] [--write]
 """
 
 from __future__ import annotations
@@ -37,6 +37,16 @@ AP_TIE = 0.001  # mean mask AP; of settings this close to the best, the highest 
 def small_grid(seg) -> tuple:
     """The grid with the mask threshold, the foreground weight and the significance cut held at ``seg``'s."""
     return (GRID[0], (seg.mask_threshold,), (seg.min_snr,), (seg.foreground_weight,)) + GRID[4:]
+
+
+def masks_grid(seg) -> tuple:
+    """The mask threshold and the foreground weight, around ``seg``'s; the rest held at ``seg``'s."""
+    return ((seg.score_threshold,), tuple(sorted({seg.mask_threshold, 0.5, 0.55, 0.6, 0.65, 0.7})), (seg.min_snr,),
+            tuple(sorted({seg.foreground_weight, 0.65, 0.75, 0.85, 0.95})), (seg.foreground_scoring,),
+            (seg.max_occluded,))
+
+
+GRIDS = {"full": lambda seg: GRID, "small": small_grid, "masks": masks_grid}
 
 
 def choose(ranked: list[tuple[float, float, dict]]) -> tuple[float, float, dict]:
@@ -65,14 +75,15 @@ def field_detections(seg, seed: int, preset: str, size: int, root: Path):
 
 
 def resolve(seg, tile, d, shape: tuple[int, int], p: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(labels, their IDs, their scores) of detections ``d`` under the settings ``p``."""
+    """(labels, their IDs, their scores) of detections ``d`` under the settings ``p``, after the
+    significance cut and the isophote trim at the model's level, as the segmenter makes them."""
+    from astrostatlearn.methods.isophote import cut_then_trim
     from astrostatlearn.methods.maskrcnn_paste import PasteRule, paste_instances
-    from astrostatlearn.methods.significance import drop_insignificant
 
     rule = PasteRule(p["score_threshold"], p["mask_threshold"], seg.min_area, p["foreground_weight"],
                      p["foreground_scoring"], p["max_occluded"])
     pasted = paste_instances(d, shape, rule)
-    labels = drop_insignificant(pasted.labels, tile.signal, tile.err, tile.valid, p["min_snr"])
+    labels = cut_then_trim(pasted.labels, tile, p["min_snr"], seg.isophote)  # as the segmenter's apply_cuts
     ids = np.arange(1, pasted.kept.size + 1)
     left = np.isin(ids, np.unique(labels[labels > 0]))
     return labels, ids[left], pasted.scores[left]
@@ -82,7 +93,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", default=None, help="default: the shipped model")
     ap.add_argument("--size", type=int, default=2048)
-    ap.add_argument("--grid", choices=("full", "small"), default="full")
+    ap.add_argument("--grid", choices=tuple(GRIDS), default="full")
     ap.add_argument("--write", action="store_true", help="store the best thresholds in --model")
     args = ap.parse_args()
     from astrostatlearn.methods import default_segmenter, load_segmenter
@@ -95,7 +106,7 @@ def main() -> None:
     print(" ".join(f"{n[:9]:>9}" for n in NAMES) + " " + " ".join(f"{n + ' IoU/F1/PQ':>26}" for n in names)
           + f" {'mean PQ':>7}")
     results = []
-    for setting in itertools.product(*(GRID if args.grid == "full" else small_grid(seg))):
+    for setting in itertools.product(*GRIDS[args.grid](seg)):
         p = dict(zip(NAMES, setting))
         cells, pqs = [], []
         for tile, truth, d in fields:

@@ -39,6 +39,7 @@ def sky_rms_map(field: Path, out: Path) -> Path | None:
     from astrostatlearn.field import Field, FitsImageWriter, row_blocks
     from astrostatlearn.field.fitsio import output_header
     from astrostatlearn.preprocess import fit_variant
+    from astrostatlearn.segment.tiles import sky_of
 
     with Field.open(field) as f:
         pre = fit_variant(f, "snr")
@@ -48,9 +49,8 @@ def sky_rms_map(field: Path, out: Path) -> Path | None:
             for win in row_blocks(f.shape, 1 << 22):
                 big = win.grow(pre.context, f.shape)
                 img, rms = f.read_img_rms(big)
-                ok = np.isfinite(img) & np.isfinite(rms) & (rms > 0)
-                sky = pre.sky_rms(np.where(ok, img, np.float32(pre.stats.img_median)), np.where(ok, rms, 1.0), (big.y0, big.x0))
-                w.write(win, np.where(ok, sky, rms)[win.relative_to(big)].astype(np.float32))
+                ok = np.isfinite(img) & np.isfinite(rms) & (rms > 0)  # elsewhere the map as it was
+                w.write(win, np.where(ok, sky_of(pre, img, rms, big), rms)[win.relative_to(big)].astype(np.float32))
     return out
 
 
