@@ -41,9 +41,9 @@ def small_grid(seg) -> tuple:
 
 def masks_grid(seg) -> tuple:
     """The mask threshold and the foreground weight, around ``seg``'s; the rest held at ``seg``'s."""
-    return ((seg.score_threshold,), tuple(sorted({seg.mask_threshold, 0.5, 0.55, 0.6, 0.65, 0.7})), (seg.min_snr,),
-            tuple(sorted({seg.foreground_weight, 0.65, 0.75, 0.85, 0.95})), (seg.foreground_scoring,),
-            (seg.max_occluded,))
+    return ((seg.score_threshold,), tuple(sorted({seg.mask_threshold, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85})),
+            (seg.min_snr,), tuple(sorted({seg.foreground_weight, 0.45, 0.55, 0.65, 0.75, 0.85})),
+            (seg.foreground_scoring,), (seg.max_occluded,))
 
 
 GRIDS = {"full": lambda seg: GRID, "small": small_grid, "masks": masks_grid}
