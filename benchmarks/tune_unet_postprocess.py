@@ -5,7 +5,7 @@ threshold, core level and minimum core dynamic (``-``: connected cores, no dynam
 scored after the significance cut and the isophote trim at the model's own levels, as
 ``predict`` makes its masks. Prints pixel IoU, F1 and PQ per field and the best mean PQ.
 
-Usage: python benchmarks/tune_unet_postprocess.py [--model PATH] [--size 2048]
+Usage: python benchmarks/tune_unet_postprocess.py [--model PATH] [--size 2048] [--thresholds 0.5,0.6,...]
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", default=None)
     ap.add_argument("--size", type=int, default=2048)
+    ap.add_argument("--thresholds", type=lambda s: [float(v) for v in s.split(",")],
+                    default=[0.5, 0.6, 0.7, 0.8, 0.85, 0.9], help="foreground thresholds to try, comma-separated")
     args = ap.parse_args()
     from astrostatlearn.field import Field
     from astrostatlearn.methods import load_segmenter
@@ -46,7 +48,7 @@ def main() -> None:
         fields.append((tile, truth, *seg.predict_maps(seg.network_input(tile))))
     print(f"{'threshold':>9} {'core':>5} {'dynamic':>7}   {'euclid-vis IoU/F1/PQ':>22} {'ground IoU/F1/PQ':>22} {'mean PQ':>7}")
     best = None
-    for thr, core, dyn in itertools.product((0.5, 0.6, 0.7, 0.8), (0.5, 0.7), (None, 0.2, 0.3)):
+    for thr, core, dyn in itertools.product(args.thresholds, (0.5, 0.7), (None, 0.2, 0.3)):
         seg.threshold, seg.core_level, seg.min_dynamic = thr, core, dyn
         cells, pqs = [], []
         for tile, truth, prob, centre in fields:
