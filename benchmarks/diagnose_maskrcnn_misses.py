@@ -63,7 +63,8 @@ def main() -> None:
         truth = f.read_true()
     dets = seg.detect_windows(tile.network_input(seg.local_background), every=True)
     boxes, scores, threshold = dets.boxes, dets.scores, seg.score_threshold
-    labels = paste_instances(dets, truth.shape, seg.paste_rule()).labels
+    pasted = paste_instances(dets, truth.shape, seg.paste_rule())
+    labels = pasted.labels
 
     ids = np.unique(truth[truth > 0])
     sl = ndimage.find_objects(truth)
@@ -88,6 +89,42 @@ def main() -> None:
     miss = hit_u & ~hit_m
     print(f"found by the U-Net, missed by Mask R-CNN: {miss.sum()}; with a box at IoU >= 0.5 at any score "
           f"{(best_iou[miss] >= 0.5).sum()}, scoring >= 0.5 {(best_score[miss] >= 0.5).sum()}")
+    print_fates(fates(truth, ids[miss], iou[miss], scores, pasted, seg.paste_rule()))
+
+
+def fates(truth: np.ndarray, ids: np.ndarray, iou: np.ndarray, scores: np.ndarray, pasted, rule) -> list[str]:
+    """Why each true object in ``ids`` (box IoUs ``iou`` [n, detections]) is not matched: its
+    best-scoring well-placed box (box IoU >= 0.5) was below the score threshold, kept with a poor
+    mask (mask IoU <= 0.5 after the overlap rule), or dropped by the overlap rule (too few free
+    pixels: occluded by a higher-scoring instance, which then holds most of the object, or below
+    the minimum area)."""
+    out = []
+    kept = {int(k): n + 1 for n, k in enumerate(pasted.kept)}
+    for tid, row in zip(ids, iou):
+        good = np.flatnonzero(row >= 0.5)
+        if good.size == 0:
+            out.append("no well-placed box")
+            continue
+        i = int(good[np.argmax(scores[good])])
+        obj = truth == tid
+        if scores[i] < rule.score_threshold:
+            out.append("box scored below the threshold")
+        elif i in kept:
+            lab = pasted.labels == kept[i]
+            out.append(f"kept, poor mask (IoU {np.sum(obj & lab) / np.sum(obj | lab):.2f})")
+        else:
+            held = pasted.labels[obj]
+            holder = np.bincount(held[held > 0]).argmax() if (held > 0).any() else 0
+            out.append("dropped, its pixels held by a higher-scoring instance" if holder
+                       and np.mean(held == holder) > 0.5 else "dropped, too few free pixels")
+    return out
+
+
+def print_fates(reasons: list[str]) -> None:
+    import collections
+
+    for reason, n in collections.Counter(r.split(" (")[0] for r in reasons).most_common():
+        print(f"  {n:>4}  {reason}")
 
 
 if __name__ == "__main__":

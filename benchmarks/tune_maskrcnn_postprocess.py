@@ -3,7 +3,7 @@ ground: neither a training seed, 1000-1016, nor a test seed, 7 and 8). The netwo
 over each field (with the U-Net's objects proposed, as the segmenter's ``unet_proposals``); the
 grid then re-resolves its detections with each (score threshold, mask threshold, significance
 cut ``min_snr``, weight of the U-Net backbone's foreground in the masks, weight of the mask's
-quality in the scores, largest occluded fraction) and prints PQ, pixel IoU and F1 per field.
+quality in the scores, largest occluded fraction, overlap rule) and prints PQ, pixel IoU and F1 per field.
 The best setting is the one with the highest mean PQ over the two; settings within
 ``TIE`` (0.001) of it are ranked by their mean mask AP[.5:.95] (COCO, each object ranked by its
 score), since the score's weights change the ranking far more than the PQ. Of the settings within ``AP_TIE``
@@ -11,7 +11,7 @@ score), since the score's weights change the ranking far more than the PQ. Of th
 detections by a hair, and a stricter threshold keeps fewer false ones on images unlike the validation
 fields. With ``--write`` the
 best is stored in the model file. ``--grid small`` holds the mask threshold, weight and ``min_snr`` at the
-model's own values; ``--grid masks`` varies only the mask threshold and the foreground weight.
+model's own values; ``--grid masks`` varies only the mask threshold, the foreground weight and the overlap rule.
 
 Usage: python benchmarks/tune_maskrcnn_postprocess.py [--model PATH] [--size 2048] [--grid full|small|masks] [--write]
 """
@@ -26,10 +26,13 @@ import numpy as np
 
 from _measure import scratch_dir
 
+from astrostatlearn.methods.maskrcnn_paste import OVERLAP_RULES
+
 VALIDATION = ((3000, "euclid-vis"), (3001, "ground"))
-NAMES = ("score_threshold", "mask_threshold", "min_snr", "foreground_weight", "foreground_scoring", "max_occluded")
+NAMES = ("score_threshold", "mask_threshold", "min_snr", "foreground_weight", "foreground_scoring", "max_occluded",
+         "overlap_rule")
 GRID = ((0.1, 0.2, 0.3, 0.4), (0.55, 0.6, 0.65, 0.7), (None, 5.0), (0.0, 0.75, 0.85, 0.95), (0.0, 0.5, 0.75),
-        (1.0, 0.5, 0.3))
+        (1.0, 0.5, 0.3), ("score", "mask"))
 TIE = 0.001  # mean PQ; settings this close to the best are ranked by mask AP
 AP_TIE = 0.001  # mean mask AP; of settings this close to the best, the highest score threshold wins
 
@@ -40,10 +43,11 @@ def small_grid(seg) -> tuple:
 
 
 def masks_grid(seg) -> tuple:
-    """The mask threshold and the foreground weight, around ``seg``'s; the rest held at ``seg``'s."""
+    """The mask threshold, the foreground weight, around ``seg``'s, and the overlap rule; the rest held at
+    ``seg``'s."""
     return ((seg.score_threshold,), tuple(sorted({seg.mask_threshold, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85})),
             (seg.min_snr,), tuple(sorted({seg.foreground_weight, 0.45, 0.55, 0.65, 0.75, 0.85})),
-            (seg.foreground_scoring,), (seg.max_occluded,))
+            (seg.foreground_scoring,), (seg.max_occluded,), OVERLAP_RULES)
 
 
 GRIDS = {"full": lambda seg: GRID, "small": small_grid, "masks": masks_grid}
@@ -81,7 +85,7 @@ def resolve(seg, tile, d, shape: tuple[int, int], p: dict) -> tuple[np.ndarray, 
     from astrostatlearn.methods.maskrcnn_paste import PasteRule, paste_instances
 
     rule = PasteRule(p["score_threshold"], p["mask_threshold"], seg.min_area, p["foreground_weight"],
-                     p["foreground_scoring"], p["max_occluded"])
+                     p["foreground_scoring"], p["max_occluded"], p["overlap_rule"])
     pasted = paste_instances(d, shape, rule)
     labels = cut_then_trim(pasted.labels, tile, p["min_snr"], seg.isophote)  # as the segmenter's apply_cuts
     ids = np.arange(1, pasted.kept.size + 1)

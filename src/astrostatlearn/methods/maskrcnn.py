@@ -38,10 +38,12 @@ still gets a box, and the box head decides whether it is a galaxy.
 (each instance's 28^2 mask blended with the U-Net backbone's foreground inside its box,
 ``foreground_weight``; the foreground is stitched from each window's share of the tile); mask
 scoring (``foreground_scoring``: each score weighs in the mean foreground over the object's
-pixels); and the **overlap rule**: instances are painted in descending score and a pixel
-belongs to the highest-scoring instance whose probability (> ``mask_threshold``) covers it; an
+pixels); and the **overlap rule** (``overlap_rule``): a pixel that several instances' probabilities
+(> ``mask_threshold``) cover belongs to the highest-scoring one (``score``), or to the one with
+the highest score × its own mask head's probability there (``mask``, Mask2Former's rule); an
 instance left with fewer than ``min_area`` pixels, or with more than ``max_occluded`` of its
-pixels held by higher-scoring ones, is dropped. Each object's score is in [0, 1].
+pixels held by others, is dropped (see :mod:`~astrostatlearn.methods.maskrcnn_paste`). Each
+object's score is in [0, 1].
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from astrostatlearn.methods.cpu_inference import (ENGINE_OPTIONS, CompiledCache,
                                                   resolve_engine)
 from astrostatlearn.methods.detector_backbones import FPNBackbone, build_body
 from astrostatlearn.methods.instances import core_seeded_instances
-from astrostatlearn.methods.maskrcnn_paste import Detections, PasteRule, paste_instances
+from astrostatlearn.methods.maskrcnn_paste import OVERLAP_RULES, Detections, PasteRule, paste_instances
 from astrostatlearn.methods.isophote import ISOPHOTE, OPTION_HELP as ISOPHOTE_HELP
 from astrostatlearn.methods.significance import MIN_SNR, OPTION_HELP as SNR_HELP
 from astrostatlearn.methods.torch_model import WINDOW_OPTIONS
@@ -203,6 +205,8 @@ class MaskRCNNSegmenter(CompilesForCPU, WindowedDetector):
                               "the class score alone)",
         "max_occluded": "largest fraction of an object's pixels that higher-scoring objects may hold before it is "
                         "dropped as a duplicate or fragment (0-1; 1: never)",
+        "overlap_rule": "who owns a pixel that several objects claim: score (the highest-scoring object) or mask "
+                        "(the highest score x the object's own mask-head probability there)",
         "unet_proposals": "also propose the backbone U-Net's own objects to the box head (true/false)",
         "min_snr": SNR_HELP,
         "isophote": ISOPHOTE_HELP,
@@ -221,12 +225,13 @@ class MaskRCNNSegmenter(CompilesForCPU, WindowedDetector):
                  min_snr: float | None = MIN_SNR, device: str | None = None, halo: int = 64,
                  foreground_weight: float = FOREGROUND_WEIGHT, local_background: bool = False,
                  foreground_scoring: float = FOREGROUND_SCORING, max_occluded: float = MAX_OCCLUDED,
-                 unet_proposals: bool = True, engine: str = "auto", precision: str = "auto",
+                 unet_proposals: bool = True, overlap_rule: str = "mask", engine: str = "auto", precision: str = "auto",
                  isophote: float | None = ISOPHOTE) -> None:
         self.variant, self.window, self.overlap, self.batch_size = variant, window, overlap, batch_size
         self.score_threshold, self.mask_threshold, self.min_area = score_threshold, mask_threshold, min_area
         self.foreground_weight, self.local_background = foreground_weight, local_background
         self.foreground_scoring, self.max_occluded, self.unet_proposals = foreground_scoring, max_occluded, unet_proposals
+        self.overlap_rule = overlap_rule
         self.min_snr, self.isophote, self.device, self.halo = min_snr, isophote, device, halo
         self.engine, self.precision = engine, precision
         self.net_: nn.Module | None = None
@@ -247,6 +252,8 @@ class MaskRCNNSegmenter(CompilesForCPU, WindowedDetector):
 
     def check_options(self) -> None:
         super().check_options()
+        if self.overlap_rule not in OVERLAP_RULES:
+            raise InputError(f"overlap_rule must be one of {', '.join(OVERLAP_RULES)}, got {self.overlap_rule!r}")
         check_engine_options(self.engine, self.precision, self._device())
 
     # -- inference ---------------------------------------------------------------------------
@@ -304,7 +311,7 @@ class MaskRCNNSegmenter(CompilesForCPU, WindowedDetector):
     def paste_rule(self) -> PasteRule:
         """This segmenter's post-processing options (:mod:`~astrostatlearn.methods.maskrcnn_paste`)."""
         return PasteRule(self.score_threshold, self.mask_threshold, self.min_area, self.foreground_weight,
-                         self.foreground_scoring, self.max_occluded)
+                         self.foreground_scoring, self.max_occluded, self.overlap_rule)
 
     def predict(self, tile: Tile) -> Prediction:
         d = self.detect_windows(tile.network_input(self.local_background))
