@@ -262,6 +262,9 @@ def test_post_processing_options_are_checked() -> None:
     for name in ("foreground_scoring", "max_occluded"):
         with pytest.raises(InputError, match=name):
             MaskRCNNSegmenter().set_options({name: "1.5"})
+    with pytest.raises(InputError, match="overlap_rule must be one of score, mask"):
+        MaskRCNNSegmenter().set_options({"overlap_rule": "area"})
+    assert MaskRCNNSegmenter().set_options({"overlap_rule": "score"}).paste_rule().overlap_rule == "score"
 
 
 def test_the_shipped_model_segments_an_unseen_field(sim_field: Path) -> None:

@@ -94,3 +94,34 @@ def test_detections_under_the_class_score_floor_are_never_kept(a: float) -> None
     at_floor = paste_instances(_dets(boxes[:1], [min(floor * 1.01, 1.0)], foreground=sure), (40, 200), rule)
     assert list(at_floor.kept) == [0]
     assert PasteRule(foreground_scoring=1.0).class_score_floor() == 0.0
+
+
+def test_mask_rule_gives_each_object_the_pixels_its_own_mask_claims() -> None:
+    """A wide box (0.9) whose mask head sees only the left object, but whose blend with the shared
+    foreground covers the right one too, beside the two objects' own boxes (0.8 left, 0.7 right).
+    The score rule lets the wide box take both objects (one merged segment); the mask rule gives
+    the right object's pixels to its own box, drops the wide box (half its pixels gone) and
+    revives the left box, whose pixels then came free: two objects."""
+    fg = np.ones((10, 20), np.float32)
+    wide = np.ones((28, 28), np.float32)
+    wide[:, 14:] = 0.3  # 0.25 * 0.3 + 0.75 * 1 = 0.825 > 0.8: the blend claims the right object too
+    masks = np.stack([wide, np.ones((28, 28), np.float32), np.ones((28, 28), np.float32)])
+    dets = _dets([[0, 0, 20, 10], [0, 0, 10, 10], [10, 0, 20, 10]], [0.9, 0.8, 0.7], masks, fg)
+    rule = dict(score_threshold=0.5, mask_threshold=0.8, foreground_weight=0.75, max_occluded=0.3)
+    by_score = paste_instances(dets, (10, 20), PasteRule(**rule, overlap_rule="score"))
+    assert list(by_score.kept) == [0] and (by_score.labels == 1).all()
+    by_mask = paste_instances(dets, (10, 20), PasteRule(**rule, overlap_rule="mask"))
+    assert list(by_mask.kept) == [1, 2]  # descending score
+    assert (by_mask.labels[:, :10] == 1).all() and (by_mask.labels[:, 10:] == 2).all()
+    np.testing.assert_allclose(by_mask.scores, [0.8, 0.7])
+
+
+def test_mask_rule_drops_duplicates_and_leaves_lone_objects_as_the_score_rule_does() -> None:
+    boxes = [[0, 0, 10, 10], [0, 0, 10, 10], [1, 1, 9, 9], [20, 0, 28, 8]]  # a duplicate, a fragment, a lone object
+    dets = _dets(boxes, [0.9, 0.8, 0.85, 0.6])
+    for overlap_rule in ("score", "mask"):
+        p = paste_instances(dets, (10, 30), PasteRule(max_occluded=0.3, overlap_rule=overlap_rule))
+        assert list(p.kept) == [0, 3], overlap_rule
+        assert (p.labels[:, :10] == 1).all() and (p.labels[:8, 20:28] == 2).all() and (p.labels[:, 10:20] == 0).all()
+    with pytest.raises(ValueError, match="overlap_rule"):
+        paste_instances(dets, (10, 30), PasteRule(overlap_rule="area"))

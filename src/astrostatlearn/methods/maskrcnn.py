@@ -54,6 +54,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from astrostatlearn.errors import InputError
 from astrostatlearn.methods.base import Instances, Prediction, Tile, TrainRequest, register
 from astrostatlearn.methods.cpu_inference import (ENGINE_OPTIONS, CompiledCache, CompilesForCPU, check_engine_options,
                                                   resolve_engine)
