@@ -81,10 +81,10 @@ class DetectionTask:
 
     def __init__(self, score_threshold: float = 0.5, mask_threshold: float = 0.5, min_area: int = 5,
                  foreground_weight: float = FOREGROUND_WEIGHT, foreground_scoring: float = FOREGROUND_SCORING,
-                 max_occluded: float = MAX_OCCLUDED, unet_proposals: bool = True) -> None:
+                 max_occluded: float = MAX_OCCLUDED, unet_proposals: bool = True, overlap_rule: str = "mask") -> None:
         self.score_threshold, self.mask_threshold, self.min_area = score_threshold, mask_threshold, min_area
         self.rule = PasteRule(score_threshold, mask_threshold, min_area, foreground_weight, foreground_scoring,
-                              max_occluded)
+                              max_occluded, overlap_rule)
         self.unet_proposals = unet_proposals
 
     @staticmethod
