@@ -81,11 +81,13 @@ def test_a_field_reads_zero_filled_regions_as_nan_window_by_window(tmp_path: Pat
 @pytest.mark.parametrize("method", ["sep", "unet"])
 def test_a_zero_filled_edge_is_segmented_as_a_nan_edge(tmp_path: Path, method: str) -> None:
     """Zeros at an edge are no data: the segmentation equals that of the same image with NaN
-    there, and no object lines the edge, as one does when the zeros are read as sky."""
+    there, and no object lines the edge, as one does when the zeros are read as sky (the sky at
+    20 sigma above 0, as in an image whose background was not subtracted, so that the zeros
+    differ from it)."""
     from astrostatlearn.methods import default_segmenter
     from astrostatlearn.segment import segment_field
 
-    img = _noisy((256, 256), seed=3)
+    img = _noisy((256, 256), sky=20.0, seed=3)
     y, x = np.mgrid[:256, :256]
     for cy, cx in ((60, 150), (180, 200), (128, 100)):
         img += (30 * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / 18.0)).astype(np.float32)
