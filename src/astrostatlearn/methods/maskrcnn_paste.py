@@ -21,7 +21,7 @@ Steps, each with one option of :class:`PasteRule`:
    neighbour. Either way an instance is dropped when fewer than ``min_area`` pixels are left to
    it, or when others hold more than ``max_occluded`` of its own pixels (duplicates and
    fragments; 1 never drops); with ``"mask"`` the pixels of dropped instances are then shared
-   again among the rest.
+   again among the rest, and a dropped instance whose pixels came free is revived.
 
 Boxes are (x0, y0, x1, y1) in image pixels (torchvision's order); maps are [y, x]; label IDs
 are 1..n in the order instances were kept; 0 is background.
@@ -50,6 +50,9 @@ class Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 28, 28), np.float32), foreground)
 
 
+OVERLAP_RULES = ("score", "mask")
+
+
 @dataclass(frozen=True)
 class PasteRule:
     """The post-processing options (see the module notes); the defaults change nothing of the
@@ -62,6 +65,10 @@ class PasteRule:
     foreground_scoring: float = 0.0
     max_occluded: float = 1.0
     overlap_rule: str = "score"
+
+    def __post_init__(self) -> None:
+        if self.overlap_rule not in OVERLAP_RULES:
+            raise ValueError(f"overlap_rule must be one of {OVERLAP_RULES}, got {self.overlap_rule!r}")
 
     def class_score_floor(self) -> float:
         """The lowest class score with which a detection can still be kept: its final score,
@@ -79,9 +86,6 @@ class Pasted:
     kept: np.ndarray
     scores: np.ndarray
     score_map: np.ndarray
-
-
-OVERLAP_RULES = ("score", "mask")
 
 
 @dataclass
@@ -112,9 +116,9 @@ def box_probability(box: np.ndarray, mask: np.ndarray, shape: tuple[int, int], f
     prob = ndimage.map_coordinates(mask, np.meshgrid(yy, xx, indexing="ij"), order=1, mode="nearest")
     sl = (slice(iy0, iy1), slice(ix0, ix1))
     raw = prob.astype(np.float32)
-    if foreground is not None and weight > 0:
-        prob = (1.0 - weight) * prob + weight * foreground[sl]
-    return BoxProbability(sl, prob.astype(np.float32), raw)
+    if foreground is None or weight <= 0:
+        return BoxProbability(sl, raw, raw)
+    return BoxProbability(sl, ((1.0 - weight) * raw + weight * foreground[sl]).astype(np.float32), raw)
 
 
 def mask_scores(dets: Detections, probs: list, rule: PasteRule) -> np.ndarray:
@@ -135,8 +139,6 @@ def mask_scores(dets: Detections, probs: list, rule: PasteRule) -> np.ndarray:
 
 def paste_instances(dets: Detections, shape: tuple[int, int], rule: PasteRule = PasteRule()) -> Pasted:
     """Resolve overlapping, scored detections into one int32 map of ``shape`` (see the module notes)."""
-    if rule.overlap_rule not in OVERLAP_RULES:
-        raise ValueError(f"overlap_rule must be one of {OVERLAP_RULES}, got {rule.overlap_rule!r}")
     w = rule.foreground_weight if dets.foreground is not None else 0.0
     probs = [box_probability(b, m, shape, dets.foreground, w) for b, m in zip(dets.boxes, dets.masks)]
     scores = mask_scores(dets, probs, rule)
@@ -177,8 +179,8 @@ def by_mask(probs: list, scores: np.ndarray, order: list[int], shape: tuple[int,
     """The ``"mask"`` overlap rule: each pixel goes to the instance, among those whose own pixel it
     is, with the highest score × mask-head probability there; then, the lowest-scoring first, an
     instance left with too few pixels is dropped and its pixels go to the next best claimants
-    (a drop only gives pixels to others, so one pass settles it). (labels, kept detection
-    indices, in descending score.)"""
+    (a drop only gives pixels to others, so one pass settles it); last, :func:`revive`. (labels,
+    kept detection indices, in descending score.)"""
     value = {i: np.where(probs[i].prob > rule.mask_threshold, scores[i] * probs[i].mask, -1.0).astype(np.float32)
              for i in order}
     own = {i: int((value[i] >= 0).sum()) for i in order}
