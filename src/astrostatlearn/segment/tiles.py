@@ -41,9 +41,22 @@ def sky_of(pre: Preprocessor, img: np.ndarray, rms: np.ndarray | None, window: W
     :func:`tile_from_arrays`), or None where that is the rms map itself or there is none."""
     if rms is None or pre.context == 0:
         return None
-    ok = np.isfinite(img) & np.isfinite(rms) & (rms > 0)
-    return pre.sky_rms(np.where(ok, img, np.float32(pre.stats.img_median)),
-                       np.where(ok, rms, np.float32(pre.stats.rms_median)), (window.y0, window.x0))
+    _, safe_img, safe_rms = repaired(pre, img, rms)
+    return pre.sky_rms(safe_img, safe_rms, (window.y0, window.x0))
+
+
+def repaired(pre: Preprocessor, img: np.ndarray, rms: np.ndarray | None) -> tuple[np.ndarray, np.ndarray,
+                                                                                   np.ndarray | None]:
+    """(valid, image, rms) of a window: valid where the image is finite and the rms finite and > 0;
+    elsewhere the image takes the field's median and the rms its median rms (float32 both)."""
+    valid = np.isfinite(img)
+    if rms is not None:
+        valid &= np.isfinite(rms) & (rms > 0)
+    if valid.all():
+        return valid, np.asarray(img, np.float32), None if rms is None else np.asarray(rms, np.float32)
+    safe_img = np.where(valid, img, np.float32(pre.stats.img_median)).astype(np.float32)
+    safe_rms = None if rms is None else np.where(valid, rms, np.float32(pre.stats.rms_median)).astype(np.float32)
+    return valid, safe_img, safe_rms
 
 
 def make_tile(field: Field, pre: Preprocessor, mesh: BackgroundMesh, window: Window, with_truth: bool = False) -> Tile:
@@ -59,19 +72,11 @@ def tile_from_arrays(pre: Preprocessor, mesh: BackgroundMesh, window: Window, im
     (non-finite image, or rms non-finite or <= 0) take the field's median in the image and its
     median rms in the noise, so no pixel's inputs depend on which tile holds it. ``sky``: the
     window's :func:`sky_of`, when the caller has it already."""
-    valid = np.isfinite(img)
-    if rms is not None:
-        valid &= np.isfinite(rms) & (rms > 0)
+    valid, safe_img, safe_rms = repaired(pre, img, rms)
     all_valid = bool(valid.all())
     bkg = mesh.background_at(window)
-    safe_img = np.asarray(img, np.float32) if all_valid else \
-        np.where(valid, img, np.float32(pre.stats.img_median)).astype(np.float32)
-    safe_rms = None
-    if rms is not None:
-        safe_rms = np.asarray(rms, np.float32) if all_valid else \
-            np.where(valid, rms, np.float32(pre.stats.rms_median)).astype(np.float32)
-    if sky is None:
-        sky = sky_of(pre, img, rms, window)
+    if sky is None and safe_rms is not None and pre.context > 0:  # sky_of, on the arrays repaired here
+        sky = pre.sky_rms(safe_img, safe_rms, (window.y0, window.x0))
     image = pre.apply(img, rms, checked=all_valid, sky=sky)
     err = channel0_noise(pre, safe_img, safe_rms, mesh, window, sky)
     return Tile(image, bkg, err, valid, window, pre.channels, truth, all_valid=all_valid)
